@@ -1,0 +1,174 @@
+//! Reading manifests written for a real cluster: multi-document YAML, `kind: List`, fields
+//! kubesim does not simulate ignored with a warning, kinds it does not simulate skipped
+//! with a warning. Errors carry the line and column.
+
+use serde::Deserialize;
+
+use super::object::{Document, Object};
+
+/// Objects read from one manifest text, in document order, and the warnings to show.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Manifests {
+    pub objects: Vec<Object>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("line {line} column {column}: {message}")]
+pub struct ManifestError {
+    /// 1-based; 0 when the parser could not tell.
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl ManifestError {
+    pub fn from_yaml(e: &serde_yaml::Error) -> Self {
+        let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
+        // serde_yaml appends " at line L column C"; the location is kept separately.
+        let message = e.to_string();
+        let message = match message.rfind(" at line ") {
+            Some(i) => message[..i].to_string(),
+            None => message,
+        };
+        ManifestError { line, column, message }
+    }
+}
+
+/// Parses every document of `text`. Empty documents are skipped.
+pub fn parse_manifests(text: &str) -> Result<Manifests, ManifestError> {
+    let mut out = Manifests::default();
+    for doc in serde_yaml::Deserializer::from_str(text) {
+        let mut ignored = Vec::new();
+        let parsed: Option<Document> = serde_ignored::deserialize(doc, |path| ignored.push(path.to_string()))
+            .map_err(|e| ManifestError::from_yaml(&e))?;
+        let Some(parsed) = parsed else { continue };
+        let what = describe(&parsed);
+        for path in ignored {
+            out.warnings.push(format!("{what}: unknown field \"{path}\" is not simulated; ignored"));
+        }
+        flatten(parsed, &mut out);
+    }
+    Ok(out)
+}
+
+fn describe(d: &Document) -> String {
+    match d {
+        Document::Object(o) => {
+            let m = o.meta();
+            if m.namespace.is_empty() {
+                format!("{} {}", o.kind(), m.name)
+            } else {
+                format!("{} {}/{}", o.kind(), m.namespace, m.name)
+            }
+        }
+        Document::List(_) => "List".to_string(),
+        Document::Unsupported { kind, name, .. } => format!("{kind} {name}"),
+    }
+}
+
+fn flatten(d: Document, out: &mut Manifests) {
+    match d {
+        Document::Object(o) => out.objects.push(o),
+        Document::List(items) => items.into_iter().for_each(|i| flatten(i, out)),
+        Document::Unsupported { api_version, kind, name } => out
+            .warnings
+            .push(format!("{kind} {name} ({api_version}): kind not simulated by kubesim; skipped")),
+    }
+}
+
+/// For `Option<Document>` with `null` documents (`---` followed by nothing).
+impl Document {
+    pub fn into_objects(self) -> Vec<Object> {
+        let mut m = Manifests::default();
+        flatten(self, &mut m);
+        m.objects
+    }
+}
+
+#[derive(Deserialize)]
+struct _AssertDocumentIsDeserialize(Document);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Kind;
+
+    const DEPLOY: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: default
+  labels: {app: web}
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1.27
+        livenessProbe:
+          httpGet: {path: /, port: 80}
+        resources:
+          requests: {cpu: 100m, memory: 128Mi}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Namespace
+  metadata: {name: team-a}
+- kind: Pod
+  apiVersion: v1
+  metadata: {name: solo, namespace: team-a}
+  spec:
+    containers: [{name: c, image: busybox}]
+"#;
+
+    #[test]
+    fn parses_real_manifests_with_warnings() {
+        let m = parse_manifests(DEPLOY).unwrap();
+        let kinds: Vec<Kind> = m.objects.iter().map(|o| o.kind()).collect();
+        assert_eq!(kinds, vec![Kind::Deployment, Kind::Namespace, Kind::Pod]);
+        assert!(m.warnings.iter().any(|w| w.contains("livenessProbe")), "{:?}", m.warnings);
+        assert!(m.warnings.iter().any(|w| w.contains("Service web")), "{:?}", m.warnings);
+        let d = m.objects[0].as_deployment().unwrap();
+        assert_eq!(d.spec.replicas, Some(3));
+        let req = &d.spec.template.spec.containers[0].resources.requests;
+        assert_eq!(req["cpu"].milli_value(), 100);
+    }
+
+    #[test]
+    fn errors_carry_lines() {
+        let bad = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - name: c\n    resources:\n      requests:\n        memory: 1Gx\n";
+        let e = parse_manifests(bad).unwrap_err();
+        assert_eq!(e.line, 9, "{e}");
+        assert!(e.message.contains("quantities must match"), "{e}");
+
+        let neg = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  replicas: -1\n";
+        let e = parse_manifests(neg).unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        assert!(e.message.contains("must be greater than or equal to 0"), "{e}");
+    }
+
+    #[test]
+    fn objects_round_trip_through_json() {
+        let m = parse_manifests(DEPLOY).unwrap();
+        for o in &m.objects {
+            let json = serde_json::to_string(o).unwrap();
+            assert!(json.starts_with("{\"apiVersion\""), "{json}");
+            let back: Object = serde_json::from_str(&json).unwrap();
+            assert_eq!(&back, o);
+        }
+    }
+}

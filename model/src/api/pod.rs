@@ -1,0 +1,409 @@
+//! Pod (core/v1), with the fields the control plane reads and writes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::meta::{ConditionStatus, ObjectMeta};
+use super::quantity::Quantity;
+use super::scheduling::{Affinity, Toleration};
+use crate::time::SimTime;
+
+/// `v1.ResourceList`: resource name -> quantity.
+pub type ResourceList = BTreeMap<String, Quantity>;
+
+/// Default scheduler name (`v1.DefaultSchedulerName`).
+pub const DEFAULT_SCHEDULER_NAME: &str = "default-scheduler";
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Pod {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: PodSpec,
+    #[serde(default)]
+    pub status: PodStatus,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodTemplateSpec {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: PodSpec,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpec {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub node_name: String,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub init_containers: Vec<Container>,
+    #[serde(default)]
+    pub containers: Vec<Container>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub priority_class_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scheduler_name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<RestartPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub termination_grace_period_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "ResourceList::is_empty")]
+    pub overhead: ResourceList,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub host_network: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub service_account_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub dns_policy: String,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RestartPolicy {
+    #[default]
+    Always,
+    OnFailure,
+    Never,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Container {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<ContainerPort>,
+    #[serde(default, skip_serializing_if = "ResourceRequirements::is_empty")]
+    pub resources: ResourceRequirements,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image_pull_policy: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceRequirements {
+    #[serde(default, skip_serializing_if = "ResourceList::is_empty")]
+    pub limits: ResourceList,
+    #[serde(default, skip_serializing_if = "ResourceList::is_empty")]
+    pub requests: ResourceList,
+}
+
+impl ResourceRequirements {
+    pub fn is_empty(&self) -> bool {
+        self.limits.is_empty() && self.requests.is_empty()
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerPort {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    pub container_port: i32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub host_port: i32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub host_ip: String,
+    /// TCP when empty, as the API server defaults it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub protocol: String,
+}
+
+fn is_zero(v: &i32) -> bool {
+    *v == 0
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum PodPhase {
+    #[default]
+    Pending,
+    Running,
+    Succeeded,
+    Failed,
+    Unknown,
+}
+
+impl PodPhase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PodPhase::Pending => "Pending",
+            PodPhase::Running => "Running",
+            PodPhase::Succeeded => "Succeeded",
+            PodPhase::Failed => "Failed",
+            PodPhase::Unknown => "Unknown",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<PodPhase>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<PodCondition>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub nominated_node_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(rename = "hostIP")]
+    pub host_ip: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(rename = "podIP")]
+    pub pod_ip: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<SimTime>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub container_statuses: Vec<ContainerStatus>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub qos_class: String,
+}
+
+/// Pod condition types (`v1.PodConditionType`).
+pub mod condition {
+    pub const POD_SCHEDULED: &str = "PodScheduled";
+    pub const READY: &str = "Ready";
+    pub const CONTAINERS_READY: &str = "ContainersReady";
+    pub const INITIALIZED: &str = "Initialized";
+    pub const POD_READY_TO_START_CONTAINERS: &str = "PodReadyToStartContainers";
+    pub const DISRUPTION_TARGET: &str = "DisruptionTarget";
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: ConditionStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_probe_time: Option<SimTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<SimTime>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerStatus {
+    pub name: String,
+    #[serde(default)]
+    pub state: ContainerState,
+    #[serde(default, skip_serializing_if = "ContainerState::is_empty")]
+    pub last_state: ContainerState,
+    #[serde(default)]
+    pub ready: bool,
+    #[serde(default)]
+    pub restart_count: i32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub image: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(rename = "imageID")]
+    pub image_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(rename = "containerID")]
+    pub container_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerState {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<ContainerStateWaiting>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running: Option<ContainerStateRunning>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminated: Option<ContainerStateTerminated>,
+}
+
+impl ContainerState {
+    pub fn is_empty(&self) -> bool {
+        self.waiting.is_none() && self.running.is_none() && self.terminated.is_none()
+    }
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerStateWaiting {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerStateRunning {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<SimTime>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContainerStateTerminated {
+    pub exit_code: i32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<SimTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<SimTime>,
+}
+
+/// Compact resource amounts for the scheduler's hot path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Resources {
+    pub milli_cpu: i64,
+    pub memory_bytes: i64,
+    pub ephemeral_storage_bytes: i64,
+    pub pods: i64,
+}
+
+/// Resource names (`v1.ResourceName`).
+pub mod resource {
+    pub const CPU: &str = "cpu";
+    pub const MEMORY: &str = "memory";
+    pub const PODS: &str = "pods";
+    pub const EPHEMERAL_STORAGE: &str = "ephemeral-storage";
+}
+
+impl Resources {
+    pub fn from_list(list: &ResourceList) -> Resources {
+        let get = |k: &str, milli: bool| {
+            list.get(k).map(|q| if milli { q.milli_value() } else { q.value() }).unwrap_or(0)
+        };
+        Resources {
+            milli_cpu: get(resource::CPU, true),
+            memory_bytes: get(resource::MEMORY, false),
+            ephemeral_storage_bytes: get(resource::EPHEMERAL_STORAGE, false),
+            pods: get(resource::PODS, false),
+        }
+    }
+
+    pub fn add(&mut self, o: &Resources) {
+        self.milli_cpu += o.milli_cpu;
+        self.memory_bytes += o.memory_bytes;
+        self.ephemeral_storage_bytes += o.ephemeral_storage_bytes;
+        self.pods += o.pods;
+    }
+
+    pub fn sub(&mut self, o: &Resources) {
+        self.milli_cpu -= o.milli_cpu;
+        self.memory_bytes -= o.memory_bytes;
+        self.ephemeral_storage_bytes -= o.ephemeral_storage_bytes;
+        self.pods -= o.pods;
+    }
+
+    fn max_with(&mut self, o: &Resources) {
+        self.milli_cpu = self.milli_cpu.max(o.milli_cpu);
+        self.memory_bytes = self.memory_bytes.max(o.memory_bytes);
+        self.ephemeral_storage_bytes = self.ephemeral_storage_bytes.max(o.ephemeral_storage_bytes);
+    }
+}
+
+impl Pod {
+    /// `resourcehelper.PodRequests` (k8s.io/component-helpers/resource): the sum of the
+    /// containers' requests, raised to the largest init container's, plus overhead.
+    /// `pods` is not counted here (the scheduler counts pods separately).
+    pub fn requests(&self) -> Resources {
+        let mut sum = Resources::default();
+        for c in &self.spec.containers {
+            sum.add(&Resources::from_list(&c.resources.requests_or_limits()));
+        }
+        for c in &self.spec.init_containers {
+            sum.max_with(&Resources::from_list(&c.resources.requests_or_limits()));
+        }
+        sum.add(&Resources::from_list(&self.spec.overhead));
+        sum
+    }
+
+    pub fn phase(&self) -> PodPhase {
+        self.status.phase.unwrap_or_default()
+    }
+
+    pub fn condition(&self, type_: &str) -> Option<&PodCondition> {
+        self.status.conditions.iter().find(|c| c.type_ == type_)
+    }
+
+    /// `podutil.IsPodReady`.
+    pub fn is_ready(&self) -> bool {
+        self.condition(condition::READY).is_some_and(|c| c.status == ConditionStatus::True)
+    }
+
+    /// `podutil.IsPodAvailable` with minReadySeconds.
+    pub fn is_available(&self, min_ready_seconds: i32, now: SimTime) -> bool {
+        let Some(c) = self.condition(condition::READY) else { return false };
+        if c.status != ConditionStatus::True {
+            return false;
+        }
+        if min_ready_seconds == 0 {
+            return true;
+        }
+        c.last_transition_time.is_some_and(|t| now.saturating_sub(t).as_secs() >= min_ready_seconds as u64)
+    }
+
+    /// Sets (or replaces) a condition, keeping lastTransitionTime when the status is
+    /// unchanged, as the kubelet and scheduler do (podutil.UpdatePodCondition).
+    pub fn set_condition(&mut self, mut c: PodCondition) -> bool {
+        match self.status.conditions.iter_mut().find(|x| x.type_ == c.type_) {
+            Some(old) => {
+                if old.status == c.status {
+                    c.last_transition_time = old.last_transition_time;
+                }
+                let changed = *old != c;
+                *old = c;
+                changed
+            }
+            None => {
+                self.status.conditions.push(c);
+                true
+            }
+        }
+    }
+
+    /// Host ports the pod asks for: (hostIP, protocol, port).
+    pub fn host_ports(&self) -> impl Iterator<Item = (&str, &str, i32)> {
+        self.spec.containers.iter().chain(&self.spec.init_containers).flat_map(|c| {
+            c.ports.iter().filter(|p| p.host_port > 0).map(|p| {
+                let ip = if p.host_ip.is_empty() { "0.0.0.0" } else { p.host_ip.as_str() };
+                let proto = if p.protocol.is_empty() { "TCP" } else { p.protocol.as_str() };
+                (ip, proto, p.host_port)
+            })
+        })
+    }
+}
+
+impl ResourceRequirements {
+    /// Requests, with limits standing in for unset requests (the API server's defaulting).
+    pub fn requests_or_limits(&self) -> ResourceList {
+        let mut out = self.limits.clone();
+        out.extend(self.requests.iter().map(|(k, v)| (k.clone(), v.clone())));
+        out
+    }
+}

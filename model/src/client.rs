@@ -1,0 +1,331 @@
+//! The client side of the API: requests, results, watch events, informer caches and the
+//! event recorder, shared by every component that talks to the API server.
+//!
+//! Components are reconcilers (kube-rs `runtime` style): informers feed watch events into
+//! a [`Cache`]; `tick` reads the cache and returns the API requests it wants plus its next
+//! wake-up. The driver in kubesim-sim carries requests to the API server and responses back.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rand_chacha::ChaCha8Rng;
+
+use crate::api::{Event, Kind, Object, ObjectKey, ObjectMeta, ObjectReference, Selector, EVENT_NORMAL};
+use crate::time::SimTime;
+
+/// A request to the API server.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ApiRequest {
+    /// POST. `metadata.generateName` is honoured when `name` is empty.
+    Create(Object),
+    /// PUT. Conflicts when `metadata.resourceVersion` is set and is not the stored one.
+    Update(Object),
+    /// PUT to the `/status` subresource: only `status` is taken from the object.
+    UpdateStatus(Object),
+    /// DELETE. Pods bound to a node get a graceful deletion (deletionTimestamp) unless
+    /// `grace_period_seconds` is `Some(0)`.
+    Delete { key: ObjectKey, grace_period_seconds: Option<i64>, precondition_uid: Option<String> },
+    /// POST pods/binding.
+    Bind { namespace: String, name: String, uid: String, node: String },
+    /// GET (a quorum read).
+    Get(ObjectKey),
+}
+
+impl ApiRequest {
+    /// The verb as audit logs and traces name it.
+    pub fn verb(&self) -> &'static str {
+        match self {
+            ApiRequest::Create(_) | ApiRequest::Bind { .. } => "create",
+            ApiRequest::Update(_) | ApiRequest::UpdateStatus(_) => "update",
+            ApiRequest::Delete { .. } => "delete",
+            ApiRequest::Get(_) => "get",
+        }
+    }
+}
+
+/// An API error as `metav1.Status` carries it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub code: u16,
+    /// `metav1.StatusReason`: NotFound, AlreadyExists, Conflict, Invalid, Forbidden,
+    /// Expired (410 Gone), ServiceUnavailable, Timeout, InternalError.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    /// `apierrors.NewNotFound`: `pods "web-1" not found`.
+    pub fn not_found(kind: Kind, name: &str) -> Self {
+        ApiError {
+            code: 404,
+            reason: "NotFound",
+            message: format!("{} \"{name}\" not found", kind.qualified_resource()),
+        }
+    }
+    /// `apierrors.NewAlreadyExists`: `pods "web-1" already exists`.
+    pub fn already_exists(kind: Kind, name: &str) -> Self {
+        ApiError {
+            code: 409,
+            reason: "AlreadyExists",
+            message: format!("{} \"{name}\" already exists", kind.qualified_resource()),
+        }
+    }
+    /// `apierrors.NewConflict` with storage's OptimisticLockErrorMsg.
+    pub fn conflict(kind: Kind, name: &str) -> Self {
+        ApiError {
+            code: 409,
+            reason: "Conflict",
+            message: format!(
+                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
+                kind.qualified_resource()
+            ),
+        }
+    }
+    pub fn invalid(kind: Kind, name: &str, detail: &str) -> Self {
+        ApiError {
+            code: 422,
+            reason: "Invalid",
+            message: format!("{} \"{name}\" is invalid: {detail}", kind.as_str()),
+        }
+    }
+    pub fn is_not_found(&self) -> bool {
+        self.reason == "NotFound"
+    }
+    pub fn is_conflict(&self) -> bool {
+        self.reason == "Conflict"
+    }
+    pub fn is_already_exists(&self) -> bool {
+        self.reason == "AlreadyExists"
+    }
+}
+
+pub type ApiResult = Result<Arc<Object>, ApiError>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WatchEventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// One change seen by a watch. For `Deleted`, `object` is the last state.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WatchEvent {
+    pub type_: WatchEventType,
+    pub object: Arc<Object>,
+}
+
+/// What a watch asks for: one kind, optionally one namespace, a label selector and the
+/// field selectors the control plane uses (`spec.nodeName=` for kubelets' pods,
+/// `metadata.name=` for a kubelet's own Node).
+#[derive(Clone, Debug, Default)]
+pub struct WatchSpec {
+    pub kind: Option<Kind>,
+    pub namespace: Option<String>,
+    pub label_selector: Option<Selector>,
+    pub node_name: Option<String>,
+    pub name: Option<String>,
+}
+
+impl WatchSpec {
+    pub fn kind(kind: Kind) -> Self {
+        WatchSpec { kind: Some(kind), ..Default::default() }
+    }
+
+    /// Does an object pass this watch's filters?
+    pub fn matches(&self, o: &Object) -> bool {
+        if self.kind.is_some_and(|k| k != o.kind()) {
+            return false;
+        }
+        let m = o.meta();
+        if self.namespace.as_ref().is_some_and(|ns| *ns != m.namespace) {
+            return false;
+        }
+        if self.name.as_ref().is_some_and(|n| *n != m.name) {
+            return false;
+        }
+        if let Some(node) = &self.node_name {
+            match o.as_pod() {
+                Some(p) if p.spec.node_name == *node => {}
+                _ => return false,
+            }
+        }
+        self.label_selector.as_ref().is_none_or(|s| s.matches(&m.labels))
+    }
+}
+
+/// An informer's store: the latest state of every object its watches delivered.
+#[derive(Clone, Debug, Default)]
+pub struct Cache {
+    by_kind: BTreeMap<Kind, BTreeMap<(String, String), Arc<Object>>>,
+}
+
+impl Cache {
+    /// Applies one watch event; returns the previous state of the object, if any.
+    pub fn apply(&mut self, ev: &WatchEvent) -> Option<Arc<Object>> {
+        let m = ev.object.meta();
+        let k = (m.namespace.clone(), m.name.clone());
+        let map = self.by_kind.entry(ev.object.kind()).or_default();
+        match ev.type_ {
+            WatchEventType::Deleted => map.remove(&k),
+            _ => {
+                // Never go back in resourceVersion (an old event replayed after a relist).
+                if let Some(old) = map.get(&k) {
+                    if old.meta().resource_version > m.resource_version && old.meta().uid == m.uid {
+                        return Some(old.clone());
+                    }
+                }
+                map.insert(k, ev.object.clone())
+            }
+        }
+    }
+
+    pub fn get(&self, key: &ObjectKey) -> Option<&Arc<Object>> {
+        self.by_kind.get(&key.kind)?.get(&(key.namespace.clone(), key.name.clone()))
+    }
+
+    /// Every object of a kind, ordered by namespace then name.
+    pub fn list(&self, kind: Kind) -> impl Iterator<Item = &Arc<Object>> {
+        self.by_kind.get(&kind).into_iter().flat_map(|m| m.values())
+    }
+
+    /// Objects of a kind in one namespace.
+    pub fn list_namespace<'a>(
+        &'a self,
+        kind: Kind,
+        ns: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<Object>> + 'a {
+        self.by_kind.get(&kind).into_iter().flat_map(move |m| {
+            m.range((ns.to_string(), String::new())..).take_while(move |((n, _), _)| n == ns).map(|(_, v)| v)
+        })
+    }
+
+    pub fn len(&self, kind: Kind) -> usize {
+        self.by_kind.get(&kind).map_or(0, |m| m.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_kind.values().all(|m| m.is_empty())
+    }
+
+    /// Forgets everything (a process restart or a relist).
+    pub fn clear(&mut self) {
+        self.by_kind.clear();
+    }
+}
+
+/// A request with the tag its sender uses to match the response.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tagged {
+    pub tag: u64,
+    pub request: ApiRequest,
+}
+
+/// What a component's `tick` returns.
+#[derive(Debug, Default)]
+pub struct Output {
+    pub requests: Vec<Tagged>,
+    /// When to call `tick` again even if nothing arrives.
+    pub wake_at: Option<SimTime>,
+}
+
+impl Output {
+    pub fn wake_no_later_than(&mut self, t: SimTime) {
+        self.wake_at = Some(self.wake_at.map_or(t, |w| w.min(t)));
+    }
+}
+
+/// A control-plane or node component driven by the simulator.
+///
+/// The driver calls `watches` once at start (and again after a restart), feeds every
+/// watch event to `on_event`, every response to `on_response`, then calls `tick` after
+/// each batch of inputs and at the wake-up time `tick` asked for.
+pub trait Component: Send {
+    /// A short name for traces: `kube-scheduler`, `kubelet`, ...
+    fn name(&self) -> &str;
+    fn watches(&self) -> Vec<WatchSpec>;
+    fn on_event(&mut self, ev: &WatchEvent, now: SimTime);
+    fn on_response(&mut self, _tag: u64, _result: &ApiResult, _now: SimTime) {}
+    fn tick(&mut self, now: SimTime, rng: &mut ChaCha8Rng) -> Output;
+}
+
+/// Creates Events as client-go's `record.EventRecorder` does, with the correlator's
+/// de-duplication: an identical event (same object, reason, message, source) bumps `count`
+/// and `lastTimestamp` of the first instead of creating a new one
+/// (k8s.io/client-go/tools/record/events_cache.go, eventLogger).
+#[derive(Debug, Default)]
+pub struct EventRecorder {
+    component: String,
+    host: String,
+    seen: BTreeMap<(ObjectKey, String, String), Event>,
+    created: u64,
+}
+
+impl EventRecorder {
+    pub fn new(component: impl Into<String>, host: impl Into<String>) -> Self {
+        EventRecorder { component: component.into(), host: host.into(), seen: BTreeMap::new(), created: 0 }
+    }
+
+    /// Builds the request recording `reason`/`message` on `involved`.
+    /// `type_` is [`EVENT_NORMAL`] or [`crate::api::EVENT_WARNING`].
+    pub fn record(
+        &mut self,
+        involved: &Object,
+        type_: &str,
+        reason: &str,
+        message: &str,
+        now: SimTime,
+    ) -> ApiRequest {
+        let key = (involved.key(), reason.to_string(), message.to_string());
+        if let Some(ev) = self.seen.get_mut(&key) {
+            ev.count += 1;
+            ev.last_timestamp = Some(now);
+            ev.metadata.resource_version = 0;
+            return ApiRequest::Update(Object::Event(ev.clone()));
+        }
+        let m = involved.meta();
+        let namespace = if m.namespace.is_empty() { "default".to_string() } else { m.namespace.clone() };
+        // Event names are `<object>.<unix nanos in hex>` (record/event.go makeEvent).
+        // Simulated time has millisecond resolution; the sub-millisecond digits keep names
+        // unique between recorders and between events of one millisecond.
+        let salt = self
+            .component
+            .bytes()
+            .chain(self.host.bytes())
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+        self.created += 1;
+        let sub_ms = (salt % 1000) * 1000 + self.created % 1000;
+        let nanos = (crate::time::EPOCH_UNIX_SECONDS as u128 * 1_000_000_000)
+            + now.as_millis() as u128 * 1_000_000
+            + sub_ms as u128;
+        let ev = Event {
+            metadata: ObjectMeta { name: format!("{}.{:x}", m.name, nanos), namespace, ..Default::default() },
+            involved_object: ObjectReference {
+                kind: involved.kind().as_str().to_string(),
+                namespace: m.namespace.clone(),
+                name: m.name.clone(),
+                uid: m.uid.clone(),
+                api_version: involved.kind().api_version().to_string(),
+                resource_version: m.resource_version.to_string(),
+                field_path: String::new(),
+            },
+            reason: reason.to_string(),
+            message: message.to_string(),
+            source: crate::api::EventSource { component: self.component.clone(), host: self.host.clone() },
+            first_timestamp: Some(now),
+            last_timestamp: Some(now),
+            count: 1,
+            type_: if type_.is_empty() { EVENT_NORMAL.to_string() } else { type_.to_string() },
+            reporting_component: self.component.clone(),
+            reporting_instance: if self.host.is_empty() { self.component.clone() } else { self.host.clone() },
+        };
+        self.seen.insert(key, ev.clone());
+        ApiRequest::Create(Object::Event(ev))
+    }
+
+    /// Forget events of objects that are gone (bounds memory in long runs).
+    pub fn forget(&mut self, involved: &ObjectKey) {
+        self.seen.retain(|(k, _, _), _| k != involved);
+    }
+}
