@@ -1,1 +1,454 @@
-//! (in progress)
+//! kube-apiserver: validation, defaulting and admission, optimistic concurrency on
+//! resourceVersion, pod binding and graceful deletion, the watch cache and its indexed
+//! fan-out. It talks to etcd only through messages ([`ApiOutput::ToEtcd`] /
+//! [`ApiInput::EtcdResponse`]), as the real one talks gRPC, so replication slots in.
+
+mod admission;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use rand_chacha::ChaCha8Rng;
+
+use crate::api::{Kind, Object, ObjectKey};
+use crate::client::{ApiError, ApiRequest, ApiResult, Cache, WatchEvent, WatchEventType, WatchSpec};
+use crate::etcd::{Compare, CompareOp, CompareTarget, EtcdRequest, EtcdResponse, MvccEvent, Op, Stamp};
+use crate::time::SimTime;
+
+pub use admission::{default_object, validate_name};
+
+impl Stamp for Arc<Object> {
+    /// etcd's mod revision is the object's resourceVersion.
+    fn stamp(&mut self, revision: i64) {
+        Arc::make_mut(self).meta_mut().resource_version = revision as u64;
+    }
+}
+
+pub type ClientId = u64;
+type WatchKey = (ClientId, u64);
+
+#[derive(Debug)]
+pub enum ApiInput {
+    ClientRequest { client: ClientId, tag: u64, request: ApiRequest },
+    Watch { client: ClientId, watch_id: u64, spec: WatchSpec },
+    CancelWatch { client: ClientId, watch_id: u64 },
+    ClientGone { client: ClientId },
+    EtcdResponse { id: u64, response: EtcdResponse<Arc<Object>> },
+    EtcdEvents(Vec<MvccEvent<Arc<Object>>>),
+}
+
+#[derive(Debug)]
+pub enum ApiOutput {
+    Response { client: ClientId, tag: u64, result: ApiResult },
+    WatchEvents { client: ClientId, watch_id: u64, events: Vec<WatchEvent> },
+    ToEtcd { id: u64, request: EtcdRequest<Arc<Object>> },
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct ApiServerConfig {}
+
+/// A change to apply to the current object (retried on a fresh read when the write races
+/// and the client set no resourceVersion, as `GuaranteedUpdate` does).
+#[derive(Clone, Debug)]
+enum Mutation {
+    Replace(Object),
+    ReplaceStatus(Object),
+    Bind { node: String, uid: String },
+    MarkDeleting { grace_seconds: i64 },
+}
+
+#[derive(Debug)]
+enum Pending {
+    Create { client: ClientId, tag: u64, key: ObjectKey },
+    Write { client: ClientId, tag: u64, key: ObjectKey, mutation: Mutation, conditional: bool, tries: u32 },
+    Delete { client: ClientId, tag: u64, key: ObjectKey },
+    Get { client: ClientId, tag: u64, key: ObjectKey },
+}
+
+/// Requests with no client (the bootstrap namespaces) answer nobody.
+const NOBODY: ClientId = u64::MAX;
+
+pub struct ApiServer {
+    cache: Cache,
+    watches: BTreeMap<WatchKey, WatchSpec>,
+    /// Watches without a node filter, by kind (`None` = every kind).
+    by_kind: BTreeMap<Option<Kind>, BTreeSet<WatchKey>>,
+    /// Pod watches filtered by `spec.nodeName`, by node.
+    by_node: BTreeMap<String, BTreeSet<WatchKey>>,
+    pending: BTreeMap<u64, Pending>,
+    next_id: u64,
+}
+
+impl Default for ApiServer {
+    fn default() -> Self {
+        Self::new(ApiServerConfig::default())
+    }
+}
+
+impl ApiServer {
+    pub fn new(_config: ApiServerConfig) -> Self {
+        ApiServer {
+            cache: Cache::default(),
+            watches: BTreeMap::new(),
+            by_kind: BTreeMap::new(),
+            by_node: BTreeMap::new(),
+            pending: BTreeMap::new(),
+            next_id: 0,
+        }
+    }
+
+    /// The watch cache (the latest committed state the API server has seen).
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// Creates the namespaces every cluster starts with (default, kube-system,
+    /// kube-public, kube-node-lease), skipping ones that exist.
+    pub fn bootstrap(&mut self, now: SimTime, rng: &mut ChaCha8Rng) -> Vec<ApiOutput> {
+        let mut out = Vec::new();
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            let obj = Object::Namespace(crate::api::Namespace {
+                metadata: crate::api::ObjectMeta { name: ns.into(), ..Default::default() },
+                ..Default::default()
+            });
+            self.create(NOBODY, 0, obj, now, rng, &mut out);
+        }
+        out
+    }
+
+    pub fn handle(&mut self, input: ApiInput, now: SimTime, rng: &mut ChaCha8Rng) -> Vec<ApiOutput> {
+        let mut out = Vec::new();
+        match input {
+            ApiInput::ClientRequest { client, tag, request } => self.request(client, tag, request, now, rng, &mut out),
+            ApiInput::Watch { client, watch_id, spec } => self.watch(client, watch_id, spec, &mut out),
+            ApiInput::CancelWatch { client, watch_id } => self.cancel((client, watch_id)),
+            ApiInput::ClientGone { client } => {
+                let keys: Vec<WatchKey> = self.watches.range((client, 0)..=(client, u64::MAX)).map(|(k, _)| *k).collect();
+                keys.into_iter().for_each(|k| self.cancel(k));
+            }
+            ApiInput::EtcdResponse { id, response } => self.etcd_response(id, response, now, &mut out),
+            ApiInput::EtcdEvents(events) => self.fan_out(events, &mut out),
+        }
+        out
+    }
+
+    fn to_etcd(&mut self, pending: Pending, request: EtcdRequest<Arc<Object>>, out: &mut Vec<ApiOutput>) {
+        self.next_id += 1;
+        self.pending.insert(self.next_id, pending);
+        out.push(ApiOutput::ToEtcd { id: self.next_id, request });
+    }
+
+    fn reply(client: ClientId, tag: u64, result: ApiResult, out: &mut Vec<ApiOutput>) {
+        if client != NOBODY {
+            out.push(ApiOutput::Response { client, tag, result });
+        }
+    }
+
+    fn request(&mut self, client: ClientId, tag: u64, req: ApiRequest, now: SimTime, rng: &mut ChaCha8Rng, out: &mut Vec<ApiOutput>) {
+        match req {
+            ApiRequest::Create(obj) => self.create(client, tag, obj, now, rng, out),
+            ApiRequest::Update(obj) => {
+                let conditional = obj.meta().resource_version != 0;
+                self.write(client, tag, obj.key(), Mutation::Replace(obj), conditional, 0, now, out)
+            }
+            ApiRequest::UpdateStatus(obj) => {
+                let conditional = obj.meta().resource_version != 0;
+                self.write(client, tag, obj.key(), Mutation::ReplaceStatus(obj), conditional, 0, now, out)
+            }
+            ApiRequest::Bind { namespace, name, uid, node } => {
+                let key = ObjectKey::new(Kind::Pod, namespace, name);
+                self.write(client, tag, key, Mutation::Bind { node, uid }, false, 0, now, out)
+            }
+            ApiRequest::Delete { key, grace_period_seconds, precondition_uid } => {
+                self.delete(client, tag, key, grace_period_seconds, precondition_uid, now, out)
+            }
+            ApiRequest::Get(key) => {
+                let request = EtcdRequest::Range { key: key.etcd_key(), prefix: false, limit: 0 };
+                self.to_etcd(Pending::Get { client, tag, key }, request, out)
+            }
+        }
+    }
+
+    fn create(&mut self, client: ClientId, tag: u64, mut obj: Object, now: SimTime, rng: &mut ChaCha8Rng, out: &mut Vec<ApiOutput>) {
+        if let Err(e) = admission::prepare_create(&mut obj, &self.cache, now, rng) {
+            return Self::reply(client, tag, Err(e), out);
+        }
+        let key = obj.key();
+        let etcd_key = key.etcd_key();
+        let request = EtcdRequest::Txn {
+            compare: vec![Compare { key: etcd_key.clone(), target: CompareTarget::CreateRevision, op: CompareOp::Equal, value: 0 }],
+            success: vec![Op::Put { key: etcd_key.clone(), value: Arc::new(obj) }],
+            failure: vec![Op::Get { key: etcd_key }],
+        };
+        self.to_etcd(Pending::Create { client, tag, key }, request, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &mut self,
+        client: ClientId,
+        tag: u64,
+        key: ObjectKey,
+        mutation: Mutation,
+        conditional: bool,
+        tries: u32,
+        now: SimTime,
+        out: &mut Vec<ApiOutput>,
+    ) {
+        let Some(current) = self.cache.get(&key).cloned() else {
+            return Self::reply(client, tag, Err(ApiError::not_found(key.kind, &key.name)), out);
+        };
+        self.write_on(client, tag, key, mutation, conditional, tries, &current, now, out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_on(
+        &mut self,
+        client: ClientId,
+        tag: u64,
+        key: ObjectKey,
+        mutation: Mutation,
+        conditional: bool,
+        tries: u32,
+        current: &Arc<Object>,
+        now: SimTime,
+        out: &mut Vec<ApiOutput>,
+    ) {
+        let expected = match &mutation {
+            Mutation::Replace(o) | Mutation::ReplaceStatus(o) if conditional => o.meta().resource_version,
+            _ => current.meta().resource_version,
+        };
+        if conditional && expected != current.meta().resource_version {
+            // The cache may lag etcd; let etcd's compare decide unless the cache is newer.
+            if expected < current.meta().resource_version {
+                return Self::reply(client, tag, Err(ApiError::conflict(key.kind, &key.name)), out);
+            }
+        }
+        let next = match admission::mutate(current, &mutation_view(&mutation), now) {
+            Ok(Some(next)) => next,
+            Ok(None) => return Self::reply(client, tag, Ok(current.clone()), out),
+            Err(e) => return Self::reply(client, tag, Err(e), out),
+        };
+        let etcd_key = key.etcd_key();
+        let request = EtcdRequest::Txn {
+            compare: vec![Compare { key: etcd_key.clone(), target: CompareTarget::ModRevision, op: CompareOp::Equal, value: expected as i64 }],
+            success: vec![Op::Put { key: etcd_key.clone(), value: Arc::new(next) }],
+            failure: vec![Op::Get { key: etcd_key }],
+        };
+        self.to_etcd(Pending::Write { client, tag, key, mutation, conditional, tries }, request, out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn delete(
+        &mut self,
+        client: ClientId,
+        tag: u64,
+        key: ObjectKey,
+        grace: Option<i64>,
+        precondition_uid: Option<String>,
+        now: SimTime,
+        out: &mut Vec<ApiOutput>,
+    ) {
+        let Some(current) = self.cache.get(&key).cloned() else {
+            return Self::reply(client, tag, Err(ApiError::not_found(key.kind, &key.name)), out);
+        };
+        if let Some(uid) = precondition_uid {
+            if uid != current.meta().uid {
+                let message = format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    current.meta().uid
+                );
+                return Self::reply(client, tag, Err(ApiError { code: 409, reason: "Conflict", message }), out);
+            }
+        }
+        // Pods on a node are deleted gracefully: the kubelet stops them, then deletes
+        // with grace 0 (pkg/registry/core/pod/strategy.go CheckGracefulDelete).
+        if let Object::Pod(p) = &*current {
+            let grace = grace.or(p.spec.termination_grace_period_seconds).unwrap_or(30);
+            let finished = matches!(p.phase(), crate::api::PodPhase::Succeeded | crate::api::PodPhase::Failed);
+            if !p.spec.node_name.is_empty() && grace > 0 && !finished {
+                if p.metadata.deletion_timestamp.is_some() {
+                    return Self::reply(client, tag, Ok(current.clone()), out);
+                }
+                let m = Mutation::MarkDeleting { grace_seconds: grace };
+                return self.write_on(client, tag, key, m, false, 0, &current, now, out);
+            }
+        }
+        let etcd_key = key.etcd_key();
+        let request = EtcdRequest::Txn {
+            compare: vec![Compare {
+                key: etcd_key.clone(),
+                target: CompareTarget::ModRevision,
+                op: CompareOp::Equal,
+                value: current.meta().resource_version as i64,
+            }],
+            success: vec![Op::Delete { key: etcd_key.clone() }],
+            failure: vec![Op::Get { key: etcd_key }],
+        };
+        self.to_etcd(Pending::Delete { client, tag, key }, request, out);
+    }
+
+    fn etcd_response(&mut self, id: u64, response: EtcdResponse<Arc<Object>>, now: SimTime, out: &mut Vec<ApiOutput>) {
+        let Some(pending) = self.pending.remove(&id) else { return };
+        let (succeeded, results) = match response {
+            EtcdResponse::Txn { succeeded, results, .. } => (succeeded, results),
+            EtcdResponse::Range { kvs, .. } => (true, kvs.into_iter().map(Some).collect()),
+            EtcdResponse::Error { message } => {
+                let err = ApiError { code: 500, reason: "InternalError", message };
+                match pending {
+                    Pending::Create { client, tag, .. }
+                    | Pending::Write { client, tag, .. }
+                    | Pending::Delete { client, tag, .. }
+                    | Pending::Get { client, tag, .. } => Self::reply(client, tag, Err(err), out),
+                }
+                return;
+            }
+            _ => return,
+        };
+        match pending {
+            Pending::Create { client, tag, key } => {
+                let result = if succeeded {
+                    committed(results, &key)
+                } else {
+                    Err(ApiError::already_exists(key.kind, &key.name))
+                };
+                Self::reply(client, tag, result, out);
+            }
+            Pending::Write { client, tag, key, mutation, conditional, tries } => {
+                if succeeded {
+                    return Self::reply(client, tag, committed(results, &key), out);
+                }
+                match results.into_iter().next().flatten() {
+                    None => Self::reply(client, tag, Err(ApiError::not_found(key.kind, &key.name)), out),
+                    Some(_) if conditional || tries >= 5 => {
+                        Self::reply(client, tag, Err(ApiError::conflict(key.kind, &key.name)), out)
+                    }
+                    Some(kv) => {
+                        let fresh = kv.value.clone();
+                        self.write_on(client, tag, key, mutation, false, tries + 1, &fresh, now, out)
+                    }
+                }
+            }
+            Pending::Delete { client, tag, key } => {
+                let result = if succeeded {
+                    results.into_iter().next().flatten().map(|kv| kv.value).ok_or_else(|| ApiError::not_found(key.kind, &key.name))
+                } else {
+                    Err(ApiError::conflict(key.kind, &key.name))
+                };
+                Self::reply(client, tag, result, out);
+            }
+            Pending::Get { client, tag, key } => {
+                let result = results.into_iter().next().flatten().map(|kv| kv.value).ok_or_else(|| ApiError::not_found(key.kind, &key.name));
+                Self::reply(client, tag, result, out);
+            }
+        }
+    }
+
+    fn watch(&mut self, client: ClientId, watch_id: u64, spec: WatchSpec, out: &mut Vec<ApiOutput>) {
+        let wk = (client, watch_id);
+        let mut events = Vec::new();
+        match (&spec.node_name, spec.kind) {
+            (Some(node), _) => {
+                self.by_node.entry(node.clone()).or_default().insert(wk);
+                events.extend(
+                    self.cache
+                        .list(Kind::Pod)
+                        .filter(|o| spec.matches(o))
+                        .map(|o| WatchEvent { type_: WatchEventType::Added, object: o.clone() }),
+                );
+            }
+            (None, kind) => {
+                self.by_kind.entry(kind).or_default().insert(wk);
+                let kinds: Vec<Kind> = kind.map_or(Kind::ALL.to_vec(), |k| vec![k]);
+                for k in kinds {
+                    events.extend(
+                        self.cache
+                            .list(k)
+                            .filter(|o| spec.matches(o))
+                            .map(|o| WatchEvent { type_: WatchEventType::Added, object: o.clone() }),
+                    );
+                }
+            }
+        }
+        self.watches.insert(wk, spec);
+        // Always answer, even with nothing: the client learns its watch is established.
+        out.push(ApiOutput::WatchEvents { client, watch_id, events });
+    }
+
+    fn cancel(&mut self, wk: WatchKey) {
+        if let Some(spec) = self.watches.remove(&wk) {
+            match &spec.node_name {
+                Some(n) => {
+                    if let Some(s) = self.by_node.get_mut(n) {
+                        s.remove(&wk);
+                    }
+                }
+                None => {
+                    if let Some(s) = self.by_kind.get_mut(&spec.kind) {
+                        s.remove(&wk);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies committed events to the watch cache and sends each watcher what passes its
+    /// filter: entering the filter is ADDED, leaving it DELETED (the cacher's semantics).
+    fn fan_out(&mut self, events: Vec<MvccEvent<Arc<Object>>>, out: &mut Vec<ApiOutput>) {
+        let mut batches: BTreeMap<WatchKey, Vec<WatchEvent>> = BTreeMap::new();
+        for ev in events {
+            let deleted = ev.type_ == crate::etcd::EventType::Delete;
+            let new = ev.kv.value.clone();
+            let key = new.key();
+            let old = if deleted {
+                self.cache.apply(&WatchEvent { type_: WatchEventType::Deleted, object: new.clone() })
+            } else {
+                self.cache.apply(&WatchEvent { type_: WatchEventType::Modified, object: new.clone() })
+            };
+            let mut candidates: BTreeSet<WatchKey> = BTreeSet::new();
+            for k in [None, Some(key.kind)] {
+                if let Some(s) = self.by_kind.get(&k) {
+                    candidates.extend(s.iter().copied());
+                }
+            }
+            if key.kind == Kind::Pod {
+                for o in [old.as_ref(), Some(&new)].into_iter().flatten() {
+                    if let Some(p) = o.as_pod() {
+                        if let Some(s) = self.by_node.get(&p.spec.node_name) {
+                            candidates.extend(s.iter().copied());
+                        }
+                    }
+                }
+            }
+            for wk in candidates {
+                let spec = &self.watches[&wk];
+                let was = old.as_ref().is_some_and(|o| spec.matches(o));
+                let is = !deleted && spec.matches(&new);
+                let type_ = match (was, is) {
+                    (false, true) => WatchEventType::Added,
+                    (true, true) => WatchEventType::Modified,
+                    (true, false) => WatchEventType::Deleted,
+                    (false, false) => continue,
+                };
+                batches.entry(wk).or_default().push(WatchEvent { type_, object: new.clone() });
+            }
+        }
+        for ((client, watch_id), events) in batches {
+            out.push(ApiOutput::WatchEvents { client, watch_id, events });
+        }
+    }
+}
+
+fn mutation_view(m: &Mutation) -> admission::MutationView<'_> {
+    match m {
+        Mutation::Replace(o) => admission::MutationView::Replace(o),
+        Mutation::ReplaceStatus(o) => admission::MutationView::ReplaceStatus(o),
+        Mutation::Bind { node, uid } => admission::MutationView::Bind { node, uid },
+        Mutation::MarkDeleting { grace_seconds } => admission::MutationView::MarkDeleting { grace_seconds: *grace_seconds },
+    }
+}
+
+/// The value a successful put committed (stamped with its revision by the store).
+fn committed(results: Vec<Option<crate::etcd::KeyValue<Arc<Object>>>>, key: &ObjectKey) -> ApiResult {
+    results.into_iter().next().flatten().map(|kv| kv.value).ok_or_else(|| ApiError::not_found(key.kind, &key.name))
+}

@@ -1,0 +1,328 @@
+//! What the API server does to an object before it is stored: name generation,
+//! validation, defaulting (pkg/apis/*/v1/defaults.go) and admission (NamespaceLifecycle,
+//! DefaultTolerationSeconds), and the update rules of each strategy (status only through
+//! the status subresource, generation bumps on spec changes, immutable metadata).
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::api::pod::condition;
+use crate::api::{
+    ConditionStatus, IntOrString, Kind, Object, PodCondition, PodPhase, TaintEffect, Toleration, TolerationOperator,
+};
+use crate::client::{ApiError, Cache};
+use crate::time::SimTime;
+
+/// apimachinery util/rand's alphabet for generated names: no vowels, no confusable digits.
+const NAME_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+/// names.SimpleNameGenerator: five random characters.
+const GENERATED_SUFFIX_LEN: usize = 5;
+/// DefaultTolerationSeconds admission: --default-not-ready-toleration-seconds and
+/// --default-unreachable-toleration-seconds, both 300.
+const DEFAULT_TOLERATION_SECONDS: i64 = 300;
+pub const TAINT_NOT_READY: &str = "node.kubernetes.io/not-ready";
+pub const TAINT_UNREACHABLE: &str = "node.kubernetes.io/unreachable";
+
+/// How an update changes the stored object.
+pub enum MutationView<'a> {
+    Replace(&'a Object),
+    ReplaceStatus(&'a Object),
+    Bind { node: &'a str, uid: &'a str },
+    MarkDeleting { grace_seconds: i64 },
+}
+
+/// ValidateObjectMeta's name rule: an RFC 1123 subdomain (apimachinery validation.IsDNS1123Subdomain).
+pub fn validate_name(name: &str) -> Result<(), String> {
+    const MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+    if name.len() > 253 {
+        return Err(format!("metadata.name: Invalid value: {name:?}: must be no more than 253 characters"));
+    }
+    let ok = !name.is_empty()
+        && name.split('.').all(|label| {
+            let b = label.as_bytes();
+            !b.is_empty()
+                && b[0].is_ascii_alphanumeric()
+                && b[b.len() - 1].is_ascii_alphanumeric()
+                && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("metadata.name: Invalid value: {name:?}: {MSG}"))
+    }
+}
+
+fn uuid_v4(rng: &mut ChaCha8Rng) -> String {
+    let mut b: [u8; 16] = rng.gen();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+}
+
+/// Fills server-set metadata, validates and defaults an object being created.
+pub fn prepare_create(obj: &mut Object, cache: &Cache, now: SimTime, rng: &mut ChaCha8Rng) -> Result<(), ApiError> {
+    let kind = obj.kind();
+    {
+        let m = obj.meta_mut();
+        if m.name.is_empty() && !m.generate_name.is_empty() {
+            let suffix: String = (0..GENERATED_SUFFIX_LEN)
+                .map(|_| NAME_ALPHABET[rng.gen_range(0..NAME_ALPHABET.len())] as char)
+                .collect();
+            m.name = format!("{}{suffix}", m.generate_name);
+        }
+        if m.name.is_empty() {
+            return Err(ApiError::invalid(kind, "", "metadata.name: Required value: name or generateName is required"));
+        }
+        if kind.namespaced() {
+            if m.namespace.is_empty() {
+                m.namespace = "default".into();
+            }
+        } else {
+            m.namespace.clear();
+        }
+    }
+    let name = obj.meta().name.clone();
+    if kind != Kind::Event {
+        validate_name(&name).map_err(|e| ApiError::invalid(kind, &name, &e))?;
+    }
+    if kind.namespaced() {
+        let ns = obj.meta().namespace.clone();
+        // NamespaceLifecycle admission.
+        if cache.get(&crate::api::ObjectKey::new(Kind::Namespace, "", ns.clone())).is_none() {
+            return Err(ApiError { code: 404, reason: "NotFound", message: format!("namespaces \"{ns}\" not found") });
+        }
+    }
+    {
+        let m = obj.meta_mut();
+        m.uid = uuid_v4(rng);
+        m.creation_timestamp = Some(now);
+        m.resource_version = 0;
+        m.deletion_timestamp = None;
+        m.generation = 1;
+    }
+    default_object(obj);
+    Ok(())
+}
+
+/// Defaulting as the v1 and apps/v1 defaulters do, plus DefaultTolerationSeconds.
+pub fn default_object(obj: &mut Object) {
+    match obj {
+        Object::Pod(p) => {
+            let s = &mut p.spec;
+            if s.scheduler_name.is_empty() {
+                s.scheduler_name = crate::api::pod::DEFAULT_SCHEDULER_NAME.into();
+            }
+            s.priority.get_or_insert(0);
+            s.restart_policy.get_or_insert(crate::api::pod::RestartPolicy::Always);
+            // v1 SetDefaults_PodSpec: DefaultTerminationGracePeriodSeconds = 30.
+            s.termination_grace_period_seconds.get_or_insert(30);
+            if s.dns_policy.is_empty() {
+                s.dns_policy = "ClusterFirst".into();
+            }
+            for (key, seconds) in [(TAINT_NOT_READY, DEFAULT_TOLERATION_SECONDS), (TAINT_UNREACHABLE, DEFAULT_TOLERATION_SECONDS)] {
+                let has = s.tolerations.iter().any(|t| {
+                    (t.key == key || t.key.is_empty() && t.operator == Some(TolerationOperator::Exists))
+                        && t.effect.is_none_or(|e| e == TaintEffect::NoExecute)
+                });
+                if !has {
+                    s.tolerations.push(Toleration {
+                        key: key.into(),
+                        operator: Some(TolerationOperator::Exists),
+                        effect: Some(TaintEffect::NoExecute),
+                        toleration_seconds: Some(seconds),
+                        ..Default::default()
+                    });
+                }
+            }
+            if p.status.phase.is_none() {
+                p.status.phase = Some(PodPhase::Pending);
+            }
+            p.status.qos_class = qos_class(p).into();
+        }
+        Object::Deployment(d) => {
+            d.spec.replicas.get_or_insert(1);
+            let st = d.spec.strategy.get_or_insert_with(Default::default);
+            let t = *st.type_.get_or_insert(crate::api::workloads::DeploymentStrategyType::RollingUpdate);
+            if t == crate::api::workloads::DeploymentStrategyType::RollingUpdate {
+                let ru = st.rolling_update.get_or_insert_with(Default::default);
+                ru.max_unavailable.get_or_insert(IntOrString::String("25%".into()));
+                ru.max_surge.get_or_insert(IntOrString::String("25%".into()));
+            }
+            d.spec.revision_history_limit.get_or_insert(10);
+            d.spec.progress_deadline_seconds.get_or_insert(600);
+            default_template(&mut d.spec.template);
+        }
+        Object::ReplicaSet(r) => {
+            r.spec.replicas.get_or_insert(1);
+            default_template(&mut r.spec.template);
+        }
+        Object::DaemonSet(d) => {
+            let us = d.spec.update_strategy.get_or_insert_with(Default::default);
+            if us.type_.is_empty() {
+                us.type_ = "RollingUpdate".into();
+            }
+            if us.type_ == "RollingUpdate" {
+                let ru = us.rolling_update.get_or_insert_with(Default::default);
+                ru.max_unavailable.get_or_insert(IntOrString::Int(1));
+                ru.max_surge.get_or_insert(IntOrString::Int(0));
+            }
+            d.spec.revision_history_limit.get_or_insert(10);
+            default_template(&mut d.spec.template);
+        }
+        Object::Namespace(n) => {
+            if n.status.phase.is_empty() {
+                n.status.phase = "Active".into();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn default_template(t: &mut crate::api::PodTemplateSpec) {
+    let s = &mut t.spec;
+    if s.scheduler_name.is_empty() {
+        s.scheduler_name = crate::api::pod::DEFAULT_SCHEDULER_NAME.into();
+    }
+    s.restart_policy.get_or_insert(crate::api::pod::RestartPolicy::Always);
+    s.termination_grace_period_seconds.get_or_insert(30);
+    if s.dns_policy.is_empty() {
+        s.dns_policy = "ClusterFirst".into();
+    }
+}
+
+/// `qos.GetPodQOS` (pkg/apis/core/helper/qos).
+fn qos_class(p: &crate::api::Pod) -> &'static str {
+    let (mut any, mut guaranteed) = (false, true);
+    for c in p.spec.containers.iter().chain(&p.spec.init_containers) {
+        let r = &c.resources;
+        if !r.requests.is_empty() || !r.limits.is_empty() {
+            any = true;
+        }
+        for res in ["cpu", "memory"] {
+            let lim = r.limits.get(res);
+            let req = r.requests.get(res).or(lim);
+            if lim.is_none() || req.map(|q| q.milli_value()) != lim.map(|q| q.milli_value()) {
+                guaranteed = false;
+            }
+        }
+    }
+    if !any {
+        "BestEffort"
+    } else if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
+}
+
+fn has_status(kind: Kind) -> bool {
+    matches!(kind, Kind::Pod | Kind::Node | Kind::ReplicaSet | Kind::Deployment | Kind::DaemonSet | Kind::Namespace)
+}
+
+/// The object an update stores, or `None` when nothing would change.
+pub fn mutate(current: &Object, m: &MutationView<'_>, now: SimTime) -> Result<Option<Object>, ApiError> {
+    let key = current.key();
+    let mut next = match m {
+        MutationView::Replace(new) => {
+            let mut next = (*new).clone();
+            if next.kind() != current.kind() {
+                return Err(ApiError::invalid(key.kind, &key.name, "kind is immutable"));
+            }
+            if has_status(key.kind) {
+                copy_status(current, &mut next);
+            }
+            let spec_changed = !same_spec(current, &next);
+            let cm = current.meta();
+            let nm = next.meta_mut();
+            nm.uid = cm.uid.clone();
+            nm.creation_timestamp = cm.creation_timestamp;
+            nm.deletion_timestamp = cm.deletion_timestamp;
+            nm.deletion_grace_period_seconds = cm.deletion_grace_period_seconds;
+            nm.namespace = cm.namespace.clone();
+            nm.generation = cm.generation + i64::from(spec_changed);
+            if let (Object::Pod(old), Object::Pod(new)) = (current, &mut next) {
+                // spec.nodeName changes only through pods/binding.
+                if old.spec.node_name != new.spec.node_name {
+                    new.spec.node_name = old.spec.node_name.clone();
+                }
+            }
+            next
+        }
+        MutationView::ReplaceStatus(new) => {
+            let mut next = current.clone();
+            if next.kind() != new.kind() {
+                return Err(ApiError::invalid(key.kind, &key.name, "kind is immutable"));
+            }
+            copy_status(new, &mut next);
+            next
+        }
+        MutationView::Bind { node, uid } => {
+            let Object::Pod(p) = current else {
+                return Err(ApiError::invalid(key.kind, &key.name, "only pods bind"));
+            };
+            if !uid.is_empty() && *uid != p.metadata.uid {
+                return Err(ApiError::conflict(Kind::Pod, &key.name));
+            }
+            if p.metadata.deletion_timestamp.is_some() {
+                return Err(ApiError {
+                    code: 409,
+                    reason: "Conflict",
+                    message: format!("pod {} is being deleted, cannot be assigned to a host", key.name),
+                });
+            }
+            if !p.spec.node_name.is_empty() {
+                // pkg/registry/core/pod/storage/storage.go assignPod
+                return Err(ApiError {
+                    code: 409,
+                    reason: "Conflict",
+                    message: format!("pod {} is already assigned to node \"{}\"", key.name, p.spec.node_name),
+                });
+            }
+            let mut p = p.clone();
+            p.spec.node_name = node.to_string();
+            p.set_condition(PodCondition {
+                type_: condition::POD_SCHEDULED.into(),
+                status: ConditionStatus::True,
+                last_transition_time: Some(now),
+                ..Default::default()
+            });
+            Object::Pod(p)
+        }
+        MutationView::MarkDeleting { grace_seconds } => {
+            let mut next = current.clone();
+            let m = next.meta_mut();
+            m.deletion_timestamp = Some(now + std::time::Duration::from_secs(*grace_seconds as u64));
+            m.deletion_grace_period_seconds = Some(*grace_seconds);
+            next
+        }
+    };
+    next.meta_mut().resource_version = current.meta().resource_version;
+    if next == *current {
+        return Ok(None);
+    }
+    Ok(Some(next))
+}
+
+fn copy_status(from: &Object, to: &mut Object) {
+    match (from, to) {
+        (Object::Pod(a), Object::Pod(b)) => b.status = a.status.clone(),
+        (Object::Node(a), Object::Node(b)) => b.status = a.status.clone(),
+        (Object::ReplicaSet(a), Object::ReplicaSet(b)) => b.status = a.status.clone(),
+        (Object::Deployment(a), Object::Deployment(b)) => b.status = a.status.clone(),
+        (Object::DaemonSet(a), Object::DaemonSet(b)) => b.status = a.status.clone(),
+        (Object::Namespace(a), Object::Namespace(b)) => b.status = a.status.clone(),
+        _ => {}
+    }
+}
+
+fn same_spec(a: &Object, b: &Object) -> bool {
+    match (a, b) {
+        (Object::Pod(x), Object::Pod(y)) => x.spec == y.spec,
+        (Object::Node(x), Object::Node(y)) => x.spec == y.spec,
+        (Object::ReplicaSet(x), Object::ReplicaSet(y)) => x.spec == y.spec,
+        (Object::Deployment(x), Object::Deployment(y)) => x.spec == y.spec,
+        (Object::DaemonSet(x), Object::DaemonSet(y)) => x.spec == y.spec,
+        _ => true,
+    }
+}
