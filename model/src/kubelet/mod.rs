@@ -1,1 +1,572 @@
-//! (in progress)
+//! The kubelet: registers its Node, renews its Lease, posts node status, and runs the pods
+//! bound to its node through Pending/ContainerCreating to Running, and through graceful
+//! termination to deletion.
+//!
+//! Nothing survives a restart: a new Kubelet converges from what the API server holds.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand_chacha::ChaCha8Rng;
+
+use crate::api::node::condition as node_condition;
+use crate::api::pod::{condition, resource};
+use crate::api::{
+    ConditionStatus, Kind, Lease, LeaseSpec, Node, NodeCondition, NodeSpec, NodeStatus, Object, ObjectKey, ObjectMeta,
+    Pod, PodCondition, PodPhase, Quantity, ResourceList, Resources, Taint, EVENT_NORMAL, EVENT_WARNING,
+};
+use crate::client::{ApiRequest, ApiResult, Cache, Component, EventRecorder, Output, Tagged, WatchEvent, WatchSpec};
+use crate::time::SimTime;
+
+/// KubeletConfiguration nodeStatusUpdateFrequency default.
+pub const NODE_STATUS_UPDATE_FREQUENCY: Duration = Duration::from_secs(10);
+/// KubeletConfiguration nodeStatusReportFrequency default.
+pub const NODE_STATUS_REPORT_FREQUENCY: Duration = Duration::from_secs(5 * 60);
+/// KubeletConfiguration nodeLeaseDurationSeconds default.
+pub const NODE_LEASE_DURATION_SECONDS: i32 = 40;
+/// The lease is renewed every 25% of its duration (pkg/kubelet/kubelet.go,
+/// nodeLeaseRenewIntervalFraction 0.25).
+pub const NODE_LEASE_RENEW_FRACTION: f64 = 0.25;
+/// KubeletConfiguration evictionHard default memory.available<100Mi.
+pub const EVICTION_HARD_MEMORY_BYTES: i64 = 100 << 20;
+/// The kubelet's reported version.
+pub const KUBELET_VERSION: &str = "v1.33.0";
+/// Namespace of node Leases.
+pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
+
+#[derive(Clone, Debug)]
+pub struct KubeletConfig {
+    pub node_name: String,
+    /// cpu, memory, pods, ephemeral-storage.
+    pub capacity: ResourceList,
+    pub labels: BTreeMap<String, String>,
+    /// --register-with-taints.
+    pub register_with_taints: Vec<Taint>,
+    /// Registers the node cordoned (--register-schedulable=false).
+    pub unschedulable: bool,
+    /// Simulated image pull plus container start.
+    pub pod_start_latency: Duration,
+    pub node_status_update_frequency: Duration,
+    pub node_status_report_frequency: Duration,
+    pub node_lease_duration_seconds: i32,
+    pub internal_ip: String,
+}
+
+impl KubeletConfig {
+    pub fn new(node_name: impl Into<String>, capacity: ResourceList) -> Self {
+        KubeletConfig {
+            node_name: node_name.into(),
+            capacity,
+            labels: BTreeMap::new(),
+            register_with_taints: Vec::new(),
+            unschedulable: false,
+            pod_start_latency: Duration::from_secs(1),
+            node_status_update_frequency: NODE_STATUS_UPDATE_FREQUENCY,
+            node_status_report_frequency: NODE_STATUS_REPORT_FREQUENCY,
+            node_lease_duration_seconds: NODE_LEASE_DURATION_SECONDS,
+            internal_ip: String::new(),
+        }
+    }
+
+    /// capacity - kube-reserved - system-reserved - hard eviction threshold
+    /// (pkg/kubelet/cm/node_container_manager_linux.go GetNodeAllocatableAbsolute).
+    pub fn allocatable(&self) -> ResourceList {
+        let mut a = self.capacity.clone();
+        if let Some(m) = self.capacity.get(resource::MEMORY) {
+            a.insert(resource::MEMORY.into(), Quantity::from_bytes_binary((m.value() - EVICTION_HARD_MEMORY_BYTES).max(0)));
+        }
+        a
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Stage {
+    /// Containers are being created; Running at this time.
+    Creating { running_at: SimTime },
+    Running,
+    Rejected,
+    Terminating,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sent {
+    Register,
+    Lease,
+    NodeStatus,
+    Other,
+}
+
+pub struct Kubelet {
+    config: KubeletConfig,
+    cache: Cache,
+    recorder: EventRecorder,
+    registered: bool,
+    started_events: bool,
+    last_status_post: Option<SimTime>,
+    next_status_check: SimTime,
+    next_lease_renew: SimTime,
+    pods: BTreeMap<(String, String), (String, Stage)>,
+    in_flight: BTreeMap<u64, Sent>,
+    next_tag: u64,
+    pod_ip_counter: u32,
+}
+
+impl Kubelet {
+    pub fn new(config: KubeletConfig, now: SimTime) -> Self {
+        let recorder = EventRecorder::new("kubelet", config.node_name.clone());
+        Kubelet {
+            config,
+            cache: Cache::default(),
+            recorder,
+            registered: false,
+            started_events: false,
+            last_status_post: None,
+            next_status_check: now,
+            next_lease_renew: now,
+            pods: BTreeMap::new(),
+            in_flight: BTreeMap::new(),
+            next_tag: 0,
+            pod_ip_counter: 1,
+        }
+    }
+
+    fn send(&mut self, out: &mut Output, what: Sent, request: ApiRequest) {
+        self.next_tag += 1;
+        self.in_flight.insert(self.next_tag, what);
+        out.requests.push(Tagged { tag: self.next_tag, request });
+    }
+
+    fn waiting(&self, what: Sent) -> bool {
+        self.in_flight.values().any(|w| *w == what)
+    }
+
+    fn node_key(&self) -> ObjectKey {
+        ObjectKey::new(Kind::Node, "", self.config.node_name.clone())
+    }
+
+    /// The conditions a healthy kubelet reports (pkg/kubelet/nodestatus/setters.go).
+    fn conditions(&self, now: SimTime, old: Option<&Node>) -> Vec<NodeCondition> {
+        let c = |type_: &str, status, reason: &str, message: &str| {
+            let previous = old.and_then(|n| n.condition(type_));
+            let transition = match previous {
+                Some(p) if p.status == status => p.last_transition_time,
+                _ => Some(now),
+            };
+            NodeCondition {
+                type_: type_.into(),
+                status,
+                last_heartbeat_time: Some(now),
+                last_transition_time: transition,
+                reason: reason.into(),
+                message: message.into(),
+            }
+        };
+        vec![
+            c(node_condition::MEMORY_PRESSURE, ConditionStatus::False, "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
+            c(node_condition::DISK_PRESSURE, ConditionStatus::False, "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
+            c(node_condition::PID_PRESSURE, ConditionStatus::False, "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
+            c(node_condition::READY, ConditionStatus::True, "KubeletReady", "kubelet is posting ready status"),
+        ]
+    }
+
+    fn node_status(&self, now: SimTime, old: Option<&Node>) -> NodeStatus {
+        NodeStatus {
+            capacity: self.config.capacity.clone(),
+            allocatable: self.config.allocatable(),
+            conditions: self.conditions(now, old),
+            addresses: vec![
+                crate::api::node::NodeAddress { type_: "InternalIP".into(), address: self.config.internal_ip.clone() },
+                crate::api::node::NodeAddress { type_: "Hostname".into(), address: self.config.node_name.clone() },
+            ],
+            node_info: crate::api::node::NodeSystemInfo {
+                kubelet_version: KUBELET_VERSION.into(),
+                container_runtime_version: "containerd://2.0.0".into(),
+                os_image: "kubesim".into(),
+                kernel_version: "6.1.0".into(),
+                operating_system: "linux".into(),
+                architecture: "amd64".into(),
+            },
+        }
+    }
+
+    fn register(&mut self, now: SimTime, out: &mut Output) {
+        let mut labels = self.config.labels.clone();
+        // The kubelet's own labels (pkg/kubelet/kubelet_node_status.go initialNode).
+        labels.entry("kubernetes.io/hostname".into()).or_insert_with(|| self.config.node_name.clone());
+        labels.entry("kubernetes.io/os".into()).or_insert_with(|| "linux".into());
+        labels.entry("kubernetes.io/arch".into()).or_insert_with(|| "amd64".into());
+        labels.entry("beta.kubernetes.io/os".into()).or_insert_with(|| "linux".into());
+        labels.entry("beta.kubernetes.io/arch".into()).or_insert_with(|| "amd64".into());
+        let node = Node {
+            metadata: ObjectMeta { name: self.config.node_name.clone(), labels, ..Default::default() },
+            spec: NodeSpec {
+                unschedulable: self.config.unschedulable,
+                taints: self.config.register_with_taints.clone(),
+                ..Default::default()
+            },
+            status: self.node_status(now, None),
+        };
+        self.send(out, Sent::Register, ApiRequest::Create(Object::Node(node)));
+    }
+
+    fn started_events(&mut self, now: SimTime, out: &mut Output) {
+        let Some(node) = self.cache.get(&self.node_key()).cloned() else { return };
+        let name = self.config.node_name.clone();
+        let evs = [
+            ("Starting", "Starting kubelet.".to_string()),
+            ("NodeHasSufficientMemory", format!("Node {name} status is now: NodeHasSufficientMemory")),
+            ("NodeHasNoDiskPressure", format!("Node {name} status is now: NodeHasNoDiskPressure")),
+            ("NodeHasSufficientPID", format!("Node {name} status is now: NodeHasSufficientPID")),
+            ("NodeAllocatableEnforced", "Updated Node Allocatable limit across pods".to_string()),
+            ("NodeReady", format!("Node {name} status is now: NodeReady")),
+        ];
+        for (reason, msg) in evs {
+            let r = self.recorder.record(&node, EVENT_NORMAL, reason, &msg, now);
+            self.send(out, Sent::Other, r);
+        }
+        self.started_events = true;
+    }
+
+    fn renew_lease(&mut self, now: SimTime, out: &mut Output) {
+        let key = ObjectKey::new(Kind::Lease, NODE_LEASE_NAMESPACE, self.config.node_name.clone());
+        let spec = LeaseSpec {
+            holder_identity: Some(self.config.node_name.clone()),
+            lease_duration_seconds: Some(self.config.node_lease_duration_seconds),
+            renew_time: Some(now),
+            ..Default::default()
+        };
+        let req = match self.cache.get(&key).and_then(|o| o.as_lease().cloned()) {
+            Some(mut l) => {
+                l.spec = LeaseSpec { acquire_time: l.spec.acquire_time, lease_transitions: l.spec.lease_transitions, ..spec };
+                ApiRequest::Update(Object::Lease(l))
+            }
+            None => {
+                let node = self.cache.get(&self.node_key());
+                let owner = node.map(|n| crate::api::OwnerReference {
+                    api_version: "v1".into(),
+                    kind: "Node".into(),
+                    name: self.config.node_name.clone(),
+                    uid: n.meta().uid.clone(),
+                    ..Default::default()
+                });
+                ApiRequest::Create(Object::Lease(Lease {
+                    metadata: ObjectMeta {
+                        name: self.config.node_name.clone(),
+                        namespace: NODE_LEASE_NAMESPACE.into(),
+                        owner_references: owner.into_iter().collect(),
+                        ..Default::default()
+                    },
+                    spec: LeaseSpec { acquire_time: Some(now), ..spec },
+                }))
+            }
+        };
+        self.send(out, Sent::Lease, req);
+    }
+
+    fn sync_node_status(&mut self, now: SimTime, out: &mut Output) {
+        let Some(node) = self.cache.get(&self.node_key()).and_then(|o| o.as_node().cloned()) else { return };
+        let desired = self.node_status(now, Some(&node));
+        let strip = |cs: &[NodeCondition]| -> Vec<(String, ConditionStatus, String)> {
+            cs.iter().map(|c| (c.type_.clone(), c.status, c.reason.clone())).collect()
+        };
+        let changed = strip(&desired.conditions) != strip(&node.status.conditions)
+            || desired.allocatable != node.status.allocatable
+            || desired.capacity != node.status.capacity;
+        let due = self.last_status_post.is_none_or(|t| now.saturating_sub(t) >= self.config.node_status_report_frequency);
+        if changed || due {
+            let mut n = node.clone();
+            n.status = desired;
+            n.metadata.resource_version = 0;
+            self.send(out, Sent::NodeStatus, ApiRequest::UpdateStatus(Object::Node(n)));
+            self.last_status_post = Some(now);
+        }
+    }
+
+    fn pod_ip(&mut self) -> String {
+        let h = self.config.node_name.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+        self.pod_ip_counter += 1;
+        format!("10.{}.{}.{}", 64 + (h % 64), (h >> 8) % 256, self.pod_ip_counter % 250 + 2)
+    }
+
+    fn sync_pods(&mut self, now: SimTime, out: &mut Output) {
+        let bound: Vec<Arc<Object>> = self.cache.list(Kind::Pod).cloned().collect();
+        let present: BTreeSet<(String, String)> =
+            bound.iter().map(|o| (o.meta().namespace.clone(), o.meta().name.clone())).collect();
+        self.pods.retain(|k, _| present.contains(k));
+        let mut used = Resources::default();
+        for o in &bound {
+            let p = o.as_pod().expect("pod watch");
+            if let Some((_, st)) = self.pods.get(&(p.metadata.namespace.clone(), p.metadata.name.clone())) {
+                if *st != Stage::Rejected && !matches!(p.phase(), PodPhase::Succeeded | PodPhase::Failed) {
+                    used.add(&p.requests());
+                    used.pods += 1;
+                }
+            }
+        }
+        for o in bound {
+            let p = o.as_pod().expect("pod watch");
+            let k = (p.metadata.namespace.clone(), p.metadata.name.clone());
+            let stage = self.pods.get(&k).filter(|(uid, _)| *uid == p.metadata.uid).map(|(_, s)| s.clone());
+            if p.metadata.deletion_timestamp.is_some() {
+                if stage != Some(Stage::Terminating) {
+                    self.terminate(&o, p, now, out);
+                    self.pods.insert(k, (p.metadata.uid.clone(), Stage::Terminating));
+                }
+                continue;
+            }
+            match stage {
+                None => {
+                    if matches!(p.phase(), PodPhase::Succeeded | PodPhase::Failed) {
+                        self.pods.insert(k, (p.metadata.uid.clone(), Stage::Rejected));
+                        continue;
+                    }
+                    let st = self.admit(&o, p, &mut used, now, out);
+                    self.pods.insert(k, (p.metadata.uid.clone(), st));
+                }
+                Some(Stage::Creating { running_at }) if running_at <= now => {
+                    self.start(&o, p, now, out);
+                    self.pods.insert(k, (p.metadata.uid.clone(), Stage::Running));
+                }
+                Some(Stage::Creating { running_at }) => out.wake_no_later_than(running_at),
+                _ => {}
+            }
+        }
+    }
+
+    /// Admission (lifecycle.PredicateAdmitHandler) then ContainerCreating.
+    fn admit(&mut self, o: &Arc<Object>, p: &Pod, used: &mut Resources, now: SimTime, out: &mut Output) -> Stage {
+        let alloc = Resources::from_list(&self.config.allocatable());
+        let req = p.requests();
+        let mut insufficient = None;
+        if used.pods + 1 > alloc.pods && alloc.pods > 0 {
+            insufficient = Some(("pods", 1, used.pods, alloc.pods));
+        } else if used.milli_cpu + req.milli_cpu > alloc.milli_cpu && req.milli_cpu > 0 {
+            insufficient = Some(("cpu", req.milli_cpu, used.milli_cpu, alloc.milli_cpu));
+        } else if used.memory_bytes + req.memory_bytes > alloc.memory_bytes && req.memory_bytes > 0 {
+            insufficient = Some(("memory", req.memory_bytes, used.memory_bytes, alloc.memory_bytes));
+        }
+        if let Some((res, requested, in_use, cap)) = insufficient {
+            // pkg/kubelet/lifecycle/predicate.go: reason OutOf<resource>.
+            let reason = format!("OutOf{res}");
+            let message = format!(
+                "Pod was rejected: Node didn't have enough resource: {res}, requested: {requested}, used: {in_use}, capacity: {cap}"
+            );
+            let mut np = p.clone();
+            np.status.phase = Some(PodPhase::Failed);
+            np.status.reason = reason.clone();
+            np.status.message = message.clone();
+            np.metadata.resource_version = 0;
+            self.send(out, Sent::Other, ApiRequest::UpdateStatus(Object::Pod(np)));
+            let ev = self.recorder.record(o, EVENT_WARNING, &reason, &message, now);
+            self.send(out, Sent::Other, ev);
+            return Stage::Rejected;
+        }
+        used.add(&req);
+        used.pods += 1;
+        let mut np = p.clone();
+        let names: Vec<String> = p.spec.containers.iter().map(|c| c.name.clone()).collect();
+        let unready = format!("containers with unready status: [{}]", names.join(" "));
+        let cond = |t: &str, s, reason: &str, msg: &str| PodCondition {
+            type_: t.into(),
+            status: s,
+            last_transition_time: Some(now),
+            reason: reason.into(),
+            message: msg.into(),
+            ..Default::default()
+        };
+        np.set_condition(cond(condition::POD_READY_TO_START_CONTAINERS, ConditionStatus::False, "", ""));
+        np.set_condition(cond(condition::INITIALIZED, ConditionStatus::True, "", ""));
+        np.set_condition(cond(condition::READY, ConditionStatus::False, "ContainersNotReady", &unready));
+        np.set_condition(cond(condition::CONTAINERS_READY, ConditionStatus::False, "ContainersNotReady", &unready));
+        np.status.phase = Some(PodPhase::Pending);
+        np.status.host_ip = self.config.internal_ip.clone();
+        np.status.pod_ip = self.pod_ip();
+        np.status.start_time = Some(now);
+        np.status.container_statuses = p
+            .spec
+            .containers
+            .iter()
+            .map(|c| crate::api::ContainerStatus {
+                name: c.name.clone(),
+                image: c.image.clone(),
+                state: crate::api::pod::ContainerState {
+                    waiting: Some(crate::api::pod::ContainerStateWaiting { reason: "ContainerCreating".into(), message: String::new() }),
+                    ..Default::default()
+                },
+                started: Some(false),
+                ..Default::default()
+            })
+            .collect();
+        np.metadata.resource_version = 0;
+        self.send(out, Sent::Other, ApiRequest::UpdateStatus(Object::Pod(np)));
+        for c in &p.spec.containers {
+            let ev = self.recorder.record(o, EVENT_NORMAL, "Pulling", &format!("Pulling image \"{}\"", c.image), now);
+            self.send(out, Sent::Other, ev);
+        }
+        let running_at = now + self.config.pod_start_latency;
+        out.wake_no_later_than(running_at);
+        Stage::Creating { running_at }
+    }
+
+    fn start(&mut self, o: &Arc<Object>, p: &Pod, now: SimTime, out: &mut Output) {
+        let pull = self.config.pod_start_latency;
+        for c in &p.spec.containers {
+            // pkg/kubelet/images/image_manager.go and kuberuntime_container.go messages.
+            let secs = format!("{:.3}s", pull.as_secs_f64());
+            let msgs = [
+                ("Pulled", format!("Successfully pulled image \"{}\" in {secs} ({secs} including waiting). Image size: 0 bytes.", c.image)),
+                ("Created", format!("Created container: {}", c.name)),
+                ("Started", format!("Started container {}", c.name)),
+            ];
+            for (reason, msg) in msgs {
+                let ev = self.recorder.record(o, EVENT_NORMAL, reason, &msg, now);
+                self.send(out, Sent::Other, ev);
+            }
+        }
+        let mut np = p.clone();
+        let cond = |t: &str| PodCondition {
+            type_: t.into(),
+            status: ConditionStatus::True,
+            last_transition_time: Some(now),
+            ..Default::default()
+        };
+        np.set_condition(cond(condition::POD_READY_TO_START_CONTAINERS));
+        np.set_condition(cond(condition::READY));
+        np.set_condition(cond(condition::CONTAINERS_READY));
+        np.status.phase = Some(PodPhase::Running);
+        for cs in &mut np.status.container_statuses {
+            cs.state = crate::api::pod::ContainerState {
+                running: Some(crate::api::pod::ContainerStateRunning { started_at: Some(now) }),
+                ..Default::default()
+            };
+            cs.ready = true;
+            cs.started = Some(true);
+            cs.container_id = format!("containerd://{}", &p.metadata.uid.replace('-', ""));
+        }
+        np.metadata.resource_version = 0;
+        self.send(out, Sent::Other, ApiRequest::UpdateStatus(Object::Pod(np)));
+    }
+
+    /// Stops the containers (they exit on SIGTERM at once) and finishes the deletion.
+    fn terminate(&mut self, o: &Arc<Object>, p: &Pod, now: SimTime, out: &mut Output) {
+        for c in &p.spec.containers {
+            let ev = self.recorder.record(o, EVENT_NORMAL, "Killing", &format!("Stopping container {}", c.name), now);
+            self.send(out, Sent::Other, ev);
+        }
+        let req = ApiRequest::Delete {
+            key: o.key(),
+            grace_period_seconds: Some(0),
+            precondition_uid: Some(p.metadata.uid.clone()),
+        };
+        self.send(out, Sent::Other, req);
+        self.recorder.forget(&o.key());
+    }
+}
+
+impl Component for Kubelet {
+    fn name(&self) -> &str {
+        "kubelet"
+    }
+
+    fn watches(&self) -> Vec<WatchSpec> {
+        let n = self.config.node_name.clone();
+        vec![
+            WatchSpec { kind: Some(Kind::Pod), node_name: Some(n.clone()), ..Default::default() },
+            WatchSpec { kind: Some(Kind::Node), name: Some(n.clone()), ..Default::default() },
+            WatchSpec {
+                kind: Some(Kind::Lease),
+                namespace: Some(NODE_LEASE_NAMESPACE.into()),
+                name: Some(n),
+                ..Default::default()
+            },
+        ]
+    }
+
+    fn on_event(&mut self, ev: &WatchEvent, _now: SimTime) {
+        self.cache.apply(ev);
+    }
+
+    fn on_response(&mut self, tag: u64, result: &ApiResult, _now: SimTime) {
+        if let Some(what) = self.in_flight.remove(&tag) {
+            if what == Sent::Register {
+                // Created, or it already exists and this kubelet takes it over.
+                self.registered = result.is_ok() || result.as_ref().is_err_and(|e| e.is_already_exists());
+            }
+            if what == Sent::NodeStatus && result.is_err() {
+                self.last_status_post = None;
+            }
+        }
+    }
+
+    fn tick(&mut self, now: SimTime, _rng: &mut ChaCha8Rng) -> Output {
+        let mut out = Output::default();
+        if !self.registered {
+            if !self.waiting(Sent::Register) {
+                self.register(now, &mut out);
+            }
+            out.wake_no_later_than(now + Duration::from_secs(1));
+            return out;
+        }
+        if !self.started_events && self.cache.get(&self.node_key()).is_some() {
+            self.started_events(now, &mut out);
+        }
+        if now >= self.next_lease_renew && !self.waiting(Sent::Lease) {
+            self.renew_lease(now, &mut out);
+            let renew = self.config.node_lease_duration_seconds as f64 * NODE_LEASE_RENEW_FRACTION;
+            self.next_lease_renew = now + Duration::from_secs_f64(renew);
+        }
+        if now >= self.next_status_check && !self.waiting(Sent::NodeStatus) {
+            self.sync_node_status(now, &mut out);
+            self.next_status_check = now + self.config.node_status_update_frequency;
+        }
+        self.sync_pods(now, &mut out);
+        out.wake_no_later_than(self.next_lease_renew.min(self.next_status_check));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn cfg() -> KubeletConfig {
+        let mut cap = ResourceList::new();
+        cap.insert("cpu".into(), Quantity::parse("4").unwrap());
+        cap.insert("memory".into(), Quantity::parse("16Gi").unwrap());
+        cap.insert("pods".into(), Quantity::parse("110").unwrap());
+        KubeletConfig::new("node-1", cap)
+    }
+
+    #[test]
+    fn allocatable_subtracts_hard_eviction_threshold() {
+        let a = cfg().allocatable();
+        assert_eq!(a["memory"].value(), (16 << 30) - (100 << 20));
+        assert_eq!(a["cpu"].milli_value(), 4000);
+    }
+
+    #[test]
+    fn registers_then_renews_lease_every_ten_seconds() {
+        let mut k = Kubelet::new(cfg(), SimTime::ZERO);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let out = k.tick(SimTime::ZERO, &mut rng);
+        assert!(matches!(&out.requests[0].request, ApiRequest::Create(Object::Node(_))));
+        let node = match &out.requests[0].request {
+            ApiRequest::Create(o) => Arc::new(o.clone()),
+            _ => unreachable!(),
+        };
+        k.on_response(out.requests[0].tag, &Ok(node.clone()), SimTime::ZERO);
+        k.on_event(&WatchEvent { type_: crate::client::WatchEventType::Added, object: node }, SimTime::ZERO);
+        let out = k.tick(SimTime(1), &mut rng);
+        let leases = out.requests.iter().filter(|r| matches!(&r.request, ApiRequest::Create(Object::Lease(_)))).count();
+        assert_eq!(leases, 1);
+        for r in &out.requests {
+            k.on_response(r.tag, &Err(crate::client::ApiError::not_found(Kind::Lease, "x")), SimTime(1));
+        }
+        let out = k.tick(SimTime::from_secs(5), &mut rng);
+        assert!(!out.requests.iter().any(|r| matches!(&r.request, ApiRequest::Create(Object::Lease(_)))), "not before 10 s");
+        let out = k.tick(SimTime::from_secs(11), &mut rng);
+        assert!(out.requests.iter().any(|r| matches!(&r.request, ApiRequest::Create(Object::Lease(_)))));
+    }
+}
