@@ -1,0 +1,362 @@
+//! The Deployment controller (pkg/controller/deployment): one ReplicaSet per pod template
+//! (named `<deployment>-<pod-template-hash>`), scaled by the RollingUpdate arithmetic
+//! (maxSurge rounds up, maxUnavailable rounds down; both 0 -> maxUnavailable 1) or by
+//! Recreate; revision annotations, status and conditions.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use rand_chacha::ChaCha8Rng;
+
+use super::{controller_ref, Controller, Requests};
+use crate::api::workloads::{DeploymentStrategyType, WorkloadCondition};
+use crate::api::{ConditionStatus, Deployment, IntOrString, Kind, Object, ObjectKey, ObjectMeta, ReplicaSet, EVENT_NORMAL};
+use crate::client::{ApiRequest, ApiResult, Cache, EventRecorder, WatchEvent};
+use crate::time::SimTime;
+
+pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
+pub const DESIRED_REPLICAS_ANNOTATION: &str = "deployment.kubernetes.io/desired-replicas";
+pub const MAX_REPLICAS_ANNOTATION: &str = "deployment.kubernetes.io/max-replicas";
+pub const POD_TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
+/// apimachinery util/rand SafeEncodeString's alphabet.
+const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// `controller.ComputeHash`. Upstream hashes a Go spew dump of the template with FNV-32a,
+/// which cannot be reproduced outside Go; kubesim hashes the template's JSON with FNV-32a
+/// (and the collision count), then encodes it as SafeEncodeString does. Names therefore
+/// look like upstream's but differ in value.
+pub fn pod_template_hash(template: &crate::api::PodTemplateSpec, collision_count: i32) -> String {
+    let json = serde_json::to_vec(template).expect("templates serialize");
+    let mut h: u32 = 0x811c_9dc5;
+    for b in json.iter().chain(collision_count.to_le_bytes().iter()) {
+        h ^= *b as u32;
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h.to_string().bytes().map(|b| SAFE_ALPHABET[b as usize % SAFE_ALPHABET.len()] as char).collect()
+}
+
+/// `deploymentutil.ResolveFenceposts`: (maxSurge, maxUnavailable) in pods.
+pub fn resolve_fenceposts(surge: &IntOrString, unavailable: &IntOrString, desired: i32) -> (i32, i32) {
+    let s = surge.scaled_value(desired, true).unwrap_or(0);
+    let u = unavailable.scaled_value(desired, false).unwrap_or(0);
+    if s == 0 && u == 0 {
+        (0, 1)
+    } else {
+        (s, u)
+    }
+}
+
+fn template_equal(a: &crate::api::PodTemplateSpec, b: &crate::api::PodTemplateSpec) -> bool {
+    let strip = |t: &crate::api::PodTemplateSpec| {
+        let mut t = t.clone();
+        t.metadata.labels.remove(POD_TEMPLATE_HASH_LABEL);
+        t
+    };
+    strip(a) == strip(b)
+}
+
+pub struct DeploymentController {
+    dirty: BTreeSet<ObjectKey>,
+    recorder: EventRecorder,
+    next_tag: u64,
+    /// Deployments with a write in flight: wait for it before deciding again.
+    in_flight: BTreeMap<u64, ObjectKey>,
+}
+
+impl Default for DeploymentController {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl DeploymentController {
+    pub fn new() -> Self {
+        DeploymentController {
+            dirty: BTreeSet::new(),
+            recorder: EventRecorder::new("deployment-controller", ""),
+            next_tag: 0,
+            in_flight: BTreeMap::new(),
+        }
+    }
+
+    fn send(&mut self, out: &mut Requests, key: &ObjectKey, r: ApiRequest) {
+        self.next_tag += 1;
+        self.in_flight.insert(self.next_tag, key.clone());
+        out.push(self.next_tag, r);
+    }
+
+    fn event(&mut self, out: &mut Requests, obj: &Object, reason: &str, msg: &str, now: SimTime) {
+        let r = self.recorder.record(obj, EVENT_NORMAL, reason, msg, now);
+        self.next_tag += 1;
+        out.push(self.next_tag, r);
+    }
+
+    fn scale(&mut self, out: &mut Requests, d_obj: &Object, d: &Deployment, rs: &ReplicaSet, to: i32, max_surge: i32, now: SimTime) {
+        let from = rs.spec.replicas.unwrap_or(0);
+        if from == to {
+            return;
+        }
+        let mut n = rs.clone();
+        n.spec.replicas = Some(to);
+        let desired = d.spec.replicas.unwrap_or(1);
+        n.metadata.annotations.insert(DESIRED_REPLICAS_ANNOTATION.into(), desired.to_string());
+        n.metadata.annotations.insert(MAX_REPLICAS_ANNOTATION.into(), (desired + max_surge).to_string());
+        let key = d_obj.key();
+        self.send(out, &key, ApiRequest::Update(Object::ReplicaSet(n)));
+        // sync.go scaleReplicaSet: "Scaled up replica set %s from %d to %d".
+        let dir = if to > from { "up" } else { "down" };
+        let msg = format!("Scaled {dir} replica set {} from {from} to {to}", rs.metadata.name);
+        self.event(out, d_obj, "ScalingReplicaSet", &msg, now);
+    }
+
+    fn sync(&mut self, key: &ObjectKey, cache: &Cache, now: SimTime, out: &mut Requests) {
+        if self.in_flight.values().any(|k| k == key) {
+            return;
+        }
+        let Some(d_obj) = cache.get(key).cloned() else { return };
+        let Some(d) = d_obj.as_deployment() else { return };
+        if d.metadata.deletion_timestamp.is_some() || d.spec.paused {
+            return;
+        }
+        let owned: Vec<Arc<Object>> = cache
+            .list_namespace(Kind::ReplicaSet, &key.namespace)
+            .filter(|o| o.meta().controller_of().is_some_and(|r| r.uid == d.metadata.uid))
+            .cloned()
+            .collect();
+        let rss: Vec<&ReplicaSet> = owned.iter().filter_map(|o| o.as_replica_set()).collect();
+        let new_rs = rss.iter().find(|rs| template_equal(&rs.spec.template, &d.spec.template)).copied();
+        let olds: Vec<&ReplicaSet> = rss.iter().filter(|rs| Some(rs.metadata.uid.as_str()) != new_rs.map(|n| n.metadata.uid.as_str())).copied().collect();
+        let desired = d.spec.replicas.unwrap_or(1);
+        let strategy = d.spec.strategy.as_ref();
+        let recreate = strategy.and_then(|s| s.type_) == Some(DeploymentStrategyType::Recreate);
+        let ru = strategy.and_then(|s| s.rolling_update.clone()).unwrap_or_default();
+        let pct = || IntOrString::String("25%".into());
+        let (max_surge, max_unavailable) =
+            if recreate { (0, 0) } else { resolve_fenceposts(&ru.max_surge.unwrap_or_else(pct), &ru.max_unavailable.unwrap_or_else(pct), desired) };
+        let Some(new_rs) = new_rs else {
+            // Create the new ReplicaSet (sync.go getNewReplicaSet).
+            let hash = pod_template_hash(&d.spec.template, d.status.collision_count.unwrap_or(0));
+            let revision = rss
+                .iter()
+                .filter_map(|rs| rs.metadata.annotations.get(REVISION_ANNOTATION).and_then(|r| r.parse::<i64>().ok()))
+                .max()
+                .unwrap_or(0)
+                + 1;
+            let old_total: i32 = olds.iter().map(|r| r.spec.replicas.unwrap_or(0)).sum();
+            let replicas = if recreate && old_total > 0 {
+                0
+            } else if old_total == 0 {
+                desired
+            } else {
+                (desired + max_surge - old_total).clamp(0, desired)
+            };
+            let mut template = d.spec.template.clone();
+            template.metadata.labels.insert(POD_TEMPLATE_HASH_LABEL.into(), hash.clone());
+            let mut selector = d.spec.selector.clone();
+            selector.match_labels.insert(POD_TEMPLATE_HASH_LABEL.into(), hash.clone());
+            let mut labels = template.metadata.labels.clone();
+            labels.insert(POD_TEMPLATE_HASH_LABEL.into(), hash.clone());
+            let name = format!("{}-{hash}", d.metadata.name);
+            let annotations = [
+                (REVISION_ANNOTATION.to_string(), revision.to_string()),
+                (DESIRED_REPLICAS_ANNOTATION.to_string(), desired.to_string()),
+                (MAX_REPLICAS_ANNOTATION.to_string(), (desired + max_surge).to_string()),
+            ]
+            .into_iter()
+            .collect();
+            let rs = ReplicaSet {
+                metadata: ObjectMeta {
+                    name: name.clone(),
+                    namespace: d.metadata.namespace.clone(),
+                    labels,
+                    annotations,
+                    owner_references: vec![controller_ref(&d_obj)],
+                    ..Default::default()
+                },
+                spec: crate::api::workloads::ReplicaSetSpec {
+                    replicas: Some(replicas),
+                    min_ready_seconds: d.spec.min_ready_seconds,
+                    selector,
+                    template,
+                },
+                ..Default::default()
+            };
+            self.send(out, key, ApiRequest::Create(Object::ReplicaSet(rs)));
+            if replicas > 0 {
+                self.event(out, &d_obj, "ScalingReplicaSet", &format!("Scaled up replica set {name} from 0 to {replicas}"), now);
+            }
+            return;
+        };
+        let all: i32 = rss.iter().map(|r| r.spec.replicas.unwrap_or(0)).sum();
+        let old_total: i32 = olds.iter().map(|r| r.spec.replicas.unwrap_or(0)).sum();
+        let new_replicas = new_rs.spec.replicas.unwrap_or(0);
+        if recreate {
+            for old in &olds {
+                self.scale(out, &d_obj, d, old, 0, 0, now);
+            }
+            let old_pods: i32 = olds.iter().map(|r| r.status.replicas).sum();
+            if old_total == 0 && old_pods == 0 {
+                self.scale(out, &d_obj, d, new_rs, desired, 0, now);
+            }
+        } else if old_total == 0 {
+            // Plain scaling.
+            self.scale(out, &d_obj, d, new_rs, desired, max_surge, now);
+        } else {
+            // rolling.go reconcileNewReplicaSet: NewRSNewReplicas.
+            let max_total = desired + max_surge;
+            if new_replicas < desired && all < max_total {
+                let to = (new_replicas + max_total - all).min(desired);
+                self.scale(out, &d_obj, d, new_rs, to, max_surge, now);
+            } else if new_replicas > desired {
+                self.scale(out, &d_obj, d, new_rs, desired, max_surge, now);
+            }
+            // reconcileOldReplicaSets: maxScaledDown = all - minAvailable - newRSUnavailable.
+            let min_available = desired - max_unavailable;
+            let new_unavailable = new_replicas - new_rs.status.available_replicas;
+            let mut budget = all - min_available - new_unavailable;
+            let mut olds_sorted = olds.clone();
+            olds_sorted.sort_by_key(|r| (r.metadata.creation_timestamp, r.metadata.name.clone()));
+            for old in olds_sorted {
+                if budget <= 0 {
+                    break;
+                }
+                let have = old.spec.replicas.unwrap_or(0);
+                if have == 0 {
+                    continue;
+                }
+                let down = have.min(budget);
+                budget -= down;
+                self.scale(out, &d_obj, d, old, have - down, max_surge, now);
+            }
+        }
+        self.status(&d_obj, d, new_rs, &rss, now, out);
+    }
+
+    fn status(&mut self, d_obj: &Object, d: &Deployment, new_rs: &ReplicaSet, rss: &[&ReplicaSet], now: SimTime, out: &mut Requests) {
+        let desired = d.spec.replicas.unwrap_or(1);
+        let mut s = d.status.clone();
+        s.observed_generation = d.metadata.generation;
+        s.replicas = rss.iter().map(|r| r.status.replicas).sum();
+        s.updated_replicas = new_rs.status.replicas;
+        s.ready_replicas = rss.iter().map(|r| r.status.ready_replicas).sum();
+        s.available_replicas = rss.iter().map(|r| r.status.available_replicas).sum();
+        // calculateStatus: total (spec) replicas minus available.
+        let total: i32 = rss.iter().map(|r| r.spec.replicas.unwrap_or(0)).sum();
+        s.unavailable_replicas = (total - s.available_replicas).max(0);
+        let max_unavailable = d
+            .spec
+            .strategy
+            .as_ref()
+            .and_then(|st| st.rolling_update.as_ref())
+            .and_then(|ru| ru.max_unavailable.as_ref())
+            .and_then(|u| u.scaled_value(desired, false).ok())
+            .unwrap_or(0);
+        let available = s.available_replicas >= desired - max_unavailable;
+        // deployment/sync.go and progress.go condition reasons and messages.
+        let (a_reason, a_msg) = if available {
+            ("MinimumReplicasAvailable", "Deployment has minimum availability.")
+        } else {
+            ("MinimumReplicasUnavailable", "Deployment does not have minimum availability.")
+        };
+        set_condition(&mut s.conditions, "Available", if available { ConditionStatus::True } else { ConditionStatus::False }, a_reason, a_msg, now);
+        let complete = s.updated_replicas == desired && s.available_replicas == desired && s.replicas == desired;
+        let (p_reason, p_msg) = if complete {
+            ("NewReplicaSetAvailable", format!("ReplicaSet \"{}\" has successfully progressed.", new_rs.metadata.name))
+        } else {
+            ("ReplicaSetUpdated", format!("ReplicaSet \"{}\" is progressing.", new_rs.metadata.name))
+        };
+        set_condition(&mut s.conditions, "Progressing", ConditionStatus::True, p_reason, &p_msg, now);
+        let mut n = d.clone();
+        if let Some(rev) = new_rs.metadata.annotations.get(REVISION_ANNOTATION) {
+            if n.metadata.annotations.get(REVISION_ANNOTATION) != Some(rev) {
+                n.metadata.annotations.insert(REVISION_ANNOTATION.into(), rev.clone());
+                n.metadata.resource_version = 0;
+                let key = d_obj.key();
+                self.send(out, &key, ApiRequest::Update(Object::Deployment(n.clone())));
+                return;
+            }
+        }
+        if s != d.status {
+            n.status = s;
+            n.metadata.resource_version = 0;
+            let key = d_obj.key();
+            self.send(out, &key, ApiRequest::UpdateStatus(Object::Deployment(n)));
+        }
+    }
+}
+
+fn set_condition(cs: &mut Vec<WorkloadCondition>, type_: &str, status: ConditionStatus, reason: &str, msg: &str, now: SimTime) {
+    match cs.iter_mut().find(|c| c.type_ == type_) {
+        Some(c) => {
+            if c.status != status {
+                c.last_transition_time = Some(now);
+            }
+            if c.status != status || c.reason != reason || c.message != msg {
+                c.last_update_time = Some(now);
+            }
+            c.status = status;
+            c.reason = reason.into();
+            c.message = msg.into();
+        }
+        None => cs.push(WorkloadCondition {
+            type_: type_.into(),
+            status,
+            last_update_time: Some(now),
+            last_transition_time: Some(now),
+            reason: reason.into(),
+            message: msg.into(),
+        }),
+    }
+}
+
+impl Controller for DeploymentController {
+    fn on_event(&mut self, ev: &WatchEvent, _cache: &Cache) {
+        let o = &ev.object;
+        match o.kind() {
+            Kind::Deployment => {
+                self.dirty.insert(o.key());
+            }
+            Kind::ReplicaSet => {
+                if let Some(r) = o.meta().controller_of().filter(|r| r.kind == "Deployment") {
+                    self.dirty.insert(ObjectKey::new(Kind::Deployment, o.meta().namespace.clone(), r.name.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_response(&mut self, tag: u64, _result: &ApiResult, _cache: &Cache, _now: SimTime) {
+        if let Some(k) = self.in_flight.remove(&tag) {
+            self.dirty.insert(k);
+        }
+    }
+
+    fn reconcile(&mut self, cache: &Cache, now: SimTime, _rng: &mut ChaCha8Rng, out: &mut Requests) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for key in dirty {
+            self.sync(&key, cache, now, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fenceposts_round_surge_up_and_unavailable_down() {
+        let p = |s: &str| IntOrString::String(s.into());
+        assert_eq!(resolve_fenceposts(&p("25%"), &p("25%"), 10), (3, 2));
+        assert_eq!(resolve_fenceposts(&p("25%"), &p("25%"), 3), (1, 0));
+        assert_eq!(resolve_fenceposts(&IntOrString::Int(0), &IntOrString::Int(0), 3), (0, 1));
+    }
+
+    #[test]
+    fn hash_is_stable_and_safe_encoded() {
+        let t = crate::api::PodTemplateSpec::default();
+        let h = pod_template_hash(&t, 0);
+        assert_eq!(h, pod_template_hash(&t, 0));
+        assert_ne!(h, pod_template_hash(&t, 1));
+        assert!(h.bytes().all(|b| SAFE_ALPHABET.contains(&b)));
+    }
+}

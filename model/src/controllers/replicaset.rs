@@ -1,0 +1,280 @@
+//! The ReplicaSet controller (pkg/controller/replicaset): keeps `spec.replicas` pods
+//! matching the selector, creating in slow-start batches (1, 2, 4, ... up to
+//! burstReplicas 500 a sync) and deleting the least valuable pods first; expectations keep
+//! it from acting twice on the same change.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use rand_chacha::ChaCha8Rng;
+
+use super::{controller_ref, Controller, Requests};
+use crate::api::{Kind, Object, ObjectKey, ObjectMeta, Pod, PodPhase, ReplicaSet, EVENT_NORMAL, EVENT_WARNING};
+use crate::client::{ApiRequest, ApiResult, Cache, EventRecorder, WatchEvent};
+use crate::time::SimTime;
+
+/// replicaset_controller.go BurstReplicas.
+pub const BURST_REPLICAS: usize = 500;
+/// controller_utils.go SlowStartInitialBatchSize.
+pub const SLOW_START_INITIAL_BATCH_SIZE: usize = 1;
+
+#[derive(Debug, Default)]
+struct State {
+    /// Creates/deletes issued and not yet seen in the cache.
+    expected_creates: usize,
+    expected_deletes: BTreeSet<String>,
+    /// A slow-start run: the pods still to create and the next batch size.
+    slow_start: Option<(usize, usize)>,
+    /// Requests of the current batch still awaiting a response.
+    in_flight: usize,
+    batch_failed: bool,
+}
+
+pub struct ReplicaSetController {
+    dirty: BTreeSet<ObjectKey>,
+    state: BTreeMap<String, State>,
+    routes: BTreeMap<u64, (ObjectKey, bool)>,
+    next_tag: u64,
+    recorder: EventRecorder,
+    pending_events: Vec<(u64, ApiRequest)>,
+}
+
+impl Default for ReplicaSetController {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Pods the controller counts: not terminal, not being deleted (controller.FilterActivePods).
+fn is_active(p: &Pod) -> bool {
+    !matches!(p.phase(), PodPhase::Succeeded | PodPhase::Failed) && p.metadata.deletion_timestamp.is_none()
+}
+
+/// Owned pods of a controller by uid.
+pub fn owned_pods<'a>(cache: &'a Cache, ns: &'a str, uid: &'a str) -> impl Iterator<Item = &'a Pod> + 'a {
+    cache
+        .list_namespace(Kind::Pod, ns)
+        .filter_map(|o| o.as_pod())
+        .filter(move |p| p.metadata.controller_of().is_some_and(|r| r.uid == uid))
+}
+
+/// Ranking for scale-down (controller.ActivePodsWithRanks, simplified to its main keys):
+/// unassigned before assigned, pending before running, not ready before ready, newer
+/// before older. Smaller = deleted first.
+fn delete_rank(p: &Pod) -> (bool, u8, bool, std::cmp::Reverse<SimTime>, String) {
+    let phase = match p.phase() {
+        PodPhase::Pending => 0,
+        PodPhase::Unknown => 1,
+        _ => 2,
+    };
+    (
+        !p.spec.node_name.is_empty(),
+        phase,
+        p.is_ready(),
+        std::cmp::Reverse(p.metadata.creation_timestamp.unwrap_or_default()),
+        p.metadata.name.clone(),
+    )
+}
+
+impl ReplicaSetController {
+    pub fn new() -> Self {
+        ReplicaSetController {
+            dirty: BTreeSet::new(),
+            state: BTreeMap::new(),
+            routes: BTreeMap::new(),
+            next_tag: 0,
+            recorder: EventRecorder::new("replicaset-controller", ""),
+            pending_events: Vec::new(),
+        }
+    }
+
+    fn send_event(&mut self, r: ApiRequest) {
+        self.next_tag += 1;
+        self.pending_events.push((self.next_tag, r));
+    }
+
+    fn send(&mut self, out: &mut Requests, rs: &ObjectKey, is_create: bool, r: ApiRequest) {
+        self.next_tag += 1;
+        self.routes.insert(self.next_tag, (rs.clone(), is_create));
+        out.push(self.next_tag, r);
+    }
+
+    fn sync(&mut self, key: &ObjectKey, cache: &Cache, now: SimTime, out: &mut Requests) {
+        let Some(obj) = cache.get(key).cloned() else {
+            self.state.remove(&key.name);
+            return;
+        };
+        let Some(rs) = obj.as_replica_set() else { return };
+        let uid = rs.metadata.uid.clone();
+        let pods: Vec<&Pod> = owned_pods(cache, &key.namespace, &uid).filter(|p| is_active(p)).collect();
+        let sk = format!("{}/{}", key.namespace, key.name);
+        let st = self.state.entry(sk.clone()).or_default();
+        let satisfied = st.expected_creates == 0 && st.expected_deletes.is_empty() && st.in_flight == 0;
+        let want = rs.spec.replicas.unwrap_or(1).max(0) as usize;
+        let mut reqs: Vec<ApiRequest> = Vec::new();
+        let mut creates = 0;
+        if rs.metadata.deletion_timestamp.is_none() {
+            if let Some((remaining, batch)) = st.slow_start {
+                if st.in_flight == 0 {
+                    if st.batch_failed || remaining == 0 {
+                        st.slow_start = None;
+                    } else {
+                        let n = batch.min(remaining);
+                        creates = n;
+                        st.slow_start = Some((remaining - n, batch * 2));
+                    }
+                }
+            } else if satisfied && pods.len() < want {
+                let diff = (want - pods.len()).min(BURST_REPLICAS);
+                let n = SLOW_START_INITIAL_BATCH_SIZE.min(diff);
+                creates = n;
+                st.slow_start = Some((diff - n, n * 2));
+                st.batch_failed = false;
+            } else if satisfied && pods.len() > want {
+                let mut ranked = pods.clone();
+                ranked.sort_by_key(|p| delete_rank(p));
+                for p in ranked.into_iter().take((pods.len() - want).min(BURST_REPLICAS)) {
+                    st.expected_deletes.insert(p.metadata.name.clone());
+                    reqs.push(ApiRequest::Delete {
+                        key: ObjectKey::new(Kind::Pod, p.metadata.namespace.clone(), p.metadata.name.clone()),
+                        grace_period_seconds: None,
+                        precondition_uid: Some(p.metadata.uid.clone()),
+                    });
+                }
+            }
+        }
+        if creates > 0 {
+            let st = self.state.get_mut(&sk).expect("state");
+            st.expected_creates += creates;
+            st.in_flight += creates;
+            let mut template = rs.spec.template.clone();
+            let pod = Pod {
+                metadata: ObjectMeta {
+                    generate_name: format!("{}-", rs.metadata.name),
+                    namespace: rs.metadata.namespace.clone(),
+                    labels: std::mem::take(&mut template.metadata.labels),
+                    annotations: std::mem::take(&mut template.metadata.annotations),
+                    owner_references: vec![controller_ref(&obj)],
+                    ..Default::default()
+                },
+                spec: template.spec,
+                ..Default::default()
+            };
+            for _ in 0..creates {
+                reqs.push(ApiRequest::Create(Object::Pod(pod.clone())));
+            }
+        }
+        for r in reqs {
+            let is_create = matches!(r, ApiRequest::Create(_));
+            if !is_create {
+                self.state.get_mut(&sk).expect("state").in_flight += 1;
+            }
+            self.send(out, key, is_create, r);
+        }
+        self.update_status(&obj, rs, &pods, now, out);
+    }
+
+    fn update_status(&mut self, obj: &Arc<Object>, rs: &ReplicaSet, pods: &[&Pod], now: SimTime, out: &mut Requests) {
+        let mut s = rs.status.clone();
+        s.replicas = pods.len() as i32;
+        s.fully_labeled_replicas =
+            pods.iter().filter(|p| rs.spec.template.metadata.labels.iter().all(|(k, v)| p.metadata.labels.get(k) == Some(v))).count() as i32;
+        s.ready_replicas = pods.iter().filter(|p| p.is_ready()).count() as i32;
+        s.available_replicas = pods.iter().filter(|p| p.is_available(rs.spec.min_ready_seconds, now)).count() as i32;
+        s.observed_generation = rs.metadata.generation;
+        if s != rs.status {
+            let mut n = rs.clone();
+            n.status = s;
+            n.metadata.resource_version = 0;
+            let key = obj.key();
+            self.send(out, &key, false, ApiRequest::UpdateStatus(Object::ReplicaSet(n)));
+            let sk = format!("{}/{}", key.namespace, key.name);
+            if let Some(st) = self.state.get_mut(&sk) {
+                st.in_flight += 1;
+            }
+        }
+        // Pods become available minReadySeconds after Ready: come back then.
+        if rs.spec.min_ready_seconds > 0 {
+            out.wake(now + std::time::Duration::from_secs(1));
+        }
+    }
+}
+
+impl Controller for ReplicaSetController {
+    fn on_event(&mut self, ev: &WatchEvent, _cache: &Cache) {
+        let o = &ev.object;
+        match o.kind() {
+            Kind::ReplicaSet => {
+                self.dirty.insert(o.key());
+            }
+            Kind::Pod => {
+                let m = o.meta();
+                if let Some(r) = m.controller_of().filter(|r| r.kind == "ReplicaSet") {
+                    let sk = format!("{}/{}", m.namespace, r.name);
+                    if let Some(st) = self.state.get_mut(&sk) {
+                        match ev.type_ {
+                            crate::client::WatchEventType::Added => st.expected_creates = st.expected_creates.saturating_sub(1),
+                            crate::client::WatchEventType::Deleted => {
+                                st.expected_deletes.remove(&m.name);
+                            }
+                            _ => {
+                                if m.deletion_timestamp.is_some() {
+                                    st.expected_deletes.remove(&m.name);
+                                }
+                            }
+                        }
+                    }
+                    self.dirty.insert(ObjectKey::new(Kind::ReplicaSet, m.namespace.clone(), r.name.clone()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_response(&mut self, tag: u64, result: &ApiResult, cache: &Cache, now: SimTime) {
+        let Some((key, is_create)) = self.routes.remove(&tag) else { return };
+        let sk = format!("{}/{}", key.namespace, key.name);
+        if let Some(st) = self.state.get_mut(&sk) {
+            st.in_flight = st.in_flight.saturating_sub(1);
+        }
+        let Some(rs) = cache.get(&key).cloned() else { return };
+        match (is_create, result) {
+            (true, Ok(pod)) => {
+                let msg = format!("Created pod: {}", pod.meta().name);
+                let r = self.recorder.record(&rs, EVENT_NORMAL, "SuccessfulCreate", &msg, now);
+                self.send_event(r);
+            }
+            (true, Err(e)) => {
+                if let Some(st) = self.state.get_mut(&sk) {
+                    st.expected_creates = st.expected_creates.saturating_sub(1);
+                    st.batch_failed = true;
+                }
+                let msg = format!("Error creating: {}", e.message);
+                let r = self.recorder.record(&rs, EVENT_WARNING, "FailedCreate", &msg, now);
+                self.send_event(r);
+            }
+            (false, Ok(o)) if o.kind() == Kind::Pod => {
+                let msg = format!("Deleted pod: {}", o.meta().name);
+                let r = self.recorder.record(&rs, EVENT_NORMAL, "SuccessfulDelete", &msg, now);
+                self.send_event(r);
+            }
+            (false, Err(_)) => {
+                if let Some(st) = self.state.get_mut(&sk) {
+                    st.expected_deletes.clear();
+                }
+            }
+            _ => {}
+        }
+        self.dirty.insert(key);
+    }
+
+    fn reconcile(&mut self, cache: &Cache, now: SimTime, _rng: &mut ChaCha8Rng, out: &mut Requests) {
+        for (tag, r) in std::mem::take(&mut self.pending_events) {
+            out.push(tag, r);
+        }
+        let dirty = std::mem::take(&mut self.dirty);
+        for key in dirty {
+            self.sync(&key, cache, now, out);
+        }
+    }
+}
