@@ -1,1 +1,215 @@
-fn main() {}
+//! The `kubesim` command line.
+//!
+//! Exit codes: 0 when the run (or query) succeeded and every expectation held; 1 when an
+//! expectation failed; 2 on bad input (a scenario, trace or argument that cannot be used).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use kubesim::kubectl::{self, OutputFormat};
+use kubesim::run::{self, RunOptions};
+use kubesim_model::api::Kind;
+use kubesim_model::time::SimTime;
+
+#[derive(Parser)]
+#[command(name = "kubesim", version, about = "Deterministic Kubernetes cluster simulator and test harness")]
+#[command(
+    long_about = "Runs Kubernetes control-plane logic (etcd, API server, scheduler, controllers, kubelets) \
+against simulated hosts, network and time. A scenario file describes the cluster, the manifests applied to it \
+and a timeline of faults; a seed fixes every random choice, so a run replays byte for byte."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario to its duration, check its expectations, print the trace hash.
+    Run {
+        /// The scenario file (see scenarios/README.md).
+        scenario: PathBuf,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Write the trace (JSON Lines) here, for `get` and `describe`.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        /// No progress bar and no warnings, only the summary.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Run a scenario as a benchmark: wall time, simulated time, their ratio, peak RSS.
+    Bench {
+        scenario: PathBuf,
+        #[arg(long)]
+        seed: Option<u64>,
+    },
+    /// List objects as `kubectl get` does, from a trace at a simulated time.
+    Get {
+        /// pods, nodes, deployments, replicasets, daemonsets, events (or kubectl short names).
+        kind: String,
+        /// One object's name.
+        name: Option<String>,
+        #[command(flatten)]
+        at: AtArgs,
+        /// Namespace (default: default).
+        #[arg(long, short)]
+        namespace: Option<String>,
+        /// Every namespace.
+        #[arg(long, short = 'A')]
+        all_namespaces: bool,
+        /// Output format.
+        #[arg(long, short, value_enum)]
+        output: Option<Format>,
+    },
+    /// Describe a pod or node as `kubectl describe` does, from a trace at a simulated time.
+    Describe {
+        /// pod or node (or deployment).
+        kind: String,
+        name: String,
+        #[command(flatten)]
+        at: AtArgs,
+        #[arg(long, short)]
+        namespace: Option<String>,
+    },
+    /// List events as `kubectl get events` does, from a trace at a simulated time.
+    Events {
+        #[command(flatten)]
+        at: AtArgs,
+        #[arg(long, short)]
+        namespace: Option<String>,
+        #[arg(long, short = 'A')]
+        all_namespaces: bool,
+    },
+}
+
+#[derive(clap::Args)]
+struct AtArgs {
+    /// The trace file written by `kubesim run --trace`.
+    #[arg(long)]
+    trace: PathBuf,
+    /// Simulated time, e.g. 90s or 2m30s (default: the end of the trace).
+    #[arg(long)]
+    at: Option<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Wide,
+    Yaml,
+    Json,
+}
+
+/// A failure with its exit code.
+enum Failure {
+    /// Exit 1: the run finished but an expectation did not hold.
+    Expectations,
+    /// Exit 2: unusable input.
+    Input(String),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Expectations) => ExitCode::from(1),
+        Err(Failure::Input(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn dispatch(cmd: Command) -> Result<(), Failure> {
+    match cmd {
+        Command::Run { scenario, seed, trace, quiet } => {
+            let opts = RunOptions { seed, trace, progress: !quiet, warnings: !quiet, bench: false };
+            let report = run::run_file(&scenario, &opts).map_err(Failure::Input)?;
+            print!("{}", report.summary());
+            if report.all_passed() {
+                Ok(())
+            } else {
+                Err(Failure::Expectations)
+            }
+        }
+        Command::Bench { scenario, seed } => {
+            let opts = RunOptions { seed, trace: None, progress: false, warnings: false, bench: true };
+            let report = run::run_file(&scenario, &opts).map_err(Failure::Input)?;
+            print!("{}", report.summary());
+            print!("{}", report.bench_summary());
+            if report.all_passed() {
+                Ok(())
+            } else {
+                Err(Failure::Expectations)
+            }
+        }
+        Command::Get { kind, name, at, namespace, all_namespaces, output } => {
+            let kind = parse_kind(&kind)?;
+            let (state, now) = load_state(&at)?;
+            let ns = namespace_arg(kind, namespace, all_namespaces);
+            let format = match output {
+                None => OutputFormat::Table,
+                Some(Format::Wide) => OutputFormat::Wide,
+                Some(Format::Yaml) => OutputFormat::Yaml,
+                Some(Format::Json) => OutputFormat::Json,
+            };
+            let out = kubectl::get(&state, kind, ns.as_deref(), name.as_deref(), format, now)
+                .map_err(Failure::Input)?;
+            print!("{out}");
+            Ok(())
+        }
+        Command::Describe { kind, name, at, namespace } => {
+            let kind = parse_kind(&kind)?;
+            let (state, now) = load_state(&at)?;
+            let ns =
+                if kind.namespaced() { namespace.unwrap_or_else(|| "default".into()) } else { String::new() };
+            let out = kubectl::describe(&state, kind, &ns, &name, now).map_err(Failure::Input)?;
+            print!("{out}");
+            Ok(())
+        }
+        Command::Events { at, namespace, all_namespaces } => {
+            let (state, now) = load_state(&at)?;
+            let ns = namespace_arg(Kind::Event, namespace, all_namespaces);
+            let out = kubectl::get(&state, Kind::Event, ns.as_deref(), None, OutputFormat::Table, now)
+                .map_err(Failure::Input)?;
+            print!("{out}");
+            Ok(())
+        }
+    }
+}
+
+fn parse_kind(s: &str) -> Result<Kind, Failure> {
+    Kind::parse(s).ok_or_else(|| {
+        Failure::Input(format!(
+            "the server doesn't have a resource type \"{s}\"; use one of pods, nodes, deployments, replicasets, daemonsets, events, leases, namespaces"
+        ))
+    })
+}
+
+fn namespace_arg(kind: Kind, namespace: Option<String>, all: bool) -> Option<String> {
+    if !kind.namespaced() || all {
+        None
+    } else {
+        Some(namespace.unwrap_or_else(|| "default".into()))
+    }
+}
+
+fn load_state(at: &AtArgs) -> Result<(kubesim_model::client::Cache, SimTime), Failure> {
+    let t = match &at.at {
+        Some(s) => kubesim::scenario::parse_duration(s)
+            .map_err(|e| Failure::Input(format!("--at {s:?}: {e} (e.g. --at 90s or --at 2m30s)")))?,
+        None => SimTime(u64::MAX),
+    };
+    let f = std::fs::File::open(&at.trace).map_err(|e| {
+        Failure::Input(format!(
+            "{}: {e} (write one with `kubesim run SCENARIO --trace FILE`)",
+            at.trace.display()
+        ))
+    })?;
+    let replay = kubesim_sim::replay(std::io::BufReader::new(f), t)
+        .map_err(|e| Failure::Input(format!("{}: {e}", at.trace.display())))?;
+    let now = if at.at.is_some() { t } else { replay.last_time };
+    Ok((replay.state, now))
+}

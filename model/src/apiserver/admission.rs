@@ -8,7 +8,8 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::api::pod::condition;
 use crate::api::{
-    ConditionStatus, IntOrString, Kind, Object, PodCondition, PodPhase, TaintEffect, Toleration, TolerationOperator,
+    ConditionStatus, IntOrString, Kind, Object, PodCondition, PodPhase, TaintEffect, Toleration,
+    TolerationOperator,
 };
 use crate::client::{ApiError, Cache};
 use crate::time::SimTime;
@@ -61,7 +62,12 @@ fn uuid_v4(rng: &mut ChaCha8Rng) -> String {
 }
 
 /// Fills server-set metadata, validates and defaults an object being created.
-pub fn prepare_create(obj: &mut Object, cache: &Cache, now: SimTime, rng: &mut ChaCha8Rng) -> Result<(), ApiError> {
+pub fn prepare_create(
+    obj: &mut Object,
+    cache: &Cache,
+    now: SimTime,
+    rng: &mut ChaCha8Rng,
+) -> Result<(), ApiError> {
     let kind = obj.kind();
     {
         let m = obj.meta_mut();
@@ -72,7 +78,11 @@ pub fn prepare_create(obj: &mut Object, cache: &Cache, now: SimTime, rng: &mut C
             m.name = format!("{}{suffix}", m.generate_name);
         }
         if m.name.is_empty() {
-            return Err(ApiError::invalid(kind, "", "metadata.name: Required value: name or generateName is required"));
+            return Err(ApiError::invalid(
+                kind,
+                "",
+                "metadata.name: Required value: name or generateName is required",
+            ));
         }
         if kind.namespaced() {
             if m.namespace.is_empty() {
@@ -90,7 +100,11 @@ pub fn prepare_create(obj: &mut Object, cache: &Cache, now: SimTime, rng: &mut C
         let ns = obj.meta().namespace.clone();
         // NamespaceLifecycle admission.
         if cache.get(&crate::api::ObjectKey::new(Kind::Namespace, "", ns.clone())).is_none() {
-            return Err(ApiError { code: 404, reason: "NotFound", message: format!("namespaces \"{ns}\" not found") });
+            return Err(ApiError {
+                code: 404,
+                reason: "NotFound",
+                message: format!("namespaces \"{ns}\" not found"),
+            });
         }
     }
     {
@@ -120,7 +134,10 @@ pub fn default_object(obj: &mut Object) {
             if s.dns_policy.is_empty() {
                 s.dns_policy = "ClusterFirst".into();
             }
-            for (key, seconds) in [(TAINT_NOT_READY, DEFAULT_TOLERATION_SECONDS), (TAINT_UNREACHABLE, DEFAULT_TOLERATION_SECONDS)] {
+            for (key, seconds) in [
+                (TAINT_NOT_READY, DEFAULT_TOLERATION_SECONDS),
+                (TAINT_UNREACHABLE, DEFAULT_TOLERATION_SECONDS),
+            ] {
                 let has = s.tolerations.iter().any(|t| {
                     (t.key == key || t.key.is_empty() && t.operator == Some(TolerationOperator::Exists))
                         && t.effect.is_none_or(|e| e == TaintEffect::NoExecute)
@@ -217,7 +234,10 @@ fn qos_class(p: &crate::api::Pod) -> &'static str {
 }
 
 fn has_status(kind: Kind) -> bool {
-    matches!(kind, Kind::Pod | Kind::Node | Kind::ReplicaSet | Kind::Deployment | Kind::DaemonSet | Kind::Namespace)
+    matches!(
+        kind,
+        Kind::Pod | Kind::Node | Kind::ReplicaSet | Kind::Deployment | Kind::DaemonSet | Kind::Namespace
+    )
 }
 
 /// The object an update stores, or `None` when nothing would change.

@@ -119,11 +119,14 @@ impl ApiServer {
     pub fn handle(&mut self, input: ApiInput, now: SimTime, rng: &mut ChaCha8Rng) -> Vec<ApiOutput> {
         let mut out = Vec::new();
         match input {
-            ApiInput::ClientRequest { client, tag, request } => self.request(client, tag, request, now, rng, &mut out),
+            ApiInput::ClientRequest { client, tag, request } => {
+                self.request(client, tag, request, now, rng, &mut out)
+            }
             ApiInput::Watch { client, watch_id, spec } => self.watch(client, watch_id, spec, &mut out),
             ApiInput::CancelWatch { client, watch_id } => self.cancel((client, watch_id)),
             ApiInput::ClientGone { client } => {
-                let keys: Vec<WatchKey> = self.watches.range((client, 0)..=(client, u64::MAX)).map(|(k, _)| *k).collect();
+                let keys: Vec<WatchKey> =
+                    self.watches.range((client, 0)..=(client, u64::MAX)).map(|(k, _)| *k).collect();
                 keys.into_iter().for_each(|k| self.cancel(k));
             }
             ApiInput::EtcdResponse { id, response } => self.etcd_response(id, response, now, &mut out),
@@ -144,7 +147,15 @@ impl ApiServer {
         }
     }
 
-    fn request(&mut self, client: ClientId, tag: u64, req: ApiRequest, now: SimTime, rng: &mut ChaCha8Rng, out: &mut Vec<ApiOutput>) {
+    fn request(
+        &mut self,
+        client: ClientId,
+        tag: u64,
+        req: ApiRequest,
+        now: SimTime,
+        rng: &mut ChaCha8Rng,
+        out: &mut Vec<ApiOutput>,
+    ) {
         match req {
             ApiRequest::Create(obj) => self.create(client, tag, obj, now, rng, out),
             ApiRequest::Update(obj) => {
@@ -169,14 +180,27 @@ impl ApiServer {
         }
     }
 
-    fn create(&mut self, client: ClientId, tag: u64, mut obj: Object, now: SimTime, rng: &mut ChaCha8Rng, out: &mut Vec<ApiOutput>) {
+    fn create(
+        &mut self,
+        client: ClientId,
+        tag: u64,
+        mut obj: Object,
+        now: SimTime,
+        rng: &mut ChaCha8Rng,
+        out: &mut Vec<ApiOutput>,
+    ) {
         if let Err(e) = admission::prepare_create(&mut obj, &self.cache, now, rng) {
             return Self::reply(client, tag, Err(e), out);
         }
         let key = obj.key();
         let etcd_key = key.etcd_key();
         let request = EtcdRequest::Txn {
-            compare: vec![Compare { key: etcd_key.clone(), target: CompareTarget::CreateRevision, op: CompareOp::Equal, value: 0 }],
+            compare: vec![Compare {
+                key: etcd_key.clone(),
+                target: CompareTarget::CreateRevision,
+                op: CompareOp::Equal,
+                value: 0,
+            }],
             success: vec![Op::Put { key: etcd_key.clone(), value: Arc::new(obj) }],
             failure: vec![Op::Get { key: etcd_key }],
         };
@@ -231,7 +255,12 @@ impl ApiServer {
         };
         let etcd_key = key.etcd_key();
         let request = EtcdRequest::Txn {
-            compare: vec![Compare { key: etcd_key.clone(), target: CompareTarget::ModRevision, op: CompareOp::Equal, value: expected as i64 }],
+            compare: vec![Compare {
+                key: etcd_key.clone(),
+                target: CompareTarget::ModRevision,
+                op: CompareOp::Equal,
+                value: expected as i64,
+            }],
             success: vec![Op::Put { key: etcd_key.clone(), value: Arc::new(next) }],
             failure: vec![Op::Get { key: etcd_key }],
         };
@@ -258,14 +287,20 @@ impl ApiServer {
                     "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
                     current.meta().uid
                 );
-                return Self::reply(client, tag, Err(ApiError { code: 409, reason: "Conflict", message }), out);
+                return Self::reply(
+                    client,
+                    tag,
+                    Err(ApiError { code: 409, reason: "Conflict", message }),
+                    out,
+                );
             }
         }
         // Pods on a node are deleted gracefully: the kubelet stops them, then deletes
         // with grace 0 (pkg/registry/core/pod/strategy.go CheckGracefulDelete).
         if let Object::Pod(p) = &*current {
             let grace = grace.or(p.spec.termination_grace_period_seconds).unwrap_or(30);
-            let finished = matches!(p.phase(), crate::api::PodPhase::Succeeded | crate::api::PodPhase::Failed);
+            let finished =
+                matches!(p.phase(), crate::api::PodPhase::Succeeded | crate::api::PodPhase::Failed);
             if !p.spec.node_name.is_empty() && grace > 0 && !finished {
                 if p.metadata.deletion_timestamp.is_some() {
                     return Self::reply(client, tag, Ok(current.clone()), out);
@@ -288,7 +323,13 @@ impl ApiServer {
         self.to_etcd(Pending::Delete { client, tag, key }, request, out);
     }
 
-    fn etcd_response(&mut self, id: u64, response: EtcdResponse<Arc<Object>>, now: SimTime, out: &mut Vec<ApiOutput>) {
+    fn etcd_response(
+        &mut self,
+        id: u64,
+        response: EtcdResponse<Arc<Object>>,
+        now: SimTime,
+        out: &mut Vec<ApiOutput>,
+    ) {
         let Some(pending) = self.pending.remove(&id) else { return };
         let (succeeded, results) = match response {
             EtcdResponse::Txn { succeeded, results, .. } => (succeeded, results),
@@ -331,14 +372,24 @@ impl ApiServer {
             }
             Pending::Delete { client, tag, key } => {
                 let result = if succeeded {
-                    results.into_iter().next().flatten().map(|kv| kv.value).ok_or_else(|| ApiError::not_found(key.kind, &key.name))
+                    results
+                        .into_iter()
+                        .next()
+                        .flatten()
+                        .map(|kv| kv.value)
+                        .ok_or_else(|| ApiError::not_found(key.kind, &key.name))
                 } else {
                     Err(ApiError::conflict(key.kind, &key.name))
                 };
                 Self::reply(client, tag, result, out);
             }
             Pending::Get { client, tag, key } => {
-                let result = results.into_iter().next().flatten().map(|kv| kv.value).ok_or_else(|| ApiError::not_found(key.kind, &key.name));
+                let result = results
+                    .into_iter()
+                    .next()
+                    .flatten()
+                    .map(|kv| kv.value)
+                    .ok_or_else(|| ApiError::not_found(key.kind, &key.name));
                 Self::reply(client, tag, result, out);
             }
         }
@@ -444,11 +495,18 @@ fn mutation_view(m: &Mutation) -> admission::MutationView<'_> {
         Mutation::Replace(o) => admission::MutationView::Replace(o),
         Mutation::ReplaceStatus(o) => admission::MutationView::ReplaceStatus(o),
         Mutation::Bind { node, uid } => admission::MutationView::Bind { node, uid },
-        Mutation::MarkDeleting { grace_seconds } => admission::MutationView::MarkDeleting { grace_seconds: *grace_seconds },
+        Mutation::MarkDeleting { grace_seconds } => {
+            admission::MutationView::MarkDeleting { grace_seconds: *grace_seconds }
+        }
     }
 }
 
 /// The value a successful put committed (stamped with its revision by the store).
 fn committed(results: Vec<Option<crate::etcd::KeyValue<Arc<Object>>>>, key: &ObjectKey) -> ApiResult {
-    results.into_iter().next().flatten().map(|kv| kv.value).ok_or_else(|| ApiError::not_found(key.kind, &key.name))
+    results
+        .into_iter()
+        .next()
+        .flatten()
+        .map(|kv| kv.value)
+        .ok_or_else(|| ApiError::not_found(key.kind, &key.name))
 }

@@ -8,7 +8,8 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{controller_ref, Controller, Requests};
 use crate::api::scheduling::{
-    tolerations_tolerate, NodeAffinity, NodeSelector, NodeSelectorOperator, NodeSelectorRequirement, NodeSelectorTerm,
+    tolerations_tolerate, NodeAffinity, NodeSelector, NodeSelectorOperator, NodeSelectorRequirement,
+    NodeSelectorTerm,
 };
 use crate::api::{
     Affinity, DaemonSet, Kind, Node, Object, ObjectKey, ObjectMeta, Pod, PodPhase, TaintEffect, Toleration,
@@ -56,7 +57,11 @@ pub fn should_run(ds: &DaemonSet, node: &Node) -> bool {
     if !spec.node_selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
         return false;
     }
-    let required = spec.affinity.as_ref().and_then(|a| a.node_affinity.as_ref()).and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref());
+    let required = spec
+        .affinity
+        .as_ref()
+        .and_then(|a| a.node_affinity.as_ref())
+        .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref());
     if required.is_some_and(|r| !r.matches(&node.metadata.name, labels)) {
         return false;
     }
@@ -73,8 +78,20 @@ fn target_node(p: &Pod) -> Option<&str> {
     if !p.spec.node_name.is_empty() {
         return Some(&p.spec.node_name);
     }
-    let ns = p.spec.affinity.as_ref()?.node_affinity.as_ref()?.required_during_scheduling_ignored_during_execution.as_ref()?;
-    ns.node_selector_terms.iter().flat_map(|t| &t.match_fields).find(|r| r.key == "metadata.name").and_then(|r| r.values.first()).map(String::as_str)
+    let ns = p
+        .spec
+        .affinity
+        .as_ref()?
+        .node_affinity
+        .as_ref()?
+        .required_during_scheduling_ignored_during_execution
+        .as_ref()?;
+    ns.node_selector_terms
+        .iter()
+        .flat_map(|t| &t.match_fields)
+        .find(|r| r.key == "metadata.name")
+        .and_then(|r| r.values.first())
+        .map(String::as_str)
 }
 
 pub struct DaemonSetController {
@@ -118,7 +135,9 @@ impl DaemonSetController {
         }
         let mut by_node: BTreeMap<String, Vec<&Pod>> = BTreeMap::new();
         for p in super::replicaset::owned_pods(cache, &key.namespace, &ds.metadata.uid) {
-            if p.metadata.deletion_timestamp.is_none() && !matches!(p.phase(), PodPhase::Succeeded | PodPhase::Failed) {
+            if p.metadata.deletion_timestamp.is_none()
+                && !matches!(p.phase(), PodPhase::Succeeded | PodPhase::Failed)
+            {
                 if let Some(n) = target_node(p) {
                     by_node.entry(n.to_string()).or_default().push(p);
                 }
@@ -140,20 +159,28 @@ impl DaemonSetController {
                     creates.push(name.clone());
                 }
             } else if have > 0 {
-                deletes.extend(by_node[name.as_str()].iter().map(|p| (p.metadata.name.clone(), p.metadata.uid.clone())));
+                deletes.extend(
+                    by_node[name.as_str()].iter().map(|p| (p.metadata.name.clone(), p.metadata.uid.clone())),
+                );
             }
         }
         for node in creates {
             expected.insert(node.clone());
             let mut t = ds.spec.template.clone();
-            t.spec.tolerations = with_tolerations(t.spec.tolerations, daemon_tolerations(t.spec.host_network));
+            t.spec.tolerations =
+                with_tolerations(t.spec.tolerations, daemon_tolerations(t.spec.host_network));
             let term = NodeSelectorTerm {
-                match_fields: vec![NodeSelectorRequirement { key: "metadata.name".into(), operator: NodeSelectorOperator::In, values: vec![node.clone()] }],
+                match_fields: vec![NodeSelectorRequirement {
+                    key: "metadata.name".into(),
+                    operator: NodeSelectorOperator::In,
+                    values: vec![node.clone()],
+                }],
                 ..Default::default()
             };
             let mut affinity = t.spec.affinity.take().unwrap_or(Affinity { node_affinity: None });
             let na = affinity.node_affinity.get_or_insert_with(NodeAffinity::default);
-            na.required_during_scheduling_ignored_during_execution = Some(NodeSelector { node_selector_terms: vec![term] });
+            na.required_during_scheduling_ignored_during_execution =
+                Some(NodeSelector { node_selector_terms: vec![term] });
             t.spec.affinity = Some(affinity);
             let pod = Pod {
                 metadata: ObjectMeta {
@@ -175,16 +202,27 @@ impl DaemonSetController {
             self.next_tag += 1;
             out.push(
                 self.next_tag,
-                ApiRequest::Delete { key: ObjectKey::new(Kind::Pod, key.namespace.clone(), name), grace_period_seconds: None, precondition_uid: Some(uid) },
+                ApiRequest::Delete {
+                    key: ObjectKey::new(Kind::Pod, key.namespace.clone(), name),
+                    grace_period_seconds: None,
+                    precondition_uid: Some(uid),
+                },
             );
         }
         let mut s = ds.status.clone();
         s.desired_number_scheduled = desired;
-        s.current_number_scheduled = by_node.keys().filter(|n| nodes.iter().any(|x| &x.metadata.name == *n && should_run(ds, x))).count() as i32;
-        s.number_misscheduled = by_node.keys().filter(|n| !nodes.iter().any(|x| &x.metadata.name == *n && should_run(ds, x))).count() as i32;
+        s.current_number_scheduled = by_node
+            .keys()
+            .filter(|n| nodes.iter().any(|x| &x.metadata.name == *n && should_run(ds, x)))
+            .count() as i32;
+        s.number_misscheduled = by_node
+            .keys()
+            .filter(|n| !nodes.iter().any(|x| &x.metadata.name == *n && should_run(ds, x)))
+            .count() as i32;
         let pods: Vec<&&Pod> = by_node.values().flatten().collect();
         s.number_ready = pods.iter().filter(|p| p.is_ready()).count() as i32;
-        s.number_available = pods.iter().filter(|p| p.is_available(ds.spec.min_ready_seconds, now)).count() as i32;
+        s.number_available =
+            pods.iter().filter(|p| p.is_available(ds.spec.min_ready_seconds, now)).count() as i32;
         s.updated_number_scheduled = s.current_number_scheduled;
         s.number_unavailable = (desired - s.number_available).max(0);
         s.observed_generation = ds.metadata.generation;
@@ -208,7 +246,11 @@ impl Controller for DaemonSetController {
             Kind::Node => self.all_dirty = true,
             Kind::Pod => {
                 if let Some(r) = o.meta().controller_of().filter(|r| r.kind == "DaemonSet") {
-                    self.dirty.insert(ObjectKey::new(Kind::DaemonSet, o.meta().namespace.clone(), r.name.clone()));
+                    self.dirty.insert(ObjectKey::new(
+                        Kind::DaemonSet,
+                        o.meta().namespace.clone(),
+                        r.name.clone(),
+                    ));
                 }
             }
             _ => {}
@@ -220,7 +262,13 @@ impl Controller for DaemonSetController {
         match result {
             Ok(pod) => {
                 if let Some(ds) = cache.get(&key).cloned() {
-                    let r = self.recorder.record(&ds, EVENT_NORMAL, "SuccessfulCreate", &format!("Created pod: {}", pod.meta().name), now);
+                    let r = self.recorder.record(
+                        &ds,
+                        EVENT_NORMAL,
+                        "SuccessfulCreate",
+                        &format!("Created pod: {}", pod.meta().name),
+                        now,
+                    );
                     self.next_tag += 1;
                     self.pending_events.push((self.next_tag, r));
                 }

@@ -10,7 +10,9 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{controller_ref, Controller, Requests};
 use crate::api::workloads::{DeploymentStrategyType, WorkloadCondition};
-use crate::api::{ConditionStatus, Deployment, IntOrString, Kind, Object, ObjectKey, ObjectMeta, ReplicaSet, EVENT_NORMAL};
+use crate::api::{
+    ConditionStatus, Deployment, IntOrString, Kind, Object, ObjectKey, ObjectMeta, ReplicaSet, EVENT_NORMAL,
+};
 use crate::client::{ApiRequest, ApiResult, Cache, EventRecorder, WatchEvent};
 use crate::time::SimTime;
 
@@ -91,7 +93,16 @@ impl DeploymentController {
         out.push(self.next_tag, r);
     }
 
-    fn scale(&mut self, out: &mut Requests, d_obj: &Object, d: &Deployment, rs: &ReplicaSet, to: i32, max_surge: i32, now: SimTime) {
+    fn scale(
+        &mut self,
+        out: &mut Requests,
+        d_obj: &Object,
+        d: &Deployment,
+        rs: &ReplicaSet,
+        to: i32,
+        max_surge: i32,
+        now: SimTime,
+    ) {
         let from = rs.spec.replicas.unwrap_or(0);
         if from == to {
             return;
@@ -125,20 +136,33 @@ impl DeploymentController {
             .collect();
         let rss: Vec<&ReplicaSet> = owned.iter().filter_map(|o| o.as_replica_set()).collect();
         let new_rs = rss.iter().find(|rs| template_equal(&rs.spec.template, &d.spec.template)).copied();
-        let olds: Vec<&ReplicaSet> = rss.iter().filter(|rs| Some(rs.metadata.uid.as_str()) != new_rs.map(|n| n.metadata.uid.as_str())).copied().collect();
+        let olds: Vec<&ReplicaSet> = rss
+            .iter()
+            .filter(|rs| Some(rs.metadata.uid.as_str()) != new_rs.map(|n| n.metadata.uid.as_str()))
+            .copied()
+            .collect();
         let desired = d.spec.replicas.unwrap_or(1);
         let strategy = d.spec.strategy.as_ref();
         let recreate = strategy.and_then(|s| s.type_) == Some(DeploymentStrategyType::Recreate);
         let ru = strategy.and_then(|s| s.rolling_update.clone()).unwrap_or_default();
         let pct = || IntOrString::String("25%".into());
-        let (max_surge, max_unavailable) =
-            if recreate { (0, 0) } else { resolve_fenceposts(&ru.max_surge.unwrap_or_else(pct), &ru.max_unavailable.unwrap_or_else(pct), desired) };
+        let (max_surge, max_unavailable) = if recreate {
+            (0, 0)
+        } else {
+            resolve_fenceposts(
+                &ru.max_surge.unwrap_or_else(pct),
+                &ru.max_unavailable.unwrap_or_else(pct),
+                desired,
+            )
+        };
         let Some(new_rs) = new_rs else {
             // Create the new ReplicaSet (sync.go getNewReplicaSet).
             let hash = pod_template_hash(&d.spec.template, d.status.collision_count.unwrap_or(0));
             let revision = rss
                 .iter()
-                .filter_map(|rs| rs.metadata.annotations.get(REVISION_ANNOTATION).and_then(|r| r.parse::<i64>().ok()))
+                .filter_map(|rs| {
+                    rs.metadata.annotations.get(REVISION_ANNOTATION).and_then(|r| r.parse::<i64>().ok())
+                })
                 .max()
                 .unwrap_or(0)
                 + 1;
@@ -183,7 +207,13 @@ impl DeploymentController {
             };
             self.send(out, key, ApiRequest::Create(Object::ReplicaSet(rs)));
             if replicas > 0 {
-                self.event(out, &d_obj, "ScalingReplicaSet", &format!("Scaled up replica set {name} from 0 to {replicas}"), now);
+                self.event(
+                    out,
+                    &d_obj,
+                    "ScalingReplicaSet",
+                    &format!("Scaled up replica set {name} from 0 to {replicas}"),
+                    now,
+                );
             }
             return;
         };
@@ -232,7 +262,15 @@ impl DeploymentController {
         self.status(&d_obj, d, new_rs, &rss, now, out);
     }
 
-    fn status(&mut self, d_obj: &Object, d: &Deployment, new_rs: &ReplicaSet, rss: &[&ReplicaSet], now: SimTime, out: &mut Requests) {
+    fn status(
+        &mut self,
+        d_obj: &Object,
+        d: &Deployment,
+        new_rs: &ReplicaSet,
+        rss: &[&ReplicaSet],
+        now: SimTime,
+        out: &mut Requests,
+    ) {
         let desired = d.spec.replicas.unwrap_or(1);
         let mut s = d.status.clone();
         s.observed_generation = d.metadata.generation;
@@ -258,10 +296,21 @@ impl DeploymentController {
         } else {
             ("MinimumReplicasUnavailable", "Deployment does not have minimum availability.")
         };
-        set_condition(&mut s.conditions, "Available", if available { ConditionStatus::True } else { ConditionStatus::False }, a_reason, a_msg, now);
-        let complete = s.updated_replicas == desired && s.available_replicas == desired && s.replicas == desired;
+        set_condition(
+            &mut s.conditions,
+            "Available",
+            if available { ConditionStatus::True } else { ConditionStatus::False },
+            a_reason,
+            a_msg,
+            now,
+        );
+        let complete =
+            s.updated_replicas == desired && s.available_replicas == desired && s.replicas == desired;
         let (p_reason, p_msg) = if complete {
-            ("NewReplicaSetAvailable", format!("ReplicaSet \"{}\" has successfully progressed.", new_rs.metadata.name))
+            (
+                "NewReplicaSetAvailable",
+                format!("ReplicaSet \"{}\" has successfully progressed.", new_rs.metadata.name),
+            )
         } else {
             ("ReplicaSetUpdated", format!("ReplicaSet \"{}\" is progressing.", new_rs.metadata.name))
         };
@@ -285,7 +334,14 @@ impl DeploymentController {
     }
 }
 
-fn set_condition(cs: &mut Vec<WorkloadCondition>, type_: &str, status: ConditionStatus, reason: &str, msg: &str, now: SimTime) {
+fn set_condition(
+    cs: &mut Vec<WorkloadCondition>,
+    type_: &str,
+    status: ConditionStatus,
+    reason: &str,
+    msg: &str,
+    now: SimTime,
+) {
     match cs.iter_mut().find(|c| c.type_ == type_) {
         Some(c) => {
             if c.status != status {
@@ -318,7 +374,11 @@ impl Controller for DeploymentController {
             }
             Kind::ReplicaSet => {
                 if let Some(r) = o.meta().controller_of().filter(|r| r.kind == "Deployment") {
-                    self.dirty.insert(ObjectKey::new(Kind::Deployment, o.meta().namespace.clone(), r.name.clone()));
+                    self.dirty.insert(ObjectKey::new(
+                        Kind::Deployment,
+                        o.meta().namespace.clone(),
+                        r.name.clone(),
+                    ));
                 }
             }
             _ => {}

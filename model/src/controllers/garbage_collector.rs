@@ -110,11 +110,17 @@ impl Controller for GarbageCollector {
             }
             let me = self.ids[&uid];
             let owners: Vec<u64> = self.graph.neighbors_directed(me, petgraph::Direction::Incoming).collect();
-            let all_gone = !owners.is_empty() && owners.iter().all(|o| self.uids.get(o).is_some_and(|u| self.ever.contains(u) && !self.live.contains_key(u)));
+            let all_gone = !owners.is_empty()
+                && owners.iter().all(|o| {
+                    self.uids.get(o).is_some_and(|u| self.ever.contains(u) && !self.live.contains_key(u))
+                });
             if all_gone {
                 self.deleting.insert(uid.clone());
                 self.next_tag += 1;
-                out.push(self.next_tag, ApiRequest::Delete { key, grace_period_seconds: None, precondition_uid: Some(uid) });
+                out.push(
+                    self.next_tag,
+                    ApiRequest::Delete { key, grace_period_seconds: None, precondition_uid: Some(uid) },
+                );
             }
         }
     }

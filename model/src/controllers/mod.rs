@@ -14,7 +14,9 @@ use std::time::Duration;
 use rand_chacha::ChaCha8Rng;
 
 use crate::api::{Kind, Object, OwnerReference};
-use crate::client::{ApiRequest, ApiResult, Cache, Component, EventRecorder, Output, Tagged, WatchEvent, WatchSpec};
+use crate::client::{
+    ApiRequest, ApiResult, Cache, Component, EventRecorder, Output, Tagged, WatchEvent, WatchSpec,
+};
 use crate::time::SimTime;
 
 /// kube-controller-manager flags this simulation honours, with upstream defaults.
@@ -75,7 +77,14 @@ pub fn controller_ref(owner: &Object) -> OwnerReference {
 }
 
 /// Records an event with the given component's recorder.
-pub fn event(rec: &mut EventRecorder, obj: &Object, type_: &str, reason: &str, msg: &str, now: SimTime) -> ApiRequest {
+pub fn event(
+    rec: &mut EventRecorder,
+    obj: &Object,
+    type_: &str,
+    reason: &str,
+    msg: &str,
+    now: SimTime,
+) -> ApiRequest {
     rec.record(obj, type_, reason, msg, now)
 }
 

@@ -13,7 +13,9 @@ use rand_chacha::ChaCha8Rng;
 use super::{Controller, ControllerManagerConfig, Requests};
 use crate::api::node::condition as nc;
 use crate::api::pod::condition as pc;
-use crate::api::{ConditionStatus, Kind, Node, Object, ObjectKey, PodCondition, Taint, TaintEffect, EVENT_NORMAL};
+use crate::api::{
+    ConditionStatus, Kind, Node, Object, ObjectKey, PodCondition, Taint, TaintEffect, EVENT_NORMAL,
+};
 use crate::client::{ApiRequest, Cache, EventRecorder, WatchEvent, WatchEventType};
 use crate::time::SimTime;
 
@@ -71,7 +73,11 @@ impl NodeLifecycleController {
         let lease = cache
             .get(&ObjectKey::new(Kind::Lease, "kube-node-lease", node.metadata.name.clone()))
             .and_then(|o| o.as_lease().and_then(|l| l.spec.renew_time));
-        let h = self.health.entry(node.metadata.name.clone()).or_insert(Health { probe: now, heartbeat, lease_renew: lease });
+        let h = self.health.entry(node.metadata.name.clone()).or_insert(Health {
+            probe: now,
+            heartbeat,
+            lease_renew: lease,
+        });
         if h.heartbeat != heartbeat {
             h.heartbeat = heartbeat;
             h.probe = now;
@@ -116,7 +122,15 @@ impl NodeLifecycleController {
         self.registered.retain(|k, _| live.contains(k));
     }
 
-    fn mark_unknown(&mut self, node: &Node, obj: &Object, ever: bool, cache: &Cache, now: SimTime, out: &mut Requests) {
+    fn mark_unknown(
+        &mut self,
+        node: &Node,
+        obj: &Object,
+        ever: bool,
+        cache: &Cache,
+        now: SimTime,
+        out: &mut Requests,
+    ) {
         let mut n = node.clone();
         let msg = if ever { MESSAGE_KUBELET_STOPPED } else { MESSAGE_KUBELET_NEVER_POSTED };
         for t in [nc::READY, nc::MEMORY_PRESSURE, nc::DISK_PRESSURE, nc::PID_PRESSURE] {
@@ -143,7 +157,13 @@ impl NodeLifecycleController {
         let name = node.metadata.name.clone();
         self.send(out, &name, ApiRequest::UpdateStatus(Object::Node(n)));
         // nodeutil.RecordNodeStatusChange.
-        let r = self.recorder.record(obj, EVENT_NORMAL, "NodeNotReady", &format!("Node {name} status is now: NodeNotReady"), now);
+        let r = self.recorder.record(
+            obj,
+            EVENT_NORMAL,
+            "NodeNotReady",
+            &format!("Node {name} status is now: NodeNotReady"),
+            now,
+        );
         self.next_tag += 1;
         out.push(self.next_tag, r);
         // MarkPodsNotReady.
@@ -172,7 +192,10 @@ impl NodeLifecycleController {
             ConditionStatus::False => Some(TAINT_NODE_NOT_READY),
             ConditionStatus::Unknown => Some(TAINT_NODE_UNREACHABLE),
         };
-        let ours = |t: &Taint| t.effect == TaintEffect::NoSchedule && (t.key == TAINT_NODE_NOT_READY || t.key == TAINT_NODE_UNREACHABLE);
+        let ours = |t: &Taint| {
+            t.effect == TaintEffect::NoSchedule
+                && (t.key == TAINT_NODE_NOT_READY || t.key == TAINT_NODE_UNREACHABLE)
+        };
         let have: Vec<&str> = node.spec.taints.iter().filter(|t| ours(t)).map(|t| t.key.as_str()).collect();
         if have == want.into_iter().collect::<Vec<_>>() {
             return;
@@ -180,7 +203,12 @@ impl NodeLifecycleController {
         let mut n = node.clone();
         n.spec.taints.retain(|t| !ours(t));
         if let Some(k) = want {
-            n.spec.taints.push(Taint { key: k.into(), value: String::new(), effect: TaintEffect::NoSchedule, time_added: None });
+            n.spec.taints.push(Taint {
+                key: k.into(),
+                value: String::new(),
+                effect: TaintEffect::NoSchedule,
+                time_added: None,
+            });
         }
         n.metadata.resource_version = 0;
         let name = node.metadata.name.clone();

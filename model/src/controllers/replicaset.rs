@@ -9,7 +9,9 @@ use std::sync::Arc;
 use rand_chacha::ChaCha8Rng;
 
 use super::{controller_ref, Controller, Requests};
-use crate::api::{Kind, Object, ObjectKey, ObjectMeta, Pod, PodPhase, ReplicaSet, EVENT_NORMAL, EVENT_WARNING};
+use crate::api::{
+    Kind, Object, ObjectKey, ObjectMeta, Pod, PodPhase, ReplicaSet, EVENT_NORMAL, EVENT_WARNING,
+};
 use crate::client::{ApiRequest, ApiResult, Cache, EventRecorder, WatchEvent};
 use crate::time::SimTime;
 
@@ -174,13 +176,25 @@ impl ReplicaSetController {
         self.update_status(&obj, rs, &pods, now, out);
     }
 
-    fn update_status(&mut self, obj: &Arc<Object>, rs: &ReplicaSet, pods: &[&Pod], now: SimTime, out: &mut Requests) {
+    fn update_status(
+        &mut self,
+        obj: &Arc<Object>,
+        rs: &ReplicaSet,
+        pods: &[&Pod],
+        now: SimTime,
+        out: &mut Requests,
+    ) {
         let mut s = rs.status.clone();
         s.replicas = pods.len() as i32;
-        s.fully_labeled_replicas =
-            pods.iter().filter(|p| rs.spec.template.metadata.labels.iter().all(|(k, v)| p.metadata.labels.get(k) == Some(v))).count() as i32;
+        s.fully_labeled_replicas = pods
+            .iter()
+            .filter(|p| {
+                rs.spec.template.metadata.labels.iter().all(|(k, v)| p.metadata.labels.get(k) == Some(v))
+            })
+            .count() as i32;
         s.ready_replicas = pods.iter().filter(|p| p.is_ready()).count() as i32;
-        s.available_replicas = pods.iter().filter(|p| p.is_available(rs.spec.min_ready_seconds, now)).count() as i32;
+        s.available_replicas =
+            pods.iter().filter(|p| p.is_available(rs.spec.min_ready_seconds, now)).count() as i32;
         s.observed_generation = rs.metadata.generation;
         if s != rs.status {
             let mut n = rs.clone();
@@ -213,7 +227,9 @@ impl Controller for ReplicaSetController {
                     let sk = format!("{}/{}", m.namespace, r.name);
                     if let Some(st) = self.state.get_mut(&sk) {
                         match ev.type_ {
-                            crate::client::WatchEventType::Added => st.expected_creates = st.expected_creates.saturating_sub(1),
+                            crate::client::WatchEventType::Added => {
+                                st.expected_creates = st.expected_creates.saturating_sub(1)
+                            }
                             crate::client::WatchEventType::Deleted => {
                                 st.expected_deletes.remove(&m.name);
                             }

@@ -95,22 +95,49 @@ pub enum Op<V> {
 #[derive(Clone, Debug, PartialEq)]
 pub enum EtcdRequest<V> {
     /// A key, or every key with the prefix; `limit` 0 = no limit.
-    Range { key: String, prefix: bool, limit: usize },
-    Txn { compare: Vec<Compare>, success: Vec<Op<V>>, failure: Vec<Op<V>> },
-    Compact { revision: i64 },
+    Range {
+        key: String,
+        prefix: bool,
+        limit: usize,
+    },
+    Txn {
+        compare: Vec<Compare>,
+        success: Vec<Op<V>>,
+        failure: Vec<Op<V>>,
+    },
+    Compact {
+        revision: i64,
+    },
     /// Events since `revision` (inclusive), as a watch created at that revision replays.
-    WatchFrom { revision: i64 },
+    WatchFrom {
+        revision: i64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum EtcdResponse<V> {
-    Range { revision: i64, kvs: Vec<KeyValue<V>>, count: usize },
+    Range {
+        revision: i64,
+        kvs: Vec<KeyValue<V>>,
+        count: usize,
+    },
     /// `results[i]`: for a Get its value, for a Put the new value, for a Delete the
     /// previous value.
-    Txn { revision: i64, succeeded: bool, results: Vec<Option<KeyValue<V>>> },
-    Compact { revision: i64 },
-    Events { revision: i64, events: Vec<MvccEvent<V>> },
-    Error { message: String },
+    Txn {
+        revision: i64,
+        succeeded: bool,
+        results: Vec<Option<KeyValue<V>>>,
+    },
+    Compact {
+        revision: i64,
+    },
+    Events {
+        revision: i64,
+        events: Vec<MvccEvent<V>>,
+    },
+    Error {
+        message: String,
+    },
 }
 
 /// The store.
@@ -320,12 +347,18 @@ mod tests {
         let mut s = MvccStore::<i64>::new();
         // create-if-absent
         let (ok, _, _) = s.txn(
-            &[Compare { key: "/k".into(), target: CompareTarget::CreateRevision, op: CompareOp::Equal, value: 0 }],
+            &[Compare {
+                key: "/k".into(),
+                target: CompareTarget::CreateRevision,
+                op: CompareOp::Equal,
+                value: 0,
+            }],
             vec![put("/k", 1)],
             vec![Op::Get { key: "/k".into() }],
         );
         assert!(ok);
-        let (ok, res, ev) = s.txn(&[cmp_mod("/k", 1)], vec![put("/k", 9)], vec![Op::Get { key: "/k".into() }]);
+        let (ok, res, ev) =
+            s.txn(&[cmp_mod("/k", 1)], vec![put("/k", 9)], vec![Op::Get { key: "/k".into() }]);
         assert!(!ok, "stale revision must fail");
         assert!(ev.is_empty());
         assert_eq!(res[0].as_ref().unwrap().value, 1);

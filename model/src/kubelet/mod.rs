@@ -13,10 +13,13 @@ use rand_chacha::ChaCha8Rng;
 use crate::api::node::condition as node_condition;
 use crate::api::pod::{condition, resource};
 use crate::api::{
-    ConditionStatus, Kind, Lease, LeaseSpec, Node, NodeCondition, NodeSpec, NodeStatus, Object, ObjectKey, ObjectMeta,
-    Pod, PodCondition, PodPhase, Quantity, ResourceList, Resources, Taint, EVENT_NORMAL, EVENT_WARNING,
+    ConditionStatus, Kind, Lease, LeaseSpec, Node, NodeCondition, NodeSpec, NodeStatus, Object, ObjectKey,
+    ObjectMeta, Pod, PodCondition, PodPhase, Quantity, ResourceList, Resources, Taint, EVENT_NORMAL,
+    EVENT_WARNING,
 };
-use crate::client::{ApiRequest, ApiResult, Cache, Component, EventRecorder, Output, Tagged, WatchEvent, WatchSpec};
+use crate::client::{
+    ApiRequest, ApiResult, Cache, Component, EventRecorder, Output, Tagged, WatchEvent, WatchSpec,
+};
 use crate::time::SimTime;
 
 /// KubeletConfiguration nodeStatusUpdateFrequency default.
@@ -74,7 +77,10 @@ impl KubeletConfig {
     pub fn allocatable(&self) -> ResourceList {
         let mut a = self.capacity.clone();
         if let Some(m) = self.capacity.get(resource::MEMORY) {
-            a.insert(resource::MEMORY.into(), Quantity::from_bytes_binary((m.value() - EVICTION_HARD_MEMORY_BYTES).max(0)));
+            a.insert(
+                resource::MEMORY.into(),
+                Quantity::from_bytes_binary((m.value() - EVICTION_HARD_MEMORY_BYTES).max(0)),
+            );
         }
         a
     }
@@ -83,7 +89,9 @@ impl KubeletConfig {
 #[derive(Clone, Debug, PartialEq)]
 enum Stage {
     /// Containers are being created; Running at this time.
-    Creating { running_at: SimTime },
+    Creating {
+        running_at: SimTime,
+    },
     Running,
     Rejected,
     Terminating,
@@ -163,10 +171,30 @@ impl Kubelet {
             }
         };
         vec![
-            c(node_condition::MEMORY_PRESSURE, ConditionStatus::False, "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-            c(node_condition::DISK_PRESSURE, ConditionStatus::False, "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-            c(node_condition::PID_PRESSURE, ConditionStatus::False, "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-            c(node_condition::READY, ConditionStatus::True, "KubeletReady", "kubelet is posting ready status"),
+            c(
+                node_condition::MEMORY_PRESSURE,
+                ConditionStatus::False,
+                "KubeletHasSufficientMemory",
+                "kubelet has sufficient memory available",
+            ),
+            c(
+                node_condition::DISK_PRESSURE,
+                ConditionStatus::False,
+                "KubeletHasNoDiskPressure",
+                "kubelet has no disk pressure",
+            ),
+            c(
+                node_condition::PID_PRESSURE,
+                ConditionStatus::False,
+                "KubeletHasSufficientPID",
+                "kubelet has sufficient PID available",
+            ),
+            c(
+                node_condition::READY,
+                ConditionStatus::True,
+                "KubeletReady",
+                "kubelet is posting ready status",
+            ),
         ]
     }
 
@@ -176,8 +204,14 @@ impl Kubelet {
             allocatable: self.config.allocatable(),
             conditions: self.conditions(now, old),
             addresses: vec![
-                crate::api::node::NodeAddress { type_: "InternalIP".into(), address: self.config.internal_ip.clone() },
-                crate::api::node::NodeAddress { type_: "Hostname".into(), address: self.config.node_name.clone() },
+                crate::api::node::NodeAddress {
+                    type_: "InternalIP".into(),
+                    address: self.config.internal_ip.clone(),
+                },
+                crate::api::node::NodeAddress {
+                    type_: "Hostname".into(),
+                    address: self.config.node_name.clone(),
+                },
             ],
             node_info: crate::api::node::NodeSystemInfo {
                 kubelet_version: KUBELET_VERSION.into(),
@@ -238,7 +272,11 @@ impl Kubelet {
         };
         let req = match self.cache.get(&key).and_then(|o| o.as_lease().cloned()) {
             Some(mut l) => {
-                l.spec = LeaseSpec { acquire_time: l.spec.acquire_time, lease_transitions: l.spec.lease_transitions, ..spec };
+                l.spec = LeaseSpec {
+                    acquire_time: l.spec.acquire_time,
+                    lease_transitions: l.spec.lease_transitions,
+                    ..spec
+                };
                 ApiRequest::Update(Object::Lease(l))
             }
             None => {
@@ -273,7 +311,9 @@ impl Kubelet {
         let changed = strip(&desired.conditions) != strip(&node.status.conditions)
             || desired.allocatable != node.status.allocatable
             || desired.capacity != node.status.capacity;
-        let due = self.last_status_post.is_none_or(|t| now.saturating_sub(t) >= self.config.node_status_report_frequency);
+        let due = self
+            .last_status_post
+            .is_none_or(|t| now.saturating_sub(t) >= self.config.node_status_report_frequency);
         if changed || due {
             let mut n = node.clone();
             n.status = desired;
@@ -335,7 +375,14 @@ impl Kubelet {
     }
 
     /// Admission (lifecycle.PredicateAdmitHandler) then ContainerCreating.
-    fn admit(&mut self, o: &Arc<Object>, p: &Pod, used: &mut Resources, now: SimTime, out: &mut Output) -> Stage {
+    fn admit(
+        &mut self,
+        o: &Arc<Object>,
+        p: &Pod,
+        used: &mut Resources,
+        now: SimTime,
+        out: &mut Output,
+    ) -> Stage {
         let alloc = Resources::from_list(&self.config.allocatable());
         let req = p.requests();
         let mut insufficient = None;
@@ -378,7 +425,12 @@ impl Kubelet {
         np.set_condition(cond(condition::POD_READY_TO_START_CONTAINERS, ConditionStatus::False, "", ""));
         np.set_condition(cond(condition::INITIALIZED, ConditionStatus::True, "", ""));
         np.set_condition(cond(condition::READY, ConditionStatus::False, "ContainersNotReady", &unready));
-        np.set_condition(cond(condition::CONTAINERS_READY, ConditionStatus::False, "ContainersNotReady", &unready));
+        np.set_condition(cond(
+            condition::CONTAINERS_READY,
+            ConditionStatus::False,
+            "ContainersNotReady",
+            &unready,
+        ));
         np.status.phase = Some(PodPhase::Pending);
         np.status.host_ip = self.config.internal_ip.clone();
         np.status.pod_ip = self.pod_ip();
@@ -391,7 +443,10 @@ impl Kubelet {
                 name: c.name.clone(),
                 image: c.image.clone(),
                 state: crate::api::pod::ContainerState {
-                    waiting: Some(crate::api::pod::ContainerStateWaiting { reason: "ContainerCreating".into(), message: String::new() }),
+                    waiting: Some(crate::api::pod::ContainerStateWaiting {
+                        reason: "ContainerCreating".into(),
+                        message: String::new(),
+                    }),
                     ..Default::default()
                 },
                 started: Some(false),
@@ -401,7 +456,13 @@ impl Kubelet {
         np.metadata.resource_version = 0;
         self.send(out, Sent::Other, ApiRequest::UpdateStatus(Object::Pod(np)));
         for c in &p.spec.containers {
-            let ev = self.recorder.record(o, EVENT_NORMAL, "Pulling", &format!("Pulling image \"{}\"", c.image), now);
+            let ev = self.recorder.record(
+                o,
+                EVENT_NORMAL,
+                "Pulling",
+                &format!("Pulling image \"{}\"", c.image),
+                now,
+            );
             self.send(out, Sent::Other, ev);
         }
         let running_at = now + self.config.pod_start_latency;
@@ -451,7 +512,13 @@ impl Kubelet {
     /// Stops the containers (they exit on SIGTERM at once) and finishes the deletion.
     fn terminate(&mut self, o: &Arc<Object>, p: &Pod, now: SimTime, out: &mut Output) {
         for c in &p.spec.containers {
-            let ev = self.recorder.record(o, EVENT_NORMAL, "Killing", &format!("Stopping container {}", c.name), now);
+            let ev = self.recorder.record(
+                o,
+                EVENT_NORMAL,
+                "Killing",
+                &format!("Stopping container {}", c.name),
+                now,
+            );
             self.send(out, Sent::Other, ev);
         }
         let req = ApiRequest::Delete {
@@ -559,13 +626,20 @@ mod tests {
         k.on_response(out.requests[0].tag, &Ok(node.clone()), SimTime::ZERO);
         k.on_event(&WatchEvent { type_: crate::client::WatchEventType::Added, object: node }, SimTime::ZERO);
         let out = k.tick(SimTime(1), &mut rng);
-        let leases = out.requests.iter().filter(|r| matches!(&r.request, ApiRequest::Create(Object::Lease(_)))).count();
+        let leases = out
+            .requests
+            .iter()
+            .filter(|r| matches!(&r.request, ApiRequest::Create(Object::Lease(_))))
+            .count();
         assert_eq!(leases, 1);
         for r in &out.requests {
             k.on_response(r.tag, &Err(crate::client::ApiError::not_found(Kind::Lease, "x")), SimTime(1));
         }
         let out = k.tick(SimTime::from_secs(5), &mut rng);
-        assert!(!out.requests.iter().any(|r| matches!(&r.request, ApiRequest::Create(Object::Lease(_)))), "not before 10 s");
+        assert!(
+            !out.requests.iter().any(|r| matches!(&r.request, ApiRequest::Create(Object::Lease(_)))),
+            "not before 10 s"
+        );
         let out = k.tick(SimTime::from_secs(11), &mut rng);
         assert!(out.requests.iter().any(|r| matches!(&r.request, ApiRequest::Create(Object::Lease(_)))));
     }

@@ -54,7 +54,8 @@ impl PodInfo {
     pub fn new(pod: Arc<Pod>) -> Self {
         let requests = pod.requests();
         let non_zero = non_zero_requests(&pod);
-        let host_ports = pod.host_ports().map(|(ip, proto, port)| (ip.to_string(), proto.to_string(), port)).collect();
+        let host_ports =
+            pod.host_ports().map(|(ip, proto, port)| (ip.to_string(), proto.to_string(), port)).collect();
         let priority = pod.spec.priority.unwrap_or(0);
         PodInfo { pod, requests, non_zero, host_ports, priority }
     }
@@ -66,7 +67,8 @@ pub fn non_zero_requests(pod: &Pod) -> Resources {
     for c in &pod.spec.containers {
         let req = Resources::from_list(&c.resources.requests_or_limits());
         let has_cpu = c.resources.requests.contains_key("cpu") || c.resources.limits.contains_key("cpu");
-        let has_mem = c.resources.requests.contains_key("memory") || c.resources.limits.contains_key("memory");
+        let has_mem =
+            c.resources.requests.contains_key("memory") || c.resources.limits.contains_key("memory");
         r.milli_cpu += if has_cpu { req.milli_cpu } else { DEFAULT_MILLI_CPU_REQUEST };
         r.memory_bytes += if has_mem { req.memory_bytes } else { DEFAULT_MEMORY_REQUEST };
     }

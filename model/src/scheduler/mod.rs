@@ -15,7 +15,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::api::pod::condition;
 use crate::api::{ConditionStatus, Kind, Object, Pod, PodCondition, PodPhase, EVENT_NORMAL, EVENT_WARNING};
-use crate::client::{ApiRequest, ApiResult, Component, EventRecorder, Output, Tagged, WatchEvent, WatchEventType, WatchSpec};
+use crate::client::{
+    ApiRequest, ApiResult, Component, EventRecorder, Output, Tagged, WatchEvent, WatchEventType, WatchSpec,
+};
 use crate::time::SimTime;
 
 use framework::{Code, NodeInfo, PodInfo, Status};
@@ -149,7 +151,11 @@ impl Snapshot {
         }
         if feasible.is_empty() {
             let post_filter_msg = preemption_message(pod, &infos, &failed);
-            return Decision::Unschedulable(FitError { num_all_nodes: n, node_status: failed, post_filter_msg });
+            return Decision::Unschedulable(FitError {
+                num_all_nodes: n,
+                node_status: failed,
+                post_filter_msg,
+            });
         }
         let count = feasible.len();
         let node = if count == 1 { feasible[0].name().to_string() } else { select_host(pod, &feasible, rng) };
@@ -230,7 +236,11 @@ fn preemption_message(pod: &PodInfo, infos: &[&NodeInfo], failed: &BTreeMap<Stri
             reasons.push(NO_PREEMPTION_VICTIMS);
         }
     }
-    format!("preemption: 0/{} nodes are available: {}.", infos.len(), histogram(reasons.into_iter()).join(", "))
+    format!(
+        "preemption: 0/{} nodes are available: {}.",
+        infos.len(),
+        histogram(reasons.into_iter()).join(", ")
+    )
 }
 
 /// The kube-scheduler component.
@@ -365,7 +375,10 @@ impl Scheduler {
                         node: node.clone(),
                     },
                 });
-                let msg = format!("Successfully assigned {}/{} to {node}", pod.metadata.namespace, pod.metadata.name);
+                let msg = format!(
+                    "Successfully assigned {}/{} to {node}",
+                    pod.metadata.namespace, pod.metadata.name
+                );
                 let ev = self.recorder.record(&obj, EVENT_NORMAL, "Scheduled", &msg, now);
                 let tag = self.tag();
                 out.requests.push(Tagged { tag, request: ev });
@@ -478,7 +491,12 @@ mod tests {
         let mut cordoned = node("node-1", "4");
         cordoned.spec.unschedulable = true;
         let mut gpu = node("node-2", "4");
-        gpu.spec.taints.push(Taint { key: "dedicated".into(), value: "gpu".into(), effect: TaintEffect::NoSchedule, time_added: None });
+        gpu.spec.taints.push(Taint {
+            key: "dedicated".into(),
+            value: "gpu".into(),
+            effect: TaintEffect::NoSchedule,
+            time_added: None,
+        });
         let small = node("node-3", "1");
         let mut s = snapshot(vec![cordoned, gpu, small]);
         let filler = PodInfo::new(Arc::new(pod("filler", "500m")));
@@ -499,7 +517,8 @@ mod tests {
         s.nodes.get_mut("a").unwrap().add_pod(&busy);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         for _ in 0..10 {
-            let d = s.schedule(&PodInfo::new(Arc::new(pod("p", "100m"))), &SchedulerConfig::default(), &mut rng);
+            let d =
+                s.schedule(&PodInfo::new(Arc::new(pod("p", "100m"))), &SchedulerConfig::default(), &mut rng);
             assert_eq!(d, Decision::Fits { node: "b".into(), feasible: 2 });
         }
     }

@@ -62,7 +62,10 @@ impl SchedulingQueue {
         if self.entries.contains_key(&key) {
             return;
         }
-        self.entries.insert(key.clone(), Entry { priority, arrived: now, attempts: 0, parked_at: now, last_failure: now });
+        self.entries.insert(
+            key.clone(),
+            Entry { priority, arrived: now, attempts: 0, parked_at: now, last_failure: now },
+        );
         self.active.insert((-(priority as i64), now, key));
     }
 
@@ -156,7 +159,11 @@ impl SchedulingQueue {
         let stale: Vec<PodKey> = self
             .unschedulable
             .iter()
-            .filter(|k| self.entries.get(*k).is_some_and(|e| now.saturating_sub(e.parked_at) >= self.max_unschedulable))
+            .filter(|k| {
+                self.entries
+                    .get(*k)
+                    .is_some_and(|e| now.saturating_sub(e.parked_at) >= self.max_unschedulable)
+            })
             .cloned()
             .collect();
         for k in stale {
@@ -172,7 +179,12 @@ impl SchedulingQueue {
     /// When the next backoff expires or a parked pod reaches the 5-minute flush.
     pub fn next_wake(&self) -> Option<SimTime> {
         let b = self.backoff.first().map(|(t, _)| *t);
-        let u = self.unschedulable.iter().filter_map(|k| self.entries.get(k)).map(|e| e.parked_at + self.max_unschedulable).min();
+        let u = self
+            .unschedulable
+            .iter()
+            .filter_map(|k| self.entries.get(k))
+            .map(|e| e.parked_at + self.max_unschedulable)
+            .min();
         match (b, u) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -186,14 +198,16 @@ mod tests {
 
     #[test]
     fn backoff_doubles_to_cap() {
-        let q = SchedulingQueue::new(Duration::from_secs(1), Duration::from_secs(10), Duration::from_secs(300));
+        let q =
+            SchedulingQueue::new(Duration::from_secs(1), Duration::from_secs(10), Duration::from_secs(300));
         let d: Vec<u64> = (1..=6).map(|a| q.backoff_duration(a).as_secs()).collect();
         assert_eq!(d, vec![1, 2, 4, 8, 10, 10]);
     }
 
     #[test]
     fn parked_pods_return_on_event_after_backoff_and_after_five_minutes() {
-        let mut q = SchedulingQueue::new(Duration::from_secs(1), Duration::from_secs(10), Duration::from_secs(300));
+        let mut q =
+            SchedulingQueue::new(Duration::from_secs(1), Duration::from_secs(10), Duration::from_secs(300));
         q.add("default/a".into(), 0, SimTime::ZERO);
         assert_eq!(q.pop().as_deref(), Some("default/a"));
         q.park_unschedulable("default/a", SimTime::ZERO);

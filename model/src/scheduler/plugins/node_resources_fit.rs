@@ -22,7 +22,9 @@ pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Result<(), Status> {
     if r.memory_bytes > 0 && r.memory_bytes > a.memory_bytes - u.memory_bytes {
         reasons.push(ERR_REASON_INSUFFICIENT_MEMORY.to_string());
     }
-    if r.ephemeral_storage_bytes > 0 && r.ephemeral_storage_bytes > a.ephemeral_storage_bytes - u.ephemeral_storage_bytes {
+    if r.ephemeral_storage_bytes > 0
+        && r.ephemeral_storage_bytes > a.ephemeral_storage_bytes - u.ephemeral_storage_bytes
+    {
         reasons.push(ERR_REASON_INSUFFICIENT_EPHEMERAL_STORAGE.to_string());
     }
     if reasons.is_empty() {
@@ -37,6 +39,9 @@ pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Result<(), Status> {
 pub fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
     let least = |req: i64, cap: i64| if cap == 0 || req > cap { 0 } else { (cap - req) * 100 / cap };
     let cpu = least(node.non_zero_requested.milli_cpu + pod.non_zero.milli_cpu, node.allocatable.milli_cpu);
-    let mem = least(node.non_zero_requested.memory_bytes + pod.non_zero.memory_bytes, node.allocatable.memory_bytes);
+    let mem = least(
+        node.non_zero_requested.memory_bytes + pod.non_zero.memory_bytes,
+        node.allocatable.memory_bytes,
+    );
     (cpu + mem) / 2
 }

@@ -14,7 +14,12 @@ pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Result<(), Status> {
     if !node.node.spec.unschedulable {
         return Ok(());
     }
-    let taint = Taint { key: TAINT_NODE_UNSCHEDULABLE.into(), value: String::new(), effect: TaintEffect::NoSchedule, time_added: None };
+    let taint = Taint {
+        key: TAINT_NODE_UNSCHEDULABLE.into(),
+        value: String::new(),
+        effect: TaintEffect::NoSchedule,
+        time_added: None,
+    };
     if tolerations_tolerate(&pod.pod.spec.tolerations, &taint) {
         return Ok(());
     }

@@ -15,7 +15,9 @@ pub fn untolerated_reason(key: &str, value: &str) -> String {
 pub fn filter(pod: &PodInfo, node: &NodeInfo) -> Result<(), Status> {
     let tols = &pod.pod.spec.tolerations;
     for t in &node.node.spec.taints {
-        if matches!(t.effect, TaintEffect::NoSchedule | TaintEffect::NoExecute) && !tolerations_tolerate(tols, t) {
+        if matches!(t.effect, TaintEffect::NoSchedule | TaintEffect::NoExecute)
+            && !tolerations_tolerate(tols, t)
+        {
             return Err(Status::unresolvable(NAME, untolerated_reason(&t.key, &t.value)));
         }
     }

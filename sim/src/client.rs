@@ -1,0 +1,311 @@
+//! The client side of a simulated process: a receiver task feeding a channel (so no
+//! message is lost to a timeout), request/response matching, watch registration with
+//! relist on a lost batch, and client-go's token-bucket rate limiter.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::channel::mpsc;
+use futures::StreamExt;
+use kubesim_model::api::{Object, ObjectKey};
+use kubesim_model::client::{ApiError, ApiResult, Tagged, WatchEvent, WatchEventType, WatchSpec};
+use kubesim_model::time::SimTime;
+use madsim::net::Endpoint;
+
+use crate::messages::{ClientId, FromApi, ToApi, TAG};
+
+/// Simulated time since the start of the run.
+pub fn now() -> SimTime {
+    SimTime(madsim::time::TimeHandle::current().elapsed().as_millis() as u64)
+}
+
+/// Spawns a task that moves every message arriving at `ep` into a channel; `convert`
+/// picks the payload types this process understands.
+pub fn spawn_receiver<T: Send + 'static>(
+    ep: Arc<Endpoint>,
+    convert: fn(madsim::net::Payload) -> Option<T>,
+) -> mpsc::UnboundedReceiver<(T, SocketAddr)> {
+    let (tx, rx) = mpsc::unbounded();
+    madsim::task::spawn(async move {
+        while let Ok((payload, from)) = ep.recv_from_raw(TAG).await {
+            if let Some(m) = convert(payload) {
+                if tx.unbounded_send((m, from)).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// `convert` for a process that takes one payload type.
+pub fn only<T: 'static>(p: madsim::net::Payload) -> Option<T> {
+    p.downcast::<T>().ok().map(|b| *b)
+}
+
+/// Waits for the next message until `deadline`; `None` on timeout.
+pub async fn next_until<T>(rx: &mut mpsc::UnboundedReceiver<T>, deadline: Option<SimTime>) -> Option<T> {
+    match deadline {
+        None => rx.next().await,
+        Some(d) => {
+            let wait = d.as_duration().saturating_sub(now().as_duration());
+            madsim::time::timeout(wait, rx.next()).await.ok().flatten()
+        }
+    }
+}
+
+/// client-go's `flowcontrol.NewTokenBucketRateLimiter(qps, burst)`.
+#[derive(Clone, Debug)]
+pub struct TokenBucket {
+    qps: f64,
+    burst: f64,
+    tokens: f64,
+    last: SimTime,
+}
+
+impl TokenBucket {
+    pub fn new(qps: f64, burst: u32) -> Self {
+        TokenBucket { qps, burst: burst as f64, tokens: burst as f64, last: SimTime::ZERO }
+    }
+
+    fn refill(&mut self, now: SimTime) {
+        let dt = now.saturating_sub(self.last).as_secs_f64();
+        self.tokens = (self.tokens + dt * self.qps).min(self.burst);
+        self.last = now;
+    }
+
+    /// Takes one token if there is one.
+    pub fn try_take(&mut self, now: SimTime) -> bool {
+        if self.qps <= 0.0 {
+            return true; // qps 0 = no limit
+        }
+        self.refill(now);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// When the next token will be there.
+    pub fn next_token_at(&self, now: SimTime) -> SimTime {
+        let missing = (1.0 - self.tokens).max(0.0);
+        now + Duration::from_micros(((missing / self.qps) * 1e6).ceil() as u64 + 1000)
+    }
+}
+
+/// How long a client waits for a response before giving up: the request fails with a
+/// timeout, as an HTTP client's deadline would fail it.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often a client checks its watch stream (a stand-in for TCP keepalive and the
+/// watch's bookmark/timeout cycle).
+pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The connection of one process to the API server.
+pub struct ApiConnection {
+    ep: Arc<Endpoint>,
+    api: SocketAddr,
+    pub client: ClientId,
+    limiter: TokenBucket,
+    queued: VecDeque<Tagged>,
+    /// wire tag -> (the component's tag, deadline). Wire tags are unique per
+    /// registration epoch, so a response to an earlier incarnation is never misdelivered.
+    in_flight: BTreeMap<u64, (u64, SimTime)>,
+    next_wire_tag: u64,
+    epoch: u64,
+    watches: Vec<WatchSpec>,
+    watch_epoch: u64,
+    received: u64,
+    /// What each watch has delivered, to diff against a relist (client-go's Replace).
+    shadow: BTreeMap<ObjectKey, Arc<Object>>,
+    relisting: Option<BTreeSet<ObjectKey>>,
+    next_ping: SimTime,
+    awaiting_pong: bool,
+}
+
+/// What the connection hands to the component.
+pub enum Delivery {
+    Event(WatchEvent),
+    Response(u64, ApiResult),
+}
+
+impl ApiConnection {
+    pub fn new(ep: Arc<Endpoint>, api: SocketAddr, client: ClientId, qps: f64, burst: u32) -> Self {
+        ApiConnection {
+            ep,
+            api,
+            client,
+            limiter: TokenBucket::new(qps, burst),
+            queued: VecDeque::new(),
+            in_flight: BTreeMap::new(),
+            next_wire_tag: 0,
+            epoch: 0,
+            watches: Vec::new(),
+            watch_epoch: 0,
+            received: 0,
+            shadow: BTreeMap::new(),
+            relisting: None,
+            next_ping: SimTime::ZERO,
+            awaiting_pong: false,
+        }
+    }
+
+    async fn send(&self, msg: ToApi) {
+        // A send to an unreachable host is dropped by the network, like a lost packet.
+        let _ = self.ep.send_to_raw(self.api, TAG, Box::new(msg)).await;
+    }
+
+    /// Registers (or re-registers) the client and its watches; the API server answers
+    /// with the current state of each watch, then a Pong that ends the relist.
+    pub async fn register(&mut self, watches: Vec<WatchSpec>) {
+        self.watches = watches;
+        self.watch_epoch += 1;
+        // Unique across restarts of this process too: simulated time moves on.
+        self.epoch = (now().as_millis() << 16) | (self.watch_epoch & 0xffff);
+        self.next_wire_tag = self.epoch << 20;
+        self.received = 0;
+        self.relisting = Some(BTreeSet::new());
+        // Requests in flight keep their wire tags: a late response is still matched,
+        // and an unanswered one times out.
+        self.send(ToApi::Hello { client: self.client, epoch: self.epoch }).await;
+        for (i, spec) in self.watches.clone().into_iter().enumerate() {
+            let watch_id = self.watch_epoch << 16 | i as u64;
+            self.send(ToApi::Watch { client: self.client, watch_id, spec }).await;
+        }
+        self.send(ToApi::Ping { client: self.client, received: 0 }).await;
+        self.awaiting_pong = true;
+        self.next_ping = now() + PING_INTERVAL;
+    }
+
+    pub fn enqueue(&mut self, requests: Vec<Tagged>) {
+        self.queued.extend(requests);
+    }
+
+    /// Sends what the rate limiter allows; returns when to try again if some wait.
+    pub async fn flush(&mut self) -> Option<SimTime> {
+        let t = now();
+        let mut batch = Vec::new();
+        while !self.queued.is_empty() && self.limiter.try_take(t) {
+            let r = self.queued.pop_front().expect("non-empty");
+            self.next_wire_tag += 1;
+            self.in_flight.insert(self.next_wire_tag, (r.tag, t + REQUEST_TIMEOUT));
+            batch.push(Tagged { tag: self.next_wire_tag, request: r.request });
+        }
+        if !batch.is_empty() {
+            self.send(ToApi::Requests { client: self.client, requests: batch }).await;
+        }
+        (!self.queued.is_empty()).then(|| self.limiter.next_token_at(t))
+    }
+
+    /// The earliest time the connection itself needs attention (ping, request timeout).
+    pub fn next_deadline(&self) -> SimTime {
+        let mut d = self.next_ping;
+        if let Some(t) = self.in_flight.values().map(|(_, t)| *t).min() {
+            d = d.min(t);
+        }
+        d
+    }
+
+    /// Timers: request timeouts and the watch-stream ping. Returns failed requests.
+    pub async fn on_timer(&mut self, out: &mut Vec<Delivery>) {
+        let t = now();
+        let expired: Vec<u64> =
+            self.in_flight.iter().filter(|(_, (_, d))| *d <= t).map(|(&k, _)| k).collect();
+        for wire in expired {
+            let Some((tag, _)) = self.in_flight.remove(&wire) else { continue };
+            out.push(Delivery::Response(
+                tag,
+                Err(ApiError {
+                    code: 504,
+                    reason: "Timeout",
+                    message: "the server was unable to return a response in the time allotted, but may still be processing the request".into(),
+                }),
+            ));
+        }
+        if t >= self.next_ping {
+            if self.awaiting_pong {
+                // The last ping went unanswered: the stream is broken; start over.
+                let watches = self.watches.clone();
+                self.register(watches).await;
+            } else {
+                self.send(ToApi::Ping { client: self.client, received: self.received }).await;
+                self.awaiting_pong = true;
+                self.next_ping = t + PING_INTERVAL;
+            }
+        }
+    }
+
+    /// Turns one message from the API server into deliveries for the component.
+    pub async fn on_message(&mut self, msg: FromApi, out: &mut Vec<Delivery>) {
+        match msg {
+            FromApi::Batch { epoch, .. } | FromApi::Pong { epoch, .. } if epoch != self.epoch => {}
+            FromApi::Batch { seq, responses, events, .. } => {
+                if seq != self.received + 1 {
+                    // A batch was lost (partition): relist.
+                    let watches = self.watches.clone();
+                    self.register(watches).await;
+                    return;
+                }
+                self.received = seq;
+                for (wire, res) in responses {
+                    if let Some((tag, _)) = self.in_flight.remove(&wire) {
+                        out.push(Delivery::Response(tag, res));
+                    }
+                }
+                for (watch_id, evs) in events {
+                    if watch_id >> 16 != self.watch_epoch {
+                        continue;
+                    }
+                    for ev in evs {
+                        self.deliver_event(ev, out);
+                    }
+                }
+            }
+            FromApi::Pong { known, sent, .. } => {
+                self.awaiting_pong = false;
+                if !known || sent != self.received {
+                    let watches = self.watches.clone();
+                    self.register(watches).await;
+                    return;
+                }
+                if let Some(seen) = self.relisting.take() {
+                    // Objects the relist did not mention were deleted while we were away.
+                    let gone: Vec<ObjectKey> =
+                        self.shadow.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+                    for k in gone {
+                        if let Some(obj) = self.shadow.remove(&k) {
+                            out.push(Delivery::Event(WatchEvent {
+                                type_: WatchEventType::Deleted,
+                                object: obj,
+                            }));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver_event(&mut self, mut ev: WatchEvent, out: &mut Vec<Delivery>) {
+        let key = ev.object.key();
+        if let Some(seen) = &mut self.relisting {
+            seen.insert(key.clone());
+        }
+        match ev.type_ {
+            WatchEventType::Deleted => {
+                self.shadow.remove(&key);
+            }
+            _ => {
+                let old = self.shadow.insert(key, ev.object.clone());
+                match old {
+                    Some(o) if o.meta().resource_version == ev.object.meta().resource_version => return,
+                    Some(_) => ev.type_ = WatchEventType::Modified,
+                    None => ev.type_ = WatchEventType::Added,
+                }
+            }
+        }
+        out.push(Delivery::Event(ev));
+    }
+}

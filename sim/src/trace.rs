@@ -1,0 +1,148 @@
+//! The trace: JSON Lines of committed writes, faults, timeline actions and leader changes,
+//! each with its simulated time. The trace hash (SHA-256 over the lines) fingerprints a run.
+//! `get` / `describe` rebuild cluster state from a trace file; they never re-run.
+
+use std::io::{BufRead, Write};
+use std::sync::Arc;
+
+use kubesim_model::api::Object;
+use kubesim_model::client::{Cache, WatchEvent, WatchEventType};
+use kubesim_model::time::SimTime;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// One line of the trace.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum TraceRecord {
+    /// A write committed by etcd. `verb` is create, update or delete; for delete,
+    /// `object` is the last state.
+    Write { t: u64, rev: u64, verb: String, object: Arc<Object> },
+    /// A fault injected into the world (kill, restart, partition, heal, ...).
+    Fault { t: u64, fault: String, detail: String },
+    /// A timeline action performed through the API (apply, delete, scale, cordon, ...).
+    Action { t: u64, action: String, detail: String },
+    /// A component or etcd member became leader.
+    Leader { t: u64, component: String, host: String, term: u64 },
+}
+
+impl TraceRecord {
+    pub fn time(&self) -> SimTime {
+        let t = match self {
+            TraceRecord::Write { t, .. }
+            | TraceRecord::Fault { t, .. }
+            | TraceRecord::Action { t, .. }
+            | TraceRecord::Leader { t, .. } => *t,
+        };
+        SimTime(t)
+    }
+}
+
+/// Where trace lines go: a hash always, a file when asked, and the committed state the
+/// run's expectations read.
+pub struct TraceSink {
+    hasher: Sha256,
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    lines: u64,
+    writes: u64,
+    state: Cache,
+    line: Vec<u8>,
+    error: Option<String>,
+}
+
+impl TraceSink {
+    pub fn new(file: Option<std::fs::File>) -> Self {
+        TraceSink {
+            hasher: Sha256::new(),
+            file: file.map(std::io::BufWriter::new),
+            lines: 0,
+            writes: 0,
+            state: Cache::default(),
+            line: Vec::with_capacity(4096),
+            error: None,
+        }
+    }
+
+    pub fn record(&mut self, rec: &TraceRecord) {
+        if let TraceRecord::Write { verb, object, .. } = rec {
+            self.writes += 1;
+            let type_ = match verb.as_str() {
+                "create" => WatchEventType::Added,
+                "delete" => WatchEventType::Deleted,
+                _ => WatchEventType::Modified,
+            };
+            self.state.apply(&WatchEvent { type_, object: object.clone() });
+        }
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, rec).expect("trace records always serialize");
+        self.line.push(b'\n');
+        self.hasher.update(&self.line);
+        self.lines += 1;
+        if let Some(f) = &mut self.file {
+            if let Err(e) = f.write_all(&self.line) {
+                self.error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+
+    /// The committed cluster state so far.
+    pub fn state(&self) -> &Cache {
+        &self.state
+    }
+
+    pub fn lines(&self) -> u64 {
+        self.lines
+    }
+
+    pub fn writes(&self) -> u64 {
+        self.writes
+    }
+
+    /// Flushes the file and returns the hex trace hash.
+    pub fn finish(&mut self) -> Result<String, String> {
+        if let Some(f) = &mut self.file {
+            if let Err(e) = f.flush() {
+                self.error.get_or_insert_with(|| e.to_string());
+            }
+        }
+        if let Some(e) = &self.error {
+            return Err(format!("writing the trace file failed: {e}"));
+        }
+        let digest = self.hasher.clone().finalize();
+        Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
+    }
+}
+
+/// Cluster state rebuilt from a trace at one instant, with the non-write records seen.
+#[derive(Default)]
+pub struct Replay {
+    pub state: Cache,
+    pub records: Vec<TraceRecord>,
+    /// Time of the last record read.
+    pub last_time: SimTime,
+}
+
+/// Reads a trace up to and including time `at`.
+pub fn replay(reader: impl BufRead, at: SimTime) -> Result<Replay, String> {
+    let mut out = Replay::default();
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.map_err(|e| format!("line {}: {e}", i + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let rec: TraceRecord = serde_json::from_str(&line)
+            .map_err(|e| format!("line {}: not a kubesim trace record: {e}", i + 1))?;
+        if rec.time() > at {
+            break;
+        }
+        out.last_time = rec.time();
+        match &rec {
+            TraceRecord::Write { verb, object, .. } => {
+                let type_ = if verb == "delete" { WatchEventType::Deleted } else { WatchEventType::Added };
+                out.state.apply(&WatchEvent { type_, object: object.clone() });
+            }
+            _ => out.records.push(rec),
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,330 @@
+//! kubectl's output, rendered from a [`Cache`] holding the cluster state at simulated
+//! time `now`: `get` tables (pkg/printers/internalversion/printers.go), `-o wide|yaml|json`,
+//! and `describe` for pods and nodes (staging/src/k8s.io/kubectl/pkg/describe/describe.go).
+
+mod describe;
+
+use std::sync::Arc;
+
+use kubesim_model::api::{ConditionStatus, Kind, Object, Pod, PodPhase};
+use kubesim_model::client::Cache;
+use kubesim_model::time::{human_duration, SimTime};
+
+pub use describe::describe;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Table,
+    Wide,
+    Yaml,
+    Json,
+}
+
+/// Left-aligned columns padded by 3 spaces, as kubectl's tabwriter does.
+pub fn table(rows: &[Vec<String>]) -> String {
+    let cols = rows.iter().map(|r| r.len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::new();
+        for (c, cell) in r.iter().enumerate() {
+            if c + 1 == r.len() {
+                line += cell;
+            } else {
+                line += &format!("{cell:<w$}", w = widths[c] + 3);
+            }
+        }
+        out += line.trim_end();
+        out.push('\n');
+    }
+    out
+}
+
+fn age(created: Option<SimTime>, now: SimTime) -> String {
+    created.map_or("<unknown>".into(), |t| human_duration(now.saturating_sub(t)))
+}
+
+/// kubectl's pod STATUS column (printPod).
+pub fn pod_status(p: &Pod) -> String {
+    let mut reason = p.phase().as_str().to_string();
+    if !p.status.reason.is_empty() {
+        reason = p.status.reason.clone();
+    }
+    for cs in &p.status.container_statuses {
+        if let Some(w) = &cs.state.waiting {
+            if !w.reason.is_empty() {
+                reason = w.reason.clone();
+            }
+        } else if let Some(t) = &cs.state.terminated {
+            reason =
+                if !t.reason.is_empty() { t.reason.clone() } else { format!("ExitCode:{}", t.exit_code) };
+        }
+    }
+    if p.phase() == PodPhase::Running && p.status.container_statuses.iter().all(|c| c.state.running.is_some())
+    {
+        reason = if p.is_ready() { "Running".into() } else { "Running".into() };
+    }
+    if p.phase() == PodPhase::Succeeded && p.status.reason.is_empty() {
+        reason = "Completed".into();
+    }
+    if p.metadata.deletion_timestamp.is_some() {
+        reason = if p.status.reason == "NodeLost" { "Unknown".into() } else { "Terminating".into() };
+    }
+    reason
+}
+
+fn pod_row(p: &Pod, wide: bool, now: SimTime) -> Vec<String> {
+    let total = p.spec.containers.len();
+    let ready = p.status.container_statuses.iter().filter(|c| c.ready).count();
+    let restarts: i32 = p.status.container_statuses.iter().map(|c| c.restart_count).sum();
+    let mut row = vec![
+        p.metadata.name.clone(),
+        format!("{ready}/{total}"),
+        pod_status(p),
+        restarts.to_string(),
+        age(p.metadata.creation_timestamp, now),
+    ];
+    if wide {
+        let or_none = |s: &str| if s.is_empty() { "<none>".to_string() } else { s.to_string() };
+        row.push(or_none(&p.status.pod_ip));
+        row.push(or_none(&p.spec.node_name));
+        row.push(or_none(&p.status.nominated_node_name));
+        row.push("<none>".into());
+    }
+    row
+}
+
+fn node_status(n: &kubesim_model::api::Node) -> String {
+    let mut s = match n.condition("Ready").map(|c| c.status) {
+        Some(ConditionStatus::True) => "Ready".to_string(),
+        Some(ConditionStatus::False) => "NotReady".to_string(),
+        _ => "Unknown".to_string(),
+    };
+    if n.spec.unschedulable {
+        s += ",SchedulingDisabled";
+    }
+    s
+}
+
+fn roles(n: &kubesim_model::api::Node) -> String {
+    let r: Vec<&str> =
+        n.metadata.labels.keys().filter_map(|k| k.strip_prefix("node-role.kubernetes.io/")).collect();
+    if r.is_empty() {
+        "<none>".into()
+    } else {
+        r.join(",")
+    }
+}
+
+fn header(kind: Kind, wide: bool) -> Vec<&'static str> {
+    match (kind, wide) {
+        (Kind::Pod, false) => vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        (Kind::Pod, true) => vec![
+            "NAME",
+            "READY",
+            "STATUS",
+            "RESTARTS",
+            "AGE",
+            "IP",
+            "NODE",
+            "NOMINATED NODE",
+            "READINESS GATES",
+        ],
+        (Kind::Node, false) => vec!["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
+        (Kind::Node, true) => vec![
+            "NAME",
+            "STATUS",
+            "ROLES",
+            "AGE",
+            "VERSION",
+            "INTERNAL-IP",
+            "EXTERNAL-IP",
+            "OS-IMAGE",
+            "KERNEL-VERSION",
+            "CONTAINER-RUNTIME",
+        ],
+        (Kind::Deployment, false) => vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        (Kind::Deployment, true) => {
+            vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]
+        }
+        (Kind::ReplicaSet, false) => vec!["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+        (Kind::ReplicaSet, true) => {
+            vec!["NAME", "DESIRED", "CURRENT", "READY", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]
+        }
+        (Kind::DaemonSet, _) => {
+            vec!["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"]
+        }
+        (Kind::Event, _) => vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+        (Kind::Lease, _) => vec!["NAME", "HOLDER", "AGE"],
+        (Kind::Namespace, _) => vec!["NAME", "STATUS", "AGE"],
+    }
+}
+
+fn selector_string(s: &kubesim_model::api::LabelSelector) -> String {
+    let v: Vec<String> = s.match_labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    v.join(",")
+}
+
+fn row(o: &Object, wide: bool, now: SimTime) -> Vec<String> {
+    match o {
+        Object::Pod(p) => pod_row(p, wide, now),
+        Object::Node(n) => {
+            let mut r = vec![
+                n.metadata.name.clone(),
+                node_status(n),
+                roles(n),
+                age(n.metadata.creation_timestamp, now),
+                n.status.node_info.kubelet_version.clone(),
+            ];
+            if wide {
+                let i = &n.status.node_info;
+                r.extend([
+                    n.internal_ip().unwrap_or("<none>").to_string(),
+                    "<none>".into(),
+                    i.os_image.clone(),
+                    i.kernel_version.clone(),
+                    i.container_runtime_version.clone(),
+                ]);
+            }
+            r
+        }
+        Object::Deployment(d) => {
+            let mut r = vec![
+                d.metadata.name.clone(),
+                format!("{}/{}", d.status.ready_replicas, d.spec.replicas.unwrap_or(1)),
+                d.status.updated_replicas.to_string(),
+                d.status.available_replicas.to_string(),
+                age(d.metadata.creation_timestamp, now),
+            ];
+            if wide {
+                let cs = &d.spec.template.spec.containers;
+                r.extend([
+                    cs.iter().map(|c| c.name.clone()).collect::<Vec<_>>().join(","),
+                    cs.iter().map(|c| c.image.clone()).collect::<Vec<_>>().join(","),
+                    selector_string(&d.spec.selector),
+                ]);
+            }
+            r
+        }
+        Object::ReplicaSet(rs) => {
+            let mut r = vec![
+                rs.metadata.name.clone(),
+                rs.spec.replicas.unwrap_or(1).to_string(),
+                rs.status.replicas.to_string(),
+                rs.status.ready_replicas.to_string(),
+                age(rs.metadata.creation_timestamp, now),
+            ];
+            if wide {
+                let cs = &rs.spec.template.spec.containers;
+                r.extend([
+                    cs.iter().map(|c| c.name.clone()).collect::<Vec<_>>().join(","),
+                    cs.iter().map(|c| c.image.clone()).collect::<Vec<_>>().join(","),
+                    selector_string(&rs.spec.selector),
+                ]);
+            }
+            r
+        }
+        Object::DaemonSet(d) => {
+            let s = &d.status;
+            let sel: Vec<String> =
+                d.spec.template.spec.node_selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            vec![
+                d.metadata.name.clone(),
+                s.desired_number_scheduled.to_string(),
+                s.current_number_scheduled.to_string(),
+                s.number_ready.to_string(),
+                s.updated_number_scheduled.to_string(),
+                s.number_available.to_string(),
+                if sel.is_empty() { "<none>".into() } else { sel.join(",") },
+                age(d.metadata.creation_timestamp, now),
+            ]
+        }
+        Object::Event(e) => vec![
+            age(e.last_timestamp.or(e.first_timestamp), now),
+            e.type_.clone(),
+            e.reason.clone(),
+            format!("{}/{}", e.involved_object.kind.to_lowercase(), e.involved_object.name),
+            e.message.clone(),
+        ],
+        Object::Lease(l) => vec![
+            l.metadata.name.clone(),
+            l.spec.holder_identity.clone().unwrap_or_default(),
+            age(l.metadata.creation_timestamp, now),
+        ],
+        Object::Namespace(n) => {
+            vec![n.metadata.name.clone(), n.status.phase.clone(), age(n.metadata.creation_timestamp, now)]
+        }
+    }
+}
+
+/// `kubectl get KIND [NAME] [-n NS | -A] [-o ...]`.
+pub fn get(
+    cache: &Cache,
+    kind: Kind,
+    namespace: Option<&str>,
+    name: Option<&str>,
+    format: OutputFormat,
+    now: SimTime,
+) -> Result<String, String> {
+    let mut objs: Vec<&Arc<Object>> = match namespace {
+        Some(ns) => cache.list_namespace(kind, ns).collect(),
+        None => cache.list(kind).collect(),
+    };
+    if let Some(n) = name {
+        objs.retain(|o| o.meta().name == n);
+        if objs.is_empty() {
+            return Err(format!(
+                "Error from server (NotFound): {} \"{n}\" not found",
+                kind.qualified_resource()
+            ));
+        }
+    }
+    if kind == Kind::Event {
+        objs.sort_by_key(|o| o.as_event().and_then(|e| e.last_timestamp.or(e.first_timestamp)));
+    }
+    if objs.is_empty() {
+        return Ok(match namespace {
+            Some(ns) if kind.namespaced() => format!("No resources found in {ns} namespace.\n"),
+            _ => "No resources found\n".into(),
+        });
+    }
+    match format {
+        OutputFormat::Yaml | OutputFormat::Json => {
+            let value = if objs.len() == 1 && name.is_some() {
+                objs[0].to_json_value()
+            } else {
+                serde_json::json!({
+                    "apiVersion": "v1",
+                    "items": objs.iter().map(|o| o.to_json_value()).collect::<Vec<_>>(),
+                    "kind": "List",
+                    "metadata": {"resourceVersion": ""},
+                })
+            };
+            Ok(if format == OutputFormat::Json {
+                serde_json::to_string_pretty(&value).map_err(|e| e.to_string())? + "\n"
+            } else {
+                serde_yaml::to_string(&value).map_err(|e| e.to_string())?
+            })
+        }
+        OutputFormat::Table | OutputFormat::Wide => {
+            let wide = format == OutputFormat::Wide;
+            let all_ns = namespace.is_none() && kind.namespaced();
+            let mut rows = Vec::new();
+            let mut h: Vec<String> = header(kind, wide).into_iter().map(String::from).collect();
+            if all_ns {
+                h.insert(0, "NAMESPACE".into());
+            }
+            rows.push(h);
+            for o in objs {
+                let mut r = row(o, wide, now);
+                if all_ns {
+                    r.insert(0, o.meta().namespace.clone());
+                }
+                rows.push(r);
+            }
+            Ok(table(&rows))
+        }
+    }
+}

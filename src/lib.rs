@@ -1,0 +1,8 @@
+//! kubesim: the CLI's library — scenario files, run orchestration and kubectl-style views.
+//!
+//! Dependencies point one way: this crate -> kubesim-faults -> kubesim-sim -> kubesim-model.
+
+pub mod kubectl;
+pub mod plan;
+pub mod run;
+pub mod scenario;

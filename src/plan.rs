@@ -1,0 +1,189 @@
+//! A loaded scenario turned into what the run does: the world's configuration (component
+//! flags applied over upstream defaults), the workloads, the timeline and the checks.
+
+use std::time::Duration;
+
+use kubesim_faults::Fault;
+use kubesim_model::api::{Kind, ObjectKey, ResourceList, Selector};
+use kubesim_model::kubelet::KubeletConfig;
+use kubesim_sim::{ClientRate, WorkerSpec, WorldConfig};
+
+use crate::run::{Check, Compare, Condition, Plan, Step, Timing};
+use crate::scenario::{render_yaml, times, NodePool, Scenario, ScenarioError};
+
+fn worker(pool: &NodePool, i: u32, index: usize) -> WorkerSpec {
+    let mut cap = ResourceList::new();
+    cap.insert("cpu".into(), pool.capacity.cpu.clone());
+    cap.insert("memory".into(), pool.capacity.memory.clone());
+    // KubeletConfiguration maxPods default 110.
+    cap.insert(
+        "pods".into(),
+        pool.capacity.pods.clone().unwrap_or_else(|| kubesim_model::api::Quantity::from_units(110)),
+    );
+    if let Some(e) = &pool.capacity.ephemeral_storage {
+        cap.insert("ephemeral-storage".into(), e.clone());
+    }
+    let mut k = KubeletConfig::new(pool.node_name(i), cap);
+    k.labels = pool.labels.clone();
+    k.register_with_taints = pool.taints.clone();
+    k.unschedulable = pool.unschedulable;
+    let kn = &pool.kubelet;
+    if let Some(d) = &kn.pod_start_latency {
+        k.pod_start_latency = d.time.as_duration();
+    }
+    if let Some(d) = &kn.node_status_update_frequency {
+        k.node_status_update_frequency = d.time.as_duration();
+    }
+    k.internal_ip = format!("10.0.{}.{}", index / 250, index % 250 + 10);
+    // KubeletConfiguration kubeAPIQPS 50, kubeAPIBurst 100 (v1.27+).
+    let rate = ClientRate { qps: kn.kube_api_qps.unwrap_or(50.0), burst: kn.kube_api_burst.unwrap_or(100) };
+    WorkerSpec { kubelet: k, rate }
+}
+
+/// Builds the plan. Errors here are input errors (exit code 2).
+pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
+    let mut world = WorldConfig::new(s.seed);
+    if let Some(l) = &s.network.latency {
+        world.latency = l.time.as_duration().max(Duration::from_millis(1));
+    }
+    world.control_plane_hosts = s.control_plane.hosts.unwrap_or(1) as usize;
+    let ks = &s.control_plane.kube_scheduler;
+    if let Some(v) = ks.pod_initial_backoff_seconds {
+        world.scheduler.pod_initial_backoff = Duration::from_secs(v);
+    }
+    if let Some(v) = ks.pod_max_backoff_seconds {
+        world.scheduler.pod_max_backoff = Duration::from_secs(v);
+    }
+    world.scheduler.percentage_of_nodes_to_score = ks.percentage_of_nodes_to_score;
+    if let Some(q) = ks.qps {
+        world.scheduler_rate.qps = q;
+    }
+    if let Some(b) = ks.burst {
+        world.scheduler_rate.burst = b;
+    }
+    let kcm = &s.control_plane.kube_controller_manager;
+    if let Some(d) = &kcm.node_monitor_period {
+        world.controller_manager.node_monitor_period = d.time.as_duration();
+    }
+    if let Some(d) = &kcm.node_monitor_grace_period {
+        world.controller_manager.node_monitor_grace_period = d.time.as_duration();
+    }
+    if let Some(d) = &kcm.node_startup_grace_period {
+        world.controller_manager.node_startup_grace_period = d.time.as_duration();
+    }
+    if let Some(q) = kcm.kube_api_qps {
+        world.controller_manager_rate.qps = q;
+    }
+    if let Some(b) = kcm.kube_api_burst {
+        world.controller_manager_rate.burst = b;
+    }
+    let mut index = 0;
+    let mut counters = std::collections::BTreeMap::new();
+    for pool in &s.node_pools {
+        for i in 1..=pool.count {
+            index += 1;
+            world.workers.push(worker(pool, i, index));
+        }
+        counters.insert(pool.name.clone(), pool.count);
+    }
+    let workloads = s.workloads.iter().flat_map(|w| w.objects()).collect();
+    let mut timeline = Vec::new();
+    for e in &s.timeline {
+        let obj_key = |kind: &str, name: &str, ns: &Option<String>| {
+            let k = Kind::parse(kind).unwrap_or(Kind::Pod);
+            let ns =
+                if k.namespaced() { ns.clone().unwrap_or_else(|| "default".into()) } else { String::new() };
+            ObjectKey::new(k, ns, name.to_string())
+        };
+        let step = if let Some(a) = &e.apply {
+            Step::Apply(a.objects())
+        } else if let Some(d) = &e.delete {
+            Step::Delete(obj_key(&d.kind, &d.name, &d.namespace))
+        } else if let Some(sc) = &e.scale {
+            Step::Scale { key: obj_key(&sc.kind, &sc.name, &sc.namespace), replicas: sc.replicas as i32 }
+        } else if let Some(n) = &e.cordon {
+            Step::Cordon { node: n.clone(), unschedulable: true }
+        } else if let Some(n) = &e.uncordon {
+            Step::Cordon { node: n.clone(), unschedulable: false }
+        } else if let Some(a) = &e.add_nodes {
+            let pool = s.node_pools.iter().find(|p| p.name == a.pool).expect("validated");
+            let c = counters.get_mut(&a.pool).expect("validated");
+            let mut ws = Vec::new();
+            for _ in 0..a.count {
+                *c += 1;
+                index += 1;
+                ws.push(worker(pool, *c, index));
+            }
+            Step::AddWorkers(ws)
+        } else if let Some(n) = &e.remove_node {
+            Step::RemoveNode(n.clone())
+        } else if let Some(h) = &e.kill_host {
+            Step::Fault(Fault::KillHost(h.clone()))
+        } else if let Some(h) = &e.restart_host {
+            Step::Fault(Fault::RestartHost(h.clone()))
+        } else if let Some(groups) = &e.partition {
+            Step::Fault(Fault::Partition(groups.clone()))
+        } else {
+            Step::Fault(Fault::Heal)
+        };
+        timeline.push((e.at.time, step));
+    }
+    let mut checks = Vec::new();
+    for x in &s.expectations {
+        let (from, until) = times(x);
+        let timing = match until {
+            None => Timing::At(from),
+            Some(until) => Timing::Within { from, until },
+        };
+        let condition = if let Some(q) = &x.pod_count {
+            let compare = if let Some(v) = &x.equals {
+                Compare::Equals(render_yaml(v).parse().unwrap_or(-1))
+            } else if let Some(v) = x.at_least {
+                Compare::AtLeast(v)
+            } else {
+                Compare::AtMost(x.at_most.unwrap_or(0))
+            };
+            Condition::PodCount {
+                phase: q.phase,
+                node: q.node.clone(),
+                namespace: q.namespace.clone(),
+                selector: q.selector.as_deref().map(|s| Selector::parse(s).expect("validated")),
+                compare,
+            }
+        } else if let Some(f) = &x.field {
+            let k = Kind::parse(&f.kind).unwrap_or(Kind::Pod);
+            let ns = if k.namespaced() {
+                f.namespace.clone().unwrap_or_else(|| "default".into())
+            } else {
+                String::new()
+            };
+            let equals = match (x.exists, &x.equals) {
+                (Some(false), _) => None,
+                (_, Some(v)) => Some(render_yaml(v)),
+                (_, None) => Some(crate::run::ANY_VALUE.to_string()),
+            };
+            Condition::Field { key: ObjectKey::new(k, ns, f.name.clone()), path: f.path.clone(), equals }
+        } else {
+            let e = x.event.as_ref().expect("validated");
+            Condition::Event {
+                reason: e.reason.clone(),
+                type_: e.type_.clone(),
+                message: e.message.clone(),
+                involved: e.involved_object.as_ref().map(|i| {
+                    let k = Kind::parse(&i.kind).unwrap_or(Kind::Pod);
+                    (k, i.name.clone(), i.namespace.clone().unwrap_or_default())
+                }),
+            }
+        };
+        checks.push(Check { name: x.describe(), timing, condition });
+    }
+    Ok(Plan {
+        name: s.name.clone(),
+        seed: s.seed,
+        duration: s.duration.time,
+        world,
+        workloads,
+        timeline,
+        checks,
+    })
+}

@@ -1,0 +1,665 @@
+//! Scenario format v1: loading, validation and errors that name the file, the line and
+//! the fix. The format is documented field by field in scenarios/README.md.
+//!
+//! Errors raised while deserializing carry serde_yaml's location. Manifest files named by
+//! `path:` are read during deserialization, so a missing file is reported at the `path:`
+//! line and an error inside the manifest at the manifest's own line. The few checks that
+//! need the whole file (host names, times past the duration) find their line by search.
+
+mod duration;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use kubesim_model::api::{parse_manifests, Document, Kind, Object, Quantity, Taint};
+use kubesim_model::time::SimTime;
+use serde::{Deserialize, Deserializer};
+
+pub use duration::{parse_duration, Dur};
+
+/// A user error in a scenario (or a manifest it names).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+    pub hint: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)?;
+        if !self.hint.is_empty() {
+            write!(f, "\n  hint: {}", self.hint)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// A loaded scenario and the warnings to show (fields and kinds not simulated).
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub scenario: Scenario,
+    pub warnings: Vec<String>,
+    pub path: PathBuf,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Scenario {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    pub duration: Dur,
+    #[serde(default)]
+    pub network: Network,
+    #[serde(default)]
+    pub control_plane: ControlPlane,
+    #[serde(default)]
+    pub node_pools: Vec<NodePool>,
+    #[serde(default)]
+    pub workloads: Vec<ManifestSource>,
+    #[serde(default)]
+    pub timeline: Vec<TimelineEntry>,
+    #[serde(default)]
+    pub expectations: Vec<Expectation>,
+}
+
+fn default_seed() -> u64 {
+    1
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Network {
+    /// One-way latency between hosts (default 1ms).
+    pub latency: Option<Dur>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ControlPlane {
+    /// Control-plane hosts cp-1..cp-N (default 1).
+    pub hosts: Option<u32>,
+    #[serde(default)]
+    pub kube_scheduler: SchedulerFlags,
+    #[serde(default)]
+    pub kube_controller_manager: ControllerManagerFlags,
+}
+
+/// KubeSchedulerConfiguration fields a scenario may set.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SchedulerFlags {
+    pub pod_initial_backoff_seconds: Option<u64>,
+    pub pod_max_backoff_seconds: Option<u64>,
+    pub percentage_of_nodes_to_score: Option<u32>,
+    /// clientConnection.qps / burst.
+    pub qps: Option<f64>,
+    pub burst: Option<u32>,
+}
+
+/// kube-controller-manager flags a scenario may set, by their upstream names.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ControllerManagerFlags {
+    pub node_monitor_period: Option<Dur>,
+    pub node_monitor_grace_period: Option<Dur>,
+    pub node_startup_grace_period: Option<Dur>,
+    pub kube_api_qps: Option<f64>,
+    pub kube_api_burst: Option<u32>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodePool {
+    pub name: String,
+    #[serde(default = "one")]
+    pub count: u32,
+    pub name_pattern: Option<String>,
+    pub capacity: Capacity,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub taints: Vec<Taint>,
+    #[serde(default)]
+    pub unschedulable: bool,
+    #[serde(default)]
+    pub kubelet: KubeletKnobs,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl NodePool {
+    /// The name of the pool's i-th node (1-based).
+    pub fn node_name(&self, i: u32) -> String {
+        match &self.name_pattern {
+            Some(p) => p.replace("{i}", &i.to_string()),
+            None => format!("{}-{i}", self.name),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capacity {
+    pub cpu: Quantity,
+    pub memory: Quantity,
+    pub pods: Option<Quantity>,
+    #[serde(rename = "ephemeral-storage")]
+    pub ephemeral_storage: Option<Quantity>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct KubeletKnobs {
+    /// Simulated image pull + container start (default 1s).
+    pub pod_start_latency: Option<Dur>,
+    pub node_status_update_frequency: Option<Dur>,
+    #[serde(rename = "kubeAPIQPS")]
+    pub kube_api_qps: Option<f64>,
+    #[serde(rename = "kubeAPIBurst")]
+    pub kube_api_burst: Option<u32>,
+}
+
+/// Manifests from a file (`path:`) or inline (`manifest:`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestSource {
+    pub path: Option<ManifestFile>,
+    pub manifest: Option<Inline>,
+}
+
+impl ManifestSource {
+    pub fn objects(&self) -> Vec<Object> {
+        let mut v = Vec::new();
+        if let Some(f) = &self.path {
+            v.extend(f.objects.iter().cloned());
+        }
+        if let Some(i) = &self.manifest {
+            v.extend(i.0.iter().cloned());
+        }
+        v
+    }
+}
+
+/// An inline manifest (any document, including `kind: List`).
+#[derive(Clone, Debug)]
+pub struct Inline(pub Vec<Object>);
+
+impl<'de> Deserialize<'de> for Inline {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let doc = Document::deserialize(d)?;
+        if let Document::Unsupported { kind, name, .. } = &doc {
+            WARNINGS.with(|w| {
+                w.borrow_mut().push(format!("{kind} {name}: kind not simulated by kubesim; skipped"))
+            });
+        }
+        Ok(Inline(doc.into_objects()))
+    }
+}
+
+thread_local! {
+    /// The directory `path:` entries are relative to, while a scenario loads.
+    static BASE_DIR: RefCell<PathBuf> = RefCell::new(PathBuf::new());
+    static WARNINGS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Marks an error that belongs to a manifest file, not to the scenario.
+const IN_MANIFEST: &str = "\u{1}in-manifest\u{1}";
+
+/// A manifest file, read and parsed while the scenario loads.
+#[derive(Clone, Debug)]
+pub struct ManifestFile {
+    pub path: PathBuf,
+    pub objects: Vec<Object>,
+}
+
+impl<'de> Deserialize<'de> for ManifestFile {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let rel = String::deserialize(d)?;
+        let path = BASE_DIR.with(|b| b.borrow().join(&rel));
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            serde::de::Error::custom(format!("manifest file {rel:?} ({}): {e}", path.display()))
+        })?;
+        match parse_manifests(&text) {
+            Ok(m) => {
+                WARNINGS.with(|w| {
+                    w.borrow_mut().extend(m.warnings.iter().map(|x| format!("{}: {x}", path.display())))
+                });
+                Ok(ManifestFile { path, objects: m.objects })
+            }
+            Err(e) => Err(serde::de::Error::custom(format!(
+                "{IN_MANIFEST}{}{IN_MANIFEST}{}{IN_MANIFEST}{}{IN_MANIFEST}{}",
+                path.display(),
+                e.line,
+                e.column,
+                e.message
+            ))),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ObjectRef {
+    pub kind: String,
+    pub name: String,
+    pub namespace: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ScaleRef {
+    pub kind: String,
+    pub name: String,
+    pub namespace: Option<String>,
+    pub replicas: u32,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AddNodes {
+    pub pool: String,
+    #[serde(default = "one")]
+    pub count: u32,
+}
+
+/// One timeline entry: a time and exactly one action.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TimelineEntry {
+    pub at: Dur,
+    pub apply: Option<ManifestSource>,
+    pub delete: Option<ObjectRef>,
+    pub scale: Option<ScaleRef>,
+    pub cordon: Option<String>,
+    pub uncordon: Option<String>,
+    pub add_nodes: Option<AddNodes>,
+    pub remove_node: Option<String>,
+    pub kill_host: Option<String>,
+    pub restart_host: Option<String>,
+    pub partition: Option<Vec<Vec<String>>>,
+    pub heal: Option<serde::de::IgnoredAny>,
+}
+
+impl TimelineEntry {
+    fn action_count(&self) -> usize {
+        [
+            self.apply.is_some(),
+            self.delete.is_some(),
+            self.scale.is_some(),
+            self.cordon.is_some(),
+            self.uncordon.is_some(),
+            self.add_nodes.is_some(),
+            self.remove_node.is_some(),
+            self.kill_host.is_some(),
+            self.restart_host.is_some(),
+            self.partition.is_some(),
+            self.heal.is_some(),
+        ]
+        .iter()
+        .filter(|x| **x)
+        .count()
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PodCountQuery {
+    pub phase: Option<kubesim_model::api::PodPhase>,
+    pub namespace: Option<String>,
+    pub node: Option<String>,
+    pub selector: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct FieldQuery {
+    pub kind: String,
+    pub name: String,
+    pub namespace: Option<String>,
+    pub path: String,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct InvolvedObject {
+    pub kind: String,
+    pub name: String,
+    pub namespace: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EventQuery {
+    pub reason: String,
+    #[serde(rename = "type")]
+    pub type_: Option<String>,
+    pub message: Option<String>,
+    pub involved_object: Option<InvolvedObject>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Expectation {
+    pub name: Option<String>,
+    pub at: Option<Dur>,
+    pub within: Option<Dur>,
+    pub after: Option<Dur>,
+    pub pod_count: Option<PodCountQuery>,
+    pub field: Option<FieldQuery>,
+    pub event: Option<EventQuery>,
+    pub equals: Option<serde_yaml::Value>,
+    pub at_least: Option<i64>,
+    pub at_most: Option<i64>,
+    pub exists: Option<bool>,
+}
+
+impl Expectation {
+    /// A default name from the check.
+    pub fn describe(&self) -> String {
+        if let Some(n) = &self.name {
+            return n.clone();
+        }
+        if let Some(q) = &self.pod_count {
+            return format!("podCount phase={:?} node={:?} selector={:?}", q.phase, q.node, q.selector);
+        }
+        if let Some(f) = &self.field {
+            return format!("{} {} {}", f.kind, f.name, f.path);
+        }
+        if let Some(e) = &self.event {
+            return format!("event {}", e.reason);
+        }
+        "expectation".into()
+    }
+}
+
+/// Loads a scenario file.
+pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        file: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read the scenario: {e}"),
+        hint: "check the path; bundled scenarios are in scenarios/".into(),
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    load_str(&text, path, &base)
+}
+
+/// Loads scenario text; `path` names it in messages, `base_dir` resolves `path:` entries.
+pub fn load_str(text: &str, path: &Path, base_dir: &Path) -> Result<Loaded, ScenarioError> {
+    BASE_DIR.with(|b| *b.borrow_mut() = base_dir.to_path_buf());
+    WARNINGS.with(|w| w.borrow_mut().clear());
+    let mut ignored = Vec::new();
+    let de = serde_yaml::Deserializer::from_str(text);
+    let parsed: Result<Scenario, _> = serde_ignored::deserialize(de, |p| ignored.push(p.to_string()));
+    let mut warnings = WARNINGS.with(|w| std::mem::take(&mut *w.borrow_mut()));
+    let scenario = parsed.map_err(|e| yaml_error(path, &e))?;
+    for p in ignored {
+        warnings.push(format!(
+            "{}: unknown field \"{p}\" in an inline manifest is not simulated; ignored",
+            path.display()
+        ));
+    }
+    validate(&scenario, text, path)?;
+    Ok(Loaded { scenario, warnings, path: path.to_path_buf() })
+}
+
+fn hint_for(message: &str) -> String {
+    if message.contains("unknown field") {
+        "remove or rename the field; scenarios/README.md lists every field".into()
+    } else if message.contains("quantities must match") {
+        "write a Kubernetes quantity such as 500m, 2, 512Mi or 4Gi".into()
+    } else if message.contains("manifest file") {
+        "paths are relative to the scenario file's directory".into()
+    } else if message.contains("duration") {
+        "write a duration with a unit, e.g. 90s, 1m30s or 500ms".into()
+    } else if message.contains("greater than or equal to 0") {
+        "replicas must be 0 or more".into()
+    } else {
+        "see scenarios/README.md for the format".into()
+    }
+}
+
+fn yaml_error(path: &Path, e: &serde_yaml::Error) -> ScenarioError {
+    let me = kubesim_model::api::ManifestError::from_yaml(e);
+    if let Some(rest) = me.message.split_once(IN_MANIFEST).map(|(_, r)| r) {
+        let parts: Vec<&str> = rest.split(IN_MANIFEST).collect();
+        if parts.len() == 4 {
+            return ScenarioError {
+                file: PathBuf::from(parts[0]),
+                line: parts[1].parse().unwrap_or(0),
+                column: parts[2].parse().unwrap_or(0),
+                message: parts[3].to_string(),
+                hint: hint_for(parts[3]),
+            };
+        }
+    }
+    let (line, column) = if me.line == 0 { (1, 1) } else { (me.line, me.column) };
+    ScenarioError { file: path.to_path_buf(), line, column, hint: hint_for(&me.message), message: me.message }
+}
+
+/// The line of the first occurrence of `needle` at or after line `from` (1-based).
+fn find_line(text: &str, needle: &str, from: usize) -> usize {
+    text.lines()
+        .enumerate()
+        .skip(from.saturating_sub(1))
+        .find(|(_, l)| l.contains(needle))
+        .map(|(i, _)| i + 1)
+        .unwrap_or(from.max(1))
+}
+
+/// Every host the scenario starts with: control-plane hosts and pool nodes.
+pub fn host_names(s: &Scenario) -> Vec<String> {
+    let mut v: Vec<String> = (1..=s.control_plane.hosts.unwrap_or(1)).map(|i| format!("cp-{i}")).collect();
+    for p in &s.node_pools {
+        v.extend((1..=p.count).map(|i| p.node_name(i)));
+    }
+    v
+}
+
+fn validate(s: &Scenario, text: &str, path: &Path) -> Result<(), ScenarioError> {
+    let err = |line: usize, message: String, hint: &str| ScenarioError {
+        file: path.to_path_buf(),
+        line,
+        column: 1,
+        message,
+        hint: hint.to_string(),
+    };
+    let timeline_line = find_line(text, "timeline:", 1);
+    let mut hosts = host_names(s);
+    let mut seen = std::collections::BTreeSet::new();
+    for h in &hosts {
+        if !seen.insert(h.clone()) {
+            return Err(err(
+                find_line(text, "nodePools:", 1),
+                format!("node name {h:?} is used twice"),
+                "give each pool its own namePattern",
+            ));
+        }
+    }
+    let hp = s.control_plane.hosts.unwrap_or(1);
+    if !(1..=7).contains(&hp) {
+        return Err(err(
+            find_line(text, "hosts:", 1),
+            format!("controlPlane.hosts {hp}: want 1 to 7 (typically 1, 3 or 5)"),
+            "use 1, 3 or 5",
+        ));
+    }
+    let mut counters: BTreeMap<&str, u32> = s.node_pools.iter().map(|p| (p.name.as_str(), p.count)).collect();
+    for e in &s.timeline {
+        let at_line = find_line(text, &format!("at: {}", e.at.text), timeline_line);
+        if e.action_count() != 1 {
+            return Err(err(at_line, format!("timeline entry at {} must have exactly one action, has {}", e.at.text, e.action_count()), "one of apply, delete, scale, cordon, uncordon, addNodes, removeNode, killHost, restartHost, partition, heal"));
+        }
+        if e.at.time > s.duration.time {
+            return Err(err(
+                at_line,
+                format!(
+                    "timeline entry at {} is after the scenario's duration {}",
+                    e.at.text, s.duration.text
+                ),
+                "raise duration or move the entry",
+            ));
+        }
+        if let Some(a) = &e.add_nodes {
+            let Some(pool) = s.node_pools.iter().find(|p| p.name == a.pool) else {
+                return Err(err(
+                    find_line(text, &a.pool, at_line),
+                    format!("addNodes: no node pool named {:?}", a.pool),
+                    "name a pool from nodePools",
+                ));
+            };
+            let c = counters.get_mut(a.pool.as_str()).expect("pool counted");
+            for _ in 0..a.count {
+                *c += 1;
+                hosts.push(pool.node_name(*c));
+            }
+        }
+        let named: Vec<&String> = [&e.cordon, &e.uncordon, &e.remove_node, &e.kill_host, &e.restart_host]
+            .into_iter()
+            .flatten()
+            .chain(e.partition.iter().flatten().flatten())
+            .collect();
+        for h in named {
+            if !hosts.contains(h) {
+                return Err(err(
+                    find_line(text, h, at_line),
+                    format!("no host named {h:?}"),
+                    &format!("hosts are: {}", hosts.join(", ")),
+                ));
+            }
+        }
+        for r in e.delete.iter().map(|d| &d.kind).chain(e.scale.iter().map(|d| &d.kind)) {
+            if Kind::parse(r).is_none() {
+                return Err(err(
+                    find_line(text, r, at_line),
+                    format!("unknown kind {r:?}"),
+                    "use Deployment, ReplicaSet, Pod, DaemonSet, Node",
+                ));
+            }
+        }
+        if let Some(a) = &e.apply {
+            if a.path.is_none() && a.manifest.is_none() {
+                return Err(err(at_line, "apply needs path or manifest".into(), "apply: {path: file.yaml}"));
+            }
+        }
+    }
+    for w in &s.workloads {
+        if w.path.is_none() && w.manifest.is_none() {
+            return Err(err(
+                find_line(text, "workloads:", 1),
+                "a workloads entry needs path or manifest".into(),
+                "- path: manifests/web.yaml",
+            ));
+        }
+    }
+    let exp_line = find_line(text, "expectations:", 1);
+    for x in &s.expectations {
+        let line = x.name.as_ref().map_or(exp_line, |n| find_line(text, n, exp_line));
+        let checks =
+            [x.pod_count.is_some(), x.field.is_some(), x.event.is_some()].iter().filter(|b| **b).count();
+        if checks != 1 {
+            return Err(err(
+                line,
+                format!("expectation {:?} needs exactly one of podCount, field, event", x.describe()),
+                "see scenarios/README.md",
+            ));
+        }
+        if x.at.is_some() == x.within.is_some() {
+            return Err(err(
+                line,
+                format!("expectation {:?} needs exactly one of at, within", x.describe()),
+                "at: 60s checks at an instant; within: 2m checks eventually",
+            ));
+        }
+        if x.pod_count.is_some() && x.equals.is_none() && x.at_least.is_none() && x.at_most.is_none() {
+            return Err(err(
+                line,
+                format!("expectation {:?}: podCount needs equals, atLeast or atMost", x.describe()),
+                "equals: 3",
+            ));
+        }
+        if x.field.is_some() && x.equals.is_none() && x.exists.is_none() {
+            return Err(err(
+                line,
+                format!("expectation {:?}: field needs equals or exists", x.describe()),
+                "equals: Running",
+            ));
+        }
+        if let Some(sel) = x.pod_count.as_ref().and_then(|q| q.selector.as_ref()) {
+            if let Err(e) = kubesim_model::api::Selector::parse(sel) {
+                return Err(err(
+                    find_line(text, sel, line),
+                    format!("selector {sel:?}: {e}"),
+                    "e.g. app=web,tier!=db",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Looks up `a.b`, `a[0]`, `a[type=Ready]` in a JSON value.
+pub fn lookup_path(value: &serde_json::Value, path: &str) -> Option<serde_json::Value> {
+    let mut cur = value;
+    for seg in path.split('.') {
+        let (name, filters) = match seg.find('[') {
+            Some(i) => (&seg[..i], &seg[i..]),
+            None => (seg, ""),
+        };
+        if !name.is_empty() {
+            cur = cur.get(name)?;
+        }
+        let mut rest = filters;
+        while let Some(stripped) = rest.strip_prefix('[') {
+            let end = stripped.find(']')?;
+            let inner = &stripped[..end];
+            rest = &stripped[end + 1..];
+            cur = match inner.split_once('=') {
+                Some((k, v)) => {
+                    cur.as_array()?.iter().find(|e| e.get(k).and_then(|x| x.as_str()) == Some(v))?
+                }
+                None => cur.as_array()?.get(inner.parse::<usize>().ok()?)?,
+            };
+        }
+    }
+    Some(cur.clone())
+}
+
+/// Renders a YAML scalar as expectations compare it.
+pub fn render_yaml(v: &serde_yaml::Value) -> String {
+    match v {
+        serde_yaml::Value::String(s) => s.clone(),
+        serde_yaml::Value::Bool(b) => b.to_string(),
+        serde_yaml::Value::Number(n) => n.to_string(),
+        serde_yaml::Value::Null => "null".into(),
+        other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
+    }
+}
+
+/// Time of an expectation's window or instant.
+pub fn times(x: &Expectation) -> (SimTime, Option<SimTime>) {
+    match (&x.at, &x.within) {
+        (Some(at), _) => (at.time, None),
+        (None, Some(w)) => {
+            let from = x.after.as_ref().map_or(SimTime::ZERO, |a| a.time);
+            (from, Some(from + w.time.as_duration()))
+        }
+        _ => (SimTime::ZERO, None),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,120 @@
+use super::*;
+use proptest::prelude::*;
+
+fn load_text(text: &str) -> Result<Loaded, ScenarioError> {
+    load_str(text, Path::new("t.yaml"), Path::new("."))
+}
+
+const OK: &str = r#"
+name: ok
+duration: 2m
+nodePools:
+  - name: worker
+    count: 2
+    capacity: {cpu: "4", memory: 16Gi}
+workloads:
+  - manifest:
+      apiVersion: v1
+      kind: Pod
+      metadata: {name: p}
+      spec: {containers: [{name: c, image: busybox, livenessProbe: {exec: {command: [true]}}}]}
+timeline:
+  - at: 30s
+    cordon: worker-1
+  - at: 40s
+    heal: {}
+expectations:
+  - name: running
+    within: 1m
+    podCount: {phase: Running}
+    equals: 1
+"#;
+
+#[test]
+fn a_valid_scenario_loads_with_warnings_for_unsimulated_fields() {
+    let l = load_text(OK).unwrap();
+    assert_eq!(l.scenario.node_pools[0].node_name(2), "worker-2");
+    assert_eq!(l.scenario.timeline[0].at.time, SimTime::from_secs(30));
+    assert!(l.warnings.iter().any(|w| w.contains("livenessProbe")), "{:?}", l.warnings);
+}
+
+#[test]
+fn errors_name_the_line() {
+    let cases = [
+        ("name: x\nduration: 1m\nbogus: 1\n", 3, "unknown field"),
+        ("name: x\nduration: 90\n", 2, "no unit"),
+        ("name: x\nduration: 1m\nnodePools:\n  - name: w\n    capacity: {cpu: \"1\", memory: 1Gx}\n", 5, "quantities must match"),
+        ("name: x\nduration: 1m\nworkloads:\n  - path: missing.yaml\n", 4, "missing.yaml"),
+        ("name: x\nduration: 1m\ntimeline:\n  - at: 10s\n    killHost: node-9\n", 5, "no host named"),
+        ("name: x\nduration: 1m\ntimeline:\n  - at: 2m\n    heal: {}\n", 4, "after the scenario's duration"),
+        (
+            "name: x\nduration: 1m\nworkloads:\n  - manifest:\n      apiVersion: apps/v1\n      kind: Deployment\n      metadata: {name: d}\n      spec:\n        replicas: -2\n",
+            9,
+            "greater than or equal to 0",
+        ),
+    ];
+    for (text, line, needle) in cases {
+        let e = load_text(text).unwrap_err();
+        assert_eq!(e.line, line, "{e}");
+        assert!(e.to_string().contains(needle), "{e}");
+    }
+}
+
+fn yamlish() -> impl Strategy<Value = String> {
+    let key = prop::sample::select(vec![
+        "name",
+        "duration",
+        "seed",
+        "nodePools",
+        "count",
+        "capacity",
+        "cpu",
+        "memory",
+        "workloads",
+        "manifest",
+        "path",
+        "timeline",
+        "at",
+        "cordon",
+        "expectations",
+        "podCount",
+        "equals",
+        "within",
+        "kind",
+        "apiVersion",
+        "spec",
+        "replicas",
+        "junk",
+    ]);
+    let scalar = prop::sample::select(vec![
+        "1", "-1", "1m", "x", "\"4\"", "1Gx", "[]", "{}", "null", "v1", "Pod", "apps/v1",
+    ]);
+    let leaf = (key.clone(), scalar).prop_map(|(k, v)| format!("{k}: {v}"));
+    leaf.prop_recursive(3, 24, 4, move |inner| {
+        (key.clone(), prop::collection::vec(inner, 1..4), any::<bool>()).prop_map(|(k, kids, list)| {
+            let body: Vec<String> = kids
+                .iter()
+                .map(|c| {
+                    let c = c.replace('\n', "\n    ");
+                    if list {
+                        format!("  - {c}")
+                    } else {
+                        format!("  {c}")
+                    }
+                })
+                .collect();
+            format!("{k}:\n{}", body.join("\n"))
+        })
+    })
+}
+
+proptest! {
+    /// Invariant: no input makes the loader panic; bad input is an error with a line.
+    #[test]
+    fn loader_never_panics(docs in prop::collection::vec(yamlish(), 1..5)) {
+        let text = docs.join("\n");
+        if let Err(e) = load_text(&text) {
+            prop_assert!(e.line >= 1);
+        }
+    }
+}

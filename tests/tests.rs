@@ -1,0 +1,4 @@
+//! End-to-end tests, built as one binary (ripgrep / raft-rs style).
+
+mod cli;
+mod scenarios;
