@@ -100,7 +100,7 @@ impl std::ops::Add<Duration> for SimTime {
 impl fmt::Display for SimTime {
     /// Seconds since the start, as scenario files write them: `61.5s`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 % 1000 == 0 {
+        if self.0.is_multiple_of(1000) {
             write!(f, "{}s", self.0 / 1000)
         } else {
             write!(f, "{}s", self.0 as f64 / 1000.0)

@@ -492,7 +492,8 @@ async fn apiserver_process(ip: IpAddr, etcd: SocketAddr, seed: u64) {
             }
         }
         // Group outputs: one batch per client, one message to etcd.
-        let mut batches: BTreeMap<ClientId, (Vec<(u64, ApiResult)>, BTreeMap<u64, Vec<_>>)> = BTreeMap::new();
+        type Batch = (Vec<(u64, ApiResult)>, BTreeMap<u64, Vec<kubesim_model::client::WatchEvent>>);
+        let mut batches: BTreeMap<ClientId, Batch> = BTreeMap::new();
         let mut to_etcd = Vec::new();
         for o in outputs.drain(..) {
             match o {

@@ -64,7 +64,7 @@ pub fn pod_status(p: &Pod) -> String {
     }
     if p.phase() == PodPhase::Running && p.status.container_statuses.iter().all(|c| c.state.running.is_some())
     {
-        reason = if p.is_ready() { "Running".into() } else { "Running".into() };
+        reason = "Running".into();
     }
     if p.phase() == PodPhase::Succeeded && p.status.reason.is_empty() {
         reason = "Completed".into();

@@ -210,7 +210,7 @@ impl<'de> Deserialize<'de> for Inline {
 
 thread_local! {
     /// The directory `path:` entries are relative to, while a scenario loads.
-    static BASE_DIR: RefCell<PathBuf> = RefCell::new(PathBuf::new());
+    static BASE_DIR: RefCell<PathBuf> = const { RefCell::new(PathBuf::new()) };
     static WARNINGS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
 

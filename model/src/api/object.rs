@@ -291,6 +291,7 @@ impl Serialize for Object {
 /// What a manifest document holds: an object of a simulated kind, a `kind: List`, or an
 /// object of a kind kubesim does not simulate (skipped with a warning).
 #[derive(Clone, Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // parsed once per manifest document
 pub enum Document {
     Object(Object),
     List(Vec<Document>),

@@ -187,11 +187,7 @@ pub fn default_object(obj: &mut Object) {
             d.spec.revision_history_limit.get_or_insert(10);
             default_template(&mut d.spec.template);
         }
-        Object::Namespace(n) => {
-            if n.status.phase.is_empty() {
-                n.status.phase = "Active".into();
-            }
-        }
+        Object::Namespace(n) if n.status.phase.is_empty() => n.status.phase = "Active".into(),
         _ => {}
     }
 }

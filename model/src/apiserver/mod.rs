@@ -28,6 +28,7 @@ pub type ClientId = u64;
 type WatchKey = (ClientId, u64);
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // a request is moved once, never stored
 pub enum ApiInput {
     ClientRequest { client: ClientId, tag: u64, request: ApiRequest },
     Watch { client: ClientId, watch_id: u64, spec: WatchSpec },
@@ -38,6 +39,7 @@ pub enum ApiInput {
 }
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // an output is moved once, never stored
 pub enum ApiOutput {
     Response { client: ClientId, tag: u64, result: ApiResult },
     WatchEvents { client: ClientId, watch_id: u64, events: Vec<WatchEvent> },
@@ -50,6 +52,7 @@ pub struct ApiServerConfig {}
 /// A change to apply to the current object (retried on a fresh read when the write races
 /// and the client set no resourceVersion, as `GuaranteedUpdate` does).
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)]
 enum Mutation {
     Replace(Object),
     ReplaceStatus(Object),
@@ -58,6 +61,7 @@ enum Mutation {
 }
 
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per in-flight etcd request
 enum Pending {
     Create { client: ClientId, tag: u64, key: ObjectKey },
     Write { client: ClientId, tag: u64, key: ObjectKey, mutation: Mutation, conditional: bool, tries: u32 },
@@ -135,7 +139,12 @@ impl ApiServer {
         out
     }
 
-    fn to_etcd(&mut self, pending: Pending, request: EtcdRequest<Arc<Object>>, out: &mut Vec<ApiOutput>) {
+    fn send_to_etcd(
+        &mut self,
+        pending: Pending,
+        request: EtcdRequest<Arc<Object>>,
+        out: &mut Vec<ApiOutput>,
+    ) {
         self.next_id += 1;
         self.pending.insert(self.next_id, pending);
         out.push(ApiOutput::ToEtcd { id: self.next_id, request });
@@ -175,7 +184,7 @@ impl ApiServer {
             }
             ApiRequest::Get(key) => {
                 let request = EtcdRequest::Range { key: key.etcd_key(), prefix: false, limit: 0 };
-                self.to_etcd(Pending::Get { client, tag, key }, request, out)
+                self.send_to_etcd(Pending::Get { client, tag, key }, request, out)
             }
         }
     }
@@ -204,7 +213,7 @@ impl ApiServer {
             success: vec![Op::Put { key: etcd_key.clone(), value: Arc::new(obj) }],
             failure: vec![Op::Get { key: etcd_key }],
         };
-        self.to_etcd(Pending::Create { client, tag, key }, request, out);
+        self.send_to_etcd(Pending::Create { client, tag, key }, request, out);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -264,7 +273,7 @@ impl ApiServer {
             success: vec![Op::Put { key: etcd_key.clone(), value: Arc::new(next) }],
             failure: vec![Op::Get { key: etcd_key }],
         };
-        self.to_etcd(Pending::Write { client, tag, key, mutation, conditional, tries }, request, out);
+        self.send_to_etcd(Pending::Write { client, tag, key, mutation, conditional, tries }, request, out);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -320,7 +329,7 @@ impl ApiServer {
             success: vec![Op::Delete { key: etcd_key.clone() }],
             failure: vec![Op::Get { key: etcd_key }],
         };
-        self.to_etcd(Pending::Delete { client, tag, key }, request, out);
+        self.send_to_etcd(Pending::Delete { client, tag, key }, request, out);
     }
 
     fn etcd_response(

@@ -93,6 +93,7 @@ impl DeploymentController {
         out.push(self.next_tag, r);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn scale(
         &mut self,
         out: &mut Requests,

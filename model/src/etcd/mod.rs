@@ -140,6 +140,9 @@ pub enum EtcdResponse<V> {
     },
 }
 
+/// A txn's outcome: whether the compares held, per-op results, committed events.
+pub type TxnOutcome<V> = (bool, Vec<Option<KeyValue<V>>>, Vec<MvccEvent<V>>);
+
 /// The store.
 #[derive(Clone, Debug)]
 pub struct MvccStore<V> {
@@ -203,12 +206,7 @@ impl<V: Clone + Stamp> MvccStore<V> {
     }
 
     /// Applies a txn atomically: one revision for all its writes.
-    pub fn txn(
-        &mut self,
-        compare: &[Compare],
-        success: Vec<Op<V>>,
-        failure: Vec<Op<V>>,
-    ) -> (bool, Vec<Option<KeyValue<V>>>, Vec<MvccEvent<V>>) {
+    pub fn txn(&mut self, compare: &[Compare], success: Vec<Op<V>>, failure: Vec<Op<V>>) -> TxnOutcome<V> {
         let ok = compare.iter().all(|c| self.compare_holds(c));
         let ops = if ok { success } else { failure };
         let writes = ops.iter().any(|o| !matches!(o, Op::Get { .. }));
