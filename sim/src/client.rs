@@ -124,7 +124,13 @@ pub struct ApiConnection {
     relisting: Option<BTreeSet<ObjectKey>>,
     next_ping: SimTime,
     awaiting_pong: bool,
+    /// Batches that arrived before an earlier one, by sequence number.
+    early: BTreeMap<u64, Batch>,
+    /// The server said it sent this many batches while fewer had arrived.
+    suspect: Option<u64>,
 }
+
+type Batch = (Vec<(u64, ApiResult)>, Vec<(u64, Vec<WatchEvent>)>);
 
 /// What the connection hands to the component.
 pub enum Delivery {
@@ -150,6 +156,8 @@ impl ApiConnection {
             relisting: None,
             next_ping: SimTime::ZERO,
             awaiting_pong: false,
+            early: BTreeMap::new(),
+            suspect: None,
         }
     }
 
@@ -167,15 +175,17 @@ impl ApiConnection {
         self.epoch = (now().as_millis() << 16) | (self.watch_epoch & 0xffff);
         self.next_wire_tag = self.epoch << 20;
         self.received = 0;
+        self.early.clear();
+        self.suspect = None;
         self.relisting = Some(BTreeSet::new());
         // Requests in flight keep their wire tags: a late response is still matched,
         // and an unanswered one times out.
         self.send(ToApi::Hello { client: self.client, epoch: self.epoch }).await;
         for (i, spec) in self.watches.clone().into_iter().enumerate() {
             let watch_id = self.watch_epoch << 16 | i as u64;
-            self.send(ToApi::Watch { client: self.client, watch_id, spec }).await;
+            self.send(ToApi::Watch { client: self.client, epoch: self.epoch, watch_id, spec }).await;
         }
-        self.send(ToApi::Ping { client: self.client, received: 0 }).await;
+        self.send(ToApi::Ping { client: self.client, epoch: self.epoch, received: 0 }).await;
         self.awaiting_pong = true;
         self.next_ping = now() + PING_INTERVAL;
     }
@@ -195,7 +205,7 @@ impl ApiConnection {
             batch.push(Tagged { tag: self.next_wire_tag, request: r.request });
         }
         if !batch.is_empty() {
-            self.send(ToApi::Requests { client: self.client, requests: batch }).await;
+            self.send(ToApi::Requests { client: self.client, epoch: self.epoch, requests: batch }).await;
         }
         (!self.queued.is_empty()).then(|| self.limiter.next_token_at(t))
     }
@@ -231,7 +241,15 @@ impl ApiConnection {
                 let watches = self.watches.clone();
                 self.register(watches).await;
             } else {
-                self.send(ToApi::Ping { client: self.client, received: self.received }).await;
+                if self.suspect.is_some_and(|s| s > self.received) {
+                    // A batch the server sent never arrived: relist.
+                    let watches = self.watches.clone();
+                    self.register(watches).await;
+                    return;
+                }
+                self.suspect = None;
+                self.send(ToApi::Ping { client: self.client, epoch: self.epoch, received: self.received })
+                    .await;
                 self.awaiting_pong = true;
                 self.next_ping = t + PING_INTERVAL;
             }
@@ -243,32 +261,26 @@ impl ApiConnection {
         match msg {
             FromApi::Batch { epoch, .. } | FromApi::Pong { epoch, .. } if epoch != self.epoch => {}
             FromApi::Batch { seq, responses, events, .. } => {
-                if seq != self.received + 1 {
-                    // A batch was lost (partition): relist.
-                    let watches = self.watches.clone();
-                    self.register(watches).await;
+                if seq <= self.received {
                     return;
                 }
-                self.received = seq;
-                for (wire, res) in responses {
-                    if let Some((tag, _)) = self.in_flight.remove(&wire) {
-                        out.push(Delivery::Response(tag, res));
-                    }
-                }
-                for (watch_id, evs) in events {
-                    if watch_id >> 16 != self.watch_epoch {
-                        continue;
-                    }
-                    for ev in evs {
-                        self.deliver_event(ev, out);
-                    }
+                // Hold batches that overtook an earlier one until the gap fills; a gap
+                // that never fills (a partition dropped it) is caught by the ping.
+                self.early.insert(seq, (responses, events));
+                while let Some((responses, events)) = self.early.remove(&(self.received + 1)) {
+                    self.received += 1;
+                    self.deliver_batch(responses, events, out);
                 }
             }
             FromApi::Pong { known, sent, .. } => {
                 self.awaiting_pong = false;
-                if !known || sent != self.received {
+                if !known {
                     let watches = self.watches.clone();
                     self.register(watches).await;
+                    return;
+                }
+                if sent > self.received {
+                    self.suspect = Some(sent);
                     return;
                 }
                 if let Some(seen) = self.relisting.take() {
@@ -284,6 +296,27 @@ impl ApiConnection {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    fn deliver_batch(
+        &mut self,
+        responses: Vec<(u64, ApiResult)>,
+        events: Vec<(u64, Vec<WatchEvent>)>,
+        out: &mut Vec<Delivery>,
+    ) {
+        for (wire, res) in responses {
+            if let Some((tag, _)) = self.in_flight.remove(&wire) {
+                out.push(Delivery::Response(tag, res));
+            }
+        }
+        for (watch_id, evs) in events {
+            if watch_id >> 16 != self.watch_epoch {
+                continue;
+            }
+            for ev in evs {
+                self.deliver_event(ev, out);
             }
         }
     }

@@ -1,5 +1,11 @@
 //! What crosses the simulated network. Payloads are typed and boxed (madsim's
 //! `send_to_raw`); objects inside are `Arc`s, so nothing is serialized or copied.
+//!
+//! madsim 0.2.34's endpoint mailbox takes queued messages with `swap_remove`, so two
+//! messages that wait in one mailbox can be received in either order. Every stream
+//! here therefore carries what restores order: client messages carry the registration
+//! epoch (a message of a newer epoch registers the client), batches to a client carry
+//! a sequence number, and etcd's replies carry one too.
 
 use kubesim_model::client::{ApiResult, Tagged, WatchEvent, WatchSpec};
 use kubesim_model::etcd::{EtcdRequest, EtcdResponse, MvccEvent};
@@ -24,10 +30,12 @@ pub enum ToApi {
     },
     Requests {
         client: ClientId,
+        epoch: u64,
         requests: Vec<Tagged>,
     },
     Watch {
         client: ClientId,
+        epoch: u64,
         watch_id: u64,
         spec: WatchSpec,
     },
@@ -35,6 +43,7 @@ pub enum ToApi {
     /// the client saw.
     Ping {
         client: ClientId,
+        epoch: u64,
         received: u64,
     },
 }
@@ -54,9 +63,11 @@ pub struct ToEtcd {
     pub requests: Vec<(u64, EtcdRequest<Value>)>,
 }
 
-/// etcd -> API server: responses and the watch events committed by them.
+/// etcd -> API server: responses and the watch events committed by them. `seq` orders
+/// them: madsim's mailbox does not keep arrival order when messages queue.
 #[derive(Debug)]
 pub struct FromEtcd {
+    pub seq: u64,
     pub responses: Vec<(u64, EtcdResponse<Value>)>,
     pub events: Vec<MvccEvent<Value>>,
 }

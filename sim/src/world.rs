@@ -35,6 +35,9 @@ const KUBELET_PORT: u16 = 10250;
 const SCHEDULER_PORT: u16 = 10259;
 const CONTROLLER_MANAGER_PORT: u16 = 10257;
 const KUBECTL_PORT: u16 = 40000;
+/// Clients wait this long after their process starts before registering, so that the
+/// API server on cp-1 (started at the same instant) has bound its port.
+const STARTUP_DELAY: Duration = Duration::from_millis(10);
 
 /// A client's API rate limit (client-go QPS and burst).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -387,6 +390,8 @@ async fn component_process(
     // Re-seeded from the start time so a restarted process does not repeat its choices.
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ now().as_millis().wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut conn = ApiConnection::new(ep, api, client, rate.qps, rate.burst);
+    // Let the API server bind its port first (it starts on cp-1 at the same instant).
+    madsim::time::sleep(STARTUP_DELAY).await;
     conn.register(comp.watches()).await;
     let mut wake = Some(now());
     let mut retry: Option<SimTime> = None;
@@ -440,6 +445,9 @@ async fn apiserver_process(ip: IpAddr, etcd: SocketAddr, seed: u64) {
     // client -> (address, registration epoch, batches sent)
     let mut clients: BTreeMap<ClientId, (SocketAddr, u64, u64)> = BTreeMap::new();
     let mut outputs = Vec::new();
+    // etcd's replies in the order it sent them.
+    let mut etcd_early: BTreeMap<u64, FromEtcd> = BTreeMap::new();
+    let mut etcd_next: u64 = 0;
     let t0 = now();
     outputs.extend(api.bootstrap(t0, &mut rng));
     loop {
@@ -456,17 +464,30 @@ async fn apiserver_process(ip: IpAddr, etcd: SocketAddr, seed: u64) {
         let t = now();
         let mut pongs = Vec::new();
         for (msg, from) in inbox {
-            match msg {
-                In::Client(ToApi::Hello { client, epoch }) => {
-                    if clients.contains_key(&client) {
-                        outputs.extend(api.handle(ApiInput::ClientGone { client }, t, &mut rng));
+            let client_epoch = match &msg {
+                In::Client(ToApi::Hello { client, epoch })
+                | In::Client(ToApi::Requests { client, epoch, .. })
+                | In::Client(ToApi::Watch { client, epoch, .. })
+                | In::Client(ToApi::Ping { client, epoch, .. }) => Some((*client, *epoch)),
+                In::Etcd(_) => None,
+            };
+            if let Some((client, epoch)) = client_epoch {
+                // A newer epoch (re)registers the client, whichever of its messages comes
+                // first; messages of an older epoch are stale.
+                match clients.get(&client).map(|c| c.1) {
+                    Some(e) if e > epoch => continue,
+                    Some(e) if e == epoch => {}
+                    known => {
+                        if known.is_some() {
+                            outputs.extend(api.handle(ApiInput::ClientGone { client }, t, &mut rng));
+                        }
+                        clients.insert(client, (from, epoch, 0));
                     }
-                    clients.insert(client, (from, epoch, 0));
                 }
-                In::Client(ToApi::Requests { client, requests }) => {
-                    if !clients.contains_key(&client) {
-                        continue; // a client from before a restart: it will re-register
-                    }
+            }
+            match msg {
+                In::Client(ToApi::Hello { .. }) => {}
+                In::Client(ToApi::Requests { client, requests, .. }) => {
                     for Tagged { tag, request } in requests {
                         outputs.extend(api.handle(
                             ApiInput::ClientRequest { client, tag, request },
@@ -475,18 +496,20 @@ async fn apiserver_process(ip: IpAddr, etcd: SocketAddr, seed: u64) {
                         ));
                     }
                 }
-                In::Client(ToApi::Watch { client, watch_id, spec }) => {
-                    if clients.contains_key(&client) {
-                        outputs.extend(api.handle(ApiInput::Watch { client, watch_id, spec }, t, &mut rng));
-                    }
+                In::Client(ToApi::Watch { client, watch_id, spec, .. }) => {
+                    outputs.extend(api.handle(ApiInput::Watch { client, watch_id, spec }, t, &mut rng));
                 }
                 In::Client(ToApi::Ping { client, .. }) => pongs.push((client, from)),
-                In::Etcd(FromEtcd { responses, events }) => {
-                    if !events.is_empty() {
-                        outputs.extend(api.handle(ApiInput::EtcdEvents(events), t, &mut rng));
-                    }
-                    for (id, response) in responses {
-                        outputs.extend(api.handle(ApiInput::EtcdResponse { id, response }, t, &mut rng));
+                In::Etcd(m) => {
+                    etcd_early.insert(m.seq, m);
+                    while let Some(FromEtcd { responses, events, .. }) = etcd_early.remove(&(etcd_next + 1)) {
+                        etcd_next += 1;
+                        if !events.is_empty() {
+                            outputs.extend(api.handle(ApiInput::EtcdEvents(events), t, &mut rng));
+                        }
+                        for (id, response) in responses {
+                            outputs.extend(api.handle(ApiInput::EtcdResponse { id, response }, t, &mut rng));
+                        }
                     }
                 }
             }
@@ -532,6 +555,7 @@ async fn apiserver_process(ip: IpAddr, etcd: SocketAddr, seed: u64) {
 async fn etcd_process(ip: IpAddr, disk: Arc<Mutex<Member<Value>>>, trace: Arc<Mutex<TraceSink>>) {
     let ep = Arc::new(Endpoint::bind(SocketAddr::new(ip, ETCD_PORT)).await.expect("port is free"));
     let mut rx = spawn_receiver::<ToEtcd>(ep.clone(), only::<ToEtcd>);
+    let mut seq = 0;
     while let Some((first, from)) = rx.next().await {
         let mut msgs = vec![(first, from)];
         while let Ok(m) = rx.try_recv() {
@@ -539,7 +563,8 @@ async fn etcd_process(ip: IpAddr, disk: Arc<Mutex<Member<Value>>>, trace: Arc<Mu
         }
         let t = now();
         for (msg, from) in msgs {
-            let mut out = FromEtcd { responses: Vec::new(), events: Vec::new() };
+            seq += 1;
+            let mut out = FromEtcd { seq, responses: Vec::new(), events: Vec::new() };
             {
                 let mut member = disk.lock().expect("etcd disk lock");
                 for (id, req) in msg.requests {
@@ -570,6 +595,7 @@ async fn kubectl_process(
     let ep = Arc::new(Endpoint::bind(SocketAddr::new(ip, KUBECTL_PORT)).await.expect("port is free"));
     let mut rx = spawn_receiver::<FromApi>(ep.clone(), only::<FromApi>);
     let mut conn = ApiConnection::new(ep, api, client_id(100, 1), 0.0, 0);
+    madsim::time::sleep(STARTUP_DELAY).await;
     conn.register(Vec::new()).await;
     let mut tag = 0;
     while let Some((req, reply)) = requests.next().await {
