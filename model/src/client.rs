@@ -155,10 +155,13 @@ impl WatchSpec {
     }
 }
 
-/// An informer's store: the latest state of every object its watches delivered.
+/// An informer's store: the latest state of every object its watches delivered, with an
+/// index by controller owner uid (client-go's indexers), so that a controller finds its
+/// pods without scanning the namespace.
 #[derive(Clone, Debug, Default)]
 pub struct Cache {
     by_kind: BTreeMap<Kind, BTreeMap<(String, String), Arc<Object>>>,
+    by_controller: BTreeMap<String, std::collections::BTreeSet<ObjectKey>>,
 }
 
 impl Cache {
@@ -167,7 +170,7 @@ impl Cache {
         let m = ev.object.meta();
         let k = (m.namespace.clone(), m.name.clone());
         let map = self.by_kind.entry(ev.object.kind()).or_default();
-        match ev.type_ {
+        let old = match ev.type_ {
             WatchEventType::Deleted => map.remove(&k),
             _ => {
                 // Never go back in resourceVersion (an old event replayed after a relist).
@@ -178,7 +181,31 @@ impl Cache {
                 }
                 map.insert(k, ev.object.clone())
             }
+        };
+        let owner = |o: &Object| o.meta().controller_of().map(|r| r.uid.clone());
+        let (was, is) = (
+            old.as_deref().and_then(owner),
+            if ev.type_ == WatchEventType::Deleted { None } else { owner(&ev.object) },
+        );
+        if was != is {
+            if let Some(u) = was {
+                if let Some(set) = self.by_controller.get_mut(&u) {
+                    set.remove(&ev.object.key());
+                    if set.is_empty() {
+                        self.by_controller.remove(&u);
+                    }
+                }
+            }
+            if let Some(u) = is {
+                self.by_controller.entry(u).or_default().insert(ev.object.key());
+            }
         }
+        old
+    }
+
+    /// Objects whose controller owner reference has this uid.
+    pub fn controlled_by<'a>(&'a self, uid: &str) -> impl Iterator<Item = &'a Arc<Object>> + 'a {
+        self.by_controller.get(uid).into_iter().flatten().filter_map(move |k| self.get(k))
     }
 
     pub fn get(&self, key: &ObjectKey) -> Option<&Arc<Object>> {
@@ -212,6 +239,7 @@ impl Cache {
     /// Forgets everything (a process restart or a relist).
     pub fn clear(&mut self) {
         self.by_kind.clear();
+        self.by_controller.clear();
     }
 }
 

@@ -130,11 +130,8 @@ impl DeploymentController {
         if d.metadata.deletion_timestamp.is_some() || d.spec.paused {
             return;
         }
-        let owned: Vec<Arc<Object>> = cache
-            .list_namespace(Kind::ReplicaSet, &key.namespace)
-            .filter(|o| o.meta().controller_of().is_some_and(|r| r.uid == d.metadata.uid))
-            .cloned()
-            .collect();
+        let owned: Vec<Arc<Object>> =
+            cache.controlled_by(&d.metadata.uid).filter(|o| o.kind() == Kind::ReplicaSet).cloned().collect();
         let rss: Vec<&ReplicaSet> = owned.iter().filter_map(|o| o.as_replica_set()).collect();
         let new_rs = rss.iter().find(|rs| template_equal(&rs.spec.template, &d.spec.template)).copied();
         let olds: Vec<&ReplicaSet> = rss

@@ -52,12 +52,9 @@ fn is_active(p: &Pod) -> bool {
     !matches!(p.phase(), PodPhase::Succeeded | PodPhase::Failed) && p.metadata.deletion_timestamp.is_none()
 }
 
-/// Owned pods of a controller by uid.
-pub fn owned_pods<'a>(cache: &'a Cache, ns: &'a str, uid: &'a str) -> impl Iterator<Item = &'a Pod> + 'a {
-    cache
-        .list_namespace(Kind::Pod, ns)
-        .filter_map(|o| o.as_pod())
-        .filter(move |p| p.metadata.controller_of().is_some_and(|r| r.uid == uid))
+/// Pods controlled by the owner with this uid (through the cache's owner index).
+pub fn owned_pods<'a>(cache: &'a Cache, _ns: &'a str, uid: &'a str) -> impl Iterator<Item = &'a Pod> + 'a {
+    cache.controlled_by(uid).filter_map(|o| o.as_pod())
 }
 
 /// Ranking for scale-down (controller.ActivePodsWithRanks, simplified to its main keys):
@@ -119,7 +116,10 @@ impl ReplicaSetController {
             if let Some((remaining, batch)) = st.slow_start {
                 if st.in_flight == 0 {
                     if st.batch_failed || remaining == 0 {
+                        // The run is over: look again once its pods are observed.
                         st.slow_start = None;
+                        self.dirty.insert(key.clone());
+                        out.wake(now);
                     } else {
                         let n = batch.min(remaining);
                         creates = n;

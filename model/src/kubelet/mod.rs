@@ -118,6 +118,9 @@ pub struct Kubelet {
     in_flight: BTreeMap<u64, Sent>,
     next_tag: u64,
     pod_ip_counter: u32,
+    /// A pod event arrived, or a pod's start time came: walk the pods.
+    pods_dirty: bool,
+    next_pod_wake: Option<SimTime>,
 }
 
 impl Kubelet {
@@ -136,6 +139,8 @@ impl Kubelet {
             in_flight: BTreeMap::new(),
             next_tag: 0,
             pod_ip_counter: 1,
+            pods_dirty: true,
+            next_pod_wake: None,
         }
     }
 
@@ -552,6 +557,9 @@ impl Component for Kubelet {
 
     fn on_event(&mut self, ev: &WatchEvent, _now: SimTime) {
         self.cache.apply(ev);
+        if ev.object.kind() == Kind::Pod {
+            self.pods_dirty = true;
+        }
     }
 
     fn on_response(&mut self, tag: u64, result: &ApiResult, _now: SimTime) {
@@ -587,7 +595,17 @@ impl Component for Kubelet {
             self.sync_node_status(now, &mut out);
             self.next_status_check = now + self.config.node_status_update_frequency;
         }
-        self.sync_pods(now, &mut out);
+        if self.pods_dirty || self.next_pod_wake.is_some_and(|t| t <= now) {
+            self.pods_dirty = false;
+            let before = out.wake_at;
+            out.wake_at = None;
+            self.sync_pods(now, &mut out);
+            self.next_pod_wake = out.wake_at;
+            out.wake_at = before;
+        }
+        if let Some(t) = self.next_pod_wake {
+            out.wake_no_later_than(t);
+        }
         out.wake_no_later_than(self.next_lease_renew.min(self.next_status_check));
         out
     }

@@ -313,6 +313,11 @@ impl Scheduler {
             return;
         }
         if !pod.spec.node_name.is_empty() {
+            if self.placed.get(&key).is_some_and(|(n, _)| *n == pod.spec.node_name) {
+                // Already counted there (assumed, or an earlier event): requests are
+                // immutable, so nothing to recompute.
+                return;
+            }
             self.pending.remove(&key);
             self.queue.remove(&key);
             let info = PodInfo::new(Arc::new(pod.clone()));
