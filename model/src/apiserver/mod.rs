@@ -519,3 +519,185 @@ fn committed(results: Vec<Option<crate::etcd::KeyValue<Arc<Object>>>>, key: &Obj
         .map(|kv| kv.value)
         .ok_or_else(|| ApiError::not_found(key.kind, &key.name))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Node, ObjectMeta, Pod};
+    use crate::etcd::Member;
+    use rand::SeedableRng;
+
+    /// An API server wired to one etcd member, delivering etcd's events before its
+    /// responses as the simulator does.
+    struct Harness {
+        api: ApiServer,
+        etcd: Member<Arc<Object>>,
+        rng: ChaCha8Rng,
+        out: Vec<ApiOutput>,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            let mut h = Harness {
+                api: ApiServer::default(),
+                etcd: Member::new(),
+                rng: ChaCha8Rng::seed_from_u64(1),
+                out: Vec::new(),
+            };
+            let boot = h.api.bootstrap(SimTime::ZERO, &mut h.rng);
+            h.pump(boot);
+            h
+        }
+
+        fn pump(&mut self, mut outputs: Vec<ApiOutput>) {
+            while !outputs.is_empty() {
+                let mut next = Vec::new();
+                for o in outputs {
+                    match o {
+                        ApiOutput::ToEtcd { id, request } => {
+                            let (response, events) = self.etcd.handle(request);
+                            next.extend(self.api.handle(
+                                ApiInput::EtcdEvents(events),
+                                SimTime(1000),
+                                &mut self.rng,
+                            ));
+                            next.extend(self.api.handle(
+                                ApiInput::EtcdResponse { id, response },
+                                SimTime(1000),
+                                &mut self.rng,
+                            ));
+                        }
+                        other => self.out.push(other),
+                    }
+                }
+                outputs = next;
+            }
+        }
+
+        fn call(&mut self, request: ApiRequest) -> ApiResult {
+            self.out.clear();
+            let o = self.api.handle(
+                ApiInput::ClientRequest { client: 1, tag: 7, request },
+                SimTime(1000),
+                &mut self.rng,
+            );
+            self.pump(o);
+            self.out
+                .iter()
+                .find_map(|o| match o {
+                    ApiOutput::Response { tag: 7, result, .. } => Some(result.clone()),
+                    _ => None,
+                })
+                .expect("a response")
+        }
+    }
+
+    fn pod(name: &str) -> Object {
+        let mut p = Pod::default();
+        p.metadata = ObjectMeta { name: name.into(), namespace: "default".into(), ..Default::default() };
+        p.spec.containers.push(crate::api::Container { name: "c".into(), ..Default::default() });
+        Object::Pod(p)
+    }
+
+    #[test]
+    fn create_defaults_and_conflicts() {
+        let mut h = Harness::new();
+        let mut gen = pod("");
+        gen.meta_mut().generate_name = "web-".into();
+        let created = h.call(ApiRequest::Create(gen)).unwrap();
+        let name = &created.meta().name;
+        assert!(name.starts_with("web-") && name.len() == 9, "{name}");
+        let p = created.as_pod().unwrap();
+        assert_eq!(p.spec.scheduler_name, "default-scheduler");
+        let tol: Vec<_> = p.spec.tolerations.iter().map(|t| (t.key.as_str(), t.toleration_seconds)).collect();
+        assert_eq!(
+            tol,
+            vec![("node.kubernetes.io/not-ready", Some(300)), ("node.kubernetes.io/unreachable", Some(300))]
+        );
+        assert!(created.meta().resource_version > 0);
+
+        let again = h.call(ApiRequest::Create(pod(name))).unwrap_err();
+        assert_eq!(again.message, format!("pods \"{name}\" already exists"));
+
+        // A stale resourceVersion conflicts; the current one succeeds.
+        let mut stale = (*created).clone();
+        stale.meta_mut().labels.insert("a".into(), "b".into());
+        let ok = h.call(ApiRequest::Update(stale.clone())).unwrap();
+        assert!(ok.meta().resource_version > created.meta().resource_version);
+        let e = h.call(ApiRequest::Update(stale)).unwrap_err();
+        assert!(e.is_conflict(), "{e:?}");
+        assert!(e.message.contains("the object has been modified"));
+    }
+
+    #[test]
+    fn namespace_must_exist_and_names_validate() {
+        let mut h = Harness::new();
+        let mut p = pod("x");
+        p.meta_mut().namespace = "nowhere".into();
+        assert_eq!(h.call(ApiRequest::Create(p)).unwrap_err().message, "namespaces \"nowhere\" not found");
+        let e = h.call(ApiRequest::Create(pod("Bad_Name"))).unwrap_err();
+        assert!(e.message.contains("a lowercase RFC 1123 subdomain"), "{e:?}");
+    }
+
+    #[test]
+    fn bind_then_graceful_delete_then_grace_zero() {
+        let mut h = Harness::new();
+        let created = h.call(ApiRequest::Create(pod("p"))).unwrap();
+        let uid = created.meta().uid.clone();
+        // A kubelet's watch on node-1 sees the pod arrive when it is bound there.
+        h.api.handle(
+            ApiInput::Watch {
+                client: 9,
+                watch_id: 1,
+                spec: WatchSpec {
+                    kind: Some(Kind::Pod),
+                    node_name: Some("node-1".into()),
+                    ..Default::default()
+                },
+            },
+            SimTime(1000),
+            &mut h.rng,
+        );
+        let bind = ApiRequest::Bind {
+            namespace: "default".into(),
+            name: "p".into(),
+            uid: uid.clone(),
+            node: "node-1".into(),
+        };
+        let bound = h.call(bind.clone()).unwrap();
+        assert_eq!(bound.as_pod().unwrap().spec.node_name, "node-1");
+        let added = h.out.iter().any(|o| matches!(o, ApiOutput::WatchEvents { client: 9, events, .. } if events.iter().any(|e| e.type_ == WatchEventType::Added)));
+        assert!(added, "{:?}", h.out);
+        let e = h.call(bind).unwrap_err();
+        assert_eq!(e.message, "pod p is already assigned to node \"node-1\"");
+
+        let key = ObjectKey::new(Kind::Pod, "default", "p");
+        let del = h
+            .call(ApiRequest::Delete { key: key.clone(), grace_period_seconds: None, precondition_uid: None })
+            .unwrap();
+        assert!(del.meta().deletion_timestamp.is_some(), "bound pods are deleted gracefully");
+        assert!(h.api.cache().get(&key).is_some());
+        h.call(ApiRequest::Delete {
+            key: key.clone(),
+            grace_period_seconds: Some(0),
+            precondition_uid: Some(uid),
+        })
+        .unwrap();
+        assert!(h.api.cache().get(&key).is_none());
+    }
+
+    #[test]
+    fn status_and_spec_travel_separately() {
+        let mut h = Harness::new();
+        let mut n = Node::default();
+        n.metadata.name = "node-1".into();
+        let created = h.call(ApiRequest::Create(Object::Node(n))).unwrap();
+        let mut with_status = created.as_node().unwrap().clone();
+        with_status.status.node_info.kubelet_version = "v1.33.0".into();
+        with_status.spec.unschedulable = true;
+        let after = h.call(ApiRequest::UpdateStatus(Object::Node(with_status))).unwrap();
+        let after = after.as_node().unwrap();
+        assert_eq!(after.status.node_info.kubelet_version, "v1.33.0");
+        assert!(!after.spec.unschedulable, "UpdateStatus must not change spec");
+    }
+}

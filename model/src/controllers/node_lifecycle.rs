@@ -235,3 +235,57 @@ impl Controller for NodeLifecycleController {
         out.wake(self.next_pass);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{NodeCondition, ObjectMeta};
+    use rand::SeedableRng;
+    use std::sync::Arc;
+
+    fn ready_node(heartbeat: SimTime) -> Arc<Object> {
+        let mut n = Node::default();
+        n.metadata =
+            ObjectMeta { name: "node-2".into(), uid: "u".into(), resource_version: 5, ..Default::default() };
+        n.status.conditions.push(NodeCondition {
+            type_: nc::READY.into(),
+            status: ConditionStatus::True,
+            last_heartbeat_time: Some(heartbeat),
+            ..Default::default()
+        });
+        Arc::new(Object::Node(n))
+    }
+
+    fn unknown_sent(out: &Requests) -> bool {
+        out.items.iter().any(|(_, r)| {
+            matches!(r, ApiRequest::UpdateStatus(Object::Node(n))
+                if n.condition(nc::READY).is_some_and(|c| c.status == ConditionStatus::Unknown && c.reason == REASON_NODE_STATUS_UNKNOWN && c.message == MESSAGE_KUBELET_STOPPED))
+        })
+    }
+
+    /// A node last heard from at t=10s is marked Unknown on the first 5 s pass after
+    /// the 50 s grace period, not before.
+    #[test]
+    fn unknown_after_grace_period_not_before() {
+        let mut c = NodeLifecycleController::new(&ControllerManagerConfig::default());
+        let mut cache = Cache::default();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        cache.apply(&WatchEvent { type_: WatchEventType::Added, object: ready_node(SimTime::from_secs(10)) });
+        let mut marked_at = None;
+        let mut t = SimTime::from_secs(10);
+        while t <= SimTime::from_secs(80) {
+            let mut out = Requests::default();
+            c.reconcile(&cache, t, &mut rng, &mut out);
+            if unknown_sent(&out) {
+                marked_at = Some(t);
+                break;
+            }
+            for (tag, _) in &out.items {
+                c.on_response(*tag, &Ok(ready_node(SimTime::from_secs(10))), &cache, t);
+            }
+            t = t + Duration::from_secs(1);
+        }
+        // Passes at 10, 15, ..., 60 (exactly 50 s: not yet stale), 65.
+        assert_eq!(marked_at, Some(SimTime::from_secs(65)));
+    }
+}

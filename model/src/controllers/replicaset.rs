@@ -294,3 +294,63 @@ impl Controller for ReplicaSetController {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{WatchEvent, WatchEventType};
+    use rand::SeedableRng;
+    use std::sync::Arc;
+
+    fn rs(replicas: i32) -> Arc<Object> {
+        let mut r = ReplicaSet::default();
+        r.metadata = ObjectMeta {
+            name: "web".into(),
+            namespace: "default".into(),
+            uid: "rs-uid".into(),
+            ..Default::default()
+        };
+        r.spec.replicas = Some(replicas);
+        Arc::new(Object::ReplicaSet(r))
+    }
+
+    /// Creates happen in slow-start batches 1, 2, 4, 8 ... each after the previous one's
+    /// responses, and a later sync continues past one burst.
+    #[test]
+    fn slow_start_batches_double() {
+        let mut c = ReplicaSetController::new();
+        let mut cache = Cache::default();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let ev = WatchEvent { type_: WatchEventType::Added, object: rs(10) };
+        cache.apply(&ev);
+        c.on_event(&ev, &cache);
+        let mut sizes = Vec::new();
+        let mut n = 0;
+        for _ in 0..10 {
+            let mut out = Requests::default();
+            c.reconcile(&cache, SimTime::ZERO, &mut rng, &mut out);
+            let creates: Vec<_> =
+                out.items.iter().filter(|(_, r)| matches!(r, ApiRequest::Create(Object::Pod(_)))).collect();
+            if !creates.is_empty() {
+                sizes.push(creates.len());
+            }
+            for (tag, r) in &out.items {
+                if let ApiRequest::Create(Object::Pod(p)) = r {
+                    n += 1;
+                    let mut p = p.clone();
+                    p.metadata.name = format!("web-{n}");
+                    p.metadata.uid = format!("pod-{n}");
+                    let obj = Arc::new(Object::Pod(p));
+                    c.on_response(*tag, &Ok(obj.clone()), &cache, SimTime::ZERO);
+                    let ev = WatchEvent { type_: WatchEventType::Added, object: obj };
+                    cache.apply(&ev);
+                    c.on_event(&ev, &cache);
+                } else {
+                    c.on_response(*tag, &Ok(rs(10)), &cache, SimTime::ZERO);
+                }
+            }
+        }
+        assert_eq!(sizes, vec![1, 2, 4, 3]);
+        assert_eq!(owned_pods(&cache, "default", "rs-uid").count(), 10);
+    }
+}
