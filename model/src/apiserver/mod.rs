@@ -593,8 +593,10 @@ mod tests {
     }
 
     fn pod(name: &str) -> Object {
-        let mut p = Pod::default();
-        p.metadata = ObjectMeta { name: name.into(), namespace: "default".into(), ..Default::default() };
+        let mut p = Pod {
+            metadata: ObjectMeta { name: name.into(), namespace: "default".into(), ..Default::default() },
+            ..Default::default()
+        };
         p.spec.containers.push(crate::api::Container { name: "c".into(), ..Default::default() });
         Object::Pod(p)
     }
