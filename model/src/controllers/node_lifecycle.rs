@@ -244,9 +244,15 @@ mod tests {
     use std::sync::Arc;
 
     fn ready_node(heartbeat: SimTime) -> Arc<Object> {
-        let mut n = Node::default();
-        n.metadata =
-            ObjectMeta { name: "node-2".into(), uid: "u".into(), resource_version: 5, ..Default::default() };
+        let mut n = Node {
+            metadata: ObjectMeta {
+                name: "node-2".into(),
+                uid: "u".into(),
+                resource_version: 5,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
         n.status.conditions.push(NodeCondition {
             type_: nc::READY.into(),
             status: ConditionStatus::True,

@@ -303,11 +303,13 @@ mod tests {
     use std::sync::Arc;
 
     fn rs(replicas: i32) -> Arc<Object> {
-        let mut r = ReplicaSet::default();
-        r.metadata = ObjectMeta {
-            name: "web".into(),
-            namespace: "default".into(),
-            uid: "rs-uid".into(),
+        let mut r = ReplicaSet {
+            metadata: ObjectMeta {
+                name: "web".into(),
+                namespace: "default".into(),
+                uid: "rs-uid".into(),
+                ..Default::default()
+            },
             ..Default::default()
         };
         r.spec.replicas = Some(replicas);
