@@ -288,9 +288,12 @@ fn simulate_plan(plan: Plan, trace_file: Option<std::fs::File>, progress: bool) 
                                     ),
                                 });
                             } else {
-                                // Poll every 100 ms of simulated time: fine enough for the
-                                // second-scale tolerances scenarios state.
-                                let next = (tn + Duration::from_millis(100)).min(until);
+                                // Poll every 1/1000 of the window, between 100 ms and 1 s
+                                // of simulated time: fine enough for the tolerances
+                                // scenarios state, and cheap on long windows.
+                                let step = (until.saturating_sub(from) / 1000)
+                                    .clamp(Duration::from_millis(100), Duration::from_secs(1));
+                                let next = (tn + step).min(until);
                                 agenda.insert((next, 1, i), Job::Check(i));
                             }
                         }

@@ -287,12 +287,23 @@ pub struct EventRecorder {
     component: String,
     host: String,
     seen: BTreeMap<(ObjectKey, String, String), Event>,
+    /// Insertion order of `seen`, to evict the oldest past the cache size.
+    order: std::collections::VecDeque<(ObjectKey, String, String)>,
     created: u64,
 }
 
+/// client-go events_cache.go maxLruCacheEntries.
+pub const EVENT_CACHE_ENTRIES: usize = 4096;
+
 impl EventRecorder {
     pub fn new(component: impl Into<String>, host: impl Into<String>) -> Self {
-        EventRecorder { component: component.into(), host: host.into(), seen: BTreeMap::new(), created: 0 }
+        EventRecorder {
+            component: component.into(),
+            host: host.into(),
+            seen: BTreeMap::new(),
+            order: std::collections::VecDeque::new(),
+            created: 0,
+        }
     }
 
     /// Builds the request recording `reason`/`message` on `involved`.
@@ -348,7 +359,13 @@ impl EventRecorder {
             reporting_component: self.component.clone(),
             reporting_instance: if self.host.is_empty() { self.component.clone() } else { self.host.clone() },
         };
-        self.seen.insert(key, ev.clone());
+        self.seen.insert(key.clone(), ev.clone());
+        self.order.push_back(key);
+        while self.order.len() > EVENT_CACHE_ENTRIES {
+            if let Some(k) = self.order.pop_front() {
+                self.seen.remove(&k);
+            }
+        }
         ApiRequest::Create(Object::Event(ev))
     }
 

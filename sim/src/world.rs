@@ -35,6 +35,8 @@ const KUBELET_PORT: u16 = 10250;
 const SCHEDULER_PORT: u16 = 10259;
 const CONTROLLER_MANAGER_PORT: u16 = 10257;
 const KUBECTL_PORT: u16 = 40000;
+/// kube-apiserver --etcd-compaction-interval default.
+const ETCD_COMPACTION_INTERVAL: Duration = Duration::from_secs(300);
 /// Clients wait this long after their process starts before registering, so that the
 /// API server on cp-1 (started at the same instant) has bound its port.
 const STARTUP_DELAY: Duration = Duration::from_millis(10);
@@ -450,13 +452,25 @@ async fn apiserver_process(ip: IpAddr, etcd: SocketAddr, seed: u64) {
     let mut etcd_next: u64 = 0;
     let t0 = now();
     outputs.extend(api.bootstrap(t0, &mut rng));
+    // kube-apiserver --etcd-compaction-interval (5m): each tick compacts to the revision
+    // seen at the previous tick (storage/etcd3/compact.go).
+    let mut next_compaction = t0 + ETCD_COMPACTION_INTERVAL;
+    let mut revision_seen: i64 = 0;
+    let mut compact_to: i64 = 0;
     loop {
         let mut inbox = Vec::new();
         if outputs.is_empty() {
-            match rx.next().await {
-                Some(m) => inbox.push(m),
-                None => return,
+            if let Some(m) = next_until(&mut rx, Some(next_compaction)).await {
+                inbox.push(m);
             }
+        }
+        if now() >= next_compaction {
+            next_compaction = now() + ETCD_COMPACTION_INTERVAL;
+            if compact_to > 0 {
+                let request = kubesim_model::etcd::EtcdRequest::Compact { revision: compact_to };
+                let _ = ep.send_to_raw(etcd, TAG, Box::new(ToEtcd { requests: vec![(0, request)] })).await;
+            }
+            compact_to = revision_seen;
         }
         while let Ok(m) = rx.try_recv() {
             inbox.push(m);
@@ -504,6 +518,9 @@ async fn apiserver_process(ip: IpAddr, etcd: SocketAddr, seed: u64) {
                     etcd_early.insert(m.seq, m);
                     while let Some(FromEtcd { responses, events, .. }) = etcd_early.remove(&(etcd_next + 1)) {
                         etcd_next += 1;
+                        if let Some(e) = events.last() {
+                            revision_seen = revision_seen.max(e.kv.mod_revision);
+                        }
                         if !events.is_empty() {
                             outputs.extend(api.handle(ApiInput::EtcdEvents(events), t, &mut rng));
                         }

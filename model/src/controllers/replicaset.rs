@@ -32,7 +32,27 @@ struct State {
     batch_failed: bool,
 }
 
+/// What a ReplicaSet's status counts, kept per owner uid as pod events arrive, so a sync
+/// does not walk thousands of pods.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Counts {
+    active: usize,
+    ready: usize,
+    labeled: usize,
+}
+
+/// A pod's last contribution to its owner's counts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct PodMemo {
+    owner: String,
+    active: bool,
+    ready: bool,
+    labeled: bool,
+}
+
 pub struct ReplicaSetController {
+    counts: BTreeMap<String, Counts>,
+    memo: BTreeMap<(String, String), PodMemo>,
     dirty: BTreeSet<ObjectKey>,
     state: BTreeMap<String, State>,
     routes: BTreeMap<u64, (ObjectKey, bool)>,
@@ -78,12 +98,56 @@ fn delete_rank(p: &Pod) -> (bool, u8, bool, std::cmp::Reverse<SimTime>, String) 
 impl ReplicaSetController {
     pub fn new() -> Self {
         ReplicaSetController {
+            counts: BTreeMap::new(),
+            memo: BTreeMap::new(),
             dirty: BTreeSet::new(),
             state: BTreeMap::new(),
             routes: BTreeMap::new(),
             next_tag: 0,
             recorder: EventRecorder::new("replicaset-controller", ""),
             pending_events: Vec::new(),
+        }
+    }
+
+    /// Moves a pod's contribution to its owner's counts from its last state to this one.
+    fn count_pod(&mut self, ev: &WatchEvent, cache: &Cache) {
+        let Some(p) = ev.object.as_pod() else { return };
+        let k = (p.metadata.namespace.clone(), p.metadata.name.clone());
+        let new = match (ev.type_, p.metadata.controller_of().filter(|r| r.kind == "ReplicaSet")) {
+            (crate::client::WatchEventType::Deleted, _) | (_, None) => None,
+            (_, Some(r)) => {
+                let template_labels = cache
+                    .get(&ObjectKey::new(Kind::ReplicaSet, p.metadata.namespace.clone(), r.name.clone()))
+                    .and_then(|o| o.as_replica_set().map(|rs| rs.spec.template.metadata.labels.clone()))
+                    .unwrap_or_default();
+                let active = is_active(p);
+                Some(PodMemo {
+                    owner: r.uid.clone(),
+                    active,
+                    ready: active && p.is_ready(),
+                    labeled: active
+                        && template_labels.iter().all(|(k, v)| p.metadata.labels.get(k) == Some(v)),
+                })
+            }
+        };
+        let old = match &new {
+            Some(n) => self.memo.insert(k, n.clone()),
+            None => self.memo.remove(&k),
+        };
+        if old == new {
+            return;
+        }
+        if let Some(o) = old {
+            let c = self.counts.entry(o.owner.clone()).or_default();
+            c.active -= usize::from(o.active);
+            c.ready -= usize::from(o.ready);
+            c.labeled -= usize::from(o.labeled);
+        }
+        if let Some(n) = new {
+            let c = self.counts.entry(n.owner).or_default();
+            c.active += usize::from(n.active);
+            c.ready += usize::from(n.ready);
+            c.labeled += usize::from(n.labeled);
         }
     }
 
@@ -105,7 +169,8 @@ impl ReplicaSetController {
         };
         let Some(rs) = obj.as_replica_set() else { return };
         let uid = rs.metadata.uid.clone();
-        let pods: Vec<&Pod> = owned_pods(cache, &key.namespace, &uid).filter(|p| is_active(p)).collect();
+        let counts = self.counts.get(&uid).copied().unwrap_or_default();
+        let active = counts.active;
         let sk = format!("{}/{}", key.namespace, key.name);
         let st = self.state.entry(sk.clone()).or_default();
         let satisfied = st.expected_creates == 0 && st.expected_deletes.is_empty() && st.in_flight == 0;
@@ -126,16 +191,17 @@ impl ReplicaSetController {
                         st.slow_start = Some((remaining - n, batch * 2));
                     }
                 }
-            } else if satisfied && pods.len() < want {
-                let diff = (want - pods.len()).min(BURST_REPLICAS);
+            } else if satisfied && active < want {
+                let diff = (want - active).min(BURST_REPLICAS);
                 let n = SLOW_START_INITIAL_BATCH_SIZE.min(diff);
                 creates = n;
                 st.slow_start = Some((diff - n, n * 2));
                 st.batch_failed = false;
-            } else if satisfied && pods.len() > want {
-                let mut ranked = pods.clone();
+            } else if satisfied && active > want {
+                let mut ranked: Vec<&Pod> =
+                    owned_pods(cache, &key.namespace, &uid).filter(|p| is_active(p)).collect();
                 ranked.sort_by_key(|p| delete_rank(p));
-                for p in ranked.into_iter().take((pods.len() - want).min(BURST_REPLICAS)) {
+                for p in ranked.into_iter().take((active - want).min(BURST_REPLICAS)) {
                     st.expected_deletes.insert(p.metadata.name.clone());
                     reqs.push(ApiRequest::Delete {
                         key: ObjectKey::new(Kind::Pod, p.metadata.namespace.clone(), p.metadata.name.clone()),
@@ -173,28 +239,29 @@ impl ReplicaSetController {
             }
             self.send(out, key, is_create, r);
         }
-        self.update_status(&obj, rs, &pods, now, out);
+        self.update_status(&obj, rs, counts, cache, now, out);
     }
 
     fn update_status(
         &mut self,
         obj: &Arc<Object>,
         rs: &ReplicaSet,
-        pods: &[&Pod],
+        c: Counts,
+        cache: &Cache,
         now: SimTime,
         out: &mut Requests,
     ) {
         let mut s = rs.status.clone();
-        s.replicas = pods.len() as i32;
-        s.fully_labeled_replicas = pods
-            .iter()
-            .filter(|p| {
-                rs.spec.template.metadata.labels.iter().all(|(k, v)| p.metadata.labels.get(k) == Some(v))
-            })
-            .count() as i32;
-        s.ready_replicas = pods.iter().filter(|p| p.is_ready()).count() as i32;
-        s.available_replicas =
-            pods.iter().filter(|p| p.is_available(rs.spec.min_ready_seconds, now)).count() as i32;
+        s.replicas = c.active as i32;
+        s.fully_labeled_replicas = c.labeled as i32;
+        s.ready_replicas = c.ready as i32;
+        s.available_replicas = if rs.spec.min_ready_seconds == 0 {
+            c.ready as i32
+        } else {
+            owned_pods(cache, &rs.metadata.namespace, &rs.metadata.uid)
+                .filter(|p| is_active(p) && p.is_available(rs.spec.min_ready_seconds, now))
+                .count() as i32
+        };
         s.observed_generation = rs.metadata.generation;
         if s != rs.status {
             let mut n = rs.clone();
@@ -223,6 +290,7 @@ impl Controller for ReplicaSetController {
             }
             Kind::Pod => {
                 let m = o.meta();
+                self.count_pod(ev, _cache);
                 if let Some(r) = m.controller_of().filter(|r| r.kind == "ReplicaSet") {
                     let sk = format!("{}/{}", m.namespace, r.name);
                     if let Some(st) = self.state.get_mut(&sk) {
