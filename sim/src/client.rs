@@ -128,6 +128,10 @@ pub struct ApiConnection {
     early: BTreeMap<u64, Batch>,
     /// The server said it sent this many batches while fewer had arrived.
     suspect: Option<u64>,
+    /// Watches of this epoch whose initial list has not arrived yet.
+    lists_pending: BTreeSet<u64>,
+    /// Pings in a row without a Pong.
+    missed_pongs: u32,
 }
 
 type Batch = (Vec<(u64, ApiResult)>, Vec<(u64, Vec<WatchEvent>)>);
@@ -158,6 +162,8 @@ impl ApiConnection {
             awaiting_pong: false,
             early: BTreeMap::new(),
             suspect: None,
+            lists_pending: BTreeSet::new(),
+            missed_pongs: 0,
         }
     }
 
@@ -178,6 +184,8 @@ impl ApiConnection {
         self.early.clear();
         self.suspect = None;
         self.relisting = Some(BTreeSet::new());
+        self.missed_pongs = 0;
+        self.lists_pending = (0..self.watches.len() as u64).map(|i| self.watch_epoch << 16 | i).collect();
         // Requests in flight keep their wire tags: a late response is still matched,
         // and an unanswered one times out.
         self.send(ToApi::Hello { client: self.client, epoch: self.epoch }).await;
@@ -237,7 +245,11 @@ impl ApiConnection {
         }
         if t >= self.next_ping {
             if self.awaiting_pong {
-                // The last ping went unanswered: the stream is broken; start over.
+                self.missed_pongs += 1;
+            }
+            if self.missed_pongs >= 2 {
+                // Two pings unanswered: the stream is broken (a partition, a restarted
+                // API server); start over.
                 let watches = self.watches.clone();
                 self.register(watches).await;
             } else {
@@ -274,6 +286,7 @@ impl ApiConnection {
             }
             FromApi::Pong { known, sent, .. } => {
                 self.awaiting_pong = false;
+                self.missed_pongs = 0;
                 if !known {
                     let watches = self.watches.clone();
                     self.register(watches).await;
@@ -281,20 +294,6 @@ impl ApiConnection {
                 }
                 if sent > self.received {
                     self.suspect = Some(sent);
-                    return;
-                }
-                if let Some(seen) = self.relisting.take() {
-                    // Objects the relist did not mention were deleted while we were away.
-                    let gone: Vec<ObjectKey> =
-                        self.shadow.keys().filter(|k| !seen.contains(*k)).cloned().collect();
-                    for k in gone {
-                        if let Some(obj) = self.shadow.remove(&k) {
-                            out.push(Delivery::Event(WatchEvent {
-                                type_: WatchEventType::Deleted,
-                                object: obj,
-                            }));
-                        }
-                    }
                 }
             }
         }
@@ -317,6 +316,20 @@ impl ApiConnection {
             }
             for ev in evs {
                 self.deliver_event(ev, out);
+            }
+            self.lists_pending.remove(&watch_id);
+        }
+        if self.lists_pending.is_empty() {
+            if let Some(seen) = self.relisting.take() {
+                // Every watch has listed: objects no list mentioned were deleted while
+                // the stream was down (client-go's Replace).
+                let gone: Vec<ObjectKey> =
+                    self.shadow.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+                for k in gone {
+                    if let Some(obj) = self.shadow.remove(&k) {
+                        out.push(Delivery::Event(WatchEvent { type_: WatchEventType::Deleted, object: obj }));
+                    }
+                }
             }
         }
     }

@@ -493,6 +493,9 @@ async fn apiserver_process(ip: IpAddr, etcd: SocketAddr, seed: u64) {
                     Some(e) if e == epoch => {}
                     known => {
                         if known.is_some() {
+                            if std::env::var_os("KUBESIM_DEBUG_RELIST").is_some() {
+                                eprintln!("RELIST {} {client}", t.as_secs() / 30 * 30);
+                            }
                             outputs.extend(api.handle(ApiInput::ClientGone { client }, t, &mut rng));
                         }
                         clients.insert(client, (from, epoch, 0));
