@@ -222,9 +222,8 @@ pub fn run_plan(plan: Plan, trace_file: Option<std::fs::File>, progress: bool) -
 }
 
 fn simulate_plan(plan: Plan, trace_file: Option<std::fs::File>, progress: bool) -> Result<RunReport, String> {
-    let latency = plan.world.latency;
     let seed = plan.seed;
-    simulate(seed, latency, move || async move {
+    simulate(seed, move || async move {
         let sink = Arc::new(Mutex::new(TraceSink::new(trace_file)));
         let bar = progress_bar(progress, plan.duration);
         let mut world = World::start(plan.world.clone(), sink.clone()).await;

@@ -1,59 +1,21 @@
-//! The client side of a simulated process: a receiver task feeding a channel (so no
-//! message is lost to a timeout), request/response matching, watch registration with
-//! relist on a lost batch, and client-go's token-bucket rate limiter.
+//! The client side of a simulated process: request/response matching, watch registration
+//! with relist on a lost batch, and client-go's token-bucket rate limiter.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::channel::mpsc;
-use futures::StreamExt;
 use kubesim_model::api::{Object, ObjectKey};
 use kubesim_model::client::{ApiError, ApiResult, Tagged, WatchEvent, WatchEventType, WatchSpec};
 use kubesim_model::time::SimTime;
-use madsim::net::Endpoint;
 
-use crate::messages::{ClientId, FromApi, ToApi, TAG};
+use crate::messages::{ClientId, FromApi, ToApi};
+use crate::net::Sender;
 
 /// Simulated time since the start of the run.
 pub fn now() -> SimTime {
     SimTime(madsim::time::TimeHandle::current().elapsed().as_millis() as u64)
-}
-
-/// Spawns a task that moves every message arriving at `ep` into a channel; `convert`
-/// picks the payload types this process understands.
-pub fn spawn_receiver<T: Send + 'static>(
-    ep: Arc<Endpoint>,
-    convert: fn(madsim::net::Payload) -> Option<T>,
-) -> mpsc::UnboundedReceiver<(T, SocketAddr)> {
-    let (tx, rx) = mpsc::unbounded();
-    madsim::task::spawn(async move {
-        while let Ok((payload, from)) = ep.recv_from_raw(TAG).await {
-            if let Some(m) = convert(payload) {
-                if tx.unbounded_send((m, from)).is_err() {
-                    break;
-                }
-            }
-        }
-    });
-    rx
-}
-
-/// `convert` for a process that takes one payload type.
-pub fn only<T: 'static>(p: madsim::net::Payload) -> Option<T> {
-    p.downcast::<T>().ok().map(|b| *b)
-}
-
-/// Waits for the next message until `deadline`; `None` on timeout.
-pub async fn next_until<T>(rx: &mut mpsc::UnboundedReceiver<T>, deadline: Option<SimTime>) -> Option<T> {
-    match deadline {
-        None => rx.next().await,
-        Some(d) => {
-            let wait = d.as_duration().saturating_sub(now().as_duration());
-            madsim::time::timeout(wait, rx.next()).await.ok().flatten()
-        }
-    }
 }
 
 /// client-go's `flowcontrol.NewTokenBucketRateLimiter(qps, burst)`.
@@ -106,7 +68,7 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(5);
 
 /// The connection of one process to the API server.
 pub struct ApiConnection {
-    ep: Arc<Endpoint>,
+    ep: Sender,
     api: SocketAddr,
     pub client: ClientId,
     limiter: TokenBucket,
@@ -143,7 +105,7 @@ pub enum Delivery {
 }
 
 impl ApiConnection {
-    pub fn new(ep: Arc<Endpoint>, api: SocketAddr, client: ClientId, qps: f64, burst: u32) -> Self {
+    pub fn new(ep: Sender, api: SocketAddr, client: ClientId, qps: f64, burst: u32) -> Self {
         ApiConnection {
             ep,
             api,
@@ -167,14 +129,14 @@ impl ApiConnection {
         }
     }
 
-    async fn send(&self, msg: ToApi) {
+    fn send(&self, msg: ToApi) {
         // A send to an unreachable host is dropped by the network, like a lost packet.
-        let _ = self.ep.send_to_raw(self.api, TAG, Box::new(msg)).await;
+        self.ep.send(self.api, msg);
     }
 
     /// Registers (or re-registers) the client and its watches; the API server answers
     /// with the current state of each watch, then a Pong that ends the relist.
-    pub async fn register(&mut self, watches: Vec<WatchSpec>) {
+    pub fn register(&mut self, watches: Vec<WatchSpec>) {
         self.watches = watches;
         self.watch_epoch += 1;
         // Unique across restarts of this process too: simulated time moves on.
@@ -188,12 +150,12 @@ impl ApiConnection {
         self.lists_pending = (0..self.watches.len() as u64).map(|i| self.watch_epoch << 16 | i).collect();
         // Requests in flight keep their wire tags: a late response is still matched,
         // and an unanswered one times out.
-        self.send(ToApi::Hello { client: self.client, epoch: self.epoch }).await;
+        self.send(ToApi::Hello { client: self.client, epoch: self.epoch });
         for (i, spec) in self.watches.clone().into_iter().enumerate() {
             let watch_id = self.watch_epoch << 16 | i as u64;
-            self.send(ToApi::Watch { client: self.client, epoch: self.epoch, watch_id, spec }).await;
+            self.send(ToApi::Watch { client: self.client, epoch: self.epoch, watch_id, spec });
         }
-        self.send(ToApi::Ping { client: self.client, epoch: self.epoch, received: 0 }).await;
+        self.send(ToApi::Ping { client: self.client, epoch: self.epoch, received: 0 });
         self.awaiting_pong = true;
         self.next_ping = now() + PING_INTERVAL;
     }
@@ -203,7 +165,7 @@ impl ApiConnection {
     }
 
     /// Sends what the rate limiter allows; returns when to try again if some wait.
-    pub async fn flush(&mut self) -> Option<SimTime> {
+    pub fn flush(&mut self) -> Option<SimTime> {
         let t = now();
         let mut batch = Vec::new();
         while !self.queued.is_empty() && self.limiter.try_take(t) {
@@ -213,7 +175,7 @@ impl ApiConnection {
             batch.push(Tagged { tag: self.next_wire_tag, request: r.request });
         }
         if !batch.is_empty() {
-            self.send(ToApi::Requests { client: self.client, epoch: self.epoch, requests: batch }).await;
+            self.send(ToApi::Requests { client: self.client, epoch: self.epoch, requests: batch });
         }
         (!self.queued.is_empty()).then(|| self.limiter.next_token_at(t))
     }
@@ -228,7 +190,7 @@ impl ApiConnection {
     }
 
     /// Timers: request timeouts and the watch-stream ping. Returns failed requests.
-    pub async fn on_timer(&mut self, out: &mut Vec<Delivery>) {
+    pub fn on_timer(&mut self, out: &mut Vec<Delivery>) {
         let t = now();
         let expired: Vec<u64> =
             self.in_flight.iter().filter(|(_, (_, d))| *d <= t).map(|(&k, _)| k).collect();
@@ -251,17 +213,16 @@ impl ApiConnection {
                 // Two pings unanswered: the stream is broken (a partition, a restarted
                 // API server); start over.
                 let watches = self.watches.clone();
-                self.register(watches).await;
+                self.register(watches);
             } else {
                 if self.suspect.is_some_and(|s| s > self.received) {
                     // A batch the server sent never arrived: relist.
                     let watches = self.watches.clone();
-                    self.register(watches).await;
+                    self.register(watches);
                     return;
                 }
                 self.suspect = None;
-                self.send(ToApi::Ping { client: self.client, epoch: self.epoch, received: self.received })
-                    .await;
+                self.send(ToApi::Ping { client: self.client, epoch: self.epoch, received: self.received });
                 self.awaiting_pong = true;
                 self.next_ping = t + PING_INTERVAL;
             }
@@ -269,7 +230,7 @@ impl ApiConnection {
     }
 
     /// Turns one message from the API server into deliveries for the component.
-    pub async fn on_message(&mut self, msg: FromApi, out: &mut Vec<Delivery>) {
+    pub fn on_message(&mut self, msg: FromApi, out: &mut Vec<Delivery>) {
         match msg {
             FromApi::Batch { epoch, .. } | FromApi::Pong { epoch, .. } if epoch != self.epoch => {}
             FromApi::Batch { seq, responses, events, .. } => {
@@ -289,7 +250,7 @@ impl ApiConnection {
                 self.missed_pongs = 0;
                 if !known {
                     let watches = self.watches.clone();
-                    self.register(watches).await;
+                    self.register(watches);
                     return;
                 }
                 if sent > self.received {

@@ -6,6 +6,7 @@
 
 pub mod client;
 pub mod messages;
+pub mod net;
 pub mod trace;
 pub mod world;
 

@@ -20,13 +20,13 @@ use kubesim_model::etcd::Member;
 use kubesim_model::kubelet::{Kubelet, KubeletConfig};
 use kubesim_model::scheduler::{Scheduler, SchedulerConfig};
 use kubesim_model::time::SimTime;
-use madsim::net::{Endpoint, NetSim};
 use madsim::runtime::{Handle, NodeHandle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::client::{next_until, now, only, spawn_receiver, ApiConnection, Delivery};
-use crate::messages::{ClientId, FromApi, FromEtcd, ToApi, ToEtcd, Value, TAG};
+use crate::client::{now, ApiConnection, Delivery};
+use crate::messages::{ClientId, FromApi, FromEtcd, ToApi, ToEtcd, Value};
+use crate::net::{Endpoint, Network, Payload};
 use crate::trace::{TraceRecord, TraceSink};
 
 const ETCD_PORT: u16 = 2379;
@@ -90,30 +90,30 @@ impl WorldConfig {
 
 /// Runs `body` inside a fresh deterministic madsim runtime seeded with `seed`.
 /// Call it on a fresh OS thread per simulation (madsim keeps per-thread state).
-pub fn simulate<F, Fut, T>(seed: u64, latency: Duration, body: F) -> T
+pub fn simulate<F, Fut, T>(seed: u64, body: F) -> T
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = T>,
 {
-    let mut config = madsim::Config::default();
-    // A fixed latency keeps messages between two hosts in order, as TCP would.
-    config.net.send_latency = latency..latency + Duration::from_nanos(1);
-    let rt = madsim::runtime::Runtime::with_seed_and_config(seed, config);
+    // Messages travel on crate::net, not on madsim's network: only its clock, executor
+    // and node kill/restart are used.
+    let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
     rt.block_on(body())
 }
 
 #[derive(Clone)]
 struct HostInfo {
     node: NodeHandle,
+    ip: IpAddr,
 }
 
 /// The live world, used from the orchestrating task inside [`simulate`].
 pub struct World {
     handle: Handle,
+    net: Network,
     config: WorldConfig,
     hosts: BTreeMap<String, HostInfo>,
     down: BTreeSet<String>,
-    clogged: Vec<(String, String)>,
     trace: Arc<Mutex<TraceSink>>,
     kubectl: mpsc::UnboundedSender<(ApiRequest, oneshot::Sender<ApiResult>)>,
     next_index: u32,
@@ -135,26 +135,29 @@ impl World {
     /// Builds every host and starts its processes.
     pub async fn start(config: WorldConfig, trace: Arc<Mutex<TraceSink>>) -> World {
         let handle = Handle::current();
+        let net = Network::new(config.latency);
         let api_addr = SocketAddr::new(host_ip(1), APISERVER_PORT);
         let etcd_addr = SocketAddr::new(host_ip(1), ETCD_PORT);
         let mut hosts = BTreeMap::new();
         let disk: Arc<Mutex<Member<Value>>> = Arc::new(Mutex::new(Member::new()));
         for i in 1..=config.control_plane_hosts.max(1) as u32 {
             let name = format!("cp-{i}");
-            let (cfg, trace2, disk2) = (config.clone(), trace.clone(), disk.clone());
+            let (cfg, trace2, disk2, net2) = (config.clone(), trace.clone(), disk.clone(), net.clone());
             let ip = host_ip(i);
             let builder = handle.create_node().name(name.clone()).ip(ip);
             let node = if i == 1 {
                 builder
                     .init(move || {
-                        let (cfg, trace, disk) = (cfg.clone(), trace2.clone(), disk2.clone());
+                        let (cfg, trace, disk, net) =
+                            (cfg.clone(), trace2.clone(), disk2.clone(), net2.clone());
                         async move {
-                            madsim::task::spawn(etcd_process(ip, disk, trace.clone()));
-                            madsim::task::spawn(apiserver_process(ip, etcd_addr, cfg.seed));
+                            let etcd_ep = net.bind(etcd_addr);
+                            madsim::task::spawn(etcd_process(etcd_ep, disk, trace.clone()));
+                            let api_ep = net.bind(api_addr);
+                            madsim::task::spawn(apiserver_process(api_ep, etcd_addr, cfg.seed));
                             let sched = cfg.scheduler.clone();
                             madsim::task::spawn(component_process(
-                                ip,
-                                SCHEDULER_PORT,
+                                net.bind(SocketAddr::new(ip, SCHEDULER_PORT)),
                                 api_addr,
                                 client_id(1, 1),
                                 seed_for(cfg.seed, "kube-scheduler", 1),
@@ -165,8 +168,7 @@ impl World {
                             ));
                             let kcm = cfg.controller_manager.clone();
                             component_process(
-                                ip,
-                                CONTROLLER_MANAGER_PORT,
+                                net.bind(SocketAddr::new(ip, CONTROLLER_MANAGER_PORT)),
                                 api_addr,
                                 client_id(1, 2),
                                 seed_for(cfg.seed, "kube-controller-manager", 1),
@@ -182,7 +184,7 @@ impl World {
             } else {
                 builder.build()
             };
-            hosts.insert(name, HostInfo { node });
+            hosts.insert(name, HostInfo { node, ip });
         }
         trace.lock().expect("trace lock").record(&TraceRecord::Leader {
             t: now().as_millis(),
@@ -191,17 +193,18 @@ impl World {
             term: 1,
         });
         // The scenario's own client, like kubectl on an operator's laptop.
-        let kubectl_index = 100;
-        let kubectl_node = handle.create_node().name("kubectl").ip(host_ip(kubectl_index)).build();
+        let kubectl_ip = host_ip(100);
+        let kubectl_node = handle.create_node().name("kubectl").ip(kubectl_ip).build();
         let (tx, rx) = mpsc::unbounded();
-        kubectl_node.spawn(kubectl_process(host_ip(kubectl_index), api_addr, rx));
-        hosts.insert("kubectl".into(), HostInfo { node: kubectl_node });
+        let kubectl_ep = net.bind(SocketAddr::new(kubectl_ip, KUBECTL_PORT));
+        kubectl_node.spawn(kubectl_process(kubectl_ep, api_addr, rx));
+        hosts.insert("kubectl".into(), HostInfo { node: kubectl_node, ip: kubectl_ip });
         let mut world = World {
             handle,
+            net,
             config: config.clone(),
             hosts,
             down: BTreeSet::new(),
-            clogged: Vec::new(),
             trace,
             kubectl: tx,
             next_index: 1000,
@@ -220,18 +223,18 @@ impl World {
         let api_addr = SocketAddr::new(host_ip(1), APISERVER_PORT);
         let seed = seed_for(self.config.seed, &spec.kubelet.node_name, 0);
         let name = spec.kubelet.node_name.clone();
+        let net = self.net.clone();
         let node = self
             .handle
             .create_node()
             .name(name.clone())
             .ip(ip)
             .init(move || {
-                let spec = spec.clone();
+                let (spec, net) = (spec.clone(), net.clone());
                 async move {
                     let kc = spec.kubelet.clone();
                     component_process(
-                        ip,
-                        KUBELET_PORT,
+                        net.bind(SocketAddr::new(ip, KUBELET_PORT)),
                         api_addr,
                         client_id(index, 1),
                         seed,
@@ -242,7 +245,7 @@ impl World {
                 }
             })
             .build();
-        self.hosts.insert(name, HostInfo { node });
+        self.hosts.insert(name, HostInfo { node, ip });
     }
 
     pub fn has_host(&self, name: &str) -> bool {
@@ -253,14 +256,20 @@ impl World {
         self.hosts.keys().cloned().collect()
     }
 
+    /// Message counts of the simulated network so far.
+    pub fn net_stats(&self) -> crate::net::NetStats {
+        self.net.stats()
+    }
+
     fn host(&self, name: &str) -> Result<&HostInfo, String> {
         self.hosts.get(name).ok_or_else(|| format!("no host named {name:?}"))
     }
 
-    /// Powers a host off: every process on it stops; its network endpoints go away.
+    /// Powers a host off: every process on it stops; messages to and from it are lost.
     pub fn kill_host(&mut self, name: &str) -> Result<(), String> {
-        let id = self.host(name)?.node.id();
-        self.handle.kill(id);
+        let h = self.host(name)?.clone();
+        self.handle.kill(h.node.id());
+        self.net.set_down(h.ip, true);
         self.down.insert(name.to_string());
         self.fault("kill-host", name);
         Ok(())
@@ -268,10 +277,11 @@ impl World {
 
     /// Powers a host back on: its processes start afresh (etcd from its disk).
     pub fn restart_host(&mut self, name: &str) -> Result<(), String> {
-        let id = self.host(name)?.node.id();
-        // madsim's restart re-runs init without closing sockets: kill first.
-        self.handle.kill(id);
-        self.handle.restart(id);
+        let h = self.host(name)?.clone();
+        // madsim's restart re-runs init without stopping what runs: kill first.
+        self.handle.kill(h.node.id());
+        self.handle.restart(h.node.id());
+        self.net.set_down(h.ip, false);
         self.down.remove(name);
         self.fault("restart-host", name);
         Ok(())
@@ -287,19 +297,11 @@ impl World {
             }
         }
         let rest = groups.len();
-        let names: Vec<String> = self.hosts.keys().cloned().collect();
-        let net = NetSim::current();
-        for a in &names {
-            for b in &names {
-                let (ga, gb) = (
-                    group_of.get(a.as_str()).copied().unwrap_or(rest),
-                    group_of.get(b.as_str()).copied().unwrap_or(rest),
-                );
-                if a < b && ga != gb {
-                    let (ia, ib) = (self.hosts[a].node.id(), self.hosts[b].node.id());
-                    net.clog_link(ia, ib);
-                    net.clog_link(ib, ia);
-                    self.clogged.push((a.clone(), b.clone()));
+        let group = |h: &str| group_of.get(h).copied().unwrap_or(rest);
+        for (a, ha) in &self.hosts {
+            for (b, hb) in &self.hosts {
+                if group(a) != group(b) {
+                    self.net.set_blocked(ha.ip, hb.ip, true);
                 }
             }
         }
@@ -310,12 +312,7 @@ impl World {
 
     /// Removes every partition.
     pub fn heal(&mut self) {
-        let net = NetSim::current();
-        for (a, b) in self.clogged.drain(..) {
-            let (ia, ib) = (self.hosts[&a].node.id(), self.hosts[&b].node.id());
-            net.unclog_link(ia, ib);
-            net.unclog_link(ib, ia);
-        }
+        self.net.unblock_all();
         self.fault("heal", "");
     }
 
@@ -338,17 +335,13 @@ impl World {
 
     /// One API call from the scenario's kubectl host.
     pub async fn api(&self, req: ApiRequest) -> ApiResult {
+        let down =
+            || ApiError { code: 503, reason: "ServiceUnavailable", message: "kubectl host is down".into() };
         let (tx, rx) = oneshot::channel();
         if self.kubectl.unbounded_send((req, tx)).is_err() {
-            return Err(ApiError {
-                code: 503,
-                reason: "ServiceUnavailable",
-                message: "kubectl host is down".into(),
-            });
+            return Err(down());
         }
-        rx.await.unwrap_or_else(|_| {
-            Err(ApiError { code: 503, reason: "ServiceUnavailable", message: "kubectl host is down".into() })
-        })
+        rx.await.unwrap_or_else(|_| Err(down()))
     }
 
     /// Reads the committed cluster state.
@@ -376,25 +369,26 @@ pub async fn sleep_until(t: SimTime) {
 
 type Factory = Box<dyn Fn() -> Box<dyn Component> + Send>;
 
+fn from_api(p: Payload) -> Option<FromApi> {
+    p.downcast::<FromApi>().ok().map(|b| *b)
+}
+
 /// Drives one model component: watch events and responses in, requests out, timers.
 async fn component_process(
-    ip: IpAddr,
-    port: u16,
+    mut ep: Endpoint,
     api: SocketAddr,
     client: ClientId,
     seed: u64,
-    rate: crate::world::ClientRate,
+    rate: ClientRate,
     make: Factory,
 ) {
-    let ep = Arc::new(Endpoint::bind(SocketAddr::new(ip, port)).await.expect("port is free on a fresh host"));
-    let mut rx = spawn_receiver::<FromApi>(ep.clone(), only::<FromApi>);
     let mut comp = make();
     // Re-seeded from the start time so a restarted process does not repeat its choices.
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ now().as_millis().wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut conn = ApiConnection::new(ep, api, client, rate.qps, rate.burst);
+    let mut conn = ApiConnection::new(ep.sender(), api, client, rate.qps, rate.burst);
     // Let the API server bind its port first (it starts on cp-1 at the same instant).
     madsim::time::sleep(STARTUP_DELAY).await;
-    conn.register(comp.watches()).await;
+    conn.register(comp.watches());
     let mut wake = Some(now());
     let mut retry: Option<SimTime> = None;
     let mut deliveries = Vec::new();
@@ -403,13 +397,17 @@ async fn component_process(
         for t in [wake, retry].into_iter().flatten() {
             deadline = deadline.min(t);
         }
-        if let Some((msg, _)) = next_until(&mut rx, Some(deadline)).await {
-            conn.on_message(msg, &mut deliveries).await;
-            while let Ok((m, _)) = rx.try_recv() {
-                conn.on_message(m, &mut deliveries).await;
+        if let Some((msg, _)) = ep.recv_until(Some(deadline)).await {
+            if let Some(m) = from_api(msg) {
+                conn.on_message(m, &mut deliveries);
+            }
+            while let Some((m, _)) = ep.try_recv() {
+                if let Some(m) = from_api(m) {
+                    conn.on_message(m, &mut deliveries);
+                }
             }
         }
-        conn.on_timer(&mut deliveries).await;
+        conn.on_timer(&mut deliveries);
         let t = now();
         let due = wake.is_some_and(|w| w <= t);
         if !deliveries.is_empty() || due {
@@ -424,24 +422,22 @@ async fn component_process(
             // Never ask to be woken in the past: time must move on.
             wake = out.wake_at.map(|w| w.max(t + Duration::from_millis(1)));
         }
-        retry = conn.flush().await;
+        retry = conn.flush();
     }
 }
 
 /// The API server process: clients' requests and watches in, etcd round trips out.
-async fn apiserver_process(ip: IpAddr, etcd: SocketAddr, seed: u64) {
+async fn apiserver_process(mut ep: Endpoint, etcd: SocketAddr, seed: u64) {
     enum In {
         Client(ToApi),
         Etcd(FromEtcd),
     }
-    fn convert(p: madsim::net::Payload) -> Option<In> {
+    fn convert(p: Payload) -> Option<In> {
         match p.downcast::<ToApi>() {
             Ok(m) => Some(In::Client(*m)),
             Err(p) => p.downcast::<FromEtcd>().ok().map(|m| In::Etcd(*m)),
         }
     }
-    let ep = Arc::new(Endpoint::bind(SocketAddr::new(ip, APISERVER_PORT)).await.expect("port is free"));
-    let mut rx = spawn_receiver::<In>(ep.clone(), convert);
     let mut rng = ChaCha8Rng::seed_from_u64(seed_for(seed, "kube-apiserver", 0) ^ now().as_millis());
     let mut api = ApiServer::new(ApiServerConfig::default());
     // client -> (address, registration epoch, batches sent)
@@ -460,20 +456,20 @@ async fn apiserver_process(ip: IpAddr, etcd: SocketAddr, seed: u64) {
     loop {
         let mut inbox = Vec::new();
         if outputs.is_empty() {
-            if let Some(m) = next_until(&mut rx, Some(next_compaction)).await {
-                inbox.push(m);
+            if let Some((m, from)) = ep.recv_until(Some(next_compaction)).await {
+                inbox.extend(convert(m).map(|m| (m, from)));
             }
         }
         if now() >= next_compaction {
             next_compaction = now() + ETCD_COMPACTION_INTERVAL;
             if compact_to > 0 {
                 let request = kubesim_model::etcd::EtcdRequest::Compact { revision: compact_to };
-                let _ = ep.send_to_raw(etcd, TAG, Box::new(ToEtcd { requests: vec![(0, request)] })).await;
+                ep.send(etcd, ToEtcd { requests: vec![(0, request)] });
             }
             compact_to = revision_seen;
         }
-        while let Ok(m) = rx.try_recv() {
-            inbox.push(m);
+        while let Some((m, from)) = ep.try_recv() {
+            inbox.extend(convert(m).map(|m| (m, from)));
         }
         let t = now();
         let mut pongs = Vec::new();
@@ -493,9 +489,6 @@ async fn apiserver_process(ip: IpAddr, etcd: SocketAddr, seed: u64) {
                     Some(e) if e == epoch => {}
                     known => {
                         if known.is_some() {
-                            if std::env::var_os("KUBESIM_DEBUG_RELIST").is_some() {
-                                eprintln!("RELIST {} {client}", t.as_secs() / 30 * 30);
-                            }
                             outputs.extend(api.handle(ApiInput::ClientGone { client }, t, &mut rng));
                         }
                         clients.insert(client, (from, epoch, 0));
@@ -550,39 +543,38 @@ async fn apiserver_process(ip: IpAddr, etcd: SocketAddr, seed: u64) {
             }
         }
         if !to_etcd.is_empty() {
-            let _ = ep.send_to_raw(etcd, TAG, Box::new(ToEtcd { requests: to_etcd })).await;
+            ep.send(etcd, ToEtcd { requests: to_etcd });
         }
         for (client, (responses, events)) in batches {
             let Some((addr, epoch, sent)) = clients.get_mut(&client) else { continue };
             *sent += 1;
             let msg =
                 FromApi::Batch { epoch: *epoch, seq: *sent, responses, events: events.into_iter().collect() };
-            let addr = *addr;
-            let _ = ep.send_to_raw(addr, TAG, Box::new(msg)).await;
+            ep.send(*addr, msg);
         }
         for (client, from) in pongs {
             let msg = match clients.get(&client) {
                 Some((_, epoch, sent)) => FromApi::Pong { epoch: *epoch, known: true, sent: *sent },
                 None => FromApi::Pong { epoch: 0, known: false, sent: 0 },
             };
-            let _ = ep.send_to_raw(from, TAG, Box::new(msg)).await;
+            ep.send(from, msg);
         }
     }
 }
 
 /// The etcd member process: applies requests to its store (its disk survives restarts)
 /// and records every committed write in the trace.
-async fn etcd_process(ip: IpAddr, disk: Arc<Mutex<Member<Value>>>, trace: Arc<Mutex<TraceSink>>) {
-    let ep = Arc::new(Endpoint::bind(SocketAddr::new(ip, ETCD_PORT)).await.expect("port is free"));
-    let mut rx = spawn_receiver::<ToEtcd>(ep.clone(), only::<ToEtcd>);
+async fn etcd_process(mut ep: Endpoint, disk: Arc<Mutex<Member<Value>>>, trace: Arc<Mutex<TraceSink>>) {
     let mut seq = 0;
-    while let Some((first, from)) = rx.next().await {
-        let mut msgs = vec![(first, from)];
-        while let Ok(m) = rx.try_recv() {
+    loop {
+        let first = ep.recv().await;
+        let mut msgs = vec![first];
+        while let Some(m) = ep.try_recv() {
             msgs.push(m);
         }
         let t = now();
         for (msg, from) in msgs {
+            let Ok(msg) = msg.downcast::<ToEtcd>() else { continue };
             seq += 1;
             let mut out = FromEtcd { seq, responses: Vec::new(), events: Vec::new() };
             {
@@ -601,33 +593,33 @@ async fn etcd_process(ip: IpAddr, disk: Arc<Mutex<Member<Value>>>, trace: Arc<Mu
                     }
                 }
             }
-            let _ = ep.send_to_raw(from, TAG, Box::new(out)).await;
+            ep.send(from, out);
         }
     }
 }
 
 /// The scenario's kubectl: one request at a time, as a person typing.
 async fn kubectl_process(
-    ip: IpAddr,
+    mut ep: Endpoint,
     api: SocketAddr,
     mut requests: mpsc::UnboundedReceiver<(ApiRequest, oneshot::Sender<ApiResult>)>,
 ) {
-    let ep = Arc::new(Endpoint::bind(SocketAddr::new(ip, KUBECTL_PORT)).await.expect("port is free"));
-    let mut rx = spawn_receiver::<FromApi>(ep.clone(), only::<FromApi>);
-    let mut conn = ApiConnection::new(ep, api, client_id(100, 1), 0.0, 0);
+    let mut conn = ApiConnection::new(ep.sender(), api, client_id(100, 1), 0.0, 0);
     madsim::time::sleep(STARTUP_DELAY).await;
-    conn.register(Vec::new()).await;
+    conn.register(Vec::new());
     let mut tag = 0;
     while let Some((req, reply)) = requests.next().await {
         tag += 1;
         conn.enqueue(vec![Tagged { tag, request: req }]);
-        conn.flush().await;
+        conn.flush();
         let result = loop {
             let mut deliveries = Vec::new();
-            if let Some((msg, _)) = next_until(&mut rx, Some(conn.next_deadline())).await {
-                conn.on_message(msg, &mut deliveries).await;
+            if let Some((msg, _)) = ep.recv_until(Some(conn.next_deadline())).await {
+                if let Some(m) = from_api(msg) {
+                    conn.on_message(m, &mut deliveries);
+                }
             }
-            conn.on_timer(&mut deliveries).await;
+            conn.on_timer(&mut deliveries);
             let found = deliveries.into_iter().find_map(|d| match d {
                 Delivery::Response(t, r) if t == tag => Some(r),
                 _ => None,

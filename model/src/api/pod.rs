@@ -334,10 +334,10 @@ impl Pod {
     pub fn requests(&self) -> Resources {
         let mut sum = Resources::default();
         for c in &self.spec.containers {
-            sum.add(&Resources::from_list(&c.resources.requests_or_limits()));
+            sum.add(&c.resources.effective_requests());
         }
         for c in &self.spec.init_containers {
-            sum.max_with(&Resources::from_list(&c.resources.requests_or_limits()));
+            sum.max_with(&c.resources.effective_requests());
         }
         sum.add(&Resources::from_list(&self.spec.overhead));
         sum
@@ -405,5 +405,22 @@ impl ResourceRequirements {
         let mut out = self.limits.clone();
         out.extend(self.requests.iter().map(|(k, v)| (k.clone(), v.clone())));
         out
+    }
+
+    /// [`Self::requests_or_limits`] as compact amounts, without building a list.
+    pub fn effective_requests(&self) -> Resources {
+        let get = |k: &str, milli: bool| {
+            self.requests
+                .get(k)
+                .or_else(|| self.limits.get(k))
+                .map(|q| if milli { q.milli_value() } else { q.value() })
+                .unwrap_or(0)
+        };
+        Resources {
+            milli_cpu: get(resource::CPU, true),
+            memory_bytes: get(resource::MEMORY, false),
+            ephemeral_storage_bytes: get(resource::EPHEMERAL_STORAGE, false),
+            pods: get(resource::PODS, false),
+        }
     }
 }

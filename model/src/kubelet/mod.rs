@@ -114,13 +114,26 @@ pub struct Kubelet {
     last_status_post: Option<SimTime>,
     next_status_check: SimTime,
     next_lease_renew: SimTime,
-    pods: BTreeMap<(String, String), (String, Stage)>,
+    /// The pods this kubelet has taken on, by (namespace, name).
+    pods: BTreeMap<(String, String), PodWork>,
+    /// What admitted, non-terminal pods request (the admission handler's running total).
+    used: Resources,
     in_flight: BTreeMap<u64, Sent>,
     next_tag: u64,
     pod_ip_counter: u32,
-    /// A pod event arrived, or a pod's start time came: walk the pods.
-    pods_dirty: bool,
-    next_pod_wake: Option<SimTime>,
+    /// Pods whose watch event arrived since the last tick.
+    dirty: BTreeSet<(String, String)>,
+    /// When a pod's next step is due (its containers finish starting).
+    timers: BTreeSet<(SimTime, (String, String))>,
+}
+
+/// One pod's worker state (pkg/kubelet/pod_workers.go keeps one per pod UID).
+#[derive(Clone, Debug)]
+struct PodWork {
+    uid: String,
+    stage: Stage,
+    /// Counted in `used` (admitted and not finished).
+    requests: Option<Resources>,
 }
 
 impl Kubelet {
@@ -139,8 +152,9 @@ impl Kubelet {
             in_flight: BTreeMap::new(),
             next_tag: 0,
             pod_ip_counter: 1,
-            pods_dirty: true,
-            next_pod_wake: None,
+            used: Resources::default(),
+            dirty: BTreeSet::new(),
+            timers: BTreeSet::new(),
         }
     }
 
@@ -334,60 +348,83 @@ impl Kubelet {
         format!("10.{}.{}.{}", 64 + (h % 64), (h >> 8) % 256, self.pod_ip_counter % 250 + 2)
     }
 
-    fn sync_pods(&mut self, now: SimTime, out: &mut Output) {
-        let bound: Vec<Arc<Object>> = self.cache.list(Kind::Pod).cloned().collect();
-        let present: BTreeSet<(String, String)> =
-            bound.iter().map(|o| (o.meta().namespace.clone(), o.meta().name.clone())).collect();
-        self.pods.retain(|k, _| present.contains(k));
-        let mut used = Resources::default();
-        for o in &bound {
-            let p = o.as_pod().expect("pod watch");
-            if let Some((_, st)) = self.pods.get(&(p.metadata.namespace.clone(), p.metadata.name.clone())) {
-                if *st != Stage::Rejected && !matches!(p.phase(), PodPhase::Succeeded | PodPhase::Failed) {
-                    used.add(&p.requests());
-                    used.pods += 1;
-                }
+    /// Forgets a pod: it left the node or was replaced by another with its name.
+    fn forget_pod(&mut self, key: &(String, String)) {
+        if let Some(w) = self.pods.remove(key) {
+            if let Some(r) = w.requests {
+                self.used.sub(&r);
+                self.used.pods -= 1;
             }
         }
-        for o in bound {
+    }
+
+    /// Syncs the pods whose watch event arrived or whose timer is due: the pod workers'
+    /// `SyncPod` for just those pods, so a tick costs what changed, not the node's pods.
+    fn sync_pods(&mut self, now: SimTime, out: &mut Output) {
+        let mut keys = std::mem::take(&mut self.dirty);
+        while let Some((t, _)) = self.timers.first() {
+            if *t > now {
+                break;
+            }
+            let (_, k) = self.timers.pop_first().expect("non-empty");
+            keys.insert(k);
+        }
+        for k in keys {
+            let Some(o) = self.cache.get(&ObjectKey::new(Kind::Pod, k.0.clone(), k.1.clone())).cloned()
+            else {
+                self.forget_pod(&k);
+                continue;
+            };
             let p = o.as_pod().expect("pod watch");
-            let k = (p.metadata.namespace.clone(), p.metadata.name.clone());
-            let stage = self.pods.get(&k).filter(|(uid, _)| *uid == p.metadata.uid).map(|(_, s)| s.clone());
+            if self.pods.get(&k).is_some_and(|w| w.uid != p.metadata.uid) {
+                self.forget_pod(&k);
+            }
+            let stage = self.pods.get(&k).map(|w| w.stage.clone());
             if p.metadata.deletion_timestamp.is_some() {
                 if stage != Some(Stage::Terminating) {
                     self.terminate(&o, p, now, out);
-                    self.pods.insert(k, (p.metadata.uid.clone(), Stage::Terminating));
+                    self.set_stage(&k, p, Stage::Terminating);
+                }
+                continue;
+            }
+            if matches!(p.phase(), PodPhase::Succeeded | PodPhase::Failed) {
+                if stage.is_none() {
+                    self.set_stage(&k, p, Stage::Rejected);
+                } else if let Some(r) = self.pods.get_mut(&k).and_then(|w| w.requests.take()) {
+                    self.used.sub(&r);
+                    self.used.pods -= 1;
                 }
                 continue;
             }
             match stage {
                 None => {
-                    if matches!(p.phase(), PodPhase::Succeeded | PodPhase::Failed) {
-                        self.pods.insert(k, (p.metadata.uid.clone(), Stage::Rejected));
-                        continue;
-                    }
-                    let st = self.admit(&o, p, &mut used, now, out);
-                    self.pods.insert(k, (p.metadata.uid.clone(), st));
+                    let st = self.admit(&o, p, now, out);
+                    self.set_stage(&k, p, st);
                 }
                 Some(Stage::Creating { running_at }) if running_at <= now => {
                     self.start(&o, p, now, out);
-                    self.pods.insert(k, (p.metadata.uid.clone(), Stage::Running));
+                    self.set_stage(&k, p, Stage::Running);
                 }
-                Some(Stage::Creating { running_at }) => out.wake_no_later_than(running_at),
                 _ => {}
             }
         }
     }
 
+    fn set_stage(&mut self, k: &(String, String), p: &Pod, stage: Stage) {
+        if let Stage::Creating { running_at } = stage {
+            self.timers.insert((running_at, k.clone()));
+        }
+        let w = self.pods.entry(k.clone()).or_insert_with(|| PodWork {
+            uid: p.metadata.uid.clone(),
+            stage: stage.clone(),
+            requests: None,
+        });
+        w.stage = stage;
+    }
+
     /// Admission (lifecycle.PredicateAdmitHandler) then ContainerCreating.
-    fn admit(
-        &mut self,
-        o: &Arc<Object>,
-        p: &Pod,
-        used: &mut Resources,
-        now: SimTime,
-        out: &mut Output,
-    ) -> Stage {
+    fn admit(&mut self, o: &Arc<Object>, p: &Pod, now: SimTime, out: &mut Output) -> Stage {
+        let used = self.used;
         let alloc = Resources::from_list(&self.config.allocatable());
         let req = p.requests();
         let mut insufficient = None;
@@ -414,8 +451,13 @@ impl Kubelet {
             self.send(out, Sent::Other, ev);
             return Stage::Rejected;
         }
-        used.add(&req);
-        used.pods += 1;
+        self.used.add(&req);
+        self.used.pods += 1;
+        let key = (p.metadata.namespace.clone(), p.metadata.name.clone());
+        self.pods.insert(
+            key,
+            PodWork { uid: p.metadata.uid.clone(), stage: Stage::Rejected, requests: Some(req) },
+        );
         let mut np = p.clone();
         let names: Vec<String> = p.spec.containers.iter().map(|c| c.name.clone()).collect();
         let unready = format!("containers with unready status: [{}]", names.join(" "));
@@ -558,7 +600,8 @@ impl Component for Kubelet {
     fn on_event(&mut self, ev: &WatchEvent, _now: SimTime) {
         self.cache.apply(ev);
         if ev.object.kind() == Kind::Pod {
-            self.pods_dirty = true;
+            let m = ev.object.meta();
+            self.dirty.insert((m.namespace.clone(), m.name.clone()));
         }
     }
 
@@ -595,16 +638,9 @@ impl Component for Kubelet {
             self.sync_node_status(now, &mut out);
             self.next_status_check = now + self.config.node_status_update_frequency;
         }
-        if self.pods_dirty || self.next_pod_wake.is_some_and(|t| t <= now) {
-            self.pods_dirty = false;
-            let before = out.wake_at;
-            out.wake_at = None;
-            self.sync_pods(now, &mut out);
-            self.next_pod_wake = out.wake_at;
-            out.wake_at = before;
-        }
-        if let Some(t) = self.next_pod_wake {
-            out.wake_no_later_than(t);
+        self.sync_pods(now, &mut out);
+        if let Some((t, _)) = self.timers.first() {
+            out.wake_no_later_than(*t);
         }
         out.wake_no_later_than(self.next_lease_renew.min(self.next_status_check));
         out

@@ -65,7 +65,7 @@ impl PodInfo {
 pub fn non_zero_requests(pod: &Pod) -> Resources {
     let mut r = Resources::default();
     for c in &pod.spec.containers {
-        let req = Resources::from_list(&c.resources.requests_or_limits());
+        let req = c.resources.effective_requests();
         let has_cpu = c.resources.requests.contains_key("cpu") || c.resources.limits.contains_key("cpu");
         let has_mem =
             c.resources.requests.contains_key("memory") || c.resources.limits.contains_key("memory");

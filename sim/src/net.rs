@@ -1,0 +1,270 @@
+//! The simulated network: typed messages between (host IP, port) addresses, delivered
+//! after a link latency, in order per link (as TCP would), dropped across a partition or to
+//! a host that is down.
+//!
+//! Why not madsim's own endpoints: in madsim 0.2.34 every `send_to_raw` and every
+//! `recv_from_raw` sleeps (at least 1 ms of simulated time, its timer granularity), so one
+//! loop moves at most ~1,000 messages per simulated second, and its mailbox takes queued
+//! messages with `swap_remove`, so two queued messages can arrive in either order. A busy
+//! API server or etcd leader needs far more. This layer keeps madsim for what it does
+//! well — the clock, the deterministic executor, host kill and restart — and delivers
+//! messages itself: a send is a non-blocking push into the receiver's queue stamped with
+//! its delivery time; the receiver holds early messages until they are due.
+//!
+//! Architecture Invariant: no randomness here unless a fault asks for it, and then from
+//! the network's own seeded RNG; delivery order is (delivery time, send sequence).
+
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::channel::mpsc;
+use futures::StreamExt;
+use kubesim_model::time::SimTime;
+
+use crate::client::now;
+
+/// A message in flight: any owned value; the receiver downcasts it.
+pub type Payload = Box<dyn Any + Send>;
+
+struct Envelope {
+    deliver_at: SimTime,
+    seq: u64,
+    from: SocketAddr,
+    payload: Payload,
+}
+
+/// Counters over the whole run, for benchmarks and debugging.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NetStats {
+    pub sent: u64,
+    pub delivered: u64,
+    /// Dropped by a partition, a down host or an unbound address.
+    pub dropped: u64,
+}
+
+struct NetState {
+    latency: Duration,
+    bindings: BTreeMap<SocketAddr, mpsc::UnboundedSender<Envelope>>,
+    down: BTreeSet<IpAddr>,
+    /// One-way blocks: (from, to).
+    blocked: BTreeSet<(IpAddr, IpAddr)>,
+    /// Extra one-way delay on a link (a slow link fault).
+    extra_delay: BTreeMap<(IpAddr, IpAddr), Duration>,
+    /// Latest delivery time scheduled per link, so a link stays FIFO when its delay changes.
+    last_delivery: BTreeMap<(IpAddr, IpAddr), SimTime>,
+    seq: u64,
+    stats: NetStats,
+}
+
+/// A handle on the network of one simulation; cheap to clone.
+#[derive(Clone)]
+pub struct Network(Arc<Mutex<NetState>>);
+
+impl Network {
+    /// A network whose links all have this one-way latency.
+    pub fn new(latency: Duration) -> Self {
+        Network(Arc::new(Mutex::new(NetState {
+            latency,
+            bindings: BTreeMap::new(),
+            down: BTreeSet::new(),
+            blocked: BTreeSet::new(),
+            extra_delay: BTreeMap::new(),
+            last_delivery: BTreeMap::new(),
+            seq: 0,
+            stats: NetStats::default(),
+        })))
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, NetState> {
+        self.0.lock().expect("network lock")
+    }
+
+    /// Binds `addr`, replacing an earlier binding (a restarted process binds again).
+    pub fn bind(&self, addr: SocketAddr) -> Endpoint {
+        let (tx, rx) = mpsc::unbounded();
+        self.state().bindings.insert(addr, tx);
+        Endpoint { sender: Sender { net: self.clone(), addr }, rx, early: BTreeMap::new() }
+    }
+
+    /// Marks a host down (powered off) or up; a down host neither sends nor receives.
+    pub fn set_down(&self, ip: IpAddr, down: bool) {
+        let mut s = self.state();
+        if down {
+            s.down.insert(ip);
+        } else {
+            s.down.remove(&ip);
+        }
+    }
+
+    /// Blocks (or unblocks) messages from `from` to `to`, one way.
+    pub fn set_blocked(&self, from: IpAddr, to: IpAddr, blocked: bool) {
+        let mut s = self.state();
+        if blocked {
+            s.blocked.insert((from, to));
+        } else {
+            s.blocked.remove(&(from, to));
+        }
+    }
+
+    /// Removes every block.
+    pub fn unblock_all(&self) {
+        self.state().blocked.clear();
+    }
+
+    /// Adds `extra` to the one-way delay from `from` to `to` (zero removes it).
+    pub fn set_extra_delay(&self, from: IpAddr, to: IpAddr, extra: Duration) {
+        let mut s = self.state();
+        if extra.is_zero() {
+            s.extra_delay.remove(&(from, to));
+        } else {
+            s.extra_delay.insert((from, to), extra);
+        }
+    }
+
+    pub fn stats(&self) -> NetStats {
+        self.state().stats
+    }
+
+    fn send(&self, from: SocketAddr, to: SocketAddr, payload: Payload) {
+        let mut s = self.state();
+        s.stats.sent += 1;
+        let link = (from.ip(), to.ip());
+        if s.down.contains(&link.0) || s.down.contains(&link.1) || s.blocked.contains(&link) {
+            s.stats.dropped += 1;
+            return;
+        }
+        let delay = s.latency + s.extra_delay.get(&link).copied().unwrap_or_default();
+        let mut deliver_at = now() + delay;
+        if let Some(last) = s.last_delivery.get(&link) {
+            deliver_at = deliver_at.max(*last);
+        }
+        if !s.extra_delay.is_empty() || s.last_delivery.contains_key(&link) {
+            s.last_delivery.insert(link, deliver_at);
+        }
+        s.seq += 1;
+        let envelope = Envelope { deliver_at, seq: s.seq, from, payload };
+        let delivered = s.bindings.get(&to).is_some_and(|tx| tx.unbounded_send(envelope).is_ok());
+        if !delivered {
+            s.stats.dropped += 1;
+        }
+    }
+
+    /// Is a message due now from `from` still deliverable to `to`?
+    fn deliverable(&self, from: IpAddr, to: IpAddr) -> bool {
+        let mut s = self.state();
+        let ok = !s.down.contains(&to) && !s.blocked.contains(&(from, to));
+        if ok {
+            s.stats.delivered += 1;
+        } else {
+            s.stats.dropped += 1;
+        }
+        ok
+    }
+}
+
+/// The sending half of an endpoint; cheap to clone.
+#[derive(Clone)]
+pub struct Sender {
+    net: Network,
+    addr: SocketAddr,
+}
+
+impl Sender {
+    /// Sends without waiting; a message that cannot be delivered is lost, as a packet is.
+    pub fn send<T: Any + Send>(&self, to: SocketAddr, msg: T) {
+        self.net.send(self.addr, to, Box::new(msg));
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// A bound address: sends, and receives in delivery order. Receiving is cancel-safe: a
+/// message taken from the queue but not yet due waits in `early`.
+pub struct Endpoint {
+    sender: Sender,
+    rx: mpsc::UnboundedReceiver<Envelope>,
+    early: BTreeMap<(SimTime, u64), Envelope>,
+}
+
+impl Endpoint {
+    pub fn sender(&self) -> Sender {
+        self.sender.clone()
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.sender.addr
+    }
+
+    pub fn send<T: Any + Send>(&self, to: SocketAddr, msg: T) {
+        self.sender.send(to, msg)
+    }
+
+    fn take_queued(&mut self) {
+        while let Ok(e) = self.rx.try_recv() {
+            self.early.insert((e.deliver_at, e.seq), e);
+        }
+    }
+
+    /// The next message that is due now, if any.
+    pub fn try_recv(&mut self) -> Option<(Payload, SocketAddr)> {
+        self.take_queued();
+        let t = now();
+        while let Some(entry) = self.early.first_entry() {
+            if entry.key().0 > t {
+                return None;
+            }
+            let e = entry.remove();
+            if self.sender.net.deliverable(e.from.ip(), self.sender.addr.ip()) {
+                return Some((e.payload, e.from));
+            }
+        }
+        None
+    }
+
+    /// Waits for the next message until `deadline` (forever with `None`); `None` when
+    /// the deadline passes first.
+    pub async fn recv_until(&mut self, deadline: Option<SimTime>) -> Option<(Payload, SocketAddr)> {
+        loop {
+            if let Some(m) = self.try_recv() {
+                return Some(m);
+            }
+            let t = now();
+            let next_due = self.early.first_key_value().map(|(k, _)| k.0);
+            let wake = match (next_due, deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if deadline.is_some_and(|d| d <= t) {
+                return None;
+            }
+            let arrived = match wake {
+                Some(w) => {
+                    let wait = w.as_duration().saturating_sub(t.as_duration());
+                    match madsim::time::timeout(wait, self.rx.next()).await {
+                        Ok(e) => e,
+                        Err(_) => continue,
+                    }
+                }
+                None => self.rx.next().await,
+            };
+            match arrived {
+                Some(e) => {
+                    self.early.insert((e.deliver_at, e.seq), e);
+                }
+                // Every sender is gone: only the network's own binding holds one, so this
+                // endpoint was replaced by a newer bind. Nothing more will come.
+                None => std::future::pending::<()>().await,
+            }
+        }
+    }
+
+    /// Waits for the next message.
+    pub async fn recv(&mut self) -> (Payload, SocketAddr) {
+        self.recv_until(None).await.expect("no deadline")
+    }
+}
