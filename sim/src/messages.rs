@@ -1,11 +1,10 @@
-//! What crosses the simulated network. Payloads are typed and boxed (madsim's
-//! `send_to_raw`); objects inside are `Arc`s, so nothing is serialized or copied.
+//! What crosses the simulated network ([`crate::net`]). Payloads are typed and boxed;
+//! objects inside are `Arc`s, so nothing is serialized or copied.
 //!
-//! madsim 0.2.34's endpoint mailbox takes queued messages with `swap_remove`, so two
-//! messages that wait in one mailbox can be received in either order. Every stream
-//! here therefore carries what restores order: client messages carry the registration
-//! epoch (a message of a newer epoch registers the client), batches to a client carry
-//! a sequence number, and etcd's replies carry one too.
+//! Links are FIFO, but a partition or a restart loses messages, so client streams carry
+//! what detects it: client messages carry the registration epoch (a message of a newer
+//! epoch registers the client), and batches to a client carry a sequence number that the
+//! client's ping compares with what the server sent.
 
 use kubesim_model::client::{ApiResult, Tagged, WatchEvent, WatchSpec};
 use kubesim_model::etcd::{EtcdRequest, EtcdResponse, MvccEvent};
@@ -63,14 +62,10 @@ pub struct ToEtcd {
     pub requests: Vec<(u64, EtcdRequest<Value>)>,
 }
 
-/// etcd -> API server: responses and the watch events committed by them. `seq` orders
-/// them: madsim's mailbox does not keep arrival order when messages queue.
-#[derive(Debug)]
+/// etcd -> API server: responses to its requests, and the events committed since the
+/// last message if it watches (links are FIFO, so events arrive in revision order).
+#[derive(Debug, Default)]
 pub struct FromEtcd {
-    pub seq: u64,
     pub responses: Vec<(u64, EtcdResponse<Value>)>,
     pub events: Vec<MvccEvent<Value>>,
 }
-
-/// The one message tag every endpoint uses; the payload type tells messages apart.
-pub const TAG: u64 = 1;

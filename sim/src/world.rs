@@ -16,7 +16,7 @@ use futures::StreamExt;
 use kubesim_model::apiserver::{ApiInput, ApiOutput, ApiServer, ApiServerConfig};
 use kubesim_model::client::{ApiError, ApiRequest, ApiResult, Cache, Component, Tagged};
 use kubesim_model::controllers::{ControllerManager, ControllerManagerConfig};
-use kubesim_model::etcd::Member;
+use kubesim_model::etcd::{EtcdRequest, EtcdResponse, Member};
 use kubesim_model::kubelet::{Kubelet, KubeletConfig};
 use kubesim_model::scheduler::{Scheduler, SchedulerConfig};
 use kubesim_model::time::SimTime;
@@ -443,11 +443,8 @@ async fn apiserver_process(mut ep: Endpoint, etcd: SocketAddr, seed: u64) {
     // client -> (address, registration epoch, batches sent)
     let mut clients: BTreeMap<ClientId, (SocketAddr, u64, u64)> = BTreeMap::new();
     let mut outputs = Vec::new();
-    // etcd's replies in the order it sent them.
-    let mut etcd_early: BTreeMap<u64, FromEtcd> = BTreeMap::new();
-    let mut etcd_next: u64 = 0;
     let t0 = now();
-    outputs.extend(api.bootstrap(t0, &mut rng));
+    outputs.extend(api.start(t0, &mut rng));
     // kube-apiserver --etcd-compaction-interval (5m): each tick compacts to the revision
     // seen at the previous tick (storage/etcd3/compact.go).
     let mut next_compaction = t0 + ETCD_COMPACTION_INTERVAL;
@@ -463,7 +460,7 @@ async fn apiserver_process(mut ep: Endpoint, etcd: SocketAddr, seed: u64) {
         if now() >= next_compaction {
             next_compaction = now() + ETCD_COMPACTION_INTERVAL;
             if compact_to > 0 {
-                let request = kubesim_model::etcd::EtcdRequest::Compact { revision: compact_to };
+                let request = EtcdRequest::Compact { revision: compact_to };
                 ep.send(etcd, ToEtcd { requests: vec![(0, request)] });
             }
             compact_to = revision_seen;
@@ -510,19 +507,15 @@ async fn apiserver_process(mut ep: Endpoint, etcd: SocketAddr, seed: u64) {
                     outputs.extend(api.handle(ApiInput::Watch { client, watch_id, spec }, t, &mut rng));
                 }
                 In::Client(ToApi::Ping { client, .. }) => pongs.push((client, from)),
-                In::Etcd(m) => {
-                    etcd_early.insert(m.seq, m);
-                    while let Some(FromEtcd { responses, events, .. }) = etcd_early.remove(&(etcd_next + 1)) {
-                        etcd_next += 1;
-                        if let Some(e) = events.last() {
-                            revision_seen = revision_seen.max(e.kv.mod_revision);
-                        }
-                        if !events.is_empty() {
-                            outputs.extend(api.handle(ApiInput::EtcdEvents(events), t, &mut rng));
-                        }
-                        for (id, response) in responses {
-                            outputs.extend(api.handle(ApiInput::EtcdResponse { id, response }, t, &mut rng));
-                        }
+                In::Etcd(FromEtcd { responses, events }) => {
+                    if let Some(e) = events.last() {
+                        revision_seen = revision_seen.max(e.kv.mod_revision);
+                    }
+                    if !events.is_empty() {
+                        outputs.extend(api.handle(ApiInput::EtcdEvents(events), t, &mut rng));
+                    }
+                    for (id, response) in responses {
+                        outputs.extend(api.handle(ApiInput::EtcdResponse { id, response }, t, &mut rng));
                     }
                 }
             }
@@ -562,10 +555,11 @@ async fn apiserver_process(mut ep: Endpoint, etcd: SocketAddr, seed: u64) {
     }
 }
 
-/// The etcd member process: applies requests to its store (its disk survives restarts)
-/// and records every committed write in the trace.
+/// The etcd member process: applies requests to its store (its disk survives restarts),
+/// records every committed write in the trace, and streams committed events to the API
+/// servers that watch it (a `WatchFrom` request registers the sender as a watcher).
 async fn etcd_process(mut ep: Endpoint, disk: Arc<Mutex<Member<Value>>>, trace: Arc<Mutex<TraceSink>>) {
-    let mut seq = 0;
+    let mut watchers: BTreeSet<SocketAddr> = BTreeSet::new();
     loop {
         let first = ep.recv().await;
         let mut msgs = vec![first];
@@ -573,27 +567,36 @@ async fn etcd_process(mut ep: Endpoint, disk: Arc<Mutex<Member<Value>>>, trace: 
             msgs.push(m);
         }
         let t = now();
-        for (msg, from) in msgs {
-            let Ok(msg) = msg.downcast::<ToEtcd>() else { continue };
-            seq += 1;
-            let mut out = FromEtcd { seq, responses: Vec::new(), events: Vec::new() };
-            {
-                let mut member = disk.lock().expect("etcd disk lock");
+        let mut replies: BTreeMap<SocketAddr, FromEtcd> = BTreeMap::new();
+        let mut committed = Vec::new();
+        {
+            let mut member = disk.lock().expect("etcd disk lock");
+            for (msg, from) in msgs {
+                let Ok(msg) = msg.downcast::<ToEtcd>() else { continue };
                 for (id, req) in msg.requests {
+                    let watch = matches!(req, EtcdRequest::WatchFrom { .. });
                     let (resp, events) = member.handle(req);
-                    out.responses.push((id, resp));
-                    out.events.extend(events);
-                }
-            }
-            {
-                let mut trace = trace.lock().expect("trace lock");
-                for ev in &out.events {
-                    if let Some(rec) = crate::record_of(ev, t) {
-                        trace.record(&rec);
+                    if watch && !matches!(resp, EtcdResponse::Error { .. }) {
+                        watchers.insert(from);
                     }
+                    replies.entry(from).or_default().responses.push((id, resp));
+                    committed.extend(events);
                 }
             }
-            ep.send(from, out);
+        }
+        if !committed.is_empty() {
+            let mut trace = trace.lock().expect("trace lock");
+            for ev in &committed {
+                if let Some(rec) = crate::record_of(ev, t) {
+                    trace.record(&rec);
+                }
+            }
+            for w in &watchers {
+                replies.entry(*w).or_default().events = committed.clone();
+            }
+        }
+        for (to, reply) in replies {
+            ep.send(to, reply);
         }
     }
 }

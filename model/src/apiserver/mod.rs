@@ -63,10 +63,33 @@ enum Mutation {
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // one per in-flight etcd request
 enum Pending {
-    Create { client: ClientId, tag: u64, key: ObjectKey },
-    Write { client: ClientId, tag: u64, key: ObjectKey, mutation: Mutation, conditional: bool, tries: u32 },
-    Delete { client: ClientId, tag: u64, key: ObjectKey },
-    Get { client: ClientId, tag: u64, key: ObjectKey },
+    Create {
+        client: ClientId,
+        tag: u64,
+        key: ObjectKey,
+    },
+    Write {
+        client: ClientId,
+        tag: u64,
+        key: ObjectKey,
+        mutation: Mutation,
+        conditional: bool,
+        tries: u32,
+    },
+    Delete {
+        client: ClientId,
+        tag: u64,
+        key: ObjectKey,
+    },
+    Get {
+        client: ClientId,
+        tag: u64,
+        key: ObjectKey,
+    },
+    /// The watch cache's initial LIST of everything.
+    List,
+    /// The watch cache's WATCH from a revision.
+    Watch,
 }
 
 /// Requests with no client (the bootstrap namespaces) answer nobody.
@@ -81,6 +104,12 @@ pub struct ApiServer {
     by_node: BTreeMap<String, BTreeSet<WatchKey>>,
     pending: BTreeMap<u64, Pending>,
     next_id: u64,
+    /// The last etcd revision applied to the watch cache.
+    revision: i64,
+    /// The watch cache has listed and watches etcd: requests are served.
+    ready: bool,
+    /// Inputs that arrived before the cache was ready, in arrival order.
+    waiting: Vec<ApiInput>,
 }
 
 impl Default for ApiServer {
@@ -98,7 +127,29 @@ impl ApiServer {
             by_node: BTreeMap::new(),
             pending: BTreeMap::new(),
             next_id: 0,
+            revision: 0,
+            ready: false,
+            waiting: Vec::new(),
         }
+    }
+
+    /// Starts (or restarts) the watch cache: LIST everything from etcd, then WATCH from the
+    /// list's revision (the storage cacher's reflector, k8s.io/apiserver/pkg/storage/cacher).
+    /// Client requests wait until the cache has listed, as a starting kube-apiserver is not
+    /// ready before its caches sync.
+    pub fn start(&mut self, _now: SimTime, _rng: &mut ChaCha8Rng) -> Vec<ApiOutput> {
+        let mut out = Vec::new();
+        self.ready = false;
+        self.revision = 0;
+        self.cache.clear();
+        let request = EtcdRequest::Range { key: "/registry/".into(), prefix: true, limit: 0 };
+        self.send_to_etcd(Pending::List, request, &mut out);
+        out
+    }
+
+    /// Has the watch cache listed?
+    pub fn is_ready(&self) -> bool {
+        self.ready
     }
 
     /// The watch cache (the latest committed state the API server has seen).
@@ -107,36 +158,51 @@ impl ApiServer {
     }
 
     /// Creates the namespaces every cluster starts with (default, kube-system,
-    /// kube-public, kube-node-lease), skipping ones that exist.
-    pub fn bootstrap(&mut self, now: SimTime, rng: &mut ChaCha8Rng) -> Vec<ApiOutput> {
-        let mut out = Vec::new();
+    /// kube-public, kube-node-lease) when they are missing, as the API server's system
+    /// namespaces controller does (pkg/controlplane/controller/systemnamespaces).
+    fn bootstrap(&mut self, now: SimTime, rng: &mut ChaCha8Rng, out: &mut Vec<ApiOutput>) {
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            if self.cache.get(&ObjectKey::new(Kind::Namespace, "", ns)).is_some() {
+                continue;
+            }
             let obj = Object::Namespace(crate::api::Namespace {
                 metadata: crate::api::ObjectMeta { name: ns.into(), ..Default::default() },
                 ..Default::default()
             });
-            self.create(NOBODY, 0, obj, now, rng, &mut out);
+            self.create(NOBODY, 0, obj, now, rng, out);
         }
-        out
     }
 
     pub fn handle(&mut self, input: ApiInput, now: SimTime, rng: &mut ChaCha8Rng) -> Vec<ApiOutput> {
         let mut out = Vec::new();
+        self.handle_into(input, now, rng, &mut out);
+        out
+    }
+
+    fn handle_into(&mut self, input: ApiInput, now: SimTime, rng: &mut ChaCha8Rng, out: &mut Vec<ApiOutput>) {
+        let out = &mut *out;
+        if !self.ready && matches!(input, ApiInput::ClientRequest { .. } | ApiInput::Watch { .. }) {
+            self.waiting.push(input);
+            return;
+        }
         match input {
             ApiInput::ClientRequest { client, tag, request } => {
-                self.request(client, tag, request, now, rng, &mut out)
+                self.request(client, tag, request, now, rng, out)
             }
-            ApiInput::Watch { client, watch_id, spec } => self.watch(client, watch_id, spec, &mut out),
+            ApiInput::Watch { client, watch_id, spec } => self.watch(client, watch_id, spec, out),
             ApiInput::CancelWatch { client, watch_id } => self.cancel((client, watch_id)),
             ApiInput::ClientGone { client } => {
                 let keys: Vec<WatchKey> =
                     self.watches.range((client, 0)..=(client, u64::MAX)).map(|(k, _)| *k).collect();
                 keys.into_iter().for_each(|k| self.cancel(k));
             }
-            ApiInput::EtcdResponse { id, response } => self.etcd_response(id, response, now, &mut out),
-            ApiInput::EtcdEvents(events) => self.fan_out(events, &mut out),
+            ApiInput::EtcdResponse { id, response } => self.etcd_response(id, response, now, rng, out),
+            ApiInput::EtcdEvents(events) => {
+                if self.ready {
+                    self.fan_out(events, out)
+                }
+            }
         }
-        out
     }
 
     fn send_to_etcd(
@@ -337,9 +403,38 @@ impl ApiServer {
         id: u64,
         response: EtcdResponse<Arc<Object>>,
         now: SimTime,
+        rng: &mut ChaCha8Rng,
         out: &mut Vec<ApiOutput>,
     ) {
         let Some(pending) = self.pending.remove(&id) else { return };
+        let pending = match (pending, response) {
+            (Pending::List, EtcdResponse::Range { revision, kvs, .. }) => {
+                for kv in kvs {
+                    self.cache.apply(&WatchEvent { type_: WatchEventType::Added, object: kv.value });
+                }
+                self.revision = revision;
+                let watch = EtcdRequest::WatchFrom { revision: revision + 1 };
+                self.send_to_etcd(Pending::Watch, watch, out);
+                self.ready = true;
+                self.bootstrap(now, rng, out);
+                for input in std::mem::take(&mut self.waiting) {
+                    self.handle_into(input, now, rng, out);
+                }
+                return;
+            }
+            (Pending::Watch, EtcdResponse::Events { events, .. }) => return self.fan_out(events, out),
+            // A failed LIST, or a WATCH whose revision was compacted away (410 Gone):
+            // the reflector relists.
+            (Pending::List | Pending::Watch, _) => {
+                let mut waiting = std::mem::take(&mut self.waiting);
+                out.extend(self.start(now, rng));
+                waiting.append(&mut self.waiting);
+                self.waiting = waiting;
+                return;
+            }
+            (p, r) => (p, r),
+        };
+        let (pending, response) = pending;
         let (succeeded, results) = match response {
             EtcdResponse::Txn { succeeded, results, .. } => (succeeded, results),
             EtcdResponse::Range { kvs, .. } => (true, kvs.into_iter().map(Some).collect()),
@@ -350,6 +445,7 @@ impl ApiServer {
                     | Pending::Write { client, tag, .. }
                     | Pending::Delete { client, tag, .. }
                     | Pending::Get { client, tag, .. } => Self::reply(client, tag, Err(err), out),
+                    Pending::List | Pending::Watch => {}
                 }
                 return;
             }
@@ -401,6 +497,7 @@ impl ApiServer {
                     .ok_or_else(|| ApiError::not_found(key.kind, &key.name));
                 Self::reply(client, tag, result, out);
             }
+            Pending::List | Pending::Watch => {}
         }
     }
 
@@ -456,7 +553,14 @@ impl ApiServer {
     /// filter: entering the filter is ADDED, leaving it DELETED (the cacher's semantics).
     fn fan_out(&mut self, events: Vec<MvccEvent<Arc<Object>>>, out: &mut Vec<ApiOutput>) {
         let mut batches: BTreeMap<WatchKey, Vec<WatchEvent>> = BTreeMap::new();
+        // One txn's events share a revision and arrive together: skip only revisions
+        // applied before this batch (the list covered them, or they came twice).
+        let floor = self.revision;
         for ev in events {
+            if ev.kv.mod_revision <= floor {
+                continue;
+            }
+            self.revision = self.revision.max(ev.kv.mod_revision);
             let deleted = ev.type_ == crate::etcd::EventType::Delete;
             let new = ev.kv.value.clone();
             let key = new.key();
@@ -544,7 +648,7 @@ mod tests {
                 rng: ChaCha8Rng::seed_from_u64(1),
                 out: Vec::new(),
             };
-            let boot = h.api.bootstrap(SimTime::ZERO, &mut h.rng);
+            let boot = h.api.start(SimTime::ZERO, &mut h.rng);
             h.pump(boot);
             h
         }
