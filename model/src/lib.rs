@@ -13,5 +13,6 @@ pub mod client;
 pub mod controllers;
 pub mod etcd;
 pub mod kubelet;
+pub mod leaderelection;
 pub mod scheduler;
 pub mod time;

@@ -69,7 +69,10 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// The connection of one process to the API server.
 pub struct ApiConnection {
     ep: Sender,
-    api: SocketAddr,
+    /// The API servers this client may use, in the order it tries them (a load balancer
+    /// in front of several, or one for a component on a control-plane host).
+    apis: Vec<SocketAddr>,
+    api_index: usize,
     pub client: ClientId,
     limiter: TokenBucket,
     queued: VecDeque<Tagged>,
@@ -105,10 +108,12 @@ pub enum Delivery {
 }
 
 impl ApiConnection {
-    pub fn new(ep: Sender, api: SocketAddr, client: ClientId, qps: f64, burst: u32) -> Self {
+    pub fn new(ep: Sender, apis: Vec<SocketAddr>, client: ClientId, qps: f64, burst: u32) -> Self {
+        assert!(!apis.is_empty(), "a client needs an API server");
         ApiConnection {
             ep,
-            api,
+            apis,
+            api_index: 0,
             client,
             limiter: TokenBucket::new(qps, burst),
             queued: VecDeque::new(),
@@ -131,7 +136,7 @@ impl ApiConnection {
 
     fn send(&self, msg: ToApi) {
         // A send to an unreachable host is dropped by the network, like a lost packet.
-        self.ep.send(self.api, msg);
+        self.ep.send(self.apis[self.api_index], msg);
     }
 
     /// Registers (or re-registers) the client and its watches; the API server answers
@@ -210,6 +215,9 @@ impl ApiConnection {
                 self.missed_pongs += 1;
             }
             if self.missed_pongs >= 2 {
+                // Fail over to the next API server, as a load balancer's health check
+                // would take the dead one out.
+                self.api_index = (self.api_index + 1) % self.apis.len();
                 // Two pings unanswered: the stream is broken (a partition, a restarted
                 // API server); start over.
                 let watches = self.watches.clone();

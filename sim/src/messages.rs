@@ -57,9 +57,12 @@ pub enum FromApi {
 }
 
 /// API server -> etcd.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct ToEtcd {
     pub requests: Vec<(u64, EtcdRequest<Value>)>,
+    /// Asks whether the sender's watch is still registered (the watch stream's liveness:
+    /// a restarted member has forgotten its watchers).
+    pub ping: bool,
 }
 
 /// etcd -> API server: responses to its requests, and the events committed since the
@@ -68,4 +71,6 @@ pub struct ToEtcd {
 pub struct FromEtcd {
     pub responses: Vec<(u64, EtcdResponse<Value>)>,
     pub events: Vec<MvccEvent<Value>>,
+    /// The answer to a ping: is the receiver a registered watcher?
+    pub pong: Option<bool>,
 }

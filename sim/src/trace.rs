@@ -64,15 +64,24 @@ impl TraceSink {
     }
 
     pub fn record(&mut self, rec: &TraceRecord) {
-        if let TraceRecord::Write { verb, object, .. } = rec {
+        let mut leader = None;
+        if let TraceRecord::Write { t, verb, object, .. } = rec {
             self.writes += 1;
             let type_ = match verb.as_str() {
                 "create" => WatchEventType::Added,
                 "delete" => WatchEventType::Deleted,
                 _ => WatchEventType::Modified,
             };
-            self.state.apply(&WatchEvent { type_, object: object.clone() });
+            let old = self.state.apply(&WatchEvent { type_, object: object.clone() });
+            leader = leader_change(*t, old.as_deref(), object);
         }
+        self.write_line(rec);
+        if let Some(l) = leader {
+            self.write_line(&l);
+        }
+    }
+
+    fn write_line(&mut self, rec: &TraceRecord) {
         self.line.clear();
         serde_json::to_writer(&mut self.line, rec).expect("trace records always serialize");
         self.line.push(b'\n');
@@ -111,6 +120,27 @@ impl TraceSink {
         let digest = self.hasher.clone().finalize();
         Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
     }
+}
+
+/// A leader-election Lease (kube-system/kube-controller-manager, kube-scheduler) that
+/// changed holder: the new leader, its host (the identity's `<host>_<uuid>` prefix) and the
+/// Lease's transition count as the term.
+fn leader_change(t: u64, old: Option<&Object>, new: &Object) -> Option<TraceRecord> {
+    let lease = new.as_lease()?;
+    if lease.metadata.namespace != "kube-system" {
+        return None;
+    }
+    let holder = lease.spec.holder_identity.clone().unwrap_or_default();
+    let before = old.and_then(|o| o.as_lease()).and_then(|l| l.spec.holder_identity.clone());
+    if holder.is_empty() || before.as_deref() == Some(holder.as_str()) {
+        return None;
+    }
+    Some(TraceRecord::Leader {
+        t,
+        component: lease.metadata.name.clone(),
+        host: holder.split('_').next().unwrap_or_default().to_string(),
+        term: lease.spec.lease_transitions.unwrap_or(0) as u64,
+    })
 }
 
 /// Cluster state rebuilt from a trace at one instant, with the non-write records seen.

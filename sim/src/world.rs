@@ -18,6 +18,7 @@ use kubesim_model::client::{ApiError, ApiRequest, ApiResult, Cache, Component, T
 use kubesim_model::controllers::{ControllerManager, ControllerManagerConfig};
 use kubesim_model::etcd::{EtcdRequest, EtcdResponse, Member};
 use kubesim_model::kubelet::{Kubelet, KubeletConfig};
+use kubesim_model::leaderelection::{ComponentFactory, LeaderElected, LeaderElectionConfig};
 use kubesim_model::scheduler::{Scheduler, SchedulerConfig};
 use kubesim_model::time::SimTime;
 use madsim::runtime::{Handle, NodeHandle};
@@ -37,6 +38,8 @@ const CONTROLLER_MANAGER_PORT: u16 = 10257;
 const KUBECTL_PORT: u16 = 40000;
 /// kube-apiserver --etcd-compaction-interval default.
 const ETCD_COMPACTION_INTERVAL: Duration = Duration::from_secs(300);
+/// How often an API server checks that etcd still streams its watch.
+const ETCD_PING_INTERVAL: Duration = Duration::from_secs(5);
 /// Clients wait this long after their process starts before registering, so that the
 /// API server on cp-1 (started at the same instant) has bound its port.
 const STARTUP_DELAY: Duration = Duration::from_millis(10);
@@ -103,8 +106,9 @@ where
 
 #[derive(Clone)]
 struct HostInfo {
-    node: NodeHandle,
     ip: IpAddr,
+    /// The host's processes by name (`etcd`, `kube-apiserver`, `kubelet`, ...).
+    processes: BTreeMap<&'static str, NodeHandle>,
 }
 
 /// The live world, used from the orchestrating task inside [`simulate`].
@@ -134,85 +138,109 @@ fn seed_for(seed: u64, what: &str, index: u32) -> u64 {
 impl World {
     /// Builds every host and starts its processes.
     pub async fn start(config: WorldConfig, trace: Arc<Mutex<TraceSink>>) -> World {
-        let handle = Handle::current();
-        let net = Network::new(config.latency);
-        let api_addr = SocketAddr::new(host_ip(1), APISERVER_PORT);
-        let etcd_addr = SocketAddr::new(host_ip(1), ETCD_PORT);
-        let mut hosts = BTreeMap::new();
-        let disk: Arc<Mutex<Member<Value>>> = Arc::new(Mutex::new(Member::new()));
-        for i in 1..=config.control_plane_hosts.max(1) as u32 {
-            let name = format!("cp-{i}");
-            let (cfg, trace2, disk2, net2) = (config.clone(), trace.clone(), disk.clone(), net.clone());
-            let ip = host_ip(i);
-            let builder = handle.create_node().name(name.clone()).ip(ip);
-            let node = if i == 1 {
-                builder
-                    .init(move || {
-                        let (cfg, trace, disk, net) =
-                            (cfg.clone(), trace2.clone(), disk2.clone(), net2.clone());
-                        async move {
-                            let etcd_ep = net.bind(etcd_addr);
-                            madsim::task::spawn(etcd_process(etcd_ep, disk, trace.clone()));
-                            let api_ep = net.bind(api_addr);
-                            madsim::task::spawn(apiserver_process(api_ep, etcd_addr, cfg.seed));
-                            let sched = cfg.scheduler.clone();
-                            madsim::task::spawn(component_process(
-                                net.bind(SocketAddr::new(ip, SCHEDULER_PORT)),
-                                api_addr,
-                                client_id(1, 1),
-                                seed_for(cfg.seed, "kube-scheduler", 1),
-                                cfg.scheduler_rate,
-                                Box::new(move || {
-                                    Box::new(Scheduler::new(sched.clone())) as Box<dyn Component>
-                                }),
-                            ));
-                            let kcm = cfg.controller_manager.clone();
-                            component_process(
-                                net.bind(SocketAddr::new(ip, CONTROLLER_MANAGER_PORT)),
-                                api_addr,
-                                client_id(1, 2),
-                                seed_for(cfg.seed, "kube-controller-manager", 1),
-                                cfg.controller_manager_rate,
-                                Box::new(move || {
-                                    Box::new(ControllerManager::new(kcm.clone())) as Box<dyn Component>
-                                }),
-                            )
-                            .await;
-                        }
-                    })
-                    .build()
-            } else {
-                builder.build()
-            };
-            hosts.insert(name, HostInfo { node, ip });
-        }
-        trace.lock().expect("trace lock").record(&TraceRecord::Leader {
-            t: now().as_millis(),
-            component: "etcd".into(),
-            host: "cp-1".into(),
-            term: 1,
-        });
-        // The scenario's own client, like kubectl on an operator's laptop.
-        let kubectl_ip = host_ip(100);
-        let kubectl_node = handle.create_node().name("kubectl").ip(kubectl_ip).build();
         let (tx, rx) = mpsc::unbounded();
-        let kubectl_ep = net.bind(SocketAddr::new(kubectl_ip, KUBECTL_PORT));
-        kubectl_node.spawn(kubectl_process(kubectl_ep, api_addr, rx));
-        hosts.insert("kubectl".into(), HostInfo { node: kubectl_node, ip: kubectl_ip });
         let mut world = World {
-            handle,
-            net,
+            handle: Handle::current(),
+            net: Network::new(config.latency),
             config: config.clone(),
-            hosts,
+            hosts: BTreeMap::new(),
             down: BTreeSet::new(),
             trace,
             kubectl: tx,
             next_index: 1000,
         };
+        let etcd_addr = SocketAddr::new(host_ip(1), ETCD_PORT);
+        let disk: Arc<Mutex<Member<Value>>> = Arc::new(Mutex::new(Member::new()));
+        let cp_count = config.control_plane_hosts.max(1) as u32;
+        for i in 1..=cp_count {
+            let host = format!("cp-{i}");
+            let ip = host_ip(i);
+            world.hosts.insert(host.clone(), HostInfo { ip, processes: BTreeMap::new() });
+            let net = world.net.clone();
+            // One etcd member, on cp-1, until etcd is replicated.
+            if i == 1 {
+                let (disk, trace) = (disk.clone(), world.trace.clone());
+                world.add_process(&host, "etcd", move || {
+                    etcd_process(net.bind(etcd_addr), disk.clone(), trace.clone())
+                });
+            }
+            let local_api = SocketAddr::new(ip, APISERVER_PORT);
+            let (net, seed) = (world.net.clone(), config.seed);
+            world.add_process(&host, "kube-apiserver", move || {
+                apiserver_process(net.bind(local_api), etcd_addr, seed)
+            });
+            // kubeadm points the scheduler and the controller manager at the API server on
+            // their own host.
+            let (net, cfg) = (world.net.clone(), config.clone());
+            let le = LeaderElectionConfig::new("kube-scheduler", "default-scheduler", &host);
+            world.add_process(&host, "kube-scheduler", move || {
+                let (sched, le) = (cfg.scheduler.clone(), le.clone());
+                component_process(
+                    net.bind(SocketAddr::new(ip, SCHEDULER_PORT)),
+                    vec![local_api],
+                    client_id(i, 1),
+                    seed_for(cfg.seed, "kube-scheduler", i),
+                    cfg.scheduler_rate,
+                    Box::new(move || {
+                        let sched = sched.clone();
+                        let make: ComponentFactory =
+                            Box::new(move || Box::new(Scheduler::new(sched.clone())) as Box<dyn Component>);
+                        Box::new(LeaderElected::new(le.clone(), make)) as Box<dyn Component>
+                    }),
+                )
+            });
+            let (net, cfg) = (world.net.clone(), config.clone());
+            let le = LeaderElectionConfig::new("kube-controller-manager", "kube-controller-manager", &host);
+            world.add_process(&host, "kube-controller-manager", move || {
+                let (kcm, le) = (cfg.controller_manager.clone(), le.clone());
+                component_process(
+                    net.bind(SocketAddr::new(ip, CONTROLLER_MANAGER_PORT)),
+                    vec![local_api],
+                    client_id(i, 2),
+                    seed_for(cfg.seed, "kube-controller-manager", i),
+                    cfg.controller_manager_rate,
+                    Box::new(move || {
+                        let kcm = kcm.clone();
+                        let make: ComponentFactory = Box::new(move || {
+                            Box::new(ControllerManager::new(kcm.clone())) as Box<dyn Component>
+                        });
+                        Box::new(LeaderElected::new(le.clone(), make)) as Box<dyn Component>
+                    }),
+                )
+            });
+        }
+        world.trace.lock().expect("trace lock").record(&TraceRecord::Leader {
+            t: now().as_millis(),
+            component: "etcd".into(),
+            host: "cp-1".into(),
+            term: 1,
+        });
+        // The scenario's own client, like kubectl on an operator's laptop. It runs as a task
+        // of the orchestrator's, fed by a channel, so it is never restarted.
+        let kubectl_ip = host_ip(100);
+        world.hosts.insert("kubectl".into(), HostInfo { ip: kubectl_ip, processes: BTreeMap::new() });
+        let kubectl_ep = world.net.bind(SocketAddr::new(kubectl_ip, KUBECTL_PORT));
+        madsim::task::spawn(kubectl_process(kubectl_ep, api_servers(cp_count, 0), rx));
         for w in config.workers {
             world.add_worker(w);
         }
         world
+    }
+
+    /// Starts a process on a host: a madsim node of its own, so it can be killed and
+    /// restarted alone; `init` runs at every (re)start.
+    fn add_process<F>(
+        &mut self,
+        host: &str,
+        process: &'static str,
+        init: impl Fn() -> F + Send + Sync + 'static,
+    ) where
+        F: std::future::Future<Output = ()> + 'static,
+    {
+        let node = self.handle.create_node().name(format!("{host}/{process}")).init(init).build();
+        if let Some(h) = self.hosts.get_mut(host) {
+            h.processes.insert(process, node);
+        }
     }
 
     /// Starts a new worker host running a kubelet.
@@ -220,32 +248,22 @@ impl World {
         self.next_index += 1;
         let index = self.next_index;
         let ip = host_ip(index);
-        let api_addr = SocketAddr::new(host_ip(1), APISERVER_PORT);
+        let apis = api_servers(self.config.control_plane_hosts.max(1) as u32, index as usize);
         let seed = seed_for(self.config.seed, &spec.kubelet.node_name, 0);
         let name = spec.kubelet.node_name.clone();
+        self.hosts.insert(name.clone(), HostInfo { ip, processes: BTreeMap::new() });
         let net = self.net.clone();
-        let node = self
-            .handle
-            .create_node()
-            .name(name.clone())
-            .ip(ip)
-            .init(move || {
-                let (spec, net) = (spec.clone(), net.clone());
-                async move {
-                    let kc = spec.kubelet.clone();
-                    component_process(
-                        net.bind(SocketAddr::new(ip, KUBELET_PORT)),
-                        api_addr,
-                        client_id(index, 1),
-                        seed,
-                        spec.rate,
-                        Box::new(move || Box::new(Kubelet::new(kc.clone(), now())) as Box<dyn Component>),
-                    )
-                    .await
-                }
-            })
-            .build();
-        self.hosts.insert(name, HostInfo { node, ip });
+        self.add_process(&name, "kubelet", move || {
+            let kc = spec.kubelet.clone();
+            component_process(
+                net.bind(SocketAddr::new(ip, KUBELET_PORT)),
+                apis.clone(),
+                client_id(index, 1),
+                seed,
+                spec.rate,
+                Box::new(move || Box::new(Kubelet::new(kc.clone(), now())) as Box<dyn Component>),
+            )
+        });
     }
 
     pub fn has_host(&self, name: &str) -> bool {
@@ -268,7 +286,9 @@ impl World {
     /// Powers a host off: every process on it stops; messages to and from it are lost.
     pub fn kill_host(&mut self, name: &str) -> Result<(), String> {
         let h = self.host(name)?.clone();
-        self.handle.kill(h.node.id());
+        for node in h.processes.values() {
+            self.handle.kill(node.id());
+        }
         self.net.set_down(h.ip, true);
         self.down.insert(name.to_string());
         self.fault("kill-host", name);
@@ -278,13 +298,50 @@ impl World {
     /// Powers a host back on: its processes start afresh (etcd from its disk).
     pub fn restart_host(&mut self, name: &str) -> Result<(), String> {
         let h = self.host(name)?.clone();
-        // madsim's restart re-runs init without stopping what runs: kill first.
-        self.handle.kill(h.node.id());
-        self.handle.restart(h.node.id());
+        for node in h.processes.values() {
+            // madsim's restart re-runs init without stopping what runs: kill first.
+            self.handle.kill(node.id());
+            self.handle.restart(node.id());
+        }
         self.net.set_down(h.ip, false);
         self.down.remove(name);
         self.fault("restart-host", name);
         Ok(())
+    }
+
+    fn process(&self, host: &str, process: &str) -> Result<&NodeHandle, String> {
+        let h = self.host(host)?;
+        h.processes.get(process).ok_or_else(|| {
+            let names: Vec<&str> = h.processes.keys().copied().collect();
+            format!("host {host:?} runs no process {process:?} (it runs: {})", names.join(", "))
+        })
+    }
+
+    /// Stops one process (SIGKILL); the host and its other processes go on.
+    pub fn kill_process(&mut self, host: &str, process: &str) -> Result<(), String> {
+        let id = self.process(host, process)?.id();
+        self.handle.kill(id);
+        self.fault("kill-process", &format!("{host}/{process}"));
+        Ok(())
+    }
+
+    /// Starts one process afresh (it keeps nothing but its disk).
+    pub fn restart_process(&mut self, host: &str, process: &str) -> Result<(), String> {
+        let id = self.process(host, process)?.id();
+        self.handle.kill(id);
+        self.handle.restart(id);
+        self.fault("restart-process", &format!("{host}/{process}"));
+        Ok(())
+    }
+
+    /// The host whose process holds a leader-election Lease in kube-system
+    /// (`kube-controller-manager`, `kube-scheduler`), from the committed state.
+    pub fn lease_holder_host(&self, lease: &str) -> Option<String> {
+        let key = kubesim_model::api::ObjectKey::new(kubesim_model::api::Kind::Lease, "kube-system", lease);
+        self.state(|s| {
+            let holder = s.get(&key)?.as_lease()?.spec.holder_identity.clone()?;
+            Some(holder.split('_').next().unwrap_or_default().to_string())
+        })
     }
 
     /// Cuts the network between groups; hosts not named form one more group.
@@ -355,6 +412,13 @@ impl World {
     }
 }
 
+/// Every control-plane host's API server, starting at `start` (mod the count): clients
+/// behind the control-plane load balancer spread over them and fail over in this order.
+fn api_servers(cp_count: u32, start: usize) -> Vec<SocketAddr> {
+    let n = cp_count.max(1) as usize;
+    (0..n).map(|k| SocketAddr::new(host_ip(((start + k) % n) as u32 + 1), APISERVER_PORT)).collect()
+}
+
 fn client_id(host_index: u32, slot: u32) -> ClientId {
     (host_index as u64) << 8 | slot as u64
 }
@@ -376,7 +440,7 @@ fn from_api(p: Payload) -> Option<FromApi> {
 /// Drives one model component: watch events and responses in, requests out, timers.
 async fn component_process(
     mut ep: Endpoint,
-    api: SocketAddr,
+    apis: Vec<SocketAddr>,
     client: ClientId,
     seed: u64,
     rate: ClientRate,
@@ -385,7 +449,7 @@ async fn component_process(
     let mut comp = make();
     // Re-seeded from the start time so a restarted process does not repeat its choices.
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ now().as_millis().wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut conn = ApiConnection::new(ep.sender(), api, client, rate.qps, rate.burst);
+    let mut conn = ApiConnection::new(ep.sender(), apis, client, rate.qps, rate.burst);
     // Let the API server bind its port first (it starts on cp-1 at the same instant).
     madsim::time::sleep(STARTUP_DELAY).await;
     conn.register(comp.watches());
@@ -426,6 +490,18 @@ async fn component_process(
     }
 }
 
+/// What the API server process knows of one client's connection.
+struct ClientEntry {
+    addr: SocketAddr,
+    /// The registration epoch; messages of older epochs are stale.
+    epoch: u64,
+    /// Batches sent in this epoch (the client compares it with what it received).
+    sent: u64,
+    /// The watch cache relisted and dropped this client's watches: its next ping is told
+    /// so, and it registers again.
+    stale: bool,
+}
+
 /// The API server process: clients' requests and watches in, etcd round trips out.
 async fn apiserver_process(mut ep: Endpoint, etcd: SocketAddr, seed: u64) {
     enum In {
@@ -438,37 +514,68 @@ async fn apiserver_process(mut ep: Endpoint, etcd: SocketAddr, seed: u64) {
             Err(p) => p.downcast::<FromEtcd>().ok().map(|m| In::Etcd(*m)),
         }
     }
+    // etcd binds at the instant its host starts: let it.
+    madsim::time::sleep(STARTUP_DELAY / 2).await;
     let mut rng = ChaCha8Rng::seed_from_u64(seed_for(seed, "kube-apiserver", 0) ^ now().as_millis());
     let mut api = ApiServer::new(ApiServerConfig::default());
-    // client -> (address, registration epoch, batches sent)
-    let mut clients: BTreeMap<ClientId, (SocketAddr, u64, u64)> = BTreeMap::new();
+    let mut clients: BTreeMap<ClientId, ClientEntry> = BTreeMap::new();
     let mut outputs = Vec::new();
     let t0 = now();
     outputs.extend(api.start(t0, &mut rng));
+    let mut started = t0;
     // kube-apiserver --etcd-compaction-interval (5m): each tick compacts to the revision
     // seen at the previous tick (storage/etcd3/compact.go).
     let mut next_compaction = t0 + ETCD_COMPACTION_INTERVAL;
     let mut revision_seen: i64 = 0;
     let mut compact_to: i64 = 0;
+    let mut next_etcd_ping = t0 + ETCD_PING_INTERVAL;
+    let mut etcd_pings_unanswered = 0;
     loop {
         let mut inbox = Vec::new();
         if outputs.is_empty() {
-            if let Some((m, from)) = ep.recv_until(Some(next_compaction)).await {
+            if let Some((m, from)) = ep.recv_until(Some(next_compaction.min(next_etcd_ping))).await {
                 inbox.extend(convert(m).map(|m| (m, from)));
             }
         }
-        if now() >= next_compaction {
-            next_compaction = now() + ETCD_COMPACTION_INTERVAL;
+        let t = now();
+        if t >= next_compaction {
+            next_compaction = t + ETCD_COMPACTION_INTERVAL;
             if compact_to > 0 {
                 let request = EtcdRequest::Compact { revision: compact_to };
-                ep.send(etcd, ToEtcd { requests: vec![(0, request)] });
+                ep.send(etcd, ToEtcd { requests: vec![(0, request)], ping: false });
             }
             compact_to = revision_seen;
+        }
+        let mut relist = false;
+        if t >= next_etcd_ping {
+            next_etcd_ping = t + ETCD_PING_INTERVAL;
+            etcd_pings_unanswered += 1;
+            // Two pings unanswered: the watch stream is gone with its member. A cache
+            // that has not listed in time retries too.
+            relist = etcd_pings_unanswered > 2
+                || (!api.is_ready() && t.saturating_sub(started) >= ETCD_PING_INTERVAL);
+            ep.send(etcd, ToEtcd { requests: Vec::new(), ping: true });
         }
         while let Some((m, from)) = ep.try_recv() {
             inbox.extend(convert(m).map(|m| (m, from)));
         }
-        let t = now();
+        for (m, _) in &inbox {
+            if let In::Etcd(FromEtcd { pong: Some(watching), .. }) = m {
+                etcd_pings_unanswered = 0;
+                relist |= !watching && api.is_ready();
+            }
+        }
+        if relist {
+            // The cacher relists and terminates its watchers (cacher.go
+            // terminateAllWatchers): every client re-registers and relists.
+            for (client, entry) in clients.iter_mut() {
+                outputs.extend(api.handle(ApiInput::ClientGone { client: *client }, t, &mut rng));
+                entry.stale = true;
+            }
+            outputs.extend(api.start(t, &mut rng));
+            started = t;
+            etcd_pings_unanswered = 0;
+        }
         let mut pongs = Vec::new();
         for (msg, from) in inbox {
             let client_epoch = match &msg {
@@ -479,16 +586,20 @@ async fn apiserver_process(mut ep: Endpoint, etcd: SocketAddr, seed: u64) {
                 In::Etcd(_) => None,
             };
             if let Some((client, epoch)) = client_epoch {
-                // A newer epoch (re)registers the client, whichever of its messages comes
-                // first; messages of an older epoch are stale.
-                match clients.get(&client).map(|c| c.1) {
+                // A newer epoch (re)registers the client; messages of an older epoch are
+                // stale.
+                match clients.get(&client).map(|c| c.epoch) {
                     Some(e) if e > epoch => continue,
                     Some(e) if e == epoch => {}
                     known => {
                         if known.is_some() {
                             outputs.extend(api.handle(ApiInput::ClientGone { client }, t, &mut rng));
                         }
-                        clients.insert(client, (from, epoch, 0));
+                        // Only a Hello starts an epoch with its watches to follow; any
+                        // other first message means the server lost the registration
+                        // (it restarted), so the client must register again.
+                        let stale = !matches!(msg, In::Client(ToApi::Hello { .. }));
+                        clients.insert(client, ClientEntry { addr: from, epoch, sent: 0, stale });
                     }
                 }
             }
@@ -507,7 +618,7 @@ async fn apiserver_process(mut ep: Endpoint, etcd: SocketAddr, seed: u64) {
                     outputs.extend(api.handle(ApiInput::Watch { client, watch_id, spec }, t, &mut rng));
                 }
                 In::Client(ToApi::Ping { client, .. }) => pongs.push((client, from)),
-                In::Etcd(FromEtcd { responses, events }) => {
+                In::Etcd(FromEtcd { responses, events, .. }) => {
                     if let Some(e) = events.last() {
                         revision_seen = revision_seen.max(e.kv.mod_revision);
                     }
@@ -536,18 +647,23 @@ async fn apiserver_process(mut ep: Endpoint, etcd: SocketAddr, seed: u64) {
             }
         }
         if !to_etcd.is_empty() {
-            ep.send(etcd, ToEtcd { requests: to_etcd });
+            ep.send(etcd, ToEtcd { requests: to_etcd, ping: false });
         }
         for (client, (responses, events)) in batches {
-            let Some((addr, epoch, sent)) = clients.get_mut(&client) else { continue };
-            *sent += 1;
-            let msg =
-                FromApi::Batch { epoch: *epoch, seq: *sent, responses, events: events.into_iter().collect() };
-            ep.send(*addr, msg);
+            let Some(c) = clients.get_mut(&client) else { continue };
+            c.sent += 1;
+            let msg = FromApi::Batch {
+                epoch: c.epoch,
+                seq: c.sent,
+                responses,
+                events: events.into_iter().collect(),
+            };
+            ep.send(c.addr, msg);
         }
         for (client, from) in pongs {
             let msg = match clients.get(&client) {
-                Some((_, epoch, sent)) => FromApi::Pong { epoch: *epoch, known: true, sent: *sent },
+                // A stale client's watches were dropped: `known: false` makes it relist.
+                Some(c) => FromApi::Pong { epoch: c.epoch, known: !c.stale, sent: c.sent },
                 None => FromApi::Pong { epoch: 0, known: false, sent: 0 },
             };
             ep.send(from, msg);
@@ -573,6 +689,9 @@ async fn etcd_process(mut ep: Endpoint, disk: Arc<Mutex<Member<Value>>>, trace: 
             let mut member = disk.lock().expect("etcd disk lock");
             for (msg, from) in msgs {
                 let Ok(msg) = msg.downcast::<ToEtcd>() else { continue };
+                if msg.ping {
+                    replies.entry(from).or_default().pong = Some(watchers.contains(&from));
+                }
                 for (id, req) in msg.requests {
                     let watch = matches!(req, EtcdRequest::WatchFrom { .. });
                     let (resp, events) = member.handle(req);
@@ -604,10 +723,10 @@ async fn etcd_process(mut ep: Endpoint, disk: Arc<Mutex<Member<Value>>>, trace: 
 /// The scenario's kubectl: one request at a time, as a person typing.
 async fn kubectl_process(
     mut ep: Endpoint,
-    api: SocketAddr,
+    apis: Vec<SocketAddr>,
     mut requests: mpsc::UnboundedReceiver<(ApiRequest, oneshot::Sender<ApiResult>)>,
 ) {
-    let mut conn = ApiConnection::new(ep.sender(), api, client_id(100, 1), 0.0, 0);
+    let mut conn = ApiConnection::new(ep.sender(), apis, client_id(100, 1), 0.0, 0);
     madsim::time::sleep(STARTUP_DELAY).await;
     conn.register(Vec::new());
     let mut tag = 0;

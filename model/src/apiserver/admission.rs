@@ -53,7 +53,8 @@ pub fn validate_name(name: &str) -> Result<(), String> {
     }
 }
 
-fn uuid_v4(rng: &mut ChaCha8Rng) -> String {
+/// A random (version 4) UUID drawn from the seeded RNG, as `uuid.NewUUID()` gives.
+pub fn uuid_v4(rng: &mut ChaCha8Rng) -> String {
     let mut b: [u8; 16] = rng.gen();
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;

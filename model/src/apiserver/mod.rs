@@ -15,7 +15,7 @@ use crate::client::{ApiError, ApiRequest, ApiResult, Cache, WatchEvent, WatchEve
 use crate::etcd::{Compare, CompareOp, CompareTarget, EtcdRequest, EtcdResponse, MvccEvent, Op, Stamp};
 use crate::time::SimTime;
 
-pub use admission::{default_object, validate_name};
+pub use admission::{default_object, uuid_v4, validate_name};
 
 impl Stamp for Arc<Object> {
     /// etcd's mod revision is the object's resourceVersion.
