@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use kubesim_faults::Fault;
-use kubesim_model::api::{Kind, ObjectKey, ResourceList, Selector};
+use kubesim_model::api::{Kind, ObjectKey, ResourceList, Selector, TaintEffect};
 use kubesim_model::kubelet::KubeletConfig;
 use kubesim_sim::{ClientRate, WorkerSpec, WorldConfig};
 
@@ -123,6 +123,28 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
             Step::Fault(Fault::RestartHost(h.clone()))
         } else if let Some(groups) = &e.partition {
             Step::Fault(Fault::Partition(groups.clone()))
+        } else if let Some(p) = &e.kill_process {
+            Step::Fault(Fault::KillProcess { host: p.host.clone(), process: p.process.clone() })
+        } else if let Some(p) = &e.restart_process {
+            Step::Fault(Fault::RestartProcess { host: p.host.clone(), process: p.process.clone() })
+        } else if let Some(c) = &e.kill_leader {
+            Step::Fault(Fault::KillLeader(c.clone()))
+        } else if let Some(h) = &e.stop_kubelet {
+            Step::Fault(Fault::KillProcess { host: h.clone(), process: "kubelet".into() })
+        } else if let Some(h) = &e.start_kubelet {
+            Step::Fault(Fault::RestartProcess { host: h.clone(), process: "kubelet".into() })
+        } else if let Some(h) = &e.stop_container_runtime {
+            Step::Fault(Fault::StopContainerRuntime(h.clone()))
+        } else if let Some(h) = &e.start_container_runtime {
+            Step::Fault(Fault::StartContainerRuntime(h.clone()))
+        } else if let Some(t) = e.taint.as_ref().or(e.untaint.as_ref()) {
+            Step::Taint {
+                node: t.node.clone(),
+                key: t.key.clone(),
+                value: t.value.clone(),
+                effect: t.effect.as_deref().and_then(TaintEffect::parse),
+                add: e.taint.is_some(),
+            }
         } else {
             Step::Fault(Fault::Heal)
         };
@@ -145,6 +167,7 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
             };
             Condition::PodCount {
                 phase: q.phase,
+                terminating: q.terminating,
                 node: q.node.clone(),
                 namespace: q.namespace.clone(),
                 selector: q.selector.as_deref().map(|s| Selector::parse(s).expect("validated")),
@@ -169,6 +192,8 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
                 reason: e.reason.clone(),
                 type_: e.type_.clone(),
                 message: e.message.clone(),
+                message_pattern: e.message_pattern.clone(),
+                absent: x.exists == Some(false),
                 involved: e.involved_object.as_ref().map(|i| {
                     let k = Kind::parse(&i.kind).unwrap_or(Kind::Pod);
                     (k, i.name.clone(), i.namespace.clone().unwrap_or_default())

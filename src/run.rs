@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use kubesim_faults::Fault;
-use kubesim_model::api::{Kind, Object, ObjectKey, PodPhase, Selector};
+use kubesim_model::api::{Kind, Object, ObjectKey, PodPhase, Selector, Taint, TaintEffect};
 use kubesim_model::client::{ApiRequest, ApiResult, Cache};
 use kubesim_model::time::SimTime;
 use kubesim_sim::{now, simulate, sleep_until, TraceSink, WorkerSpec, World, WorldConfig};
@@ -43,6 +43,15 @@ pub enum Step {
     AddWorkers(Vec<WorkerSpec>),
     /// Delete the Node object, then power its host off.
     RemoveNode(String),
+    /// `kubectl taint node`: add (or replace) a taint, or remove a key's taints
+    /// (`effect: None` removes every effect).
+    Taint {
+        node: String,
+        key: String,
+        value: String,
+        effect: Option<TaintEffect>,
+        add: bool,
+    },
     Fault(Fault),
 }
 
@@ -60,6 +69,12 @@ impl Step {
                 w.iter().map(|w| w.kubelet.node_name.clone()).collect::<Vec<_>>().join(" "),
             ),
             Step::RemoveNode(n) => ("remove-node".into(), n.clone()),
+            Step::Taint { node, key, value, effect, add } => {
+                let e = effect.map_or(String::new(), |e| format!(":{}", e.as_str()));
+                let v = if value.is_empty() { String::new() } else { format!("={value}") };
+                let detail = format!("{node} {key}{v}{e}{}", if *add { "" } else { "-" });
+                ((if *add { "taint" } else { "untaint" }).into(), detail)
+            }
             Step::Fault(f) => ("fault".into(), format!("{f:?}")),
         }
     }
@@ -90,6 +105,8 @@ pub const ANY_VALUE: &str = "\u{0}any";
 pub enum Condition {
     PodCount {
         phase: Option<PodPhase>,
+        /// `Some(true)`: only pods with a deletionTimestamp; `Some(false)`: only without.
+        terminating: Option<bool>,
         node: Option<String>,
         namespace: Option<String>,
         selector: Option<Selector>,
@@ -105,6 +122,10 @@ pub enum Condition {
         reason: String,
         type_: Option<String>,
         message: Option<String>,
+        /// `*` matches any text.
+        message_pattern: Option<String>,
+        /// Holds when no such event exists.
+        absent: bool,
         involved: Option<(Kind, String, String)>,
     },
 }
@@ -468,6 +489,28 @@ async fn do_step(world: &mut World, step: &Step) -> Result<(), String> {
             world.kill_host(node)?;
             res.map(|_| ()).map_err(|e| e.message)
         }
+        Step::Taint { node, key, value, effect, add } => {
+            let (key, value, effect, add) = (key.clone(), value.clone(), *effect, *add);
+            modify(world, ObjectKey::new(Kind::Node, "", node.clone()), move |o| match o {
+                Object::Node(n) => {
+                    n.spec.taints.retain(|t| t.key != key || effect.is_some_and(|e| e != t.effect));
+                    if add {
+                        let effect = effect.ok_or("a taint needs an effect")?;
+                        n.spec.taints.push(Taint {
+                            key: key.clone(),
+                            value: value.clone(),
+                            effect,
+                            time_added: None,
+                        });
+                    }
+                    Ok(())
+                }
+                _ => Err("not a node".into()),
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| e.message)
+        }
         Step::Fault(f) => f.apply(world),
     }
 }
@@ -475,11 +518,12 @@ async fn do_step(world: &mut World, step: &Step) -> Result<(), String> {
 /// Evaluates a condition against the committed state: (holds, what was observed).
 pub fn evaluate(cond: &Condition, state: &Cache) -> (bool, String) {
     match cond {
-        Condition::PodCount { phase, node, namespace, selector, compare } => {
+        Condition::PodCount { phase, terminating, node, namespace, selector, compare } => {
             let n = state
                 .list(Kind::Pod)
                 .filter_map(|o| o.as_pod())
                 .filter(|p| phase.is_none_or(|ph| p.phase() == ph))
+                .filter(|p| terminating.is_none_or(|t| p.metadata.deletion_timestamp.is_some() == t))
                 .filter(|p| node.as_ref().is_none_or(|n| p.spec.node_name == *n))
                 .filter(|p| namespace.as_ref().is_none_or(|ns| p.metadata.namespace == *ns))
                 .filter(|p| selector.as_ref().is_none_or(|s| s.matches(&p.metadata.labels)))
@@ -505,34 +549,68 @@ pub fn evaluate(cond: &Condition, state: &Cache) -> (bool, String) {
             };
             (ok, observed)
         }
-        Condition::Event { reason, type_, message, involved } => {
-            let mut same_reason = Vec::new();
-            for e in state.list(Kind::Event).filter_map(|o| o.as_event()) {
-                if e.reason != *reason {
-                    continue;
-                }
-                if let Some((k, name, ns)) = involved {
-                    let io = &e.involved_object;
-                    if io.kind != k.as_str() || io.name != *name || (!ns.is_empty() && io.namespace != *ns) {
-                        continue;
-                    }
-                }
-                if type_.as_ref().is_some_and(|t| e.type_ != *t) {
-                    continue;
-                }
-                if message.as_ref().is_some_and(|m| e.message != *m) {
-                    same_reason.push(e.message.clone());
-                    continue;
-                }
-                return (true, format!("{} {:?} (count {})", e.reason, e.message, e.count));
-            }
-            if same_reason.is_empty() {
-                (false, format!("no {reason} event"))
-            } else {
-                same_reason.dedup();
-                (false, format!("{reason} events with other messages: {:?}", same_reason))
+        Condition::Event { reason, type_, message, message_pattern, absent, involved } => {
+            let (found, observed) = find_event(state, reason, type_, message, message_pattern, involved);
+            (found != *absent, observed)
+        }
+    }
+}
+
+/// Does `text` match `pattern`, where `*` stands for any run of characters?
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == text;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+fn find_event(
+    state: &Cache,
+    reason: &str,
+    type_: &Option<String>,
+    message: &Option<String>,
+    pattern: &Option<String>,
+    involved: &Option<(Kind, String, String)>,
+) -> (bool, String) {
+    let mut same_reason = Vec::new();
+    for e in state.list(Kind::Event).filter_map(|o| o.as_event()) {
+        if e.reason != reason {
+            continue;
+        }
+        if let Some((k, name, ns)) = involved {
+            let io = &e.involved_object;
+            if io.kind != k.as_str() || io.name != *name || (!ns.is_empty() && io.namespace != *ns) {
+                continue;
             }
         }
+        if type_.as_ref().is_some_and(|t| e.type_ != *t) {
+            continue;
+        }
+        let mismatch = message.as_ref().is_some_and(|m| e.message != *m)
+            || pattern.as_ref().is_some_and(|p| !glob_match(p, &e.message));
+        if mismatch {
+            same_reason.push(e.message.clone());
+            continue;
+        }
+        return (true, format!("{} {:?} (count {})", e.reason, e.message, e.count));
+    }
+    if same_reason.is_empty() {
+        (false, format!("no {reason} event"))
+    } else {
+        same_reason.dedup();
+        (false, format!("{reason} events with other messages: {:?}", same_reason))
     }
 }
 

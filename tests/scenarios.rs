@@ -40,3 +40,8 @@ fn pending_pod_passes_and_is_deterministic() {
 fn node_kill_passes_and_is_deterministic() {
     assert_passes_and_replays("node-kill.yaml");
 }
+
+#[test]
+fn node_partition_passes_and_is_deterministic() {
+    assert_passes_and_replays("node-partition.yaml");
+}

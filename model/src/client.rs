@@ -29,6 +29,22 @@ pub enum ApiRequest {
     Bind { namespace: String, name: String, uid: String, node: String },
     /// GET (a quorum read).
     Get(ObjectKey),
+    /// PATCH: a change the API server applies to the current object, retrying on a
+    /// conflicting write (strategic-merge patches, and client-go's get-modify-update loops
+    /// under `RetryOnConflict`).
+    Patch { key: ObjectKey, patch: Patch },
+}
+
+/// A change applied against the object the server holds now.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Patch {
+    /// Node taints (`AddOrUpdateTaintOnNode` / `RemoveTaintOffNode`, controller_utils.go):
+    /// drop the taints matching `remove` by key and effect, then add `add`, each replacing
+    /// a taint with its key and effect.
+    NodeTaints { add: Vec<crate::api::Taint>, remove: Vec<crate::api::Taint> },
+    /// Pod status (`PatchPodStatus`): conditions set as `UpdatePodCondition` does (the
+    /// transition time moves only when the status changes), and optionally the phase.
+    PodStatus { conditions: Vec<crate::api::PodCondition>, phase: Option<crate::api::PodPhase> },
 }
 
 impl ApiRequest {
@@ -37,6 +53,7 @@ impl ApiRequest {
         match self {
             ApiRequest::Create(_) | ApiRequest::Bind { .. } => "create",
             ApiRequest::Update(_) | ApiRequest::UpdateStatus(_) => "update",
+            ApiRequest::Patch { .. } => "patch",
             ApiRequest::Delete { .. } => "delete",
             ApiRequest::Get(_) => "get",
         }
@@ -162,6 +179,8 @@ impl WatchSpec {
 pub struct Cache {
     by_kind: BTreeMap<Kind, BTreeMap<(String, String), Arc<Object>>>,
     by_controller: BTreeMap<String, std::collections::BTreeSet<ObjectKey>>,
+    /// Pods by `spec.nodeName` (client-go's `spec.nodeName` indexer).
+    pods_by_node: BTreeMap<String, std::collections::BTreeSet<(String, String)>>,
 }
 
 impl Cache {
@@ -187,6 +206,27 @@ impl Cache {
             old.as_deref().and_then(owner),
             if ev.type_ == WatchEventType::Deleted { None } else { owner(&ev.object) },
         );
+        if ev.object.kind() == Kind::Pod {
+            let node = |o: &Object| o.as_pod().map(|p| p.spec.node_name.clone()).filter(|n| !n.is_empty());
+            let (was, is) = (
+                old.as_deref().and_then(node),
+                if ev.type_ == WatchEventType::Deleted { None } else { node(&ev.object) },
+            );
+            if was != is {
+                let k = (m.namespace.clone(), m.name.clone());
+                if let Some(n) = was {
+                    if let Some(set) = self.pods_by_node.get_mut(&n) {
+                        set.remove(&k);
+                        if set.is_empty() {
+                            self.pods_by_node.remove(&n);
+                        }
+                    }
+                }
+                if let Some(n) = is {
+                    self.pods_by_node.entry(n).or_default().insert(k);
+                }
+            }
+        }
         if was != is {
             if let Some(u) = was {
                 if let Some(set) = self.by_controller.get_mut(&u) {
@@ -206,6 +246,12 @@ impl Cache {
     /// Objects whose controller owner reference has this uid.
     pub fn controlled_by<'a>(&'a self, uid: &str) -> impl Iterator<Item = &'a Arc<Object>> + 'a {
         self.by_controller.get(uid).into_iter().flatten().filter_map(move |k| self.get(k))
+    }
+
+    /// Pods bound to a node, by namespace and name.
+    pub fn pods_on_node<'a>(&'a self, node: &str) -> impl Iterator<Item = &'a Arc<Object>> + 'a {
+        let pods = self.by_kind.get(&Kind::Pod);
+        self.pods_by_node.get(node).into_iter().flatten().filter_map(move |k| pods?.get(k))
     }
 
     pub fn get(&self, key: &ObjectKey) -> Option<&Arc<Object>> {
@@ -240,6 +286,7 @@ impl Cache {
     pub fn clear(&mut self) {
         self.by_kind.clear();
         self.by_controller.clear();
+        self.pods_by_node.clear();
     }
 }
 
@@ -275,6 +322,8 @@ pub trait Component: Send {
     fn watches(&self) -> Vec<WatchSpec>;
     fn on_event(&mut self, ev: &WatchEvent, now: SimTime);
     fn on_response(&mut self, _tag: u64, _result: &ApiResult, _now: SimTime) {}
+    /// The host changed under the component (a fault); only node components care.
+    fn on_host(&mut self, _host: &crate::host::HostState, _now: SimTime) {}
     fn tick(&mut self, now: SimTime, rng: &mut ChaCha8Rng) -> Output;
 }
 

@@ -12,6 +12,7 @@ pub mod apiserver;
 pub mod client;
 pub mod controllers;
 pub mod etcd;
+pub mod host;
 pub mod kubelet;
 pub mod leaderelection;
 pub mod scheduler;

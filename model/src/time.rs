@@ -152,6 +152,31 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 }
 
 /// kubectl's short age: `45s`, `5m3s`, `2m`, `3h4m`, `2d3h` (apimachinery duration.HumanDuration).
+/// Go's `time.Duration.String()` at millisecond resolution: `500ms`, `3m0.1s`, `1h0m0s`
+/// (upstream messages print durations with `%v`).
+pub fn go_duration(d: Duration) -> String {
+    let ms = d.as_millis() as u64;
+    if ms == 0 {
+        return "0s".into();
+    }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let (h, m, s, frac) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60, ms % 1000);
+    let mut out = String::new();
+    if h > 0 {
+        out += &format!("{h}h");
+    }
+    if h > 0 || m > 0 {
+        out += &format!("{m}m");
+    }
+    out += &s.to_string();
+    if frac > 0 {
+        out += format!(".{frac:03}").trim_end_matches('0');
+    }
+    out + "s"
+}
+
 pub fn human_duration(d: Duration) -> String {
     let secs = d.as_secs() as i64;
     if secs < 0 {
@@ -198,6 +223,17 @@ mod tests {
         }
         assert_eq!(SimTime(0).rfc3339(), "2025-01-01T00:00:00Z");
         assert_eq!(SimTime(100_000).rfc1123z(), "Wed, 01 Jan 2025 00:01:40 +0000");
+    }
+
+    #[test]
+    fn go_duration_matches_go() {
+        let ms = Duration::from_millis;
+        assert_eq!(go_duration(ms(0)), "0s");
+        assert_eq!(go_duration(ms(500)), "500ms");
+        assert_eq!(go_duration(ms(180_100)), "3m0.1s");
+        assert_eq!(go_duration(ms(61_000)), "1m1s");
+        assert_eq!(go_duration(ms(3_600_000)), "1h0m0s");
+        assert_eq!(go_duration(ms(1_250)), "1.25s");
     }
 
     #[test]

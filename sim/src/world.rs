@@ -17,6 +17,7 @@ use kubesim_model::apiserver::{ApiInput, ApiOutput, ApiServer, ApiServerConfig};
 use kubesim_model::client::{ApiError, ApiRequest, ApiResult, Cache, Component, Tagged};
 use kubesim_model::controllers::{ControllerManager, ControllerManagerConfig};
 use kubesim_model::etcd::{EtcdRequest, EtcdResponse, Member};
+use kubesim_model::host::HostState;
 use kubesim_model::kubelet::{Kubelet, KubeletConfig};
 use kubesim_model::leaderelection::{ComponentFactory, LeaderElected, LeaderElectionConfig};
 use kubesim_model::scheduler::{Scheduler, SchedulerConfig};
@@ -104,9 +105,13 @@ where
     rt.block_on(body())
 }
 
+/// A host's observable state and a version that changes with it.
+pub type SharedHostState = Arc<Mutex<(u64, HostState)>>;
+
 #[derive(Clone)]
 struct HostInfo {
     ip: IpAddr,
+    state: SharedHostState,
     /// The host's processes by name (`etcd`, `kube-apiserver`, `kubelet`, ...).
     processes: BTreeMap<&'static str, NodeHandle>,
 }
@@ -155,7 +160,10 @@ impl World {
         for i in 1..=cp_count {
             let host = format!("cp-{i}");
             let ip = host_ip(i);
-            world.hosts.insert(host.clone(), HostInfo { ip, processes: BTreeMap::new() });
+            world.hosts.insert(
+                host.clone(),
+                HostInfo { ip, state: SharedHostState::default(), processes: BTreeMap::new() },
+            );
             let net = world.net.clone();
             // One etcd member, on cp-1, until etcd is replicated.
             if i == 1 {
@@ -187,6 +195,7 @@ impl World {
                             Box::new(move || Box::new(Scheduler::new(sched.clone())) as Box<dyn Component>);
                         Box::new(LeaderElected::new(le.clone(), make)) as Box<dyn Component>
                     }),
+                    None,
                 )
             });
             let (net, cfg) = (world.net.clone(), config.clone());
@@ -206,6 +215,7 @@ impl World {
                         });
                         Box::new(LeaderElected::new(le.clone(), make)) as Box<dyn Component>
                     }),
+                    None,
                 )
             });
         }
@@ -218,7 +228,10 @@ impl World {
         // The scenario's own client, like kubectl on an operator's laptop. It runs as a task
         // of the orchestrator's, fed by a channel, so it is never restarted.
         let kubectl_ip = host_ip(100);
-        world.hosts.insert("kubectl".into(), HostInfo { ip: kubectl_ip, processes: BTreeMap::new() });
+        world.hosts.insert(
+            "kubectl".into(),
+            HostInfo { ip: kubectl_ip, state: SharedHostState::default(), processes: BTreeMap::new() },
+        );
         let kubectl_ep = world.net.bind(SocketAddr::new(kubectl_ip, KUBECTL_PORT));
         madsim::task::spawn(kubectl_process(kubectl_ep, api_servers(cp_count, 0), rx));
         for w in config.workers {
@@ -251,7 +264,8 @@ impl World {
         let apis = api_servers(self.config.control_plane_hosts.max(1) as u32, index as usize);
         let seed = seed_for(self.config.seed, &spec.kubelet.node_name, 0);
         let name = spec.kubelet.node_name.clone();
-        self.hosts.insert(name.clone(), HostInfo { ip, processes: BTreeMap::new() });
+        let state = SharedHostState::default();
+        self.hosts.insert(name.clone(), HostInfo { ip, state: state.clone(), processes: BTreeMap::new() });
         let net = self.net.clone();
         self.add_process(&name, "kubelet", move || {
             let kc = spec.kubelet.clone();
@@ -262,6 +276,7 @@ impl World {
                 seed,
                 spec.rate,
                 Box::new(move || Box::new(Kubelet::new(kc.clone(), now())) as Box<dyn Component>),
+                Some(state.clone()),
             )
         });
     }
@@ -315,6 +330,15 @@ impl World {
             let names: Vec<&str> = h.processes.keys().copied().collect();
             format!("host {host:?} runs no process {process:?} (it runs: {})", names.join(", "))
         })
+    }
+
+    /// Changes what a host's kubelet observes of its machine (a host fault).
+    pub fn set_host_state(&mut self, host: &str, f: impl FnOnce(&mut HostState)) -> Result<(), String> {
+        let h = self.host(host)?;
+        let mut st = h.state.lock().expect("host state lock");
+        f(&mut st.1);
+        st.0 += 1;
+        Ok(())
     }
 
     /// Stops one process (SIGKILL); the host and its other processes go on.
@@ -445,8 +469,10 @@ async fn component_process(
     seed: u64,
     rate: ClientRate,
     make: Factory,
+    host: Option<SharedHostState>,
 ) {
     let mut comp = make();
+    let mut host_version = 0;
     // Re-seeded from the start time so a restarted process does not repeat its choices.
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ now().as_millis().wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut conn = ApiConnection::new(ep.sender(), apis, client, rate.qps, rate.burst);
@@ -473,7 +499,15 @@ async fn component_process(
         }
         conn.on_timer(&mut deliveries);
         let t = now();
-        let due = wake.is_some_and(|w| w <= t);
+        let mut due = wake.is_some_and(|w| w <= t);
+        if let Some(h) = &host {
+            let h = h.lock().expect("host state lock");
+            if h.0 != host_version {
+                host_version = h.0;
+                comp.on_host(&h.1, t);
+                due = true;
+            }
+        }
         if !deliveries.is_empty() || due {
             for d in deliveries.drain(..) {
                 match d {

@@ -156,6 +156,12 @@ fn header(kind: Kind, wide: bool) -> Vec<&'static str> {
         (Kind::DaemonSet, _) => {
             vec!["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE SELECTOR", "AGE"]
         }
+        (Kind::StatefulSet, false) => vec!["NAME", "READY", "AGE"],
+        (Kind::StatefulSet, true) => vec!["NAME", "READY", "AGE", "CONTAINERS", "IMAGES"],
+        (Kind::Job, false) => vec!["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
+        (Kind::Job, true) => {
+            vec!["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]
+        }
         (Kind::Event, _) => vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
         (Kind::Lease, _) => vec!["NAME", "HOLDER", "AGE"],
         (Kind::Namespace, _) => vec!["NAME", "STATUS", "AGE"],
@@ -240,6 +246,57 @@ fn row(o: &Object, wide: bool, now: SimTime) -> Vec<String> {
                 if sel.is_empty() { "<none>".into() } else { sel.join(",") },
                 age(d.metadata.creation_timestamp, now),
             ]
+        }
+        Object::StatefulSet(st) => {
+            let mut r = vec![
+                st.metadata.name.clone(),
+                format!("{}/{}", st.status.ready_replicas, st.spec.replicas.unwrap_or(1)),
+                age(st.metadata.creation_timestamp, now),
+            ];
+            if wide {
+                let cs = &st.spec.template.spec.containers;
+                r.extend([
+                    cs.iter().map(|c| c.name.clone()).collect::<Vec<_>>().join(","),
+                    cs.iter().map(|c| c.image.clone()).collect::<Vec<_>>().join(","),
+                ]);
+            }
+            r
+        }
+        Object::Job(j) => {
+            // kubectl's printJob: STATUS from the terminal conditions, DURATION from
+            // startTime to completionTime (or now).
+            let has = |t: &str| {
+                j.status.conditions.iter().any(|c| c.type_ == t && c.status == ConditionStatus::True)
+            };
+            let status = if has("Complete") {
+                "Complete"
+            } else if has("Failed") {
+                "Failed"
+            } else if j.spec.suspend == Some(true) {
+                "Suspended"
+            } else {
+                "Running"
+            };
+            let duration = j
+                .status
+                .start_time
+                .map_or(String::new(), |st| age(Some(st), j.status.completion_time.unwrap_or(now)));
+            let mut r = vec![
+                j.metadata.name.clone(),
+                status.to_string(),
+                format!("{}/{}", j.status.succeeded, j.spec.completions.unwrap_or(1)),
+                duration,
+                age(j.metadata.creation_timestamp, now),
+            ];
+            if wide {
+                let cs = &j.spec.template.spec.containers;
+                r.extend([
+                    cs.iter().map(|c| c.name.clone()).collect::<Vec<_>>().join(","),
+                    cs.iter().map(|c| c.image.clone()).collect::<Vec<_>>().join(","),
+                    j.spec.selector.as_ref().map(selector_string).unwrap_or_default(),
+                ]);
+            }
+            r
         }
         Object::Event(e) => vec![
             age(e.last_timestamp.or(e.first_timestamp), now),

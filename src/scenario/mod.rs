@@ -274,6 +274,27 @@ pub struct AddNodes {
     pub count: u32,
 }
 
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProcessRef {
+    pub host: String,
+    /// `kubelet` on a worker; `kube-apiserver`, `kube-scheduler`, `kube-controller-manager`
+    /// or `etcd` on a control-plane host.
+    pub process: String,
+}
+
+/// A taint to add to (or remove from) a node, as `kubectl taint` does.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TaintAction {
+    pub node: String,
+    pub key: String,
+    #[serde(default)]
+    pub value: String,
+    /// NoSchedule, PreferNoSchedule or NoExecute. For `untaint`, omitted = every effect.
+    pub effect: Option<String>,
+}
+
 /// One timeline entry: a time and exactly one action.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -290,7 +311,29 @@ pub struct TimelineEntry {
     pub restart_host: Option<String>,
     pub partition: Option<Vec<Vec<String>>>,
     pub heal: Option<serde::de::IgnoredAny>,
+    pub kill_process: Option<ProcessRef>,
+    pub restart_process: Option<ProcessRef>,
+    pub kill_leader: Option<String>,
+    pub stop_kubelet: Option<String>,
+    pub start_kubelet: Option<String>,
+    pub stop_container_runtime: Option<String>,
+    pub start_container_runtime: Option<String>,
+    pub taint: Option<TaintAction>,
+    pub untaint: Option<TaintAction>,
 }
+
+/// Every timeline action's name, for error hints.
+pub const TIMELINE_ACTIONS: &str =
+    "apply, delete, scale, cordon, uncordon, taint, untaint, addNodes, removeNode, \
+killHost, restartHost, killProcess, restartProcess, killLeader, stopKubelet, startKubelet, \
+stopContainerRuntime, startContainerRuntime, partition, heal";
+
+/// Components with a leader Lease that `killLeader` can name.
+pub const LEADER_COMPONENTS: [&str; 2] = ["kube-controller-manager", "kube-scheduler"];
+/// Processes on a control-plane host and on a worker.
+pub const CONTROL_PLANE_PROCESSES: [&str; 4] =
+    ["etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager"];
+pub const WORKER_PROCESSES: [&str; 1] = ["kubelet"];
 
 impl TimelineEntry {
     fn action_count(&self) -> usize {
@@ -306,6 +349,15 @@ impl TimelineEntry {
             self.restart_host.is_some(),
             self.partition.is_some(),
             self.heal.is_some(),
+            self.kill_process.is_some(),
+            self.restart_process.is_some(),
+            self.kill_leader.is_some(),
+            self.stop_kubelet.is_some(),
+            self.start_kubelet.is_some(),
+            self.stop_container_runtime.is_some(),
+            self.start_container_runtime.is_some(),
+            self.taint.is_some(),
+            self.untaint.is_some(),
         ]
         .iter()
         .filter(|x| **x)
@@ -317,6 +369,8 @@ impl TimelineEntry {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PodCountQuery {
     pub phase: Option<kubesim_model::api::PodPhase>,
+    /// Only pods being deleted (`true`, kubectl's Terminating) or not (`false`).
+    pub terminating: Option<bool>,
     pub namespace: Option<String>,
     pub node: Option<String>,
     pub selector: Option<String>,
@@ -345,7 +399,10 @@ pub struct EventQuery {
     pub reason: String,
     #[serde(rename = "type")]
     pub type_: Option<String>,
+    /// The exact message.
     pub message: Option<String>,
+    /// The message with `*` standing for any text (for names a seed chooses).
+    pub message_pattern: Option<String>,
     pub involved_object: Option<InvolvedObject>,
 }
 
@@ -372,7 +429,25 @@ impl Expectation {
             return n.clone();
         }
         if let Some(q) = &self.pod_count {
-            return format!("podCount phase={:?} node={:?} selector={:?}", q.phase, q.node, q.selector);
+            let mut parts = vec!["pods".to_string()];
+            match q.terminating {
+                Some(true) => parts.push("Terminating".into()),
+                Some(false) => parts.push("not terminating".into()),
+                None => {}
+            }
+            if let Some(p) = q.phase {
+                parts.push(format!("{p:?}"));
+            }
+            if let Some(ns) = &q.namespace {
+                parts.push(format!("in {ns}"));
+            }
+            if let Some(n) = &q.node {
+                parts.push(format!("on {n}"));
+            }
+            if let Some(sel) = &q.selector {
+                parts.push(format!("matching {sel}"));
+            }
+            return parts.join(" ");
         }
         if let Some(f) = &self.field {
             return format!("{} {} {}", f.kind, f.name, f.path);
@@ -501,7 +576,15 @@ fn validate(s: &Scenario, text: &str, path: &Path) -> Result<(), ScenarioError> 
     for e in &s.timeline {
         let at_line = find_line(text, &format!("at: {}", e.at.text), timeline_line);
         if e.action_count() != 1 {
-            return Err(err(at_line, format!("timeline entry at {} must have exactly one action, has {}", e.at.text, e.action_count()), "one of apply, delete, scale, cordon, uncordon, addNodes, removeNode, killHost, restartHost, partition, heal"));
+            return Err(err(
+                at_line,
+                format!(
+                    "timeline entry at {} must have exactly one action, has {}",
+                    e.at.text,
+                    e.action_count()
+                ),
+                &format!("one of {TIMELINE_ACTIONS}"),
+            ));
         }
         if e.at.time > s.duration.time {
             return Err(err(
@@ -527,17 +610,76 @@ fn validate(s: &Scenario, text: &str, path: &Path) -> Result<(), ScenarioError> 
                 hosts.push(pool.node_name(*c));
             }
         }
-        let named: Vec<&String> = [&e.cordon, &e.uncordon, &e.remove_node, &e.kill_host, &e.restart_host]
-            .into_iter()
-            .flatten()
-            .chain(e.partition.iter().flatten().flatten())
-            .collect();
+        let named: Vec<&String> = [
+            &e.cordon,
+            &e.uncordon,
+            &e.remove_node,
+            &e.kill_host,
+            &e.restart_host,
+            &e.stop_kubelet,
+            &e.start_kubelet,
+            &e.stop_container_runtime,
+            &e.start_container_runtime,
+        ]
+        .into_iter()
+        .flatten()
+        .chain(e.partition.iter().flatten().flatten())
+        .chain(e.kill_process.iter().chain(&e.restart_process).map(|p| &p.host))
+        .chain(e.taint.iter().chain(&e.untaint).map(|t| &t.node))
+        .collect();
         for h in named {
             if !hosts.contains(h) {
                 return Err(err(
                     find_line(text, h, at_line),
                     format!("no host named {h:?}"),
                     &format!("hosts are: {}", hosts.join(", ")),
+                ));
+            }
+        }
+        for p in e.kill_process.iter().chain(&e.restart_process) {
+            let cp = p.host.starts_with("cp-") && hosts.iter().take(hp as usize).any(|h| *h == p.host);
+            let allowed: &[&str] = if cp { &CONTROL_PLANE_PROCESSES } else { &WORKER_PROCESSES };
+            if !allowed.contains(&p.process.as_str()) {
+                return Err(err(
+                    find_line(text, &p.process, at_line),
+                    format!("host {} runs no process {:?}", p.host, p.process),
+                    &format!("processes on {}: {}", p.host, allowed.join(", ")),
+                ));
+            }
+        }
+        for for_worker in
+            [&e.stop_kubelet, &e.start_kubelet, &e.stop_container_runtime, &e.start_container_runtime]
+                .into_iter()
+                .flatten()
+        {
+            if hosts.iter().take(hp as usize).any(|h| h == for_worker) {
+                return Err(err(
+                    find_line(text, for_worker, at_line),
+                    format!("{for_worker} is a control-plane host: it runs no kubelet"),
+                    "name a worker node",
+                ));
+            }
+        }
+        if let Some(c) = &e.kill_leader {
+            if !LEADER_COMPONENTS.contains(&c.as_str()) {
+                return Err(err(
+                    find_line(text, c, at_line),
+                    format!("killLeader: {c:?} has no leader Lease"),
+                    &format!("one of {}", LEADER_COMPONENTS.join(", ")),
+                ));
+            }
+        }
+        for t in e.taint.iter().chain(&e.untaint) {
+            let effect_ok = match (&t.effect, e.taint.is_some()) {
+                (None, true) => false,
+                (None, false) => true,
+                (Some(x), _) => kubesim_model::api::TaintEffect::parse(x).is_some(),
+            };
+            if !effect_ok {
+                return Err(err(
+                    find_line(text, &t.key, at_line),
+                    format!("taint {} needs an effect, got {:?}", t.key, t.effect),
+                    "effect: NoSchedule, PreferNoSchedule or NoExecute",
                 ));
             }
         }

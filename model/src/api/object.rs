@@ -12,7 +12,7 @@ use super::cluster::{Event, Lease, Namespace};
 use super::meta::ObjectMeta;
 use super::node::Node;
 use super::pod::Pod;
-use super::workloads::{DaemonSet, Deployment, ReplicaSet};
+use super::workloads::{DaemonSet, Deployment, Job, ReplicaSet, StatefulSet};
 
 /// A kind kubesim simulates. Order is the order `kubectl get all`-style output uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -23,18 +23,22 @@ pub enum Kind {
     ReplicaSet,
     Deployment,
     DaemonSet,
+    StatefulSet,
+    Job,
     Lease,
     Event,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 10] = [
         Kind::Namespace,
         Kind::Node,
         Kind::Pod,
         Kind::ReplicaSet,
         Kind::Deployment,
         Kind::DaemonSet,
+        Kind::StatefulSet,
+        Kind::Job,
         Kind::Lease,
         Kind::Event,
     ];
@@ -47,6 +51,8 @@ impl Kind {
             Kind::ReplicaSet => "ReplicaSet",
             Kind::Deployment => "Deployment",
             Kind::DaemonSet => "DaemonSet",
+            Kind::StatefulSet => "StatefulSet",
+            Kind::Job => "Job",
             Kind::Lease => "Lease",
             Kind::Event => "Event",
         }
@@ -55,7 +61,8 @@ impl Kind {
     pub fn api_version(self) -> &'static str {
         match self {
             Kind::Namespace | Kind::Node | Kind::Pod | Kind::Event => "v1",
-            Kind::ReplicaSet | Kind::Deployment | Kind::DaemonSet => "apps/v1",
+            Kind::ReplicaSet | Kind::Deployment | Kind::DaemonSet | Kind::StatefulSet => "apps/v1",
+            Kind::Job => "batch/v1",
             Kind::Lease => "coordination.k8s.io/v1",
         }
     }
@@ -69,6 +76,8 @@ impl Kind {
             Kind::ReplicaSet => "replicasets",
             Kind::Deployment => "deployments",
             Kind::DaemonSet => "daemonsets",
+            Kind::StatefulSet => "statefulsets",
+            Kind::Job => "jobs",
             Kind::Lease => "leases",
             Kind::Event => "events",
         }
@@ -96,6 +105,8 @@ impl Kind {
             Kind::ReplicaSet => "/registry/replicasets/",
             Kind::Deployment => "/registry/deployments/",
             Kind::DaemonSet => "/registry/daemonsets/",
+            Kind::StatefulSet => "/registry/statefulsets/",
+            Kind::Job => "/registry/jobs/",
             Kind::Lease => "/registry/leases/",
             Kind::Event => "/registry/events/",
         }
@@ -111,6 +122,8 @@ impl Kind {
             "replicaset" | "replicasets" | "rs" => Kind::ReplicaSet,
             "deployment" | "deployments" | "deploy" => Kind::Deployment,
             "daemonset" | "daemonsets" | "ds" => Kind::DaemonSet,
+            "statefulset" | "statefulsets" | "sts" => Kind::StatefulSet,
+            "job" | "jobs" => Kind::Job,
             "lease" | "leases" => Kind::Lease,
             "event" | "events" | "ev" => Kind::Event,
             _ => return None,
@@ -171,6 +184,8 @@ pub enum Object {
     ReplicaSet(ReplicaSet),
     Deployment(Deployment),
     DaemonSet(DaemonSet),
+    StatefulSet(StatefulSet),
+    Job(Job),
     Lease(Lease),
     Event(Event),
 }
@@ -184,6 +199,8 @@ macro_rules! each_kind {
             Object::ReplicaSet($o) => $body,
             Object::Deployment($o) => $body,
             Object::DaemonSet($o) => $body,
+            Object::StatefulSet($o) => $body,
+            Object::Job($o) => $body,
             Object::Lease($o) => $body,
             Object::Event($o) => $body,
         }
@@ -199,6 +216,8 @@ impl Object {
             Object::ReplicaSet(_) => Kind::ReplicaSet,
             Object::Deployment(_) => Kind::Deployment,
             Object::DaemonSet(_) => Kind::DaemonSet,
+            Object::StatefulSet(_) => Kind::StatefulSet,
+            Object::Job(_) => Kind::Job,
             Object::Lease(_) => Kind::Lease,
             Object::Event(_) => Kind::Event,
         }
@@ -373,6 +392,8 @@ impl<'de> Visitor<'de> for DocumentVisitor {
             Kind::ReplicaSet => Object::ReplicaSet(finish(map, buffered)?),
             Kind::Deployment => Object::Deployment(finish(map, buffered)?),
             Kind::DaemonSet => Object::DaemonSet(finish(map, buffered)?),
+            Kind::StatefulSet => Object::StatefulSet(finish(map, buffered)?),
+            Kind::Job => Object::Job(finish(map, buffered)?),
             Kind::Lease => Object::Lease(finish(map, buffered)?),
             Kind::Event => Object::Event(finish(map, buffered)?),
         };

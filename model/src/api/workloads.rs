@@ -1,4 +1,4 @@
-//! apps/v1 workloads: ReplicaSet, Deployment, DaemonSet.
+//! apps/v1 workloads (ReplicaSet, Deployment, DaemonSet, StatefulSet) and batch/v1 Job.
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -221,6 +221,133 @@ pub struct DaemonSetStatus {
     pub number_available: i32,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub number_unavailable: i32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatefulSet {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: StatefulSetSpec,
+    #[serde(default)]
+    pub status: StatefulSetStatus,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatefulSetSpec {
+    /// Defaults to 1 (apps/v1 defaulting).
+    #[serde(default, deserialize_with = "non_negative_replicas", skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    #[serde(default)]
+    pub selector: LabelSelector,
+    #[serde(default)]
+    pub template: PodTemplateSpec,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub service_name: String,
+    /// `OrderedReady` (the default) or `Parallel`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pod_management_policy: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_strategy: Option<DaemonSetUpdateStrategy>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_ready_seconds: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision_history_limit: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordinals: Option<StatefulSetOrdinals>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatefulSetOrdinals {
+    #[serde(default)]
+    pub start: i32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatefulSetStatus {
+    #[serde(default, skip_serializing_if = "is_zero_i64")]
+    pub observed_generation: i64,
+    #[serde(default)]
+    pub replicas: i32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ready_replicas: i32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub current_replicas: i32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub updated_replicas: i32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub available_replicas: i32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub current_revision: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub update_revision: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collision_count: Option<i32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Job {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: JobSpec,
+    #[serde(default)]
+    pub status: JobStatus,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobSpec {
+    /// Defaults to 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<i32>,
+    /// Defaults to 1 (unset with parallelism set: a work queue).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completions: Option<i32>,
+    /// Defaults to 6 (batch/v1 defaulting).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_limit: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_deadline_seconds: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_seconds_after_finished: Option<i32>,
+    /// `NonIndexed` (the default) or `Indexed`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub completion_mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selector: Option<LabelSelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manual_selector: Option<bool>,
+    #[serde(default)]
+    pub template: PodTemplateSpec,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct JobStatus {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<WorkloadCondition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<SimTime>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<SimTime>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub active: i32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub succeeded: i32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub failed: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminating: Option<i32>,
 }
 
 fn is_zero(v: &i32) -> bool {

@@ -30,6 +30,7 @@ pub enum MutationView<'a> {
     ReplaceStatus(&'a Object),
     Bind { node: &'a str, uid: &'a str },
     MarkDeleting { grace_seconds: i64 },
+    Patch(&'a crate::client::Patch),
 }
 
 /// ValidateObjectMeta's name rule: an RFC 1123 subdomain (apimachinery validation.IsDNS1123Subdomain).
@@ -139,9 +140,11 @@ pub fn default_object(obj: &mut Object) {
                 (TAINT_NOT_READY, DEFAULT_TOLERATION_SECONDS),
                 (TAINT_UNREACHABLE, DEFAULT_TOLERATION_SECONDS),
             ] {
+                // plugin/pkg/admission/defaulttolerationseconds: a toleration for the key
+                // (or any key) with effect NoExecute (or any effect) counts; operator and
+                // value are not looked at.
                 let has = s.tolerations.iter().any(|t| {
-                    (t.key == key || t.key.is_empty() && t.operator == Some(TolerationOperator::Exists))
-                        && t.effect.is_none_or(|e| e == TaintEffect::NoExecute)
+                    (t.key == key || t.key.is_empty()) && t.effect.is_none_or(|e| e == TaintEffect::NoExecute)
                 });
                 if !has {
                     s.tolerations.push(Toleration {
@@ -188,6 +191,32 @@ pub fn default_object(obj: &mut Object) {
             d.spec.revision_history_limit.get_or_insert(10);
             default_template(&mut d.spec.template);
         }
+        Object::StatefulSet(st) => {
+            st.spec.replicas.get_or_insert(1);
+            if st.spec.pod_management_policy.is_empty() {
+                st.spec.pod_management_policy = "OrderedReady".into();
+            }
+            let us = st.spec.update_strategy.get_or_insert_with(Default::default);
+            if us.type_.is_empty() {
+                us.type_ = "RollingUpdate".into();
+            }
+            st.spec.revision_history_limit.get_or_insert(10);
+            default_template(&mut st.spec.template);
+        }
+        Object::Node(n) => {
+            // plugin/pkg/admission/nodetaint (TaintNodesByCondition): a new node starts
+            // with the not-ready NoSchedule taint; the node lifecycle controller removes
+            // it once the node reports Ready.
+            let taint = crate::api::Taint {
+                key: TAINT_NOT_READY.into(),
+                value: String::new(),
+                effect: TaintEffect::NoSchedule,
+                time_added: None,
+            };
+            if !n.spec.taints.iter().any(|t| t.key == taint.key && t.effect == taint.effect) {
+                n.spec.taints.push(taint);
+            }
+        }
         Object::Namespace(n) if n.status.phase.is_empty() => n.status.phase = "Active".into(),
         _ => {}
     }
@@ -233,11 +262,41 @@ fn qos_class(p: &crate::api::Pod) -> &'static str {
 fn has_status(kind: Kind) -> bool {
     matches!(
         kind,
-        Kind::Pod | Kind::Node | Kind::ReplicaSet | Kind::Deployment | Kind::DaemonSet | Kind::Namespace
+        Kind::Pod
+            | Kind::Node
+            | Kind::ReplicaSet
+            | Kind::Deployment
+            | Kind::DaemonSet
+            | Kind::StatefulSet
+            | Kind::Job
+            | Kind::Namespace
     )
 }
 
 /// The object an update stores, or `None` when nothing would change.
+fn apply_patch(current: &Object, patch: &crate::client::Patch) -> Result<Object, ApiError> {
+    use crate::client::Patch;
+    let key = current.key();
+    let mut next = current.clone();
+    match (patch, &mut next) {
+        (Patch::NodeTaints { add, remove }, Object::Node(n)) => {
+            let same = |a: &crate::api::Taint, b: &crate::api::Taint| a.key == b.key && a.effect == b.effect;
+            n.spec.taints.retain(|t| !remove.iter().chain(add.iter()).any(|r| same(r, t)));
+            n.spec.taints.extend(add.iter().cloned());
+        }
+        (Patch::PodStatus { conditions, phase }, Object::Pod(p)) => {
+            for c in conditions {
+                p.set_condition(c.clone());
+            }
+            if let Some(ph) = phase {
+                p.status.phase = Some(*ph);
+            }
+        }
+        _ => return Err(ApiError::invalid(key.kind, &key.name, "the patch does not apply to this kind")),
+    }
+    Ok(next)
+}
+
 pub fn mutate(current: &Object, m: &MutationView<'_>, now: SimTime) -> Result<Option<Object>, ApiError> {
     let key = current.key();
     let mut next = match m {
@@ -306,6 +365,7 @@ pub fn mutate(current: &Object, m: &MutationView<'_>, now: SimTime) -> Result<Op
             });
             Object::Pod(p)
         }
+        MutationView::Patch(patch) => apply_patch(current, patch)?,
         MutationView::MarkDeleting { grace_seconds } => {
             let mut next = current.clone();
             let m = next.meta_mut();
@@ -328,6 +388,8 @@ fn copy_status(from: &Object, to: &mut Object) {
         (Object::ReplicaSet(a), Object::ReplicaSet(b)) => b.status = a.status.clone(),
         (Object::Deployment(a), Object::Deployment(b)) => b.status = a.status.clone(),
         (Object::DaemonSet(a), Object::DaemonSet(b)) => b.status = a.status.clone(),
+        (Object::StatefulSet(a), Object::StatefulSet(b)) => b.status = a.status.clone(),
+        (Object::Job(a), Object::Job(b)) => b.status = a.status.clone(),
         (Object::Namespace(a), Object::Namespace(b)) => b.status = a.status.clone(),
         _ => {}
     }
@@ -340,6 +402,8 @@ fn same_spec(a: &Object, b: &Object) -> bool {
         (Object::ReplicaSet(x), Object::ReplicaSet(y)) => x.spec == y.spec,
         (Object::Deployment(x), Object::Deployment(y)) => x.spec == y.spec,
         (Object::DaemonSet(x), Object::DaemonSet(y)) => x.spec == y.spec,
+        (Object::StatefulSet(x), Object::StatefulSet(y)) => x.spec == y.spec,
+        (Object::Job(x), Object::Job(y)) => x.spec == y.spec,
         _ => true,
     }
 }

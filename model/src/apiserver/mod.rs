@@ -58,6 +58,7 @@ enum Mutation {
     ReplaceStatus(Object),
     Bind { node: String, uid: String },
     MarkDeleting { grace_seconds: i64 },
+    Patch(crate::client::Patch),
 }
 
 #[derive(Debug)]
@@ -247,6 +248,9 @@ impl ApiServer {
             }
             ApiRequest::Delete { key, grace_period_seconds, precondition_uid } => {
                 self.delete(client, tag, key, grace_period_seconds, precondition_uid, now, out)
+            }
+            ApiRequest::Patch { key, patch } => {
+                self.write(client, tag, key, Mutation::Patch(patch), false, 0, now, out)
             }
             ApiRequest::Get(key) => {
                 let request = EtcdRequest::Range { key: key.etcd_key(), prefix: false, limit: 0 };
@@ -611,6 +615,7 @@ fn mutation_view(m: &Mutation) -> admission::MutationView<'_> {
         Mutation::MarkDeleting { grace_seconds } => {
             admission::MutationView::MarkDeleting { grace_seconds: *grace_seconds }
         }
+        Mutation::Patch(p) => admission::MutationView::Patch(p),
     }
 }
 

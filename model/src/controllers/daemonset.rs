@@ -40,22 +40,33 @@ pub fn daemon_tolerations(host_network: bool) -> Vec<Toleration> {
     v
 }
 
+/// `AddOrUpdateTolerationInPodSpec`: a toleration equal in key, operator, value and
+/// effect is replaced (dropping its tolerationSeconds); others are appended.
 fn with_tolerations(mut tols: Vec<Toleration>, add: Vec<Toleration>) -> Vec<Toleration> {
     for t in add {
-        if !tols.iter().any(|x| x.key == t.key && x.effect == t.effect) {
-            tols.push(t);
+        let same = |x: &Toleration| {
+            x.key == t.key
+                && x.operator.unwrap_or_default() == t.operator.unwrap_or_default()
+                && x.value == t.value
+                && x.effect == t.effect
+        };
+        match tols.iter_mut().find(|x| same(x)) {
+            Some(x) => *x = t,
+            None => tols.push(t),
         }
     }
     tols
 }
 
-/// `nodeShouldRunDaemonPod`: selector and affinity match, and every NoSchedule/NoExecute
-/// taint is tolerated.
-pub fn should_run(ds: &DaemonSet, node: &Node) -> bool {
+/// `NodeShouldRunDaemonPod` (pkg/controller/daemon/daemon_controller.go): whether a
+/// daemon pod should be placed on the node, and whether one already there should keep
+/// running. Selector and required affinity must match; an untolerated NoSchedule taint
+/// keeps new pods away, but only an untolerated NoExecute taint removes running ones.
+pub fn should_run(ds: &DaemonSet, node: &Node) -> (bool, bool) {
     let spec = &ds.spec.template.spec;
     let labels = &node.metadata.labels;
     if !spec.node_selector.iter().all(|(k, v)| labels.get(k) == Some(v)) {
-        return false;
+        return (false, false);
     }
     let required = spec
         .affinity
@@ -63,14 +74,17 @@ pub fn should_run(ds: &DaemonSet, node: &Node) -> bool {
         .and_then(|a| a.node_affinity.as_ref())
         .and_then(|n| n.required_during_scheduling_ignored_during_execution.as_ref());
     if required.is_some_and(|r| !r.matches(&node.metadata.name, labels)) {
-        return false;
+        return (false, false);
     }
     let tols = with_tolerations(spec.tolerations.clone(), daemon_tolerations(spec.host_network));
-    node.spec
-        .taints
-        .iter()
-        .filter(|t| matches!(t.effect, TaintEffect::NoSchedule | TaintEffect::NoExecute))
-        .all(|t| tolerations_tolerate(&tols, t))
+    let untolerated = |effect: TaintEffect| {
+        node.spec.taints.iter().filter(|t| t.effect == effect).any(|t| !tolerations_tolerate(&tols, t))
+    };
+    let no_execute = untolerated(TaintEffect::NoExecute);
+    if no_execute || untolerated(TaintEffect::NoSchedule) {
+        return (false, !no_execute);
+    }
+    (true, true)
 }
 
 /// The node a daemon pod targets (its required matchFields metadata.name term).
@@ -151,14 +165,14 @@ impl DaemonSetController {
         let mut deletes = Vec::new();
         for node in &nodes {
             let name = &node.metadata.name;
-            let run = should_run(ds, node);
+            let (run, keep) = should_run(ds, node);
             let have = by_node.get(name.as_str()).map_or(0, |v| v.len());
             if run {
                 desired += 1;
                 if have == 0 && !expected.contains(name) {
                     creates.push(name.clone());
                 }
-            } else if have > 0 {
+            } else if !keep && have > 0 {
                 deletes.extend(
                     by_node[name.as_str()].iter().map(|p| (p.metadata.name.clone(), p.metadata.uid.clone())),
                 );
@@ -211,14 +225,11 @@ impl DaemonSetController {
         }
         let mut s = ds.status.clone();
         s.desired_number_scheduled = desired;
-        s.current_number_scheduled = by_node
-            .keys()
-            .filter(|n| nodes.iter().any(|x| &x.metadata.name == *n && should_run(ds, x)))
-            .count() as i32;
-        s.number_misscheduled = by_node
-            .keys()
-            .filter(|n| !nodes.iter().any(|x| &x.metadata.name == *n && should_run(ds, x)))
-            .count() as i32;
+        // updateDaemonSetStatus: a pod on a node it should not be placed on (even one it
+        // may keep running on) counts as misscheduled.
+        let wanted = |n: &String| nodes.iter().any(|x| x.metadata.name == *n && should_run(ds, x).0);
+        s.current_number_scheduled = by_node.keys().filter(|n| wanted(n)).count() as i32;
+        s.number_misscheduled = by_node.keys().filter(|n| !wanted(n)).count() as i32;
         let pods: Vec<&&Pod> = by_node.values().flatten().collect();
         s.number_ready = pods.iter().filter(|p| p.is_ready()).count() as i32;
         s.number_available =

@@ -6,7 +6,9 @@ pub mod daemonset;
 pub mod deployment;
 pub mod garbage_collector;
 pub mod node_lifecycle;
+pub mod podgc;
 pub mod replicaset;
+pub mod taint_eviction;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -28,6 +30,16 @@ pub struct ControllerManagerConfig {
     pub node_monitor_grace_period: Duration,
     /// --node-startup-grace-period (default 60s).
     pub node_startup_grace_period: Duration,
+    /// --node-eviction-rate (default 0.1 nodes per second per zone).
+    pub node_eviction_rate: f64,
+    /// --secondary-node-eviction-rate (default 0.01).
+    pub secondary_node_eviction_rate: f64,
+    /// --large-cluster-size-threshold (default 50).
+    pub large_cluster_size_threshold: u32,
+    /// --unhealthy-zone-threshold (default 0.55).
+    pub unhealthy_zone_threshold: f64,
+    /// --terminated-pod-gc-threshold (default 12500).
+    pub terminated_pod_gc_threshold: u32,
 }
 
 impl Default for ControllerManagerConfig {
@@ -36,6 +48,11 @@ impl Default for ControllerManagerConfig {
             node_monitor_period: Duration::from_secs(5),
             node_monitor_grace_period: Duration::from_secs(50),
             node_startup_grace_period: Duration::from_secs(60),
+            node_eviction_rate: 0.1,
+            secondary_node_eviction_rate: 0.01,
+            large_cluster_size_threshold: 50,
+            unhealthy_zone_threshold: 0.55,
+            terminated_pod_gc_threshold: 12500,
         }
     }
 }
@@ -113,6 +130,8 @@ impl ControllerManager {
                 Box::new(daemonset::DaemonSetController::new()),
                 Box::new(garbage_collector::GarbageCollector::new()),
                 Box::new(node_lifecycle::NodeLifecycleController::new(&config)),
+                Box::new(taint_eviction::TaintEvictionController::new()),
+                Box::new(podgc::PodGcController::new(&config)),
             ],
             routes: BTreeMap::new(),
             next_tag: 0,

@@ -31,6 +31,17 @@ pub const NODE_LEASE_DURATION_SECONDS: i32 = 40;
 /// The lease is renewed every 25% of its duration (pkg/kubelet/kubelet.go,
 /// nodeLeaseRenewIntervalFraction 0.25).
 pub const NODE_LEASE_RENEW_FRACTION: f64 = 0.25;
+/// `wait.JitterUntil(..., 0.04, ...)` on the status and lease loops.
+pub const HEARTBEAT_JITTER: f64 = 0.04;
+/// pkg/kubelet: `updateRuntimeUp` runs every 5 s.
+pub const RUNTIME_CHECK_PERIOD: Duration = Duration::from_secs(5);
+/// pkg/kubelet/kubelet.go maxWaitForContainerRuntime: past this without a successful
+/// runtime check, "container runtime is down".
+pub const MAX_WAIT_FOR_CONTAINER_RUNTIME: Duration = Duration::from_secs(30);
+/// pkg/kubelet/pleg: the PLEG relists every second and is unhealthy after 3 minutes
+/// without a successful relist.
+pub const PLEG_RELIST_PERIOD: Duration = Duration::from_secs(1);
+pub const PLEG_RELIST_THRESHOLD: Duration = Duration::from_secs(180);
 /// KubeletConfiguration evictionHard default memory.available<100Mi.
 pub const EVICTION_HARD_MEMORY_BYTES: i64 = 100 << 20;
 /// The kubelet's reported version.
@@ -116,6 +127,9 @@ pub struct Kubelet {
     next_lease_renew: SimTime,
     /// The pods this kubelet has taken on, by (namespace, name).
     pods: BTreeMap<(String, String), PodWork>,
+    /// The host as the runtime and cAdvisor show it.
+    host: crate::host::HostState,
+    started_at: SimTime,
     /// What admitted, non-terminal pods request (the admission handler's running total).
     used: Resources,
     in_flight: BTreeMap<u64, Sent>,
@@ -152,6 +166,8 @@ impl Kubelet {
             in_flight: BTreeMap::new(),
             next_tag: 0,
             pod_ip_counter: 1,
+            host: crate::host::HostState::default(),
+            started_at: now,
             used: Resources::default(),
             dirty: BTreeSet::new(),
             timers: BTreeSet::new(),
@@ -172,56 +188,111 @@ impl Kubelet {
         ObjectKey::new(Kind::Node, "", self.config.node_name.clone())
     }
 
-    /// The conditions a healthy kubelet reports (pkg/kubelet/nodestatus/setters.go).
-    fn conditions(&self, now: SimTime, old: Option<&Node>) -> Vec<NodeCondition> {
-        let c = |type_: &str, status, reason: &str, message: &str| {
-            let previous = old.and_then(|n| n.condition(type_));
-            let transition = match previous {
-                Some(p) if p.status == status => p.last_transition_time,
-                _ => Some(now),
-            };
-            NodeCondition {
-                type_: type_.into(),
-                status,
-                last_heartbeat_time: Some(now),
-                last_transition_time: transition,
-                reason: reason.into(),
-                message: message.into(),
-            }
+    /// The runtime's and PLEG's health as of `now` (pkg/kubelet/runtime.go
+    /// runtimeErrors): while the runtime answers, its 5 s check and the PLEG's 1 s relist
+    /// succeed on their periods; once it stops, the last success ages.
+    fn runtime_errors(&self, now: SimTime) -> Vec<String> {
+        let Some(since) = self.host.container_runtime_down_since else { return Vec::new() };
+        if since <= self.started_at {
+            return vec![
+                "container runtime status check may not have completed yet".to_string(),
+                "PLEG is not healthy: pleg has yet to be successful".to_string(),
+            ];
+        }
+        let last_success = |period: Duration| {
+            let p = period.as_millis() as u64;
+            let elapsed = since.saturating_sub(self.started_at).as_millis() as u64;
+            self.started_at + Duration::from_millis(elapsed / p * p)
         };
-        vec![
-            c(
+        let mut errs = Vec::new();
+        if now.saturating_sub(last_success(RUNTIME_CHECK_PERIOD)) > MAX_WAIT_FOR_CONTAINER_RUNTIME {
+            errs.push("container runtime is down".to_string());
+        }
+        let idle = now.saturating_sub(last_success(PLEG_RELIST_PERIOD));
+        if idle > PLEG_RELIST_THRESHOLD {
+            errs.push(format!(
+                "PLEG is not healthy: pleg was last seen active {} ago; threshold is {}",
+                crate::time::go_duration(idle),
+                crate::time::go_duration(PLEG_RELIST_THRESHOLD)
+            ));
+        }
+        errs
+    }
+
+    /// The node conditions and the events of their transitions
+    /// (pkg/kubelet/nodestatus/setters.go: ReadyCondition, MemoryPressureCondition, ...).
+    fn conditions(&self, now: SimTime, old: Option<&Node>) -> (Vec<NodeCondition>, Vec<&'static str>) {
+        let errs = self.runtime_errors(now);
+        let (ready, ready_reason, ready_message) = if errs.is_empty() {
+            (ConditionStatus::True, "KubeletReady", "kubelet is posting ready status".to_string())
+        } else if errs.len() == 1 {
+            (ConditionStatus::False, "KubeletNotReady", errs[0].clone())
+        } else {
+            // utilerrors.NewAggregate: "[a, b]".
+            (ConditionStatus::False, "KubeletNotReady", format!("[{}]", errs.join(", ")))
+        };
+        let specs: [(&str, ConditionStatus, &str, String, &'static str); 4] = [
+            (
                 node_condition::MEMORY_PRESSURE,
                 ConditionStatus::False,
                 "KubeletHasSufficientMemory",
-                "kubelet has sufficient memory available",
+                "kubelet has sufficient memory available".into(),
+                "NodeHasSufficientMemory",
             ),
-            c(
+            (
                 node_condition::DISK_PRESSURE,
                 ConditionStatus::False,
                 "KubeletHasNoDiskPressure",
-                "kubelet has no disk pressure",
+                "kubelet has no disk pressure".into(),
+                "NodeHasNoDiskPressure",
             ),
-            c(
+            (
                 node_condition::PID_PRESSURE,
                 ConditionStatus::False,
                 "KubeletHasSufficientPID",
-                "kubelet has sufficient PID available",
+                "kubelet has sufficient PID available".into(),
+                "NodeHasSufficientPID",
             ),
-            c(
+            (
                 node_condition::READY,
-                ConditionStatus::True,
-                "KubeletReady",
-                "kubelet is posting ready status",
+                ready,
+                ready_reason,
+                ready_message,
+                if ready == ConditionStatus::True { "NodeReady" } else { "NodeNotReady" },
             ),
-        ]
+        ];
+        let mut events = Vec::new();
+        let conds = specs
+            .into_iter()
+            .map(|(type_, status, reason, message, event)| {
+                let previous = old.and_then(|n| n.condition(type_));
+                let transition = match previous {
+                    Some(p) if p.status == status => p.last_transition_time,
+                    Some(_) => {
+                        events.push(event);
+                        Some(now)
+                    }
+                    None => Some(now),
+                };
+                NodeCondition {
+                    type_: type_.into(),
+                    status,
+                    last_heartbeat_time: Some(now),
+                    last_transition_time: transition,
+                    reason: reason.into(),
+                    message,
+                }
+            })
+            .collect();
+        (conds, events)
     }
 
-    fn node_status(&self, now: SimTime, old: Option<&Node>) -> NodeStatus {
-        NodeStatus {
+    fn node_status(&self, now: SimTime, old: Option<&Node>) -> (NodeStatus, Vec<&'static str>) {
+        let (conditions, events) = self.conditions(now, old);
+        let status = NodeStatus {
             capacity: self.config.capacity.clone(),
             allocatable: self.config.allocatable(),
-            conditions: self.conditions(now, old),
+            conditions,
             addresses: vec![
                 crate::api::node::NodeAddress {
                     type_: "InternalIP".into(),
@@ -240,7 +311,8 @@ impl Kubelet {
                 operating_system: "linux".into(),
                 architecture: "amd64".into(),
             },
-        }
+        };
+        (status, events)
     }
 
     fn register(&mut self, now: SimTime, out: &mut Output) {
@@ -258,7 +330,7 @@ impl Kubelet {
                 taints: self.config.register_with_taints.clone(),
                 ..Default::default()
             },
-            status: self.node_status(now, None),
+            status: self.node_status(now, None).0,
         };
         self.send(out, Sent::Register, ApiRequest::Create(Object::Node(node)));
     }
@@ -299,8 +371,10 @@ impl Kubelet {
                 ApiRequest::Update(Object::Lease(l))
             }
             None => {
-                let node = self.cache.get(&self.node_key());
-                let owner = node.map(|n| crate::api::OwnerReference {
+                // SetNodeOwnerFunc: the Lease is created owned by the Node; without the
+                // Node (deleted) the create is blocked and retried.
+                let Some(node) = self.cache.get(&self.node_key()) else { return };
+                let owner = Some(node).map(|n| crate::api::OwnerReference {
                     api_version: "v1".into(),
                     kind: "Node".into(),
                     name: self.config.node_name.clone(),
@@ -321,11 +395,14 @@ impl Kubelet {
         self.send(out, Sent::Lease, req);
     }
 
+    /// `tryUpdateNodeStatus`: post when something other than heartbeat times changed, or
+    /// when nodeStatusReportFrequency has passed since the last post.
     fn sync_node_status(&mut self, now: SimTime, out: &mut Output) {
-        let Some(node) = self.cache.get(&self.node_key()).and_then(|o| o.as_node().cloned()) else { return };
-        let desired = self.node_status(now, Some(&node));
-        let strip = |cs: &[NodeCondition]| -> Vec<(String, ConditionStatus, String)> {
-            cs.iter().map(|c| (c.type_.clone(), c.status, c.reason.clone())).collect()
+        let Some(obj) = self.cache.get(&self.node_key()).cloned() else { return };
+        let Some(node) = obj.as_node() else { return };
+        let (desired, events) = self.node_status(now, Some(node));
+        let strip = |cs: &[NodeCondition]| -> Vec<(String, ConditionStatus, String, String)> {
+            cs.iter().map(|c| (c.type_.clone(), c.status, c.reason.clone(), c.message.clone())).collect()
         };
         let changed = strip(&desired.conditions) != strip(&node.status.conditions)
             || desired.allocatable != node.status.allocatable
@@ -339,6 +416,12 @@ impl Kubelet {
             n.metadata.resource_version = 0;
             self.send(out, Sent::NodeStatus, ApiRequest::UpdateStatus(Object::Node(n)));
             self.last_status_post = Some(now);
+            // recordNodeStatusEvent: "Node <name> status is now: <event>".
+            for e in events {
+                let msg = format!("Node {} status is now: {e}", self.config.node_name);
+                let r = self.recorder.record(&obj, EVENT_NORMAL, e, &msg, now);
+                self.send(out, Sent::Other, r);
+            }
         }
     }
 
@@ -578,6 +661,12 @@ impl Kubelet {
     }
 }
 
+/// `wait.JitterUntil(period, 0.04)`: each wait is period * (1 + rand * 0.04).
+fn jittered(period: Duration, rng: &mut ChaCha8Rng) -> Duration {
+    use rand::Rng;
+    period.mul_f64(1.0 + rng.gen::<f64>() * HEARTBEAT_JITTER)
+}
+
 impl Component for Kubelet {
     fn name(&self) -> &str {
         "kubelet"
@@ -605,6 +694,10 @@ impl Component for Kubelet {
         }
     }
 
+    fn on_host(&mut self, host: &crate::host::HostState, _now: SimTime) {
+        self.host = host.clone();
+    }
+
     fn on_response(&mut self, tag: u64, result: &ApiResult, _now: SimTime) {
         if let Some(what) = self.in_flight.remove(&tag) {
             if what == Sent::Register {
@@ -617,7 +710,7 @@ impl Component for Kubelet {
         }
     }
 
-    fn tick(&mut self, now: SimTime, _rng: &mut ChaCha8Rng) -> Output {
+    fn tick(&mut self, now: SimTime, rng: &mut ChaCha8Rng) -> Output {
         let mut out = Output::default();
         if !self.registered {
             if !self.waiting(Sent::Register) {
@@ -632,11 +725,12 @@ impl Component for Kubelet {
         if now >= self.next_lease_renew && !self.waiting(Sent::Lease) {
             self.renew_lease(now, &mut out);
             let renew = self.config.node_lease_duration_seconds as f64 * NODE_LEASE_RENEW_FRACTION;
-            self.next_lease_renew = now + Duration::from_secs_f64(renew);
+            let renew = Duration::from_secs_f64(renew);
+            self.next_lease_renew = now + jittered(renew, rng);
         }
         if now >= self.next_status_check && !self.waiting(Sent::NodeStatus) {
             self.sync_node_status(now, &mut out);
-            self.next_status_check = now + self.config.node_status_update_frequency;
+            self.next_status_check = now + jittered(self.config.node_status_update_frequency, rng);
         }
         self.sync_pods(now, &mut out);
         if let Some((t, _)) = self.timers.first() {
