@@ -1,0 +1,110 @@
+//! Tests of the store.
+
+use super::errors::*;
+use super::*;
+
+// ---- the store ---------------------------------------------------------------------
+
+fn sput(k: &str, v: i64) -> Op<i64> {
+    Op::Put { key: k.into(), value: v }
+}
+fn cmp_mod(k: &str, rev: i64) -> Compare {
+    Compare { key: k.into(), target: CompareTarget::ModRevision, op: CompareOp::Equal, value: rev }
+}
+
+#[test]
+fn revisions_and_versions() {
+    let mut s = MvccStore::<i64>::new();
+    assert_eq!(s.revision(), 1);
+    s.txn(&[], vec![sput("/a", 1)], vec![]);
+    s.txn(&[], vec![sput("/a", 2)], vec![]);
+    s.txn(&[], vec![sput("/b", 3)], vec![]);
+    let a = s.get("/a").unwrap();
+    assert_eq!((a.create_revision, a.mod_revision, a.version, a.value), (2, 3, 2, 2));
+    assert_eq!(s.revision(), 4);
+}
+
+#[test]
+fn txn_compare_and_swap() {
+    let mut s = MvccStore::<i64>::new();
+    let absent =
+        Compare { key: "/k".into(), target: CompareTarget::CreateRevision, op: CompareOp::Equal, value: 0 };
+    let (ok, _, _) = s.txn(&[absent], vec![sput("/k", 1)], vec![Op::Get { key: "/k".into() }]);
+    assert!(ok);
+    let (ok, res, ev) = s.txn(&[cmp_mod("/k", 1)], vec![sput("/k", 9)], vec![Op::Get { key: "/k".into() }]);
+    assert!(!ok, "stale revision must fail");
+    assert!(ev.is_empty());
+    assert_eq!(res[0].as_ref().unwrap().value, 1);
+    let (ok, _, ev) = s.txn(&[cmp_mod("/k", 2)], vec![sput("/k", 9)], vec![]);
+    assert!(ok);
+    assert_eq!(ev[0].verb(), "update");
+    assert_eq!(ev[0].prev_kv.as_ref().unwrap().value, 1);
+    let version =
+        Compare { key: "/k".into(), target: CompareTarget::Version, op: CompareOp::Greater, value: 1 };
+    assert!(s.txn(&[version], vec![], vec![]).0);
+}
+
+#[test]
+fn range_prefix_limit_and_delete() {
+    let mut s = MvccStore::<i64>::new();
+    for (i, k) in ["/r/pods/a", "/r/pods/b", "/r/pods/c", "/r/nodes/x"].iter().enumerate() {
+        s.txn(&[], vec![sput(k, i as i64)], vec![]);
+    }
+    let (kvs, count) = s.range("/r/pods/", true, 2);
+    assert_eq!((kvs.len(), count), (2, 3));
+    let (_, _, ev) = s.txn(&[], vec![Op::Delete { key: "/r/pods/a".into() }], vec![]);
+    assert_eq!(ev[0].verb(), "delete");
+    assert_eq!(s.range("/r/pods/", true, 0).1, 2);
+}
+
+#[test]
+fn watch_from_revision_and_compaction() {
+    let mut s = MvccStore::<i64>::new();
+    for i in 0..5 {
+        s.txn(&[], vec![sput("/w", i)], vec![]);
+    }
+    assert_eq!(s.events_since(4).unwrap().len(), 3); // revisions 4, 5, 6
+    s.compact(4).unwrap();
+    assert_eq!(s.events_since(3).unwrap_err(), ERR_COMPACTED);
+    assert_eq!(s.events_since(5).unwrap().len(), 2);
+    assert_eq!(s.events_since(99).unwrap_err(), ERR_FUTURE_REV);
+}
+
+#[test]
+fn range_at_a_past_revision() {
+    let mut s = MvccStore::<i64>::new();
+    s.txn(&[], vec![sput("/p/a", 1)], vec![]); // rev 2
+    s.txn(&[], vec![sput("/p/b", 2)], vec![]); // rev 3
+    s.txn(&[], vec![sput("/p/a", 3)], vec![]); // rev 4
+    s.txn(&[], vec![Op::Delete { key: "/p/b".into() }], vec![]); // rev 5
+    let at = |s: &MvccStore<i64>, rev| {
+        let (kvs, _) = s.range_at("/p/", true, 0, rev).unwrap();
+        kvs.into_iter().map(|kv| (kv.key, kv.value)).collect::<Vec<_>>()
+    };
+    assert_eq!(at(&s, 2), vec![("/p/a".to_string(), 1)]);
+    assert_eq!(at(&s, 3), vec![("/p/a".to_string(), 1), ("/p/b".to_string(), 2)]);
+    assert_eq!(at(&s, 4), vec![("/p/a".to_string(), 3), ("/p/b".to_string(), 2)]);
+    assert_eq!(at(&s, 0), vec![("/p/a".to_string(), 3)]);
+    assert_eq!(s.range_at("/p/a", false, 0, 3).unwrap().0[0].value, 1);
+    s.compact(4).unwrap();
+    assert_eq!(at(&s, 4).len(), 2, "the compacted revision itself stays readable");
+    assert_eq!(s.range_at("/p/", true, 0, 3).unwrap_err(), ERR_COMPACTED);
+    assert_eq!(s.range_at("/p/", true, 0, 6).unwrap_err(), ERR_FUTURE_REV);
+}
+
+#[test]
+fn compaction_frees_superseded_revisions() {
+    let mut s = MvccStore::<String>::new();
+    let v = "x".repeat(1000);
+    for _ in 0..10 {
+        s.txn(&[], vec![Op::Put { key: "/k".into(), value: v.clone() }], vec![]);
+    }
+    let one = mvcc::revision_bytes("/k", &v);
+    assert_eq!(s.in_use_bytes(), 10 * one);
+    s.compact(s.revision()).unwrap();
+    assert_eq!(s.in_use_bytes(), one, "only the live revision is left");
+    s.txn(&[], vec![Op::Put { key: "/k".into(), value: v.clone() }], vec![]);
+    s.txn(&[], vec![Op::Delete { key: "/k".into() }], vec![]);
+    s.compact(s.revision()).unwrap();
+    assert_eq!(s.in_use_bytes(), 0, "a deleted key and its tombstone go at compaction");
+}
