@@ -1,20 +1,42 @@
-//! etcd: the MVCC key-value store and the member that serves it.
+//! etcd: the MVCC key-value store and the member that serves it, replicated by raft-rs
+//! (the `raft` crate, the Rust port of etcd's raft).
 //!
 //! - [`mvcc`]: the store (revisions, range at a revision, txn, watch history,
 //!   compaction, size accounting);
-//! - [`Member`]: a single unreplicated member.
+//! - [`backend`]: a member's applied state as etcd's backend holds it (store, leases,
+//!   alarms, applied index, database size) and how a committed request changes it;
+//! - [`member`]: [`RaftMember`], one replicated member as a sans-I/O state machine in
+//!   raft-rs's RawNode/Ready style, with its [`config`] (etcd's defaults) and [`Disk`];
+//! - [`message`]: what members send each other (raft messages with their requests by
+//!   `Arc`, never serialized);
+//! - [`cluster`]: [`LocalCluster`], N members on an in-memory network with seeded delays,
+//!   partitions, kills and disk loss, for tests, benchmarks and checkers;
+//! - [`Member`]: the single unreplicated member the simulation used before replication.
 //!
 //! Requests and responses ([`EtcdRequest`], [`EtcdResponse`]) are the protocol between
 //! the API server and etcd, as the real ones talk gRPC.
 
+pub mod backend;
+pub mod cluster;
+pub mod config;
+pub mod disk;
 pub mod errors;
+pub mod member;
+pub mod message;
 pub mod mvcc;
+mod pending;
 #[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
 
+pub use backend::{Backend, LeaseRecord};
+pub use cluster::LocalCluster;
+pub use config::MemberConfig;
+pub use disk::{Disk, DiskState, DiskWrites};
 pub use errors::{ERR_COMPACTED, ERR_FUTURE_REV};
+pub use member::{LeaderChange, MemberStatus, Output, RaftMember, RequestId, Role};
+pub use message::{Payload, PeerBody, PeerMessage, ProposalKey, WriteRequest};
 pub use mvcc::{MvccStore, TxnOutcome};
 
 /// Values that carry their own revision (objects' `metadata.resourceVersion`): the store
