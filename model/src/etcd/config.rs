@@ -122,6 +122,11 @@ impl MemberConfig {
             min_election_tick: self.election_ticks,
             max_election_tick: 2 * self.election_ticks,
             read_only_option: raft::ReadOnlyOption::Safe,
+            // Off, as in raft-rs's default (etcd's raft has no such option): raft-rs 0.7's
+            // try_batching merges entries into a pending entry-less MsgAppend whatever its
+            // prev index, and the follower panics (regression test:
+            // one_thousand_sequential_puts_commit_without_batch_append).
+            batch_append: false,
             ..raft::Config::default()
         }
     }

@@ -164,8 +164,7 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
             d.outgoing_snapshots.clear();
             d.backend().applied_index()
         };
-        let mut raft_config = config.raft_config(applied);
-        raft_config.batch_append = true;
+        let raft_config = config.raft_config(applied);
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let storage = DiskStorage { disk: disk.clone() };
         let raw = RawNode::new(&raft_config, storage, &logger).expect("a valid raft config and disk");

@@ -761,3 +761,20 @@ fn object_values_report_a_size() {
     assert!(size > 1000 && size < 10_000, "{size}");
     assert!(SimTime::ZERO < SimTime(1));
 }
+
+/// With raft-rs's batch_append on, seed 1 sends a follower MsgAppend{index: 410,
+/// entries: [409, 410]} and it panics at put 411 (raft-rs 0.7 try_batching joins entries
+/// to an entry-less append without checking its prev index).
+#[test]
+fn one_thousand_sequential_puts_commit_without_batch_append() {
+    for seed in 0..5 {
+        let mut c = Cluster::new(3, seed);
+        assert!(c.run_until(10 * SEC, |c| c.leader().is_some()));
+        let leader = c.leader().unwrap();
+        c.run_for(SEC);
+        for i in 0..1000 {
+            let r = c.call(leader, put(&format!("/k{i}"), "v"), 10 * SEC);
+            assert!(r.as_ref().is_some_and(is_ok_write), "{i} {r:?}");
+        }
+    }
+}
