@@ -195,6 +195,21 @@ impl<V: Clone + Stamp + ValueSize> LocalCluster<V> {
         id
     }
 
+    /// Sends several requests to a member before it runs a Ready, as a driver that
+    /// drains its mailbox does: their proposals go to raft as one batch.
+    pub fn request_all(&mut self, member: u64, requests: Vec<EtcdRequest<V>>) -> Vec<RequestId> {
+        let mut ids = Vec::with_capacity(requests.len());
+        for request in requests {
+            self.next_request += 1;
+            ids.push(self.next_request);
+            if let Some(m) = self.members.get_mut(&member) {
+                m.request(self.next_request, request, self.now);
+            }
+        }
+        self.ready(member);
+        ids
+    }
+
     pub fn response(&self, id: RequestId) -> Option<&EtcdResponse<V>> {
         self.responses.get(&id).map(|(_, _, r)| r)
     }
