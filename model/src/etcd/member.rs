@@ -136,6 +136,8 @@ pub struct RaftMember<V: Clone + Stamp + ValueSize> {
     /// Requests received from peers or proposed here, until raft has put them in a Ready.
     staged: BTreeMap<ProposalKey, Arc<Payload<V>>>,
     staged_snapshots: BTreeMap<(u64, u64), Arc<Backend<V>>>,
+    /// Peers sent a snapshot in this Ready, to report to raft after it.
+    snapshots_sent: Vec<u64>,
     /// Proposals taken since the last Ready, proposed together in one MsgPropose.
     queued: Vec<Arc<Payload<V>>>,
     pending: BTreeMap<u64, PendingProposal>,
@@ -182,6 +184,7 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
             timeout_drawn: 0,
             staged: BTreeMap::new(),
             staged_snapshots: BTreeMap::new(),
+            snapshots_sent: Vec::new(),
             queued: Vec::new(),
             pending: BTreeMap::new(),
             reads: Reads::default(),
@@ -428,6 +431,7 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
                 break;
             }
             self.handle_ready(now);
+            self.report_snapshots_sent(rng);
         }
         self.staged.clear();
         self.staged_snapshots.clear();
@@ -716,6 +720,17 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
         }
     }
 
+    /// raft-rs keeps a follower's progress in the Snapshot state until the application
+    /// reports the snapshot's fate (etcd's transport calls ReportSnapshot when the send
+    /// completes or fails). A member cannot see delivery, so it reports every snapshot
+    /// as sent: the leader then probes, and sends another if this one was lost.
+    fn report_snapshots_sent(&mut self, rng: &mut ChaCha8Rng) {
+        for to in std::mem::take(&mut self.snapshots_sent) {
+            self.raw.report_snapshot(to, raft::SnapshotStatus::Finish);
+            self.after_raft_call(rng);
+        }
+    }
+
     fn on_soft_state(&mut self, lead: u64, role: StateRole, now: SimTime) {
         let new_leader = lead != 0 && lead != self.lead;
         if new_leader {
@@ -769,6 +784,7 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
                 let meta = m.get_snapshot().get_metadata();
                 let key = (meta.index, meta.term);
                 let backend = self.disk.read(|d| d.outgoing_snapshots.get(&key).cloned());
+                self.snapshots_sent.push(m.to);
                 Some(backend.expect("raft sends a snapshot the storage made"))
             } else {
                 None

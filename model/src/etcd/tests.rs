@@ -778,3 +778,72 @@ fn one_thousand_sequential_puts_commit_without_batch_append() {
         }
     }
 }
+
+/// Safety then liveness: random partitions, kills, restarts, disk losses and 3 % message
+/// loss with small snapshot counts; then, healed, every member converges to the same
+/// store and every acknowledged write is there (or was overwritten by a later one).
+#[test]
+fn replicas_converge_and_keep_acknowledged_writes_after_random_faults() {
+    use rand::{Rng, SeedableRng};
+    for seed in 0..10 {
+        let mut c = Cluster::with_config(5, seed, |cfg| {
+            cfg.snapshot_count = 30;
+            cfg.snapshot_catch_up_entries = 10;
+        });
+        c.loss_rate = 0.03;
+        let mut f = rand_chacha::ChaCha8Rng::seed_from_u64(seed + 7);
+        let mut down: Vec<u64> = Vec::new();
+        let mut writes: Vec<(RequestId, String, String)> = Vec::new();
+        for round in 0..60 {
+            let target = f.gen_range(1..=5);
+            match f.gen_range(0..8) {
+                0 => c.isolate(target),
+                1 => c.partition(&[&[1, 2], &[3, 4, 5]]),
+                2 if down.len() < 2 && c.is_alive(target) => {
+                    c.kill(target);
+                    down.push(target);
+                }
+                3 => down.drain(..).for_each(|id| c.restart(id)),
+                4 if down.is_empty() => c.restart_with_lost_disk(target),
+                _ => c.heal(),
+            }
+            for i in 0..5 {
+                let (k, v) = (format!("/s{}", f.gen_range(0..20)), format!("{round}-{i}"));
+                let id = c.request(f.gen_range(1..=5), put(&k, &v));
+                writes.push((id, k, v));
+            }
+            c.run_for(Duration::from_millis(f.gen_range(200..3000)));
+        }
+        c.heal();
+        down.drain(..).for_each(|id| c.restart(id));
+        let leader = elect(&mut c);
+        for id in c.ids() {
+            assert!(
+                c.run_until(10 * SEC, |c| caught_up(c, id, leader)),
+                "seed {seed}: member {id} catches up"
+            );
+        }
+        let reference = store_contents(&c, leader);
+        for id in c.ids() {
+            assert_eq!(store_contents(&c, id), reference, "seed {seed}: member {id} agrees");
+        }
+        // The latest acknowledged write of each key, by the revision it committed at.
+        let mut latest: BTreeMap<String, (i64, String)> = BTreeMap::new();
+        for (id, k, v) in writes {
+            if let Some(EtcdResponse::Txn { succeeded: true, revision, .. }) = c.response(id) {
+                if latest.get(&k).is_none_or(|(r, _)| r < revision) {
+                    latest.insert(k, (*revision, v));
+                }
+            }
+        }
+        assert!(!latest.is_empty(), "seed {seed}: some writes were acknowledged");
+        for (k, (rev, v)) in &latest {
+            let (_, value, mod_rev) =
+                reference.iter().find(|(key, _, _)| key == k).expect("acknowledged key kept");
+            assert!(mod_rev >= rev, "seed {seed}: {k} went back from revision {rev} to {mod_rev}");
+            if mod_rev == rev {
+                assert_eq!(value, v, "seed {seed}: {k} at revision {rev}");
+            }
+        }
+    }
+}
