@@ -5,8 +5,23 @@
 //! passing). Then [`RaftMember::ready`] runs raft-rs's Ready cycle — persist to the
 //! [`Disk`], apply committed entries, answer clients — and returns the [`Output`]:
 //! messages for peers, responses, committed MVCC events, leader changes. Every input
-//! takes `now` and the member's seeded RNG; nothing here reads a clock or draws from an
-//! unseeded RNG.
+//! takes `now` (and, where raft may reset its election timer, the member's seeded RNG);
+//! nothing here reads a clock or draws from an unseeded RNG.
+//!
+//! A driver's loop, per wake-up:
+//!
+//! 1. feed everything that arrived: `step` each peer message, `request` each client
+//!    request (the member answers what it can at once, queues the rest);
+//! 2. if `now >= next_tick_at()`, call `tick(now, rng)`;
+//! 3. call `ready(now, rng)` once and perform its [`Output`]: send `messages` to their
+//!    `to`, deliver `responses` and `events`, trace `leader_changes`. The disk writes
+//!    are already done (`disk_writes` says how many, to charge fsync latency by
+//!    delaying the outputs if wanted);
+//! 4. sleep until the next message or `next_tick_at()`.
+//!
+//! Proposals taken between two `ready` calls go to raft as one batch. The driver keeps
+//! the [`Disk`] handle: after a kill, `RaftMember::recover(config, disk, now, rng)`
+//! restarts the member from it; a fresh `Disk::new()` is a lost disk.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -385,10 +400,10 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
         }
         match request {
             EtcdRequest::Range { key, prefix, limit } => {
-                self.read(id, RangeQuery { key, prefix, limit, revision: 0 }, false, now)
+                self.read(id, RangeQuery { key, prefix, limit, revision: 0 }, false)
             }
             EtcdRequest::RangeAt { key, prefix, limit, revision, serializable } => {
-                self.read(id, RangeQuery { key, prefix, limit, revision }, serializable, now)
+                self.read(id, RangeQuery { key, prefix, limit, revision }, serializable)
             }
             EtcdRequest::WatchFrom { revision } => {
                 let response = self.with_store(|s| match s.events_since(revision) {
@@ -452,12 +467,11 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
         self.out.responses.push((id, response));
     }
 
-    fn read(&mut self, id: RequestId, q: RangeQuery, serializable: bool, now: SimTime) {
+    fn read(&mut self, id: RequestId, q: RangeQuery, serializable: bool) {
         if serializable || self.config.unsafe_local_linearizable_reads {
             let response = self.serve_read(&q);
             return self.respond(id, response);
         }
-        let _ = now;
         self.reads.waiting.push((id, q));
     }
 

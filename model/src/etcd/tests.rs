@@ -750,6 +750,17 @@ fn same_seed_same_history_different_seed_different_history() {
     assert_ne!(a, scripted_run(2), "another seed, another history");
 }
 
+/// The simulation moves members, disks and messages between madsim tasks.
+#[test]
+fn members_disks_and_messages_are_send() {
+    fn send<T: Send + 'static>() {}
+    type Value = std::sync::Arc<crate::api::Object>;
+    send::<RaftMember<Value>>();
+    send::<Disk<Value>>();
+    send::<PeerMessage<Value>>();
+    send::<Output<Value>>();
+}
+
 #[test]
 fn object_values_report_a_size() {
     use crate::api::{Object, ObjectMeta, Pod};
