@@ -179,9 +179,31 @@ impl<V: Clone + Stamp + ValueSize> MvccStore<V> {
         compare.iter().all(|c| self.compare_holds(c))
     }
 
-    /// Applies a txn atomically: one revision for all its writes.
+    /// Applies a txn atomically: one revision for all its writes. The put values are
+    /// moved into the store (stamped in place, no copy when nobody else holds them).
     pub fn txn(&mut self, compare: &[Compare], success: Vec<Op<V>>, failure: Vec<Op<V>>) -> TxnOutcome<V> {
-        self.txn_shared(compare, &success, &failure, &StampCache::default())
+        let ok = self.compares_hold(compare);
+        let branch = if ok { success } else { failure };
+        let rev = self.next_revision(&branch);
+        let mut values = Vec::new();
+        let keys: Vec<Op<()>> = branch
+            .into_iter()
+            .map(|op| match op {
+                Op::Put { key, mut value } => {
+                    value.stamp(rev);
+                    values.push(value);
+                    Op::Put { key, value: () }
+                }
+                Op::PutWithLease { key, mut value, lease } => {
+                    value.stamp(rev);
+                    values.push(value);
+                    Op::PutWithLease { key, value: (), lease }
+                }
+                Op::Delete { key } => Op::Delete { key },
+                Op::Get { key } => Op::Get { key },
+            })
+            .collect();
+        self.apply_branch(ok, rev, &keys, values.into_iter())
     }
 
     /// [`MvccStore::txn`] on borrowed ops; put values come stamped from `cache` when
@@ -195,8 +217,7 @@ impl<V: Clone + Stamp + ValueSize> MvccStore<V> {
     ) -> TxnOutcome<V> {
         let ok = self.compares_hold(compare);
         let ops = if ok { success } else { failure };
-        let writes = ops.iter().any(|o| !matches!(o, Op::Get { .. }));
-        let rev = if writes { self.revision + 1 } else { self.revision };
+        let rev = self.next_revision(ops);
         let (cached_rev, cached_ok, stamped) = cache.stamped.get_or_init(|| {
             let values = ops.iter().filter_map(put_value).map(|v| {
                 let mut v = v.clone();
@@ -206,14 +227,34 @@ impl<V: Clone + Stamp + ValueSize> MvccStore<V> {
             (rev, ok, values.collect())
         });
         assert_eq!((*cached_rev, *cached_ok), (rev, ok), "members applied one entry differently");
-        let mut stamped = stamped.iter();
+        self.apply_branch(ok, rev, ops, stamped.iter().cloned())
+    }
+
+    /// The revision a branch's writes get (the current one if it only reads).
+    fn next_revision<U>(&self, ops: &[Op<U>]) -> i64 {
+        let writes = ops.iter().any(|o| !matches!(o, Op::Get { .. }));
+        if writes {
+            self.revision + 1
+        } else {
+            self.revision
+        }
+    }
+
+    /// Runs a branch's ops at `rev`; `stamped` yields each put's value in order.
+    fn apply_branch<U>(
+        &mut self,
+        ok: bool,
+        rev: i64,
+        ops: &[Op<U>],
+        mut stamped: impl Iterator<Item = V>,
+    ) -> TxnOutcome<V> {
         let mut results = Vec::with_capacity(ops.len());
         let mut events = Vec::new();
         for op in ops {
             match op {
                 Op::Get { key } => results.push(self.kvs.get(key).cloned()),
                 Op::Put { key, .. } | Op::PutWithLease { key, .. } => {
-                    let value = stamped.next().expect("one stamped value per put").clone();
+                    let value = stamped.next().expect("one stamped value per put");
                     let lease = if let Op::PutWithLease { lease, .. } = op { *lease } else { 0 };
                     let kv = self.put(key, value, lease, rev, &mut events);
                     results.push(Some(kv));

@@ -750,6 +750,41 @@ fn same_seed_same_history_different_seed_different_history() {
     assert_ne!(a, scripted_run(2), "another seed, another history");
 }
 
+fn pod(name: &str) -> std::sync::Arc<crate::api::Object> {
+    use crate::api::{Object, ObjectMeta, Pod};
+    let metadata = ObjectMeta { name: name.into(), namespace: "default".into(), ..Default::default() };
+    std::sync::Arc::new(Object::Pod(Pod { metadata, ..Default::default() }))
+}
+
+/// Objects are stamped with their resourceVersion without copies: in place when the
+/// store owns the only reference, once per cluster when members share the request.
+#[test]
+fn objects_are_stamped_once_and_shared() {
+    use std::sync::Arc;
+    let mut s = MvccStore::new();
+    let obj = pod("a");
+    let ptr = Arc::as_ptr(&obj);
+    s.txn(&[], vec![Op::Put { key: "/a".into(), value: obj }], vec![]);
+    let stored = &s.get("/a").unwrap().value;
+    assert_eq!(Arc::as_ptr(stored), ptr, "stamped in place");
+    assert_eq!(stored.meta().resource_version, 2);
+
+    let mut c = LocalCluster::new(3, 81);
+    assert!(c.run_until(10 * SEC, |c| c.leader().is_some()));
+    let leader = c.leader().unwrap();
+    let op = Op::Put { key: "/p".into(), value: pod("p") };
+    let r =
+        c.call(leader, EtcdRequest::Txn { compare: vec![], success: vec![op], failure: vec![] }, 10 * SEC);
+    assert!(matches!(r, Some(EtcdResponse::Txn { succeeded: true, .. })));
+    c.run_for(SEC);
+    let values: Vec<_> = c
+        .ids()
+        .iter()
+        .map(|id| c.member(*id).unwrap().with_store(|s| s.get("/p").unwrap().value.clone()))
+        .collect();
+    assert!(values.iter().all(|v| Arc::ptr_eq(v, &values[0])), "one stamped object shared by every member");
+}
+
 /// The simulation moves members, disks and messages between madsim tasks.
 #[test]
 fn members_disks_and_messages_are_send() {
