@@ -1,17 +1,43 @@
-//! etcd's MVCC key-value store (server/storage/mvcc) and one unreplicated member.
+//! etcd: the MVCC key-value store and the member that serves it, replicated by raft-rs
+//! (the `raft` crate, the Rust port of etcd's raft).
 //!
-//! Revisions are global: every transaction that writes bumps the store revision by one;
-//! each key keeps its create revision, mod revision and version. Watches read the event
-//! history from a revision until it is compacted. The member answers requests as messages
-//! (`EtcdRequest` in, `EtcdResponse` and committed events out), so replication can later
-//! sit between the API server and the store without changing either.
+//! - [`mvcc`]: the store (revisions, range at a revision, txn, watch history,
+//!   compaction, size accounting);
+//! - [`backend`]: a member's applied state as etcd's backend holds it (store, leases,
+//!   alarms, applied index, database size) and how a committed request changes it;
+//! - [`member`]: [`RaftMember`], one replicated member as a sans-I/O state machine in
+//!   raft-rs's RawNode/Ready style, with its [`config`] (etcd's defaults) and [`Disk`];
+//! - [`message`]: what members send each other (raft messages with their requests by
+//!   `Arc`, never serialized);
+//! - [`cluster`]: [`LocalCluster`], N members on an in-memory network with seeded delays,
+//!   partitions, kills and disk loss, for tests, benchmarks and checkers;
+//! - [`Member`]: the single unreplicated member the simulation used before replication.
+//!
+//! Requests and responses ([`EtcdRequest`], [`EtcdResponse`]) are the protocol between
+//! the API server and etcd, as the real ones talk gRPC.
 
-use std::collections::{BTreeMap, VecDeque};
+pub mod backend;
+pub mod cluster;
+pub mod config;
+pub mod disk;
+pub mod errors;
+pub mod member;
+pub mod message;
+pub mod mvcc;
+mod pending;
+#[cfg(test)]
+mod tests;
 
-/// etcd's `mvcc.ErrCompacted`.
-pub const ERR_COMPACTED: &str = "mvcc: required revision has been compacted";
-/// etcd's `mvcc.ErrFutureRev`.
-pub const ERR_FUTURE_REV: &str = "mvcc: required revision is a future revision";
+use std::sync::Arc;
+
+pub use backend::{Backend, LeaseRecord};
+pub use cluster::LocalCluster;
+pub use config::MemberConfig;
+pub use disk::{Disk, DiskState, DiskWrites};
+pub use errors::{ERR_COMPACTED, ERR_FUTURE_REV};
+pub use member::{LeaderChange, MemberStatus, Output, RaftMember, RequestId, Role};
+pub use message::{Payload, PeerBody, PeerMessage, ProposalKey, WriteRequest};
+pub use mvcc::{MvccStore, TxnOutcome};
 
 /// Values that carry their own revision (objects' `metadata.resourceVersion`): the store
 /// stamps the mod revision into the value it commits.
@@ -26,6 +52,44 @@ impl Stamp for String {
     fn stamp(&mut self, _: i64) {}
 }
 
+/// A value's approximate size in etcd's backend, for the quota and --max-request-bytes.
+/// An estimate, computed without serializing.
+pub trait ValueSize {
+    fn approx_bytes(&self) -> u64;
+}
+
+impl ValueSize for i64 {
+    fn approx_bytes(&self) -> u64 {
+        8
+    }
+}
+impl ValueSize for String {
+    fn approx_bytes(&self) -> u64 {
+        self.len() as u64
+    }
+}
+
+impl ValueSize for Arc<crate::api::Object> {
+    /// A typical protobuf size per kind (measured on kind clusters: a scheduled pod is a
+    /// few KiB, a node with its image list more) plus the metadata strings that vary.
+    fn approx_bytes(&self) -> u64 {
+        use crate::api::Kind;
+        let base = match self.kind() {
+            Kind::Pod => 3000,
+            Kind::Node => 6000,
+            Kind::ReplicaSet | Kind::Deployment | Kind::DaemonSet => 2500,
+            Kind::Event => 600,
+            Kind::Lease => 300,
+            Kind::Namespace => 250,
+        };
+        let m = self.meta();
+        let strings = |map: &std::collections::BTreeMap<String, String>| {
+            map.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() as u64
+        };
+        base + (m.name.len() + m.namespace.len()) as u64 + strings(&m.labels) + strings(&m.annotations)
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct KeyValue<V> {
     pub key: String,
@@ -33,6 +97,8 @@ pub struct KeyValue<V> {
     pub mod_revision: i64,
     pub version: i64,
     pub value: V,
+    /// The lease the key is attached to (0 = none).
+    pub lease: i64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,7 +107,7 @@ pub enum EventType {
     Delete,
 }
 
-/// One committed change, as a watch delivers it.
+/// One committed change, as a watch delivers it (with prev_kv, as kube-apiserver asks).
 #[derive(Clone, Debug, PartialEq)]
 pub struct MvccEvent<V> {
     pub type_: EventType,
@@ -87,18 +153,41 @@ pub struct Compare {
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op<V> {
-    Put { key: String, value: V },
-    Delete { key: String },
-    Get { key: String },
+    Put {
+        key: String,
+        value: V,
+    },
+    /// A put that attaches the key to a lease: the key goes when the lease does.
+    PutWithLease {
+        key: String,
+        value: V,
+        lease: i64,
+    },
+    Delete {
+        key: String,
+    },
+    Get {
+        key: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum EtcdRequest<V> {
-    /// A key, or every key with the prefix; `limit` 0 = no limit.
+    /// A linearizable range at the latest revision: a key, or every key with the prefix;
+    /// `limit` 0 = no limit.
     Range {
         key: String,
         prefix: bool,
         limit: usize,
+    },
+    /// A range with etcd's options: at `revision` (0 = latest); `serializable` serves it
+    /// from the member's local store without a ReadIndex round.
+    RangeAt {
+        key: String,
+        prefix: bool,
+        limit: usize,
+        revision: i64,
+        serializable: bool,
     },
     Txn {
         compare: Vec<Compare>,
@@ -112,6 +201,21 @@ pub enum EtcdRequest<V> {
     WatchFrom {
         revision: i64,
     },
+    /// `id` 0 lets the member choose one.
+    LeaseGrant {
+        id: i64,
+        ttl_seconds: i64,
+    },
+    LeaseRevoke {
+        id: i64,
+    },
+    LeaseKeepAlive {
+        id: i64,
+    },
+    /// Disarms the NOSPACE alarms (etcdctl alarm disarm).
+    AlarmDisarm,
+    /// Shrinks this member's database file to the bytes in use (etcdctl defrag).
+    Defragment,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -135,146 +239,33 @@ pub enum EtcdResponse<V> {
         revision: i64,
         events: Vec<MvccEvent<V>>,
     },
+    LeaseGrant {
+        revision: i64,
+        id: i64,
+        ttl_seconds: i64,
+    },
+    LeaseRevoke {
+        revision: i64,
+    },
+    LeaseKeepAlive {
+        id: i64,
+        ttl_seconds: i64,
+    },
+    /// Members whose NOSPACE alarm is raised.
+    Alarms {
+        nospace: Vec<u64>,
+    },
+    Defragment {
+        db_size_bytes: u64,
+    },
     Error {
         message: String,
     },
 }
 
-/// A txn's outcome: whether the compares held, per-op results, committed events.
-pub type TxnOutcome<V> = (bool, Vec<Option<KeyValue<V>>>, Vec<MvccEvent<V>>);
-
-/// The store.
-#[derive(Clone, Debug)]
-pub struct MvccStore<V> {
-    revision: i64,
-    compacted: i64,
-    kvs: BTreeMap<String, KeyValue<V>>,
-    history: VecDeque<(i64, MvccEvent<V>)>,
-}
-
-impl<V: Clone + Stamp> Default for MvccStore<V> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<V: Clone + Stamp> MvccStore<V> {
-    /// An empty store is at revision 1, as a new etcd cluster is.
-    pub fn new() -> Self {
-        MvccStore { revision: 1, compacted: 0, kvs: BTreeMap::new(), history: VecDeque::new() }
-    }
-
-    pub fn revision(&self) -> i64 {
-        self.revision
-    }
-
-    pub fn get(&self, key: &str) -> Option<&KeyValue<V>> {
-        self.kvs.get(key)
-    }
-
-    pub fn range(&self, key: &str, prefix: bool, limit: usize) -> (Vec<KeyValue<V>>, usize) {
-        if !prefix {
-            let kvs: Vec<_> = self.kvs.get(key).cloned().into_iter().collect();
-            let n = kvs.len();
-            return (kvs, n);
-        }
-        let all = self.kvs.range(key.to_string()..).take_while(|(k, _)| k.starts_with(key));
-        let mut kvs = Vec::new();
-        let mut count = 0;
-        for (_, kv) in all {
-            count += 1;
-            if limit == 0 || kvs.len() < limit {
-                kvs.push(kv.clone());
-            }
-        }
-        (kvs, count)
-    }
-
-    fn compare_holds(&self, c: &Compare) -> bool {
-        let kv = self.kvs.get(&c.key);
-        let actual = match c.target {
-            CompareTarget::ModRevision => kv.map_or(0, |k| k.mod_revision),
-            CompareTarget::CreateRevision => kv.map_or(0, |k| k.create_revision),
-            CompareTarget::Version => kv.map_or(0, |k| k.version),
-        };
-        match c.op {
-            CompareOp::Equal => actual == c.value,
-            CompareOp::NotEqual => actual != c.value,
-            CompareOp::Less => actual < c.value,
-            CompareOp::Greater => actual > c.value,
-        }
-    }
-
-    /// Applies a txn atomically: one revision for all its writes.
-    pub fn txn(&mut self, compare: &[Compare], success: Vec<Op<V>>, failure: Vec<Op<V>>) -> TxnOutcome<V> {
-        let ok = compare.iter().all(|c| self.compare_holds(c));
-        let ops = if ok { success } else { failure };
-        let writes = ops.iter().any(|o| !matches!(o, Op::Get { .. }));
-        let rev = if writes { self.revision + 1 } else { self.revision };
-        let mut results = Vec::with_capacity(ops.len());
-        let mut events = Vec::new();
-        for op in ops {
-            match op {
-                Op::Get { key } => results.push(self.kvs.get(&key).cloned()),
-                Op::Put { key, mut value } => {
-                    value.stamp(rev);
-                    let prev = self.kvs.get(&key).cloned();
-                    let kv = KeyValue {
-                        key: key.clone(),
-                        create_revision: prev.as_ref().map_or(rev, |p| p.create_revision),
-                        mod_revision: rev,
-                        version: prev.as_ref().map_or(1, |p| p.version + 1),
-                        value,
-                    };
-                    self.kvs.insert(key, kv.clone());
-                    events.push(MvccEvent { type_: EventType::Put, kv: kv.clone(), prev_kv: prev });
-                    results.push(Some(kv));
-                }
-                Op::Delete { key } => {
-                    let prev = self.kvs.remove(&key);
-                    if let Some(p) = &prev {
-                        let kv = KeyValue { mod_revision: rev, ..p.clone() };
-                        events.push(MvccEvent { type_: EventType::Delete, kv, prev_kv: prev.clone() });
-                    }
-                    results.push(prev);
-                }
-            }
-        }
-        if !events.is_empty() {
-            self.revision = rev;
-            for e in &events {
-                self.history.push_back((rev, e.clone()));
-            }
-        }
-        (ok, results, events)
-    }
-
-    /// Events with revision >= `revision`.
-    pub fn events_since(&self, revision: i64) -> Result<Vec<MvccEvent<V>>, &'static str> {
-        if revision <= self.compacted {
-            return Err(ERR_COMPACTED);
-        }
-        if revision > self.revision + 1 {
-            return Err(ERR_FUTURE_REV);
-        }
-        Ok(self.history.iter().filter(|(r, _)| *r >= revision).map(|(_, e)| e.clone()).collect())
-    }
-
-    /// Forgets history up to and including `revision`.
-    pub fn compact(&mut self, revision: i64) -> Result<(), &'static str> {
-        if revision <= self.compacted {
-            return Err(ERR_COMPACTED);
-        }
-        if revision > self.revision {
-            return Err(ERR_FUTURE_REV);
-        }
-        self.compacted = revision;
-        while self.history.front().is_some_and(|(r, _)| *r <= revision) {
-            self.history.pop_front();
-        }
-        Ok(())
-    }
-}
+/// etcdserver.ErrUnknownMethod: what the unreplicated member answers requests it has no
+/// notion of (leases, alarms).
+const ERR_UNKNOWN_METHOD: &str = "etcdserver: unknown method";
 
 /// One unreplicated etcd member. Its store is what survives a restart (its disk).
 #[derive(Clone, Debug)]
@@ -282,13 +273,13 @@ pub struct Member<V> {
     pub store: MvccStore<V>,
 }
 
-impl<V: Clone + Stamp> Default for Member<V> {
+impl<V: Clone + Stamp + ValueSize> Default for Member<V> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<V: Clone + Stamp> Member<V> {
+impl<V: Clone + Stamp + ValueSize> Member<V> {
     pub fn new() -> Self {
         Member { store: MvccStore::new() }
     }
@@ -296,10 +287,19 @@ impl<V: Clone + Stamp> Member<V> {
     /// Serves one request; returns the response and the events it committed.
     pub fn handle(&mut self, req: EtcdRequest<V>) -> (EtcdResponse<V>, Vec<MvccEvent<V>>) {
         let s = &mut self.store;
+        let error = |e: &str| (EtcdResponse::Error { message: e.to_string() }, Vec::new());
         match req {
             EtcdRequest::Range { key, prefix, limit } => {
                 let (kvs, count) = s.range(&key, prefix, limit);
                 (EtcdResponse::Range { revision: s.revision(), kvs, count }, Vec::new())
+            }
+            EtcdRequest::RangeAt { key, prefix, limit, revision, .. } => {
+                match s.range_at(&key, prefix, limit, revision) {
+                    Ok((kvs, count)) => {
+                        (EtcdResponse::Range { revision: s.revision(), kvs, count }, Vec::new())
+                    }
+                    Err(e) => error(e),
+                }
             }
             EtcdRequest::Txn { compare, success, failure } => {
                 let (succeeded, results, events) = s.txn(&compare, success, failure);
@@ -307,88 +307,17 @@ impl<V: Clone + Stamp> Member<V> {
             }
             EtcdRequest::Compact { revision } => match s.compact(revision) {
                 Ok(()) => (EtcdResponse::Compact { revision: s.revision() }, Vec::new()),
-                Err(e) => (EtcdResponse::Error { message: e.to_string() }, Vec::new()),
+                Err(e) => error(e),
             },
             EtcdRequest::WatchFrom { revision } => match s.events_since(revision) {
                 Ok(events) => (EtcdResponse::Events { revision: s.revision(), events }, Vec::new()),
-                Err(e) => (EtcdResponse::Error { message: e.to_string() }, Vec::new()),
+                Err(e) => error(e),
             },
+            EtcdRequest::LeaseGrant { .. }
+            | EtcdRequest::LeaseRevoke { .. }
+            | EtcdRequest::LeaseKeepAlive { .. }
+            | EtcdRequest::AlarmDisarm
+            | EtcdRequest::Defragment => error(ERR_UNKNOWN_METHOD),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn put(k: &str, v: i64) -> Op<i64> {
-        Op::Put { key: k.into(), value: v }
-    }
-    fn cmp_mod(k: &str, rev: i64) -> Compare {
-        Compare { key: k.into(), target: CompareTarget::ModRevision, op: CompareOp::Equal, value: rev }
-    }
-
-    #[test]
-    fn revisions_and_versions() {
-        let mut s = MvccStore::<i64>::new();
-        assert_eq!(s.revision(), 1);
-        s.txn(&[], vec![put("/a", 1)], vec![]);
-        s.txn(&[], vec![put("/a", 2)], vec![]);
-        s.txn(&[], vec![put("/b", 3)], vec![]);
-        let a = s.get("/a").unwrap();
-        assert_eq!((a.create_revision, a.mod_revision, a.version, a.value), (2, 3, 2, 2));
-        assert_eq!(s.revision(), 4);
-    }
-
-    #[test]
-    fn txn_compare_and_swap() {
-        let mut s = MvccStore::<i64>::new();
-        // create-if-absent
-        let (ok, _, _) = s.txn(
-            &[Compare {
-                key: "/k".into(),
-                target: CompareTarget::CreateRevision,
-                op: CompareOp::Equal,
-                value: 0,
-            }],
-            vec![put("/k", 1)],
-            vec![Op::Get { key: "/k".into() }],
-        );
-        assert!(ok);
-        let (ok, res, ev) =
-            s.txn(&[cmp_mod("/k", 1)], vec![put("/k", 9)], vec![Op::Get { key: "/k".into() }]);
-        assert!(!ok, "stale revision must fail");
-        assert!(ev.is_empty());
-        assert_eq!(res[0].as_ref().unwrap().value, 1);
-        let (ok, _, ev) = s.txn(&[cmp_mod("/k", 2)], vec![put("/k", 9)], vec![]);
-        assert!(ok);
-        assert_eq!(ev[0].verb(), "update");
-        assert_eq!(ev[0].prev_kv.as_ref().unwrap().value, 1);
-    }
-
-    #[test]
-    fn range_prefix_limit_and_delete() {
-        let mut s = MvccStore::<i64>::new();
-        for (i, k) in ["/r/pods/a", "/r/pods/b", "/r/pods/c", "/r/nodes/x"].iter().enumerate() {
-            s.txn(&[], vec![put(k, i as i64)], vec![]);
-        }
-        let (kvs, count) = s.range("/r/pods/", true, 2);
-        assert_eq!((kvs.len(), count), (2, 3));
-        let (_, _, ev) = s.txn(&[], vec![Op::Delete { key: "/r/pods/a".into() }], vec![]);
-        assert_eq!(ev[0].verb(), "delete");
-        assert_eq!(s.range("/r/pods/", true, 0).1, 2);
-    }
-
-    #[test]
-    fn watch_from_revision_and_compaction() {
-        let mut s = MvccStore::<i64>::new();
-        for i in 0..5 {
-            s.txn(&[], vec![put("/w", i)], vec![]);
-        }
-        assert_eq!(s.events_since(4).unwrap().len(), 3); // revisions 4, 5, 6
-        s.compact(4).unwrap();
-        assert_eq!(s.events_since(3).unwrap_err(), ERR_COMPACTED);
-        assert_eq!(s.events_since(5).unwrap().len(), 2);
-        assert_eq!(s.events_since(99).unwrap_err(), ERR_FUTURE_REV);
     }
 }

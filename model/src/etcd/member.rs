@@ -1,0 +1,922 @@
+//! One etcd member replicated by raft-rs, as a sans-I/O state machine.
+//!
+//! Inputs: [`RaftMember::request`] (a client request with the driver's id),
+//! [`RaftMember::step`] (a message from a peer), [`RaftMember::tick`] (simulated time
+//! passing). Then [`RaftMember::ready`] runs raft-rs's Ready cycle — persist to the
+//! [`Disk`], apply committed entries, answer clients — and returns the [`Output`]:
+//! messages for peers, responses, committed MVCC events, leader changes. Every input
+//! takes `now` (and, where raft may reset its election timer, the member's seeded RNG);
+//! nothing here reads a clock or draws from an unseeded RNG.
+//!
+//! A driver's loop, per wake-up:
+//!
+//! 1. feed everything that arrived: `step` each peer message, `request` each client
+//!    request (the member answers what it can at once, queues the rest);
+//! 2. if `now >= next_tick_at()`, call `tick(now, rng)`;
+//! 3. call `ready(now, rng)` once and perform its [`Output`]: send `messages` to their
+//!    `to`, deliver `responses` and `events`, trace `leader_changes`. The disk writes
+//!    are already done (`disk_writes` says how many, to charge fsync latency by
+//!    delaying the outputs if wanted);
+//! 4. sleep until the next message or `next_tick_at()`.
+//!
+//! Proposals taken between two `ready` calls go to raft as one batch. The driver keeps
+//! the [`Disk`] handle: after a kill, `RaftMember::recover(config, disk, now, rng)`
+//! restarts the member from it; a fresh `Disk::new()` is a lost disk.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use raft::eraftpb::{ConfState, Entry, Message, MessageType};
+use raft::{RawNode, ReadState, StateRole};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::time::SimTime;
+
+use super::backend::{Applied, Backend};
+use super::config::{MemberConfig, READ_INDEX_RETRY};
+use super::disk::{Disk, DiskStorage, DiskWrites};
+use super::errors::*;
+use super::message::{Payload, PeerBody, PeerMessage, ProposalKey, WriteRequest};
+use super::pending::{Lessor, PendingKeepAlive, PendingProposal, RangeQuery, ReadBatch, Reads};
+use super::{EtcdRequest, EtcdResponse, MvccEvent, MvccStore, Op, Stamp, ValueSize};
+
+/// The driver's name for one client request; unique among this member's open requests.
+pub type RequestId = u64;
+
+/// server/lease/lessor.go ErrNotPrimary: a keepalive reached a member that is not the
+/// primary lessor; the forwarding member retries.
+const ERR_NOT_PRIMARY: &str = "not a primary lessor";
+/// server/lease/lessor.go expiredLeaseRetryInterval (v3.5): an expired lease whose
+/// revoke did not commit is proposed again after this long.
+const EXPIRED_LEASE_RETRY: Duration = Duration::from_secs(3);
+
+/// A member's raft role.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    Follower,
+    PreCandidate,
+    Candidate,
+    Leader,
+}
+
+impl From<StateRole> for Role {
+    fn from(r: StateRole) -> Role {
+        match r {
+            StateRole::Follower => Role::Follower,
+            StateRole::PreCandidate => Role::PreCandidate,
+            StateRole::Candidate => Role::Candidate,
+            StateRole::Leader => Role::Leader,
+        }
+    }
+}
+
+/// The (term, leader) a member believes in changed: what the trace records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaderChange {
+    pub at: SimTime,
+    pub term: u64,
+    pub leader: Option<u64>,
+}
+
+/// A snapshot of a member's raft and apply state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberStatus {
+    pub id: u64,
+    pub term: u64,
+    pub leader: Option<u64>,
+    pub role: Role,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub revision: i64,
+    /// Raft ticks fired since this incarnation started.
+    pub raft_ticks: u64,
+}
+
+/// What one Ready cycle produced.
+#[derive(Debug)]
+pub struct Output<V> {
+    /// For peers. Everything they refer to is already on this member's disk.
+    pub messages: Vec<PeerMessage<V>>,
+    /// Answers to client requests, in the order they completed.
+    pub responses: Vec<(RequestId, EtcdResponse<V>)>,
+    /// Committed changes as this member applied them, in revision order.
+    pub events: Vec<MvccEvent<V>>,
+    pub leader_changes: Vec<LeaderChange>,
+    /// The member installed a snapshot from the leader at this store revision: it has
+    /// no events for the revisions it skipped (a watcher must resync from here).
+    pub installed_snapshot: Option<i64>,
+    /// What this cycle wrote to the disk (for disk-latency modelling; the writes are
+    /// already done).
+    pub disk_writes: DiskWrites,
+}
+
+impl<V> Default for Output<V> {
+    fn default() -> Self {
+        Output {
+            messages: Vec::new(),
+            responses: Vec::new(),
+            events: Vec::new(),
+            leader_changes: Vec::new(),
+            installed_snapshot: None,
+            disk_writes: DiskWrites::default(),
+        }
+    }
+}
+
+impl<V> Output<V> {
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+            && self.responses.is_empty()
+            && self.events.is_empty()
+            && self.leader_changes.is_empty()
+            && self.installed_snapshot.is_none()
+    }
+}
+
+/// One replicated etcd member. See the module documentation for the driving protocol.
+pub struct RaftMember<V: Clone + Stamp + ValueSize> {
+    config: MemberConfig,
+    raw: RawNode<DiskStorage<V>>,
+    disk: Disk<V>,
+    /// Drawn from the seeded RNG at start; makes this incarnation's proposal keys unique.
+    incarnation: u64,
+    next_seq: u64,
+    next_tick_at: SimTime,
+    raft_ticks: u64,
+    /// (term, role) when the election timeout was last drawn, and the value drawn.
+    timeout_basis: (u64, StateRole),
+    timeout_drawn: usize,
+    /// Requests received from peers or proposed here, until raft has put them in a Ready.
+    staged: BTreeMap<ProposalKey, Arc<Payload<V>>>,
+    staged_snapshots: BTreeMap<(u64, u64), Arc<Backend<V>>>,
+    /// Peers sent a snapshot in this Ready, to report to raft after it.
+    snapshots_sent: Vec<u64>,
+    /// Proposals taken since the last Ready, proposed together in one MsgPropose.
+    queued: Vec<Arc<Payload<V>>>,
+    pending: BTreeMap<u64, PendingProposal>,
+    reads: Reads,
+    lessor: Lessor,
+    keepalives: BTreeMap<u64, PendingKeepAlive>,
+    next_forward_id: u64,
+    /// The leader as of the last soft state (0 = none), as etcd's `s.lead`.
+    lead: u64,
+    /// When this member last became leader (etcd's leadElectedTime).
+    lead_elected_at: Option<SimTime>,
+    reported: (u64, Option<u64>),
+    out: Output<V>,
+}
+
+impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
+    /// Starts a member on `disk`: a blank disk bootstraps it with `config.peers` as the
+    /// voters; a used one recovers it (hard state, log, applied backend) after a restart.
+    pub fn recover(config: MemberConfig, disk: Disk<V>, now: SimTime, rng: &mut ChaCha8Rng) -> Self {
+        assert!(config.peers.contains(&config.id), "a member is one of its peers");
+        let applied = {
+            let mut d = disk.lock();
+            if d.is_blank() {
+                d.conf_state = ConfState::from((config.peers.clone(), Vec::<u64>::new()));
+            }
+            d.outgoing_snapshots.clear();
+            d.backend().applied_index()
+        };
+        let raft_config = config.raft_config(applied);
+        let logger = slog::Logger::root(slog::Discard, slog::o!());
+        let storage = DiskStorage { disk: disk.clone() };
+        let raw = RawNode::new(&raft_config, storage, &logger).expect("a valid raft config and disk");
+        let timeout_basis = (raw.raft.term, raw.raft.state);
+        let next_tick_at = now + config.tick_interval;
+        let mut member = RaftMember {
+            config,
+            raw,
+            disk,
+            incarnation: rng.gen(),
+            next_seq: 0,
+            next_tick_at,
+            raft_ticks: 0,
+            timeout_basis,
+            timeout_drawn: 0,
+            staged: BTreeMap::new(),
+            staged_snapshots: BTreeMap::new(),
+            snapshots_sent: Vec::new(),
+            queued: Vec::new(),
+            pending: BTreeMap::new(),
+            reads: Reads::default(),
+            lessor: Lessor::default(),
+            keepalives: BTreeMap::new(),
+            next_forward_id: 0,
+            lead: 0,
+            lead_elected_at: None,
+            reported: (0, None),
+            out: Output::default(),
+        };
+        member.draw_election_timeout(rng);
+        member
+    }
+
+    /// A member on a fresh disk of its own (see [`RaftMember::disk`]).
+    pub fn new(config: MemberConfig, now: SimTime, rng: &mut ChaCha8Rng) -> Self {
+        Self::recover(config, Disk::new(), now, rng)
+    }
+
+    pub fn id(&self) -> u64 {
+        self.config.id
+    }
+
+    pub fn config(&self) -> &MemberConfig {
+        &self.config
+    }
+
+    /// A handle on this member's disk: keep it to restart the member after a kill.
+    pub fn disk(&self) -> Disk<V> {
+        self.disk.clone()
+    }
+
+    /// When the driver should call [`RaftMember::tick`] next.
+    pub fn next_tick_at(&self) -> SimTime {
+        self.next_tick_at
+    }
+
+    pub fn status(&self) -> MemberStatus {
+        let r = &self.raw.raft;
+        let (applied_index, revision) =
+            self.disk.read(|d| (d.backend().applied_index(), d.backend().store().revision()));
+        MemberStatus {
+            id: self.config.id,
+            term: r.term,
+            leader: (r.leader_id != 0).then_some(r.leader_id),
+            role: r.state.into(),
+            commit_index: r.raft_log.committed,
+            applied_index,
+            revision,
+            raft_ticks: self.raft_ticks,
+        }
+    }
+
+    /// Reads this member's applied store (checks and tests; no raft round).
+    pub fn with_store<R>(&self, f: impl FnOnce(&MvccStore<V>) -> R) -> R {
+        self.disk.read(|d| f(d.backend().store()))
+    }
+
+    /// Reads this member's applied backend (leases, alarms, sizes).
+    pub fn with_backend<R>(&self, f: impl FnOnce(&Backend<V>) -> R) -> R {
+        self.disk.read(|d| f(d.backend()))
+    }
+
+    fn leader_id(&self) -> Option<u64> {
+        let l = self.raw.raft.leader_id;
+        (l != 0).then_some(l)
+    }
+
+    fn is_leader(&self) -> bool {
+        self.raw.raft.state == StateRole::Leader
+    }
+
+    // ---- determinism -------------------------------------------------------------
+
+    /// raft-rs draws the randomized election timeout from `rand::thread_rng()` whenever
+    /// it resets (becoming follower, candidate or leader). Every reset changes the term
+    /// or the role, so after each call into raft a changed (term, role) means a reset,
+    /// and the timeout is drawn again from the seeded RNG, in [election, 2 * election).
+    fn after_raft_call(&mut self, rng: &mut ChaCha8Rng) {
+        let basis = (self.raw.raft.term, self.raw.raft.state);
+        if basis != self.timeout_basis {
+            self.timeout_basis = basis;
+            self.draw_election_timeout(rng);
+        } else {
+            debug_assert_eq!(
+                self.raw.raft.randomized_election_timeout(),
+                self.timeout_drawn,
+                "raft reset its election timeout without a term or role change"
+            );
+        }
+    }
+
+    fn draw_election_timeout(&mut self, rng: &mut ChaCha8Rng) {
+        let e = self.config.election_ticks;
+        let t = rng.gen_range(e..2 * e);
+        self.raw.raft.set_randomized_election_timeout(t);
+        self.timeout_drawn = t;
+    }
+
+    // ---- inputs ------------------------------------------------------------------
+
+    /// Simulated time passes: fires the raft ticks due by `now` (one per tick interval),
+    /// times out requests, retries ReadIndex rounds and forwarded keepalives, and, on the
+    /// leader, proposes revokes of expired leases.
+    pub fn tick(&mut self, now: SimTime, rng: &mut ChaCha8Rng) {
+        while self.next_tick_at <= now {
+            self.raw.tick();
+            self.after_raft_call(rng);
+            self.raft_ticks += 1;
+            self.next_tick_at = self.next_tick_at + self.config.tick_interval;
+        }
+        self.expire_requests(now);
+        self.retry_reads(now, rng);
+        self.retry_keepalives(now);
+        for id in self.lessor.due_revokes(now) {
+            self.lessor.revoking.insert(id, now + EXPIRED_LEASE_RETRY);
+            self.propose_internal(WriteRequest::LeaseRevoke { id });
+        }
+    }
+
+    /// A message from a peer.
+    pub fn step(&mut self, msg: PeerMessage<V>, now: SimTime, rng: &mut ChaCha8Rng) {
+        debug_assert_eq!(msg.to, self.config.id, "message delivered to the wrong member");
+        match msg.body {
+            PeerBody::Raft { msg: mut m, payloads, snapshot } => {
+                for p in payloads {
+                    self.staged.insert(p.key, p);
+                }
+                if let Some(b) = snapshot {
+                    let meta = m.get_snapshot().get_metadata();
+                    self.staged_snapshots.insert((meta.index, meta.term), b);
+                }
+                let lost_log = self.clamp_commit_beyond_log(&mut m);
+                // Errors are raft dropping a message it cannot use (a response from a
+                // member it does not track): as if the network lost it.
+                let _ = self.raw.step(m);
+                self.after_raft_call(rng);
+                if let Some(believed) = lost_log {
+                    self.ask_for_snapshot(msg.from, believed);
+                }
+            }
+            PeerBody::LeaseKeepAlive { forward_id, lease } => {
+                let result = self.renew(lease, now);
+                let body = PeerBody::LeaseKeepAliveResponse { forward_id, result };
+                self.out.messages.push(PeerMessage { from: self.config.id, to: msg.from, body });
+            }
+            PeerBody::LeaseKeepAliveResponse { forward_id, result } => {
+                if result == Err(ERR_NOT_PRIMARY) {
+                    return; // retried at its retry time
+                }
+                if let Some(k) = self.keepalives.remove(&forward_id) {
+                    let response = match result {
+                        Ok(ttl_seconds) => EtcdResponse::LeaseKeepAlive { id: k.lease, ttl_seconds },
+                        Err(e) => error(e),
+                    };
+                    self.respond(k.client, response);
+                }
+            }
+        }
+    }
+
+    /// A member back on a lost disk hears the commit index the leader remembers for its
+    /// old incarnation; raft-rs would take it for a corrupt log and panic (etcd makes the
+    /// operator remove and re-add such a member). Commit only what is here, and return
+    /// what the leader believes, to ask it for a snapshot.
+    fn clamp_commit_beyond_log(&self, m: &mut Message) -> Option<u64> {
+        if m.get_msg_type() != MessageType::MsgHeartbeat {
+            return None;
+        }
+        let last = self.disk.read(|d| d.last_index());
+        let believed = m.commit;
+        m.commit = m.commit.min(last);
+        (believed > last).then_some(believed)
+    }
+
+    /// A rejection that makes the leader probe this member again and send it a snapshot
+    /// (raft-rs's request-snapshot path; its own `request_snapshot` needs a log entry of
+    /// the current term, which a blank log does not have).
+    fn ask_for_snapshot(&mut self, leader: u64, believed: u64) {
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgAppendResponse);
+        m.to = leader;
+        m.from = self.config.id;
+        m.term = self.raw.raft.term;
+        m.reject = true;
+        m.index = believed;
+        m.reject_hint = self.disk.read(|d| d.last_index());
+        m.request_snapshot = believed;
+        self.send(vec![m]);
+    }
+
+    /// A client request. The answer comes in a later [`Output`] (at once for local reads
+    /// and errors, after commit for writes, after ReadIndex for linearizable reads).
+    pub fn request(&mut self, id: RequestId, request: EtcdRequest<V>, now: SimTime) {
+        if self.config.require_leader && self.leader_id().is_none() {
+            return self.respond(id, error(ERR_NO_LEADER));
+        }
+        match request {
+            EtcdRequest::Range { key, prefix, limit } => {
+                self.read(id, RangeQuery { key, prefix, limit, revision: 0 }, false)
+            }
+            EtcdRequest::RangeAt { key, prefix, limit, revision, serializable } => {
+                self.read(id, RangeQuery { key, prefix, limit, revision }, serializable)
+            }
+            EtcdRequest::WatchFrom { revision } => {
+                let response = self.with_store(|s| match s.events_since(revision) {
+                    Ok(events) => EtcdResponse::Events { revision: s.revision(), events },
+                    Err(e) => error(e),
+                });
+                self.respond(id, response)
+            }
+            EtcdRequest::Txn { compare, success, failure } => {
+                self.propose(id, WriteRequest::Txn { compare, success, failure }, now)
+            }
+            EtcdRequest::Compact { revision } => self.propose(id, WriteRequest::Compact { revision }, now),
+            EtcdRequest::LeaseGrant { id: lease, ttl_seconds } => {
+                let lease = if lease == 0 { self.new_lease_id() } else { lease };
+                self.propose(id, WriteRequest::LeaseGrant { id: lease, ttl_seconds }, now)
+            }
+            EtcdRequest::LeaseRevoke { id: lease } => {
+                self.propose(id, WriteRequest::LeaseRevoke { id: lease }, now)
+            }
+            EtcdRequest::LeaseKeepAlive { id: lease } => self.keepalive(id, lease, now),
+            EtcdRequest::AlarmDisarm => {
+                self.propose(id, WriteRequest::Alarm { member: self.config.id, activate: false }, now)
+            }
+            EtcdRequest::Defragment => {
+                let db_size_bytes = self.disk.lock().backend_mut().defragment();
+                self.respond(id, EtcdResponse::Defragment { db_size_bytes })
+            }
+        }
+    }
+
+    /// Runs raft's Ready cycle until nothing is left: proposes what was queued, starts a
+    /// ReadIndex round for waiting reads, persists, applies, answers. Call it after a
+    /// batch of inputs; proposals taken since the last call go out as one MsgPropose.
+    pub fn ready(&mut self, now: SimTime, rng: &mut ChaCha8Rng) -> Output<V> {
+        let writes_before = self.disk.read(|d| d.writes);
+        loop {
+            self.flush_proposals(rng);
+            self.flush_reads(now, rng);
+            if !self.raw.has_ready() {
+                break;
+            }
+            self.handle_ready(now);
+            self.report_snapshots_sent(rng);
+        }
+        self.staged.clear();
+        self.staged_snapshots.clear();
+        self.disk.lock().outgoing_snapshots.clear();
+        self.report_leader(now);
+        let writes = self.disk.read(|d| d.writes);
+        self.out.disk_writes = DiskWrites {
+            entries: writes.entries - writes_before.entries,
+            hard_states: writes.hard_states - writes_before.hard_states,
+            snapshots: writes.snapshots - writes_before.snapshots,
+        };
+        std::mem::take(&mut self.out)
+    }
+
+    // ---- requests ----------------------------------------------------------------
+
+    fn respond(&mut self, id: RequestId, response: EtcdResponse<V>) {
+        self.out.responses.push((id, response));
+    }
+
+    fn read(&mut self, id: RequestId, q: RangeQuery, serializable: bool) {
+        if serializable || self.config.unsafe_local_linearizable_reads {
+            let response = self.serve_read(&q);
+            return self.respond(id, response);
+        }
+        self.reads.waiting.push((id, q));
+    }
+
+    fn serve_read(&self, q: &RangeQuery) -> EtcdResponse<V> {
+        self.with_store(|s| match s.range_at(&q.key, q.prefix, q.limit, q.revision) {
+            Ok((kvs, count)) => EtcdResponse::Range { revision: s.revision(), kvs, count },
+            Err(e) => error(e),
+        })
+    }
+
+    /// Checks a write as the API layer does, then queues it for raft.
+    fn propose(&mut self, client: RequestId, request: WriteRequest<V>, now: SimTime) {
+        if let Err(e) = self.check_write(&request) {
+            return self.respond(client, error(e));
+        }
+        let payload = self.new_payload(request);
+        let deadline = now + self.config.request_timeout;
+        self.pending.insert(payload.key.seq, PendingProposal { client, started: now, deadline });
+        self.queued.push(payload);
+    }
+
+    fn check_write(&mut self, request: &WriteRequest<V>) -> Result<(), &'static str> {
+        if let WriteRequest::Txn { success, failure, .. } = request {
+            if has_duplicate_key(success) || has_duplicate_key(failure) {
+                return Err(ERR_DUPLICATE_KEY);
+            }
+        }
+        if request.approx_bytes() > self.config.max_request_bytes {
+            return Err(ERR_REQUEST_TOO_LARGE);
+        }
+        let quota = self.config.quota_backend_bytes;
+        let (fits, alarmed) = self.with_backend(|b| {
+            (b.quota_available(request, quota), b.nospace_alarms().contains(&self.config.id))
+        });
+        if !fits {
+            // v3rpc quotaAlarmer.check: refuse, and raise this member's NOSPACE alarm.
+            if !alarmed {
+                self.propose_internal(WriteRequest::Alarm { member: self.config.id, activate: true });
+            }
+            return Err(ERR_NO_SPACE);
+        }
+        Ok(())
+    }
+
+    /// A proposal nobody waits for (alarms, lease revokes).
+    fn propose_internal(&mut self, request: WriteRequest<V>) {
+        let payload = self.new_payload(request);
+        self.queued.push(payload);
+    }
+
+    fn new_payload(&mut self, request: WriteRequest<V>) -> Arc<Payload<V>> {
+        self.next_seq += 1;
+        let key = ProposalKey { member: self.config.id, incarnation: self.incarnation, seq: self.next_seq };
+        Arc::new(Payload::new(key, request))
+    }
+
+    /// etcd's request id generator puts the member id in the top bits; ids stay positive.
+    fn new_lease_id(&mut self) -> i64 {
+        self.next_seq += 1;
+        let low = self.incarnation.wrapping_add(self.next_seq) & ((1 << 47) - 1);
+        (((self.config.id & 0xffff) << 47) | low).max(1) as i64
+    }
+
+    fn keepalive(&mut self, client: RequestId, lease: i64, now: SimTime) {
+        if self.lessor.primary {
+            let response = match self.renew(lease, now) {
+                Ok(ttl_seconds) => EtcdResponse::LeaseKeepAlive { id: lease, ttl_seconds },
+                Err(e) => error(e),
+            };
+            return self.respond(client, response);
+        }
+        self.next_forward_id += 1;
+        let k =
+            PendingKeepAlive { client, lease, deadline: now + self.config.request_timeout, retry_at: now };
+        self.keepalives.insert(self.next_forward_id, k);
+        self.retry_keepalives(now);
+    }
+
+    /// lessor.Renew on the primary: the lease lives another TTL from now.
+    fn renew(&mut self, lease: i64, now: SimTime) -> Result<i64, &'static str> {
+        if !self.lessor.primary {
+            return Err(ERR_NOT_PRIMARY);
+        }
+        let Some(ttl) = self.with_backend(|b| b.leases().get(&lease).map(|l| l.ttl_seconds)) else {
+            return Err(ERR_LEASE_NOT_FOUND);
+        };
+        if self.lessor.expiry.get(&lease).is_some_and(|expiry| *expiry <= now) {
+            // Expired: its revoke is on the way (lessor.Renew waits for it, then fails).
+            return Err(ERR_LEASE_NOT_FOUND);
+        }
+        self.lessor.expiry.insert(lease, now + Duration::from_secs(ttl as u64));
+        Ok(ttl)
+    }
+
+    /// EtcdServer.LeaseRenew's loop: until the request times out, send the keepalive to
+    /// the leader (this member itself once it is the primary lessor).
+    fn retry_keepalives(&mut self, now: SimTime) {
+        let Some(leader) = self.leader_id() else { return };
+        let retry = self.config.tick_interval * 5;
+        let due: Vec<u64> =
+            self.keepalives.iter().filter(|(_, k)| k.retry_at <= now).map(|(f, _)| *f).collect();
+        for forward_id in due {
+            if leader == self.config.id {
+                if !self.lessor.primary {
+                    continue;
+                }
+                let k = self.keepalives.remove(&forward_id).expect("listed");
+                let response = match self.renew(k.lease, now) {
+                    Ok(ttl_seconds) => EtcdResponse::LeaseKeepAlive { id: k.lease, ttl_seconds },
+                    Err(e) => error(e),
+                };
+                self.respond(k.client, response);
+                continue;
+            }
+            let k = self.keepalives.get_mut(&forward_id).expect("listed");
+            k.retry_at = now + retry;
+            let body = PeerBody::LeaseKeepAlive { forward_id, lease: k.lease };
+            self.out.messages.push(PeerMessage { from: self.config.id, to: leader, body });
+        }
+    }
+
+    fn expire_requests(&mut self, now: SimTime) {
+        let expired: Vec<u64> =
+            self.pending.iter().filter(|(_, p)| p.deadline <= now).map(|(s, _)| *s).collect();
+        for seq in expired {
+            let p = self.pending.remove(&seq).expect("listed");
+            let message = if self.started_while_leader_failed(p.started) {
+                ERR_TIMEOUT_DUE_TO_LEADER_FAIL
+            } else {
+                ERR_TIMEOUT
+            };
+            self.respond(p.client, error(message));
+        }
+        for (client, _) in self.reads.take_expired(now) {
+            self.respond(client, error(ERR_TIMEOUT));
+        }
+        let expired: Vec<u64> =
+            self.keepalives.iter().filter(|(_, k)| k.deadline <= now).map(|(f, _)| *f).collect();
+        for f in expired {
+            let k = self.keepalives.remove(&f).expect("listed");
+            self.respond(k.client, error(ERR_TIMEOUT));
+        }
+    }
+
+    /// EtcdServer.parseProposeCtxErr: a request that started up to two election timeouts
+    /// before this member was elected leader timed out "due to previous leader failure".
+    fn started_while_leader_failed(&self, started: SimTime) -> bool {
+        let Some(elected) = self.lead_elected_at else { return false };
+        let window = 2 * self.config.election_timeout();
+        started < elected && elected.saturating_sub(started) <= window
+    }
+
+    // ---- raft plumbing -----------------------------------------------------------
+
+    fn flush_proposals(&mut self, rng: &mut ChaCha8Rng) {
+        if self.queued.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.queued);
+        let mut m = Message::default();
+        m.set_msg_type(MessageType::MsgPropose);
+        m.from = self.config.id;
+        let mut entries = Vec::with_capacity(batch.len());
+        for p in &batch {
+            entries.push(Entry { data: p.key.encode().into(), ..Default::default() });
+            self.staged.insert(p.key, Arc::clone(p));
+        }
+        m.set_entries(entries.into());
+        let result = self.raw.step(m);
+        self.after_raft_call(rng);
+        if result.is_err() {
+            // raft.ErrProposalDropped: no leader, or a leader transfer in progress.
+            for p in batch {
+                if let Some(pending) = self.pending.remove(&p.key.seq) {
+                    let message =
+                        if self.config.require_leader { ERR_NO_LEADER } else { ERR_PROPOSAL_DROPPED };
+                    self.respond(pending.client, error(message));
+                }
+            }
+        }
+    }
+
+    fn flush_reads(&mut self, now: SimTime, rng: &mut ChaCha8Rng) {
+        if self.reads.waiting.is_empty() {
+            return;
+        }
+        let reads = std::mem::take(&mut self.reads.waiting);
+        self.reads.next_ctx += 1;
+        let ctx = self.reads.next_ctx;
+        let deadline = now + self.config.request_timeout;
+        self.reads.batches.insert(ctx, ReadBatch { reads, sent_at: now, deadline, index: None });
+        self.reads.ctx_to_batch.insert(ctx, ctx);
+        self.raw.read_index(ctx.to_be_bytes().to_vec());
+        self.after_raft_call(rng);
+    }
+
+    /// requestCurrentIndex: a round without an answer is sent again (a new leader drops
+    /// ReadIndex until it has committed in its term; a lost heartbeat loses it).
+    fn retry_reads(&mut self, now: SimTime, rng: &mut ChaCha8Rng) {
+        let due: Vec<u64> = self
+            .reads
+            .batches
+            .iter()
+            .filter(|(_, b)| b.index.is_none() && b.sent_at + READ_INDEX_RETRY <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for batch in due {
+            self.reads.next_ctx += 1;
+            let ctx = self.reads.next_ctx;
+            self.reads.ctx_to_batch.insert(ctx, batch);
+            if let Some(b) = self.reads.batches.get_mut(&batch) {
+                b.sent_at = now;
+            }
+            self.raw.read_index(ctx.to_be_bytes().to_vec());
+            self.after_raft_call(rng);
+        }
+    }
+
+    fn handle_ready(&mut self, now: SimTime) {
+        let mut rd = self.raw.ready();
+        if let Some(ss) = rd.ss() {
+            let (lead, role) = (ss.leader_id, ss.raft_state);
+            self.on_soft_state(lead, role, now);
+        }
+        // The leader may send before it persists (raft thesis 10.2.1); followers after.
+        let msgs = rd.take_messages();
+        self.send(msgs);
+        if !rd.snapshot().is_empty() {
+            let meta = rd.snapshot().get_metadata().clone();
+            self.install_snapshot(meta);
+        }
+        let entries = rd.take_entries();
+        self.persist(entries);
+        if let Some(hs) = rd.hs() {
+            self.disk.lock().set_hard_state(hs.clone());
+        }
+        let msgs = rd.take_persisted_messages();
+        self.send(msgs);
+        let states = rd.take_read_states();
+        self.on_read_states(states);
+        let committed = rd.take_committed_entries();
+        self.apply(committed, now);
+        let mut light = self.raw.advance(rd);
+        if let Some(commit) = light.commit_index() {
+            let mut d = self.disk.lock();
+            let mut hs = d.hard_state.clone();
+            hs.commit = commit;
+            d.set_hard_state(hs);
+        }
+        let msgs = light.take_messages();
+        self.send(msgs);
+        let committed = light.take_committed_entries();
+        self.apply(committed, now);
+        self.raw.advance_apply();
+        self.maybe_snapshot();
+        let applied = self.disk.read(|d| d.backend().applied_index());
+        for (client, q) in self.reads.take_servable(applied) {
+            let response = self.serve_read(&q);
+            self.respond(client, response);
+        }
+    }
+
+    /// raft-rs keeps a follower's progress in the Snapshot state until the application
+    /// reports the snapshot's fate (etcd's transport calls ReportSnapshot when the send
+    /// completes or fails). A member cannot see delivery, so it reports every snapshot
+    /// as sent: the leader then probes, and sends another if this one was lost.
+    fn report_snapshots_sent(&mut self, rng: &mut ChaCha8Rng) {
+        for to in std::mem::take(&mut self.snapshots_sent) {
+            self.raw.report_snapshot(to, raft::SnapshotStatus::Finish);
+            self.after_raft_call(rng);
+        }
+    }
+
+    fn on_soft_state(&mut self, lead: u64, role: StateRole, now: SimTime) {
+        let new_leader = lead != 0 && lead != self.lead;
+        if new_leader {
+            // requestCurrentIndex: rounds in flight fail, the client retries.
+            for (client, _) in self.reads.take_unconfirmed() {
+                self.respond(client, error(ERR_LEADER_CHANGED));
+            }
+            if role == StateRole::Leader {
+                self.lead_elected_at = Some(now);
+            }
+        }
+        if self.config.fail_proposals_on_leader_change && self.lead != 0 && lead != self.lead {
+            for (_, p) in std::mem::take(&mut self.pending) {
+                self.respond(p.client, error(ERR_LEADER_CHANGED));
+            }
+        }
+        if role != StateRole::Leader {
+            self.lessor.demote();
+        }
+        self.lead = lead;
+    }
+
+    fn report_leader(&mut self, now: SimTime) {
+        let current = (self.raw.raft.term, self.leader_id());
+        if current != self.reported {
+            self.reported = current;
+            self.out.leader_changes.push(LeaderChange { at: now, term: current.0, leader: current.1 });
+        }
+    }
+
+    fn payload_for(&self, e: &Entry) -> Arc<Payload<V>> {
+        let key = ProposalKey::decode(&e.data).expect("entry data is a proposal key");
+        if let Some(p) = self.staged.get(&key) {
+            return Arc::clone(p);
+        }
+        let p = self.disk.read(|d| d.payload(e.index)).expect("every logged entry has its request");
+        assert_eq!(p.key, key, "log entry {} refers to another request", e.index);
+        p
+    }
+
+    fn send(&mut self, msgs: Vec<Message>) {
+        for m in msgs {
+            let carries_proposals =
+                matches!(m.get_msg_type(), MessageType::MsgAppend | MessageType::MsgPropose);
+            let payloads = if carries_proposals {
+                m.entries.iter().filter(|e| !e.data.is_empty()).map(|e| self.payload_for(e)).collect()
+            } else {
+                Vec::new()
+            };
+            let snapshot = if m.get_msg_type() == MessageType::MsgSnapshot {
+                let meta = m.get_snapshot().get_metadata();
+                let key = (meta.index, meta.term);
+                let backend = self.disk.read(|d| d.outgoing_snapshots.get(&key).cloned());
+                self.snapshots_sent.push(m.to);
+                Some(backend.expect("raft sends a snapshot the storage made"))
+            } else {
+                None
+            };
+            let to = m.to;
+            let body = PeerBody::Raft { msg: m, payloads, snapshot };
+            self.out.messages.push(PeerMessage { from: self.config.id, to, body });
+        }
+    }
+
+    fn install_snapshot(&mut self, meta: raft::eraftpb::SnapshotMetadata) {
+        let backend = self
+            .staged_snapshots
+            .remove(&(meta.index, meta.term))
+            .expect("a snapshot in a Ready arrived with its backend");
+        let revision = backend.store().revision();
+        self.disk.lock().install_snapshot(meta, backend);
+        self.out.installed_snapshot = Some(revision);
+    }
+
+    fn persist(&mut self, entries: Vec<Entry>) {
+        if entries.is_empty() {
+            return;
+        }
+        let payloads = entries.iter().map(|e| (!e.data.is_empty()).then(|| self.payload_for(e))).collect();
+        self.disk.lock().append(entries, payloads);
+    }
+
+    fn on_read_states(&mut self, states: Vec<ReadState>) {
+        for rs in states {
+            let Ok(bytes) = <[u8; 8]>::try_from(rs.request_ctx.as_slice()) else { continue };
+            let ctx = u64::from_be_bytes(bytes);
+            let Some(batch) = self.reads.ctx_to_batch.get(&ctx).copied() else { continue };
+            if let Some(b) = self.reads.batches.get_mut(&batch) {
+                b.index.get_or_insert(rs.index);
+            }
+        }
+    }
+
+    fn apply(&mut self, entries: Vec<Entry>, now: SimTime) {
+        for e in entries {
+            if e.data.is_empty() {
+                // A new leader's empty entry: its first commit in the term.
+                if self.is_leader() && e.term == self.raw.raft.term {
+                    self.promote_lessor(now);
+                }
+            } else {
+                let payload = self.payload_for(&e);
+                self.apply_payload(&payload, now);
+            }
+            self.disk.lock().backend_mut().set_applied(e.index, e.term);
+        }
+    }
+
+    fn apply_payload(&mut self, payload: &Payload<V>, now: SimTime) {
+        let quota = self.config.quota_backend_bytes;
+        let min_ttl = self.config.min_lease_ttl_seconds();
+        let Applied { response, events, raise_nospace } =
+            self.disk.lock().backend_mut().apply(payload, quota, min_ttl);
+        match (&payload.request, &response) {
+            (WriteRequest::LeaseGrant { id, .. }, EtcdResponse::LeaseGrant { ttl_seconds, .. })
+                if self.lessor.primary =>
+            {
+                self.lessor.expiry.insert(*id, now + Duration::from_secs(*ttl_seconds as u64));
+            }
+            (WriteRequest::LeaseRevoke { id }, _) => {
+                self.lessor.expiry.remove(id);
+                self.lessor.revoking.remove(id);
+            }
+            _ => {}
+        }
+        if raise_nospace && !self.with_backend(|b| b.nospace_alarms().contains(&self.config.id)) {
+            self.propose_internal(WriteRequest::Alarm { member: self.config.id, activate: true });
+        }
+        self.out.events.extend(events);
+        let key = payload.key;
+        if key.member == self.config.id && key.incarnation == self.incarnation {
+            if let Some(p) = self.pending.remove(&key.seq) {
+                self.respond(p.client, response);
+            }
+        }
+    }
+
+    /// lessor.Promote(electionTimeout): the new primary gives every lease a full TTL
+    /// from now plus the election timeout.
+    fn promote_lessor(&mut self, now: SimTime) {
+        let extend = self.config.election_timeout();
+        let leases: Vec<(i64, i64)> =
+            self.with_backend(|b| b.leases().iter().map(|(id, l)| (*id, l.ttl_seconds)).collect());
+        self.lessor.primary = true;
+        self.lessor.revoking.clear();
+        self.lessor.expiry = leases
+            .into_iter()
+            .map(|(id, ttl)| (id, now + extend + Duration::from_secs(ttl as u64)))
+            .collect();
+    }
+
+    /// etcd's triggerSnapshot: after --snapshot-count applied entries, snapshot the
+    /// applied state and compact the log, keeping SnapshotCatchUpEntries behind.
+    fn maybe_snapshot(&mut self) {
+        let mut d = self.disk.lock();
+        let applied = d.backend().applied_index();
+        if applied.saturating_sub(d.snapshot.index) <= self.config.snapshot_count {
+            return;
+        }
+        let compact_to = applied.saturating_sub(self.config.snapshot_catch_up_entries);
+        d.take_snapshot(compact_to);
+    }
+}
+
+fn error<V>(message: &str) -> EtcdResponse<V> {
+    EtcdResponse::Error { message: message.to_string() }
+}
+
+fn has_duplicate_key<V>(ops: &[Op<V>]) -> bool {
+    let mut keys = std::collections::BTreeSet::new();
+    ops.iter().any(|op| match op {
+        Op::Put { key, .. } | Op::PutWithLease { key, .. } | Op::Delete { key } => !keys.insert(key.as_str()),
+        Op::Get { .. } => false,
+    })
+}

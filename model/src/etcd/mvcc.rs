@@ -1,0 +1,385 @@
+//! etcd's multi-version key-value store (server/storage/mvcc): revisions, range at a
+//! revision, txn compare-and-swap, the event history that watches replay, compaction,
+//! and the size accounting behind the backend quota.
+//!
+//! Revisions are global: every transaction that writes bumps the store revision by one;
+//! each key keeps its create revision, mod revision and version. Watches read the event
+//! history from a revision until it is compacted.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::OnceLock;
+
+use super::errors::{ERR_COMPACTED, ERR_FUTURE_REV};
+use super::{Compare, CompareOp, CompareTarget, EventType, KeyValue, MvccEvent, Op, Stamp, ValueSize};
+
+/// server/etcdserver/quota.go `kvOverhead`: etcd's estimate of the metadata a stored key
+/// costs. Used both for a write's quota cost and for the bytes a stored revision takes.
+pub const KV_OVERHEAD_BYTES: u64 = 256;
+
+/// A txn's outcome: whether the compares held, per-op results, committed events.
+pub type TxnOutcome<V> = (bool, Vec<Option<KeyValue<V>>>, Vec<MvccEvent<V>>);
+
+/// The values a txn's puts stored, stamped with their revision once and shared by every
+/// member that applies the same raft entry (so an object is stamped, and copied, once per
+/// cluster rather than once per member).
+pub struct StampCache<V> {
+    stamped: OnceLock<(i64, bool, Vec<V>)>,
+}
+
+impl<V> Default for StampCache<V> {
+    fn default() -> Self {
+        StampCache { stamped: OnceLock::new() }
+    }
+}
+
+impl<V> std::fmt::Debug for StampCache<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StampCache")
+    }
+}
+
+/// Bytes one stored revision of `key` with `value` takes (see [`KV_OVERHEAD_BYTES`]).
+pub fn revision_bytes<V: ValueSize>(key: &str, value: &V) -> u64 {
+    KV_OVERHEAD_BYTES + key.len() as u64 + value.approx_bytes()
+}
+
+/// The store.
+#[derive(Clone, Debug)]
+pub struct MvccStore<V> {
+    revision: i64,
+    compacted: i64,
+    kvs: BTreeMap<String, KeyValue<V>>,
+    history: VecDeque<(i64, MvccEvent<V>)>,
+    /// Bytes of every revision kept (live values, history not yet compacted, tombstones).
+    in_use_bytes: u64,
+    /// Bytes of superseded revisions whose events were already compacted out of the
+    /// history; the next compaction frees them.
+    superseded_compacted_bytes: u64,
+}
+
+impl<V: Clone + Stamp + ValueSize> Default for MvccStore<V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<V: Clone + Stamp + ValueSize> MvccStore<V> {
+    /// An empty store is at revision 1, as a new etcd cluster is.
+    pub fn new() -> Self {
+        MvccStore {
+            revision: 1,
+            compacted: 0,
+            kvs: BTreeMap::new(),
+            history: VecDeque::new(),
+            in_use_bytes: 0,
+            superseded_compacted_bytes: 0,
+        }
+    }
+
+    pub fn revision(&self) -> i64 {
+        self.revision
+    }
+
+    /// The revision the history was last compacted to (0 = never).
+    pub fn compacted_revision(&self) -> i64 {
+        self.compacted
+    }
+
+    /// Bytes the kept revisions take, as bbolt's in-use pages would.
+    pub fn in_use_bytes(&self) -> u64 {
+        self.in_use_bytes
+    }
+
+    pub fn get(&self, key: &str) -> Option<&KeyValue<V>> {
+        self.kvs.get(key)
+    }
+
+    /// Every live key in order (for snapshots and checks).
+    pub fn iter(&self) -> impl Iterator<Item = &KeyValue<V>> {
+        self.kvs.values()
+    }
+
+    /// A key, or every key with the prefix, at the latest revision; `limit` 0 = no limit.
+    /// Returns the kvs and the count before the limit.
+    pub fn range(&self, key: &str, prefix: bool, limit: usize) -> (Vec<KeyValue<V>>, usize) {
+        if !prefix {
+            let kvs: Vec<_> = self.kvs.get(key).cloned().into_iter().collect();
+            let n = kvs.len();
+            return (kvs, n);
+        }
+        let all = self.kvs.range(key.to_string()..).take_while(|(k, _)| k.starts_with(key));
+        take_limited(all.map(|(_, kv)| kv), limit)
+    }
+
+    /// Range as of `revision` (0 = latest). etcd keeps the state at the compacted revision
+    /// itself, so only revisions below it are `ERR_COMPACTED`.
+    pub fn range_at(
+        &self,
+        key: &str,
+        prefix: bool,
+        limit: usize,
+        revision: i64,
+    ) -> Result<(Vec<KeyValue<V>>, usize), &'static str> {
+        if revision <= 0 || revision == self.revision {
+            return Ok(self.range(key, prefix, limit));
+        }
+        if revision > self.revision {
+            return Err(ERR_FUTURE_REV);
+        }
+        if revision < self.compacted {
+            return Err(ERR_COMPACTED);
+        }
+        let matches = |k: &str| if prefix { k.starts_with(key) } else { k == key };
+        // Undo, newest first, every event after `revision` on a matching key.
+        let mut overlay: BTreeMap<&str, Option<&KeyValue<V>>> = BTreeMap::new();
+        for (rev, ev) in self.history.iter().rev() {
+            if *rev <= revision {
+                break;
+            }
+            if matches(&ev.kv.key) {
+                // `prev_kv` is exactly the key before this event (None for a creation).
+                overlay.insert(ev.kv.key.as_str(), ev.prev_kv.as_ref());
+            }
+        }
+        let mut merged: BTreeMap<&str, &KeyValue<V>> = if prefix {
+            self.kvs
+                .range(key.to_string()..)
+                .take_while(|(k, _)| k.starts_with(key))
+                .map(|(k, v)| (k.as_str(), v))
+                .collect()
+        } else {
+            self.kvs.get_key_value(key).map(|(k, v)| (k.as_str(), v)).into_iter().collect()
+        };
+        for (k, before) in overlay {
+            match before {
+                Some(kv) => merged.insert(k, kv),
+                None => merged.remove(k),
+            };
+        }
+        Ok(take_limited(merged.into_values(), limit))
+    }
+
+    fn compare_holds(&self, c: &Compare) -> bool {
+        let kv = self.kvs.get(&c.key);
+        let actual = match c.target {
+            CompareTarget::ModRevision => kv.map_or(0, |k| k.mod_revision),
+            CompareTarget::CreateRevision => kv.map_or(0, |k| k.create_revision),
+            CompareTarget::Version => kv.map_or(0, |k| k.version),
+        };
+        match c.op {
+            CompareOp::Equal => actual == c.value,
+            CompareOp::NotEqual => actual != c.value,
+            CompareOp::Less => actual < c.value,
+            CompareOp::Greater => actual > c.value,
+        }
+    }
+
+    /// Whether every compare of a txn holds now.
+    pub fn compares_hold(&self, compare: &[Compare]) -> bool {
+        compare.iter().all(|c| self.compare_holds(c))
+    }
+
+    /// Applies a txn atomically: one revision for all its writes. The put values are
+    /// moved into the store (stamped in place, no copy when nobody else holds them).
+    pub fn txn(&mut self, compare: &[Compare], success: Vec<Op<V>>, failure: Vec<Op<V>>) -> TxnOutcome<V> {
+        let ok = self.compares_hold(compare);
+        let branch = if ok { success } else { failure };
+        let rev = self.next_revision(&branch);
+        let mut values = Vec::new();
+        let keys: Vec<Op<()>> = branch
+            .into_iter()
+            .map(|op| match op {
+                Op::Put { key, mut value } => {
+                    value.stamp(rev);
+                    values.push(value);
+                    Op::Put { key, value: () }
+                }
+                Op::PutWithLease { key, mut value, lease } => {
+                    value.stamp(rev);
+                    values.push(value);
+                    Op::PutWithLease { key, value: (), lease }
+                }
+                Op::Delete { key } => Op::Delete { key },
+                Op::Get { key } => Op::Get { key },
+            })
+            .collect();
+        self.apply_branch(ok, rev, &keys, values.into_iter())
+    }
+
+    /// [`MvccStore::txn`] on borrowed ops; put values come stamped from `cache` when
+    /// another member already applied the same entry.
+    pub fn txn_shared(
+        &mut self,
+        compare: &[Compare],
+        success: &[Op<V>],
+        failure: &[Op<V>],
+        cache: &StampCache<V>,
+    ) -> TxnOutcome<V> {
+        let ok = self.compares_hold(compare);
+        let ops = if ok { success } else { failure };
+        let rev = self.next_revision(ops);
+        let (cached_rev, cached_ok, stamped) = cache.stamped.get_or_init(|| {
+            let values = ops.iter().filter_map(put_value).map(|v| {
+                let mut v = v.clone();
+                v.stamp(rev);
+                v
+            });
+            (rev, ok, values.collect())
+        });
+        assert_eq!((*cached_rev, *cached_ok), (rev, ok), "members applied one entry differently");
+        self.apply_branch(ok, rev, ops, stamped.iter().cloned())
+    }
+
+    /// The revision a branch's writes get (the current one if it only reads).
+    fn next_revision<U>(&self, ops: &[Op<U>]) -> i64 {
+        let writes = ops.iter().any(|o| !matches!(o, Op::Get { .. }));
+        if writes {
+            self.revision + 1
+        } else {
+            self.revision
+        }
+    }
+
+    /// Runs a branch's ops at `rev`; `stamped` yields each put's value in order.
+    fn apply_branch<U>(
+        &mut self,
+        ok: bool,
+        rev: i64,
+        ops: &[Op<U>],
+        mut stamped: impl Iterator<Item = V>,
+    ) -> TxnOutcome<V> {
+        let mut results = Vec::with_capacity(ops.len());
+        let mut events = Vec::new();
+        for op in ops {
+            match op {
+                Op::Get { key } => results.push(self.kvs.get(key).cloned()),
+                Op::Put { key, .. } | Op::PutWithLease { key, .. } => {
+                    let value = stamped.next().expect("one stamped value per put");
+                    let lease = if let Op::PutWithLease { lease, .. } = op { *lease } else { 0 };
+                    let kv = self.put(key, value, lease, rev, &mut events);
+                    results.push(Some(kv));
+                }
+                Op::Delete { key } => results.push(self.delete(key, rev, &mut events)),
+            }
+        }
+        if !events.is_empty() {
+            self.revision = rev;
+            for e in &events {
+                self.history.push_back((rev, e.clone()));
+            }
+        }
+        (ok, results, events)
+    }
+
+    fn put(
+        &mut self,
+        key: &str,
+        value: V,
+        lease: i64,
+        rev: i64,
+        events: &mut Vec<MvccEvent<V>>,
+    ) -> KeyValue<V> {
+        let prev = self.kvs.get(key).cloned();
+        let kv = KeyValue {
+            key: key.to_string(),
+            create_revision: prev.as_ref().map_or(rev, |p| p.create_revision),
+            mod_revision: rev,
+            version: prev.as_ref().map_or(1, |p| p.version + 1),
+            value,
+            lease,
+        };
+        self.in_use_bytes += revision_bytes(key, &kv.value);
+        if let Some(p) = &prev {
+            self.note_superseded(p);
+        }
+        self.kvs.insert(key.to_string(), kv.clone());
+        events.push(MvccEvent { type_: EventType::Put, kv: kv.clone(), prev_kv: prev });
+        kv
+    }
+
+    fn delete(&mut self, key: &str, rev: i64, events: &mut Vec<MvccEvent<V>>) -> Option<KeyValue<V>> {
+        let prev = self.kvs.remove(key)?;
+        self.note_superseded(&prev);
+        // A tombstone revision.
+        self.in_use_bytes += KV_OVERHEAD_BYTES + key.len() as u64;
+        let kv = KeyValue { mod_revision: rev, ..prev.clone() };
+        events.push(MvccEvent { type_: EventType::Delete, kv, prev_kv: Some(prev.clone()) });
+        Some(prev)
+    }
+
+    /// A revision stops being live; if its event is already compacted away, the next
+    /// compaction frees it (otherwise compacting its event does).
+    fn note_superseded(&mut self, prev: &KeyValue<V>) {
+        if prev.mod_revision <= self.compacted {
+            self.superseded_compacted_bytes += revision_bytes(&prev.key, &prev.value);
+        }
+    }
+
+    /// Deletes every key of a revoked lease in one revision, as the lessor's revoke txn
+    /// does. Returns the events.
+    pub fn delete_keys(&mut self, keys: &[String]) -> Vec<MvccEvent<V>> {
+        let ops: Vec<Op<V>> = keys.iter().map(|k| Op::Delete { key: k.clone() }).collect();
+        if ops.is_empty() {
+            return Vec::new();
+        }
+        self.txn_shared(&[], &ops, &[], &StampCache::default()).2
+    }
+
+    /// Events with revision >= `revision`.
+    pub fn events_since(&self, revision: i64) -> Result<Vec<MvccEvent<V>>, &'static str> {
+        if revision <= self.compacted {
+            return Err(ERR_COMPACTED);
+        }
+        if revision > self.revision + 1 {
+            return Err(ERR_FUTURE_REV);
+        }
+        let start = self.history.partition_point(|(r, _)| *r < revision);
+        Ok(self.history.range(start..).map(|(_, e)| e.clone()).collect())
+    }
+
+    /// Forgets history up to and including `revision`, freeing the bytes of revisions no
+    /// longer live.
+    pub fn compact(&mut self, revision: i64) -> Result<(), &'static str> {
+        if revision <= self.compacted {
+            return Err(ERR_COMPACTED);
+        }
+        if revision > self.revision {
+            return Err(ERR_FUTURE_REV);
+        }
+        self.compacted = revision;
+        let mut freed = std::mem::take(&mut self.superseded_compacted_bytes);
+        while self.history.front().is_some_and(|(r, _)| *r <= revision) {
+            let (rev, ev) = self.history.pop_front().expect("front exists");
+            freed += match ev.type_ {
+                EventType::Delete => KV_OVERHEAD_BYTES + ev.kv.key.len() as u64,
+                EventType::Put if self.kvs.get(&ev.kv.key).is_some_and(|kv| kv.mod_revision == rev) => 0,
+                EventType::Put => revision_bytes(&ev.kv.key, &ev.kv.value),
+            };
+        }
+        debug_assert!(freed <= self.in_use_bytes, "freed more bytes than were in use");
+        self.in_use_bytes = self.in_use_bytes.saturating_sub(freed);
+        Ok(())
+    }
+}
+
+fn put_value<V>(op: &Op<V>) -> Option<&V> {
+    match op {
+        Op::Put { value, .. } | Op::PutWithLease { value, .. } => Some(value),
+        _ => None,
+    }
+}
+
+fn take_limited<'a, V: Clone + 'a>(
+    kvs: impl Iterator<Item = &'a KeyValue<V>>,
+    limit: usize,
+) -> (Vec<KeyValue<V>>, usize) {
+    let mut out = Vec::new();
+    let mut count = 0;
+    for kv in kvs {
+        count += 1;
+        if limit == 0 || out.len() < limit {
+            out.push(kv.clone());
+        }
+    }
+    (out, count)
+}
