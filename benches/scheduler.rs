@@ -28,7 +28,7 @@ fn pod(name: &str) -> Pod {
     let mut c = Container { name: "app".into(), ..Default::default() };
     c.resources.requests.insert("cpu".into(), Quantity::parse("50m").unwrap());
     c.resources.requests.insert("memory".into(), Quantity::parse("100Mi").unwrap());
-    p.spec.containers.push(c);
+    std::sync::Arc::make_mut(&mut p.spec).containers.push(c);
     p
 }
 

@@ -335,7 +335,9 @@ pub trait Component: Send {
 pub struct EventRecorder {
     component: String,
     host: String,
-    seen: BTreeMap<(ObjectKey, String, String), Event>,
+    /// What the cache remembers of an event: its name, count and first time (the rest is
+    /// rebuilt from the next identical call).
+    seen: BTreeMap<(ObjectKey, String, String), (String, i32, SimTime)>,
     /// Insertion order of `seen`, to evict the oldest past the cache size.
     order: std::collections::VecDeque<(ObjectKey, String, String)>,
     created: u64,
@@ -366,29 +368,33 @@ impl EventRecorder {
         now: SimTime,
     ) -> ApiRequest {
         let key = (involved.key(), reason.to_string(), message.to_string());
-        if let Some(ev) = self.seen.get_mut(&key) {
-            ev.count += 1;
-            ev.last_timestamp = Some(now);
-            ev.metadata.resource_version = 0;
-            return ApiRequest::Update(Object::Event(ev.clone()));
-        }
         let m = involved.meta();
+        let (name, count, first, is_new) = match self.seen.get_mut(&key) {
+            Some((name, count, first)) => {
+                *count += 1;
+                (name.clone(), *count, *first, false)
+            }
+            None => {
+                // Event names are `<object>.<unix nanos in hex>` (record/event.go
+                // makeEvent). Simulated time has millisecond resolution; the sub-millisecond
+                // digits keep names unique between recorders and between events of one
+                // millisecond.
+                let salt = self
+                    .component
+                    .bytes()
+                    .chain(self.host.bytes())
+                    .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+                self.created += 1;
+                let sub_ms = (salt % 1000) * 1000 + self.created % 1000;
+                let nanos = (crate::time::EPOCH_UNIX_SECONDS as u128 * 1_000_000_000)
+                    + now.as_millis() as u128 * 1_000_000
+                    + sub_ms as u128;
+                (format!("{}.{:x}", m.name, nanos), 1, now, true)
+            }
+        };
         let namespace = if m.namespace.is_empty() { "default".to_string() } else { m.namespace.clone() };
-        // Event names are `<object>.<unix nanos in hex>` (record/event.go makeEvent).
-        // Simulated time has millisecond resolution; the sub-millisecond digits keep names
-        // unique between recorders and between events of one millisecond.
-        let salt = self
-            .component
-            .bytes()
-            .chain(self.host.bytes())
-            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
-        self.created += 1;
-        let sub_ms = (salt % 1000) * 1000 + self.created % 1000;
-        let nanos = (crate::time::EPOCH_UNIX_SECONDS as u128 * 1_000_000_000)
-            + now.as_millis() as u128 * 1_000_000
-            + sub_ms as u128;
         let ev = Event {
-            metadata: ObjectMeta { name: format!("{}.{:x}", m.name, nanos), namespace, ..Default::default() },
+            metadata: ObjectMeta { name: name.clone(), namespace, ..Default::default() },
             involved_object: ObjectReference {
                 kind: involved.kind().as_str().to_string(),
                 namespace: m.namespace.clone(),
@@ -401,14 +407,17 @@ impl EventRecorder {
             reason: reason.to_string(),
             message: message.to_string(),
             source: crate::api::EventSource { component: self.component.clone(), host: self.host.clone() },
-            first_timestamp: Some(now),
+            first_timestamp: Some(first),
             last_timestamp: Some(now),
-            count: 1,
+            count,
             type_: if type_.is_empty() { EVENT_NORMAL.to_string() } else { type_.to_string() },
             reporting_component: self.component.clone(),
             reporting_instance: if self.host.is_empty() { self.component.clone() } else { self.host.clone() },
         };
-        self.seen.insert(key.clone(), ev.clone());
+        if !is_new {
+            return ApiRequest::Update(Object::Event(ev));
+        }
+        self.seen.insert(key.clone(), (name, 1, now));
         self.order.push_back(key);
         while self.order.len() > EVENT_CACHE_ENTRIES {
             if let Some(k) = self.order.pop_front() {

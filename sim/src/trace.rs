@@ -48,6 +48,8 @@ pub struct TraceSink {
     state: Cache,
     line: Vec<u8>,
     error: Option<String>,
+    /// The highest etcd revision written to the trace.
+    recorded_revision: i64,
 }
 
 impl TraceSink {
@@ -60,6 +62,22 @@ impl TraceSink {
             state: Cache::default(),
             line: Vec::with_capacity(4096),
             error: None,
+            recorded_revision: 0,
+        }
+    }
+
+    /// Records events a member applied, each revision once: every member applies the
+    /// same history, and the first to apply a revision writes it.
+    pub fn record_committed(&mut self, events: &[kubesim_model::etcd::MvccEvent<Arc<Object>>], t: SimTime) {
+        let floor = self.recorded_revision;
+        for ev in events {
+            if ev.kv.mod_revision <= floor {
+                continue;
+            }
+            self.recorded_revision = self.recorded_revision.max(ev.kv.mod_revision);
+            if let Some(rec) = crate::record_of(ev, t) {
+                self.record(&rec);
+            }
         }
     }
 

@@ -16,7 +16,7 @@ use futures::StreamExt;
 use kubesim_model::apiserver::{ApiInput, ApiOutput, ApiServer, ApiServerConfig};
 use kubesim_model::client::{ApiError, ApiRequest, ApiResult, Cache, Component, Tagged};
 use kubesim_model::controllers::{ControllerManager, ControllerManagerConfig};
-use kubesim_model::etcd::{EtcdRequest, EtcdResponse, Member};
+use kubesim_model::etcd::{Disk, EtcdRequest, EtcdResponse, MemberConfig, PeerMessage, RaftMember};
 use kubesim_model::host::HostState;
 use kubesim_model::kubelet::{Kubelet, KubeletConfig};
 use kubesim_model::leaderelection::{ComponentFactory, LeaderElected, LeaderElectionConfig};
@@ -75,6 +75,8 @@ pub struct WorldConfig {
     /// kube-controller-manager --kube-api-qps 20, --kube-api-burst 30.
     pub controller_manager_rate: ClientRate,
     pub workers: Vec<WorkerSpec>,
+    /// etcd --snapshot-count (100,000).
+    pub etcd_snapshot_count: u64,
 }
 
 impl WorldConfig {
@@ -88,6 +90,7 @@ impl WorldConfig {
             controller_manager: ControllerManagerConfig::default(),
             controller_manager_rate: ClientRate { qps: 20.0, burst: 30 },
             workers: Vec::new(),
+            etcd_snapshot_count: kubesim_model::etcd::config::DEFAULT_SNAPSHOT_COUNT,
         }
     }
 }
@@ -126,6 +129,7 @@ pub struct World {
     trace: Arc<Mutex<TraceSink>>,
     kubectl: mpsc::UnboundedSender<(ApiRequest, oneshot::Sender<ApiResult>)>,
     next_index: u32,
+    etcd: EtcdShared,
 }
 
 fn host_ip(index: u32) -> IpAddr {
@@ -153,10 +157,12 @@ impl World {
             trace,
             kubectl: tx,
             next_index: 1000,
+            etcd: EtcdShared::default(),
         };
-        let etcd_addr = SocketAddr::new(host_ip(1), ETCD_PORT);
-        let disk: Arc<Mutex<Member<Value>>> = Arc::new(Mutex::new(Member::new()));
         let cp_count = config.control_plane_hosts.max(1) as u32;
+        // Stacked etcd, as kubeadm sets it up: one member on every control-plane host.
+        let peers: BTreeMap<u64, SocketAddr> =
+            (1..=cp_count).map(|i| (i as u64, SocketAddr::new(host_ip(i), ETCD_PORT))).collect();
         for i in 1..=cp_count {
             let host = format!("cp-{i}");
             let ip = host_ip(i);
@@ -164,14 +170,24 @@ impl World {
                 host.clone(),
                 HostInfo { ip, state: SharedHostState::default(), processes: BTreeMap::new() },
             );
-            let net = world.net.clone();
-            // One etcd member, on cp-1, until etcd is replicated.
-            if i == 1 {
-                let (disk, trace) = (disk.clone(), world.trace.clone());
-                world.add_process(&host, "etcd", move || {
-                    etcd_process(net.bind(etcd_addr), disk.clone(), trace.clone())
-                });
-            }
+            let etcd_addr = SocketAddr::new(ip, ETCD_PORT);
+            let mut member = MemberConfig::new(i as u64, peers.keys().copied().collect());
+            member.snapshot_count = config.etcd_snapshot_count;
+            let (net, trace, shared, peers) =
+                (world.net.clone(), world.trace.clone(), world.etcd.clone(), peers.clone());
+            let (seed, h) = (seed_for(config.seed, "etcd", i), host.clone());
+            world.add_process(&host, "etcd", move || {
+                etcd_process(
+                    net.bind(etcd_addr),
+                    member.clone(),
+                    peers.clone(),
+                    shared.clone(),
+                    trace.clone(),
+                    seed,
+                    h.clone(),
+                )
+            });
+            // kubeadm: --etcd-servers=https://127.0.0.1:2379, the member on the same host.
             let local_api = SocketAddr::new(ip, APISERVER_PORT);
             let (net, seed) = (world.net.clone(), config.seed);
             world.add_process(&host, "kube-apiserver", move || {
@@ -219,12 +235,6 @@ impl World {
                 )
             });
         }
-        world.trace.lock().expect("trace lock").record(&TraceRecord::Leader {
-            t: now().as_millis(),
-            component: "etcd".into(),
-            host: "cp-1".into(),
-            term: 1,
-        });
         // The scenario's own client, like kubectl on an operator's laptop. It runs as a task
         // of the orchestrator's, fed by a channel, so it is never restarted.
         let kubectl_ip = host_ip(100);
@@ -705,52 +715,137 @@ async fn apiserver_process(mut ep: Endpoint, etcd: SocketAddr, seed: u64) {
     }
 }
 
-/// The etcd member process: applies requests to its store (its disk survives restarts),
-/// records every committed write in the trace, and streams committed events to the API
-/// servers that watch it (a `WatchFrom` request registers the sender as a watcher).
-async fn etcd_process(mut ep: Endpoint, disk: Arc<Mutex<Member<Value>>>, trace: Arc<Mutex<TraceSink>>) {
+/// What the etcd processes share with the world: each member's disk (it survives a
+/// restart; a lost disk is replaced by a blank one), each host's fsync latency, and the
+/// leader as the members report it.
+#[derive(Clone, Default)]
+pub struct EtcdShared {
+    disks: Arc<Mutex<BTreeMap<u64, Disk<Value>>>>,
+    disk_delay: Arc<Mutex<BTreeMap<u64, Duration>>>,
+    /// (term, leader member id) of the newest leader any member reported.
+    leader: Arc<Mutex<Option<(u64, u64)>>>,
+}
+
+impl EtcdShared {
+    fn disk(&self, id: u64) -> Disk<Value> {
+        self.disks.lock().expect("disks lock").entry(id).or_default().clone()
+    }
+}
+
+/// etcd's monitorLeader (v3rpc/interceptor.go): watch streams that asked for a leader are
+/// cancelled after maxNoLeaderCnt (3) election timeouts without one.
+const MAX_NO_LEADER_CHECKS: u32 = 3;
+
+/// One etcd member: raft-rs through kubesim-model's `RaftMember`, its disk kept by the
+/// world. Peers and API servers reach it on one endpoint; committed writes go to the
+/// trace (once per revision, from whichever member applies it first) and to the API
+/// servers that watch this member.
+async fn etcd_process(
+    mut ep: Endpoint,
+    config: MemberConfig,
+    peers: BTreeMap<u64, SocketAddr>,
+    shared: EtcdShared,
+    trace: Arc<Mutex<TraceSink>>,
+    seed: u64,
+    host: String,
+) {
+    let id = config.id;
+    let election = config.election_timeout();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ now().as_millis().wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut member = RaftMember::recover(config, shared.disk(id), now(), &mut rng);
     let mut watchers: BTreeSet<SocketAddr> = BTreeSet::new();
+    // Client requests in flight: member request id -> (API server, its id).
+    let mut requests: BTreeMap<u64, (SocketAddr, u64, bool)> = BTreeMap::new();
+    let mut next_request: u64 = 0;
+    let mut next_leader_check = now() + election;
+    let mut no_leader_checks = 0;
     loop {
-        let first = ep.recv().await;
-        let mut msgs = vec![first];
-        while let Some(m) = ep.try_recv() {
-            msgs.push(m);
+        let wake = member.next_tick_at().min(next_leader_check);
+        let mut inbox = Vec::new();
+        if let Some(m) = ep.recv_until(Some(wake)).await {
+            inbox.push(m);
+            while let Some(m) = ep.try_recv() {
+                inbox.push(m);
+            }
         }
         let t = now();
         let mut replies: BTreeMap<SocketAddr, FromEtcd> = BTreeMap::new();
-        let mut committed = Vec::new();
-        {
-            let mut member = disk.lock().expect("etcd disk lock");
-            for (msg, from) in msgs {
-                let Ok(msg) = msg.downcast::<ToEtcd>() else { continue };
-                if msg.ping {
-                    replies.entry(from).or_default().pong = Some(watchers.contains(&from));
+        for (payload, from) in inbox {
+            let payload = match payload.downcast::<PeerMessage<Value>>() {
+                Ok(m) => {
+                    member.step(*m, t, &mut rng);
+                    continue;
                 }
-                for (id, req) in msg.requests {
-                    let watch = matches!(req, EtcdRequest::WatchFrom { .. });
-                    let (resp, events) = member.handle(req);
-                    if watch && !matches!(resp, EtcdResponse::Error { .. }) {
-                        watchers.insert(from);
-                    }
-                    replies.entry(from).or_default().responses.push((id, resp));
-                    committed.extend(events);
-                }
+                Err(p) => p,
+            };
+            let Ok(msg) = payload.downcast::<ToEtcd>() else { continue };
+            if msg.ping {
+                replies.entry(from).or_default().pong = Some(watchers.contains(&from));
+            }
+            for (api_id, req) in msg.requests {
+                next_request += 1;
+                let watch = matches!(req, EtcdRequest::WatchFrom { .. });
+                requests.insert(next_request, (from, api_id, watch));
+                member.request(next_request, req, t);
             }
         }
-        if !committed.is_empty() {
-            let mut trace = trace.lock().expect("trace lock");
-            for ev in &committed {
-                if let Some(rec) = crate::record_of(ev, t) {
-                    trace.record(&rec);
-                }
+        if t >= member.next_tick_at() {
+            member.tick(t, &mut rng);
+        }
+        if t >= next_leader_check {
+            next_leader_check = t + election;
+            no_leader_checks = if member.status().leader.is_none() { no_leader_checks + 1 } else { 0 };
+            if no_leader_checks >= MAX_NO_LEADER_CHECKS {
+                watchers.clear();
             }
+        }
+        let out = member.ready(t, &mut rng);
+        let delay = shared.disk_delay.lock().expect("disk delay lock").get(&id).copied().unwrap_or_default();
+        let wrote = out.disk_writes.entries + out.disk_writes.hard_states + out.disk_writes.snapshots;
+        if wrote > 0 && !delay.is_zero() {
+            // A slow disk: the fsync holds everything that follows it.
+            madsim::time::sleep(delay).await;
+        }
+        for (rid, response) in out.responses {
+            let Some((to, api_id, watch)) = requests.remove(&rid) else { continue };
+            if watch && !matches!(response, EtcdResponse::Error { .. }) {
+                watchers.insert(to);
+            }
+            replies.entry(to).or_default().responses.push((api_id, response));
+        }
+        if out.installed_snapshot.is_some() {
+            // The store jumped revisions: watchers must resync.
+            watchers.clear();
+        }
+        if !out.events.is_empty() {
+            trace.lock().expect("trace lock").record_committed(&out.events, t);
             for w in &watchers {
-                replies.entry(*w).or_default().events = committed.clone();
+                replies.entry(*w).or_default().events.extend(out.events.iter().cloned());
+            }
+        }
+        for lc in &out.leader_changes {
+            let Some(leader) = lc.leader else { continue };
+            let mut l = shared.leader.lock().expect("leader lock");
+            if l.is_none_or(|(term, _)| lc.term > term) {
+                *l = Some((lc.term, leader));
+                let rec = TraceRecord::Leader {
+                    t: lc.at.as_millis(),
+                    component: "etcd".into(),
+                    host: format!("cp-{leader}"),
+                    term: lc.term,
+                };
+                trace.lock().expect("trace lock").record(&rec);
+            }
+        }
+        for m in out.messages {
+            if let Some(addr) = peers.get(&m.to) {
+                ep.send(*addr, m);
             }
         }
         for (to, reply) in replies {
             ep.send(to, reply);
         }
+        let _ = &host;
     }
 }
 

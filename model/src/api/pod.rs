@@ -1,6 +1,7 @@
 //! Pod (core/v1), with the fields the control plane reads and writes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,8 +21,10 @@ pub const DEFAULT_SCHEDULER_NAME: &str = "default-scheduler";
 pub struct Pod {
     #[serde(default)]
     pub metadata: ObjectMeta,
+    /// Shared between a pod's versions (and with its template until it is changed): a
+    /// status write copies the status, not the spec. Change it with `Arc::make_mut`.
     #[serde(default)]
-    pub spec: PodSpec,
+    pub spec: Arc<PodSpec>,
     #[serde(default)]
     pub status: PodStatus,
 }
@@ -31,8 +34,9 @@ pub struct Pod {
 pub struct PodTemplateSpec {
     #[serde(default)]
     pub metadata: ObjectMeta,
+    /// Pods made from the template share it until one is changed.
     #[serde(default)]
-    pub spec: PodSpec,
+    pub spec: Arc<PodSpec>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -125,7 +125,10 @@ pub fn prepare_create(
 pub fn default_object(obj: &mut Object) {
     match obj {
         Object::Pod(p) => {
-            let s = &mut p.spec;
+            // Default a copy and keep the shared spec when nothing changed (a pod made
+            // from an already-defaulted template).
+            let mut spec = (*p.spec).clone();
+            let s = &mut spec;
             if s.scheduler_name.is_empty() {
                 s.scheduler_name = crate::api::pod::DEFAULT_SCHEDULER_NAME.into();
             }
@@ -155,6 +158,9 @@ pub fn default_object(obj: &mut Object) {
                         ..Default::default()
                     });
                 }
+            }
+            if spec != *p.spec {
+                p.spec = std::sync::Arc::new(spec);
             }
             if p.status.phase.is_none() {
                 p.status.phase = Some(PodPhase::Pending);
@@ -223,7 +229,7 @@ pub fn default_object(obj: &mut Object) {
 }
 
 fn default_template(t: &mut crate::api::PodTemplateSpec) {
-    let s = &mut t.spec;
+    let s = std::sync::Arc::make_mut(&mut t.spec);
     if s.scheduler_name.is_empty() {
         s.scheduler_name = crate::api::pod::DEFAULT_SCHEDULER_NAME.into();
     }
@@ -320,7 +326,7 @@ pub fn mutate(current: &Object, m: &MutationView<'_>, now: SimTime) -> Result<Op
             if let (Object::Pod(old), Object::Pod(new)) = (current, &mut next) {
                 // spec.nodeName changes only through pods/binding.
                 if old.spec.node_name != new.spec.node_name {
-                    new.spec.node_name = old.spec.node_name.clone();
+                    std::sync::Arc::make_mut(&mut new.spec).node_name = old.spec.node_name.clone();
                 }
             }
             next
@@ -356,7 +362,7 @@ pub fn mutate(current: &Object, m: &MutationView<'_>, now: SimTime) -> Result<Op
                 });
             }
             let mut p = p.clone();
-            p.spec.node_name = node.to_string();
+            std::sync::Arc::make_mut(&mut p.spec).node_name = node.to_string();
             p.set_condition(PodCondition {
                 type_: condition::POD_SCHEDULED.into(),
                 status: ConditionStatus::True,

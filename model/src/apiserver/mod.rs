@@ -706,7 +706,9 @@ mod tests {
             metadata: ObjectMeta { name: name.into(), namespace: "default".into(), ..Default::default() },
             ..Default::default()
         };
-        p.spec.containers.push(crate::api::Container { name: "c".into(), ..Default::default() });
+        std::sync::Arc::make_mut(&mut p.spec)
+            .containers
+            .push(crate::api::Container { name: "c".into(), ..Default::default() });
         Object::Pod(p)
     }
 

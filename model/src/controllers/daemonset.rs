@@ -181,8 +181,11 @@ impl DaemonSetController {
         for node in creates {
             expected.insert(node.clone());
             let mut t = ds.spec.template.clone();
-            t.spec.tolerations =
-                with_tolerations(t.spec.tolerations, daemon_tolerations(t.spec.host_network));
+            let spec = std::sync::Arc::make_mut(&mut t.spec);
+            spec.tolerations = with_tolerations(
+                std::mem::take(&mut spec.tolerations),
+                daemon_tolerations(spec.host_network),
+            );
             let term = NodeSelectorTerm {
                 match_fields: vec![NodeSelectorRequirement {
                     key: "metadata.name".into(),
@@ -191,11 +194,11 @@ impl DaemonSetController {
                 }],
                 ..Default::default()
             };
-            let mut affinity = t.spec.affinity.take().unwrap_or(Affinity { node_affinity: None });
+            let mut affinity = spec.affinity.take().unwrap_or(Affinity { node_affinity: None });
             let na = affinity.node_affinity.get_or_insert_with(NodeAffinity::default);
             na.required_during_scheduling_ignored_during_execution =
                 Some(NodeSelector { node_selector_terms: vec![term] });
-            t.spec.affinity = Some(affinity);
+            spec.affinity = Some(affinity);
             let pod = Pod {
                 metadata: ObjectMeta {
                     generate_name: format!("{}-", ds.metadata.name),

@@ -191,12 +191,12 @@ impl<V: Clone + Stamp + ValueSize> Backend<V> {
         for ev in events {
             if let Some(prev) = ev.prev_kv.as_ref().filter(|p| p.lease != 0) {
                 if let Some(l) = self.leases.get_mut(&prev.lease) {
-                    l.keys.remove(&prev.key);
+                    l.keys.remove(&*prev.key);
                 }
             }
             if ev.type_ == EventType::Put && ev.kv.lease != 0 {
                 if let Some(l) = self.leases.get_mut(&ev.kv.lease) {
-                    l.keys.insert(ev.kv.key.clone());
+                    l.keys.insert(ev.kv.key.to_string());
                 }
             }
         }

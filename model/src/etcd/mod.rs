@@ -90,9 +90,12 @@ impl ValueSize for Arc<crate::api::Object> {
     }
 }
 
+/// A stored key: shared by the live entry, its history events and their prev_kv.
+pub type Key = std::sync::Arc<str>;
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct KeyValue<V> {
-    pub key: String,
+    pub key: Key,
     pub create_revision: i64,
     pub mod_revision: i64,
     pub version: i64,

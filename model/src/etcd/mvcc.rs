@@ -43,13 +43,62 @@ pub fn revision_bytes<V: ValueSize>(key: &str, value: &V) -> u64 {
     KV_OVERHEAD_BYTES + key.len() as u64 + value.approx_bytes()
 }
 
+/// Entries per history chunk.
+const HISTORY_CHUNK: usize = 4096;
+
+/// The event history in fixed-size chunks: it grows by one chunk at a time (a single
+/// deque would double, holding up to twice its length in a long run), and compaction
+/// frees whole chunks.
+#[derive(Clone, Debug)]
+struct History<V> {
+    chunks: VecDeque<VecDeque<(i64, MvccEvent<V>)>>,
+}
+
+impl<V> Default for History<V> {
+    fn default() -> Self {
+        History { chunks: VecDeque::new() }
+    }
+}
+
+impl<V> History<V> {
+    fn push_back(&mut self, entry: (i64, MvccEvent<V>)) {
+        if self.chunks.back().is_none_or(|c| c.len() == HISTORY_CHUNK) {
+            self.chunks.push_back(VecDeque::with_capacity(HISTORY_CHUNK));
+        }
+        self.chunks.back_mut().expect("a chunk").push_back(entry);
+    }
+
+    fn front(&self) -> Option<&(i64, MvccEvent<V>)> {
+        self.chunks.front().and_then(|c| c.front())
+    }
+
+    fn pop_front(&mut self) -> Option<(i64, MvccEvent<V>)> {
+        let first = self.chunks.front_mut()?;
+        let e = first.pop_front();
+        if first.is_empty() {
+            self.chunks.pop_front();
+        }
+        e
+    }
+
+    fn iter(&self) -> impl DoubleEndedIterator<Item = &(i64, MvccEvent<V>)> {
+        self.chunks.iter().flatten()
+    }
+
+    /// Entries with revision >= `revision`, oldest first.
+    fn since(&self, revision: i64) -> impl Iterator<Item = &(i64, MvccEvent<V>)> {
+        let first = self.chunks.partition_point(|c| c.back().is_some_and(|(r, _)| *r < revision));
+        self.chunks.range(first..).flatten().skip_while(move |(r, _)| *r < revision)
+    }
+}
+
 /// The store.
 #[derive(Clone, Debug)]
 pub struct MvccStore<V> {
     revision: i64,
     compacted: i64,
-    kvs: BTreeMap<String, KeyValue<V>>,
-    history: VecDeque<(i64, MvccEvent<V>)>,
+    kvs: BTreeMap<super::Key, KeyValue<V>>,
+    history: History<V>,
     /// Bytes of every revision kept (live values, history not yet compacted, tombstones).
     in_use_bytes: u64,
     /// Bytes of superseded revisions whose events were already compacted out of the
@@ -70,7 +119,7 @@ impl<V: Clone + Stamp + ValueSize> MvccStore<V> {
             revision: 1,
             compacted: 0,
             kvs: BTreeMap::new(),
-            history: VecDeque::new(),
+            history: History::default(),
             in_use_bytes: 0,
             superseded_compacted_bytes: 0,
         }
@@ -107,7 +156,10 @@ impl<V: Clone + Stamp + ValueSize> MvccStore<V> {
             let n = kvs.len();
             return (kvs, n);
         }
-        let all = self.kvs.range(key.to_string()..).take_while(|(k, _)| k.starts_with(key));
+        let all = self
+            .kvs
+            .range::<str, _>((std::ops::Bound::Included(key), std::ops::Bound::Unbounded))
+            .take_while(|(k, _)| k.starts_with(key));
         take_limited(all.map(|(_, kv)| kv), limit)
     }
 
@@ -138,17 +190,17 @@ impl<V: Clone + Stamp + ValueSize> MvccStore<V> {
             }
             if matches(&ev.kv.key) {
                 // `prev_kv` is exactly the key before this event (None for a creation).
-                overlay.insert(ev.kv.key.as_str(), ev.prev_kv.as_ref());
+                overlay.insert(&*ev.kv.key, ev.prev_kv.as_ref());
             }
         }
         let mut merged: BTreeMap<&str, &KeyValue<V>> = if prefix {
             self.kvs
-                .range(key.to_string()..)
+                .range::<str, _>((std::ops::Bound::Included(key), std::ops::Bound::Unbounded))
                 .take_while(|(k, _)| k.starts_with(key))
-                .map(|(k, v)| (k.as_str(), v))
+                .map(|(k, v)| (&**k, v))
                 .collect()
         } else {
-            self.kvs.get_key_value(key).map(|(k, v)| (k.as_str(), v)).into_iter().collect()
+            self.kvs.get_key_value(key).map(|(k, v)| (&**k, v)).into_iter().collect()
         };
         for (k, before) in overlay {
             match before {
@@ -160,7 +212,7 @@ impl<V: Clone + Stamp + ValueSize> MvccStore<V> {
     }
 
     fn compare_holds(&self, c: &Compare) -> bool {
-        let kv = self.kvs.get(&c.key);
+        let kv = self.kvs.get(c.key.as_str());
         let actual = match c.target {
             CompareTarget::ModRevision => kv.map_or(0, |k| k.mod_revision),
             CompareTarget::CreateRevision => kv.map_or(0, |k| k.create_revision),
@@ -252,7 +304,7 @@ impl<V: Clone + Stamp + ValueSize> MvccStore<V> {
         let mut events = Vec::new();
         for op in ops {
             match op {
-                Op::Get { key } => results.push(self.kvs.get(key).cloned()),
+                Op::Get { key } => results.push(self.kvs.get(key.as_str()).cloned()),
                 Op::Put { key, .. } | Op::PutWithLease { key, .. } => {
                     let value = stamped.next().expect("one stamped value per put");
                     let lease = if let Op::PutWithLease { lease, .. } = op { *lease } else { 0 };
@@ -280,8 +332,9 @@ impl<V: Clone + Stamp + ValueSize> MvccStore<V> {
         events: &mut Vec<MvccEvent<V>>,
     ) -> KeyValue<V> {
         let prev = self.kvs.get(key).cloned();
+        let shared: super::Key = prev.as_ref().map_or_else(|| super::Key::from(key), |p| p.key.clone());
         let kv = KeyValue {
-            key: key.to_string(),
+            key: shared.clone(),
             create_revision: prev.as_ref().map_or(rev, |p| p.create_revision),
             mod_revision: rev,
             version: prev.as_ref().map_or(1, |p| p.version + 1),
@@ -292,7 +345,7 @@ impl<V: Clone + Stamp + ValueSize> MvccStore<V> {
         if let Some(p) = &prev {
             self.note_superseded(p);
         }
-        self.kvs.insert(key.to_string(), kv.clone());
+        self.kvs.insert(shared, kv.clone());
         events.push(MvccEvent { type_: EventType::Put, kv: kv.clone(), prev_kv: prev });
         kv
     }
@@ -333,8 +386,7 @@ impl<V: Clone + Stamp + ValueSize> MvccStore<V> {
         if revision > self.revision + 1 {
             return Err(ERR_FUTURE_REV);
         }
-        let start = self.history.partition_point(|(r, _)| *r < revision);
-        Ok(self.history.range(start..).map(|(_, e)| e.clone()).collect())
+        Ok(self.history.since(revision).map(|(_, e)| e.clone()).collect())
     }
 
     /// Forgets history up to and including `revision`, freeing the bytes of revisions no

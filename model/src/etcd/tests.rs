@@ -64,7 +64,7 @@ fn write_acked(c: &mut Cluster, member: u64, key: &str, value: &str) {
 
 fn store_contents(c: &Cluster, id: u64) -> Vec<(String, String, i64)> {
     let m = c.member(id).expect("alive");
-    m.with_store(|s| s.iter().map(|kv| (kv.key.clone(), kv.value.clone(), kv.mod_revision)).collect())
+    m.with_store(|s| s.iter().map(|kv| (kv.key.to_string(), kv.value.clone(), kv.mod_revision)).collect())
 }
 
 fn caught_up(c: &Cluster, id: u64, with: u64) -> bool {
@@ -148,7 +148,7 @@ fn range_at_a_past_revision() {
     s.txn(&[], vec![Op::Delete { key: "/p/b".into() }], vec![]); // rev 5
     let at = |s: &MvccStore<i64>, rev| {
         let (kvs, _) = s.range_at("/p/", true, 0, rev).unwrap();
-        kvs.into_iter().map(|kv| (kv.key, kv.value)).collect::<Vec<_>>()
+        kvs.into_iter().map(|kv| (kv.key.to_string(), kv.value)).collect::<Vec<_>>()
     };
     assert_eq!(at(&s, 2), vec![("/p/a".to_string(), 1)]);
     assert_eq!(at(&s, 3), vec![("/p/a".to_string(), 1), ("/p/b".to_string(), 2)]);

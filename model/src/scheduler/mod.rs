@@ -478,8 +478,8 @@ mod tests {
         p.metadata.namespace = "default".into();
         let mut c = crate::api::Container { name: "c".into(), ..Default::default() };
         c.resources.requests.insert("cpu".into(), Quantity::parse(cpu).unwrap());
-        p.spec.containers.push(c);
-        p.spec.priority = Some(0);
+        Arc::make_mut(&mut p.spec).containers.push(c);
+        Arc::make_mut(&mut p.spec).priority = Some(0);
         p
     }
 
@@ -534,7 +534,7 @@ mod tests {
         a.metadata.labels.insert("disk".into(), "ssd".into());
         let mut s = snapshot(vec![a, node("b", "4")]);
         let mut p = pod("p", "100m");
-        p.spec.node_selector.insert("disk".into(), "ssd".into());
+        Arc::make_mut(&mut p.spec).node_selector.insert("disk".into(), "ssd".into());
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let d = s.schedule(&PodInfo::new(Arc::new(p)), &SchedulerConfig::default(), &mut rng);
         assert_eq!(d, Decision::Fits { node: "a".into(), feasible: 1 });
