@@ -46,7 +46,8 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
     if let Some(l) = &s.network.latency {
         world.latency = l.time.as_duration().max(Duration::from_millis(1));
     }
-    world.control_plane_hosts = s.control_plane.hosts.unwrap_or(1) as usize;
+    world.control_plane_hosts =
+        s.control_plane.hosts.unwrap_or(crate::scenario::DEFAULT_CONTROL_PLANE_HOSTS) as usize;
     let ks = &s.control_plane.kube_scheduler;
     if let Some(v) = ks.pod_initial_backoff_seconds {
         world.scheduler.pod_initial_backoff = Duration::from_secs(v);
@@ -137,6 +138,14 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
             Step::Fault(Fault::StopContainerRuntime(h.clone()))
         } else if let Some(h) = &e.start_container_runtime {
             Step::Fault(Fault::StartContainerRuntime(h.clone()))
+        } else if let Some(h) = &e.isolate_member {
+            Step::Fault(Fault::IsolateMember(h.clone()))
+        } else if e.isolate_etcd_leader.is_some() {
+            Step::Fault(Fault::IsolateEtcdLeader)
+        } else if let Some(h) = &e.lose_etcd_disk {
+            Step::Fault(Fault::LoseEtcdDisk(h.clone()))
+        } else if let Some(d) = &e.slow_etcd_disk {
+            Step::Fault(Fault::SlowEtcdDisk { host: d.host.clone(), fsync: d.fsync.time.as_duration() })
         } else if let Some(t) = e.taint.as_ref().or(e.untaint.as_ref()) {
             Step::Taint {
                 node: t.node.clone(),
@@ -186,6 +195,13 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
                 (_, None) => Some(crate::run::ANY_VALUE.to_string()),
             };
             Condition::Field { key: ObjectKey::new(k, ns, f.name.clone()), path: f.path.clone(), equals }
+        } else if let Some(l) = &x.leader {
+            Condition::Leader {
+                component: l.component.clone(),
+                host: l.host.clone(),
+                not_host: l.not_host.clone(),
+                elected_after: l.elected_after.as_ref().map(|d| d.time),
+            }
         } else {
             let e = x.event.as_ref().expect("validated");
             Condition::Event {

@@ -128,6 +128,13 @@ pub enum Condition {
         absent: bool,
         involved: Option<(Kind, String, String)>,
     },
+    /// The latest leader of a component, as the trace records leader changes.
+    Leader {
+        component: String,
+        host: Option<String>,
+        not_host: Option<String>,
+        elected_after: Option<SimTime>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -170,6 +177,8 @@ pub struct RunReport {
     pub trace_hash: String,
     pub step_errors: Vec<String>,
     pub peak_rss_bytes: Option<u64>,
+    /// Every leader change (etcd, kube-controller-manager, kube-scheduler).
+    pub leaders: Vec<kubesim_sim::Leadership>,
 }
 
 impl RunReport {
@@ -185,6 +194,12 @@ impl RunReport {
         s += &format!("trace records: {} ({} committed writes)\n", self.records, self.writes);
         for e in &self.step_errors {
             s += &format!("timeline step failed: {e}\n");
+        }
+        if !self.leaders.is_empty() {
+            s += "leader changes:\n";
+            for l in &self.leaders {
+                s += &format!("  {} {} -> {} (term {})\n", l.t, l.component, l.host, l.term);
+            }
         }
         let passed = self.results.iter().filter(|r| r.passed).count();
         s += &format!("expectations: {passed}/{} passed\n", self.results.len());
@@ -282,7 +297,7 @@ fn simulate_plan(plan: Plan, trace_file: Option<std::fs::File>, progress: bool) 
                 }
                 Job::Check(i) => {
                     let c = &plan.checks[i];
-                    let (ok, observed) = world.state(|s| evaluate(&c.condition, s));
+                    let (ok, observed) = world.observe(|s, l| evaluate(&c.condition, s, l));
                     match c.timing {
                         Timing::At(at) => {
                             results[i] = Some(CheckResult {
@@ -356,6 +371,7 @@ fn simulate_plan(plan: Plan, trace_file: Option<std::fs::File>, progress: bool) 
             trace_hash,
             step_errors,
             peak_rss_bytes: None,
+            leaders: sink.leaders().to_vec(),
         })
     })
 }
@@ -516,7 +532,7 @@ async fn do_step(world: &mut World, step: &Step) -> Result<(), String> {
 }
 
 /// Evaluates a condition against the committed state: (holds, what was observed).
-pub fn evaluate(cond: &Condition, state: &Cache) -> (bool, String) {
+pub fn evaluate(cond: &Condition, state: &Cache, leaders: &[kubesim_sim::Leadership]) -> (bool, String) {
     match cond {
         Condition::PodCount { phase, terminating, node, namespace, selector, compare } => {
             let n = state
@@ -552,6 +568,15 @@ pub fn evaluate(cond: &Condition, state: &Cache) -> (bool, String) {
         Condition::Event { reason, type_, message, message_pattern, absent, involved } => {
             let (found, observed) = find_event(state, reason, type_, message, message_pattern, involved);
             (found != *absent, observed)
+        }
+        Condition::Leader { component, host, not_host, elected_after } => {
+            let Some(l) = leaders.iter().rev().find(|l| l.component == *component) else {
+                return (false, format!("no {component} leader yet"));
+            };
+            let ok = host.as_ref().is_none_or(|h| l.host == *h)
+                && not_host.as_ref().is_none_or(|h| l.host != *h)
+                && elected_after.is_none_or(|t| l.t >= t);
+            (ok, format!("{component} leader {} (term {}) since {}", l.host, l.term, l.t))
         }
     }
 }

@@ -27,6 +27,14 @@ pub enum Fault {
     Partition(Vec<Vec<String>>),
     /// Remove every partition.
     Heal,
+    /// Cut a host off from the other control-plane hosts (its etcd peers).
+    IsolateMember(String),
+    /// Cut the etcd leader (when the fault fires) off from its followers.
+    IsolateEtcdLeader,
+    /// A member's disk is lost: it restarts empty and catches up by snapshot.
+    LoseEtcdDisk(String),
+    /// Every fsync of a member's disk takes this long (zero restores it).
+    SlowEtcdDisk { host: String, fsync: std::time::Duration },
     /// The container runtime on a worker stops answering: its kubelet reports NotReady.
     StopContainerRuntime(String),
     /// The container runtime answers again.
@@ -41,12 +49,23 @@ impl Fault {
             Fault::RestartHost(h) => world.restart_host(h),
             Fault::KillProcess { host, process } => world.kill_process(host, process),
             Fault::RestartProcess { host, process } => world.restart_process(host, process),
+            Fault::KillLeader(component) if component == "etcd" => {
+                let host = world.etcd_leader_host().ok_or("etcd has no leader yet")?;
+                world.kill_process(&host, "etcd")
+            }
             Fault::KillLeader(component) => {
                 let host = world
                     .lease_holder_host(component)
                     .ok_or_else(|| format!("no {component} leader holds kube-system/{component} yet"))?;
                 world.kill_process(&host, component)
             }
+            Fault::IsolateMember(h) => world.isolate_from_control_plane(h),
+            Fault::IsolateEtcdLeader => {
+                let host = world.etcd_leader_host().ok_or("etcd has no leader yet")?;
+                world.isolate_from_control_plane(&host)
+            }
+            Fault::LoseEtcdDisk(h) => world.lose_etcd_disk(h),
+            Fault::SlowEtcdDisk { host, fsync } => world.slow_etcd_disk(host, *fsync),
             Fault::Partition(groups) => world.partition(groups),
             Fault::Heal => {
                 world.heal();
@@ -72,8 +91,11 @@ impl Fault {
             | Fault::StopContainerRuntime(h)
             | Fault::StartContainerRuntime(h) => vec![h.as_str()],
             Fault::KillProcess { host, .. } | Fault::RestartProcess { host, .. } => vec![host.as_str()],
+            Fault::IsolateMember(h) | Fault::LoseEtcdDisk(h) | Fault::SlowEtcdDisk { host: h, .. } => {
+                vec![h.as_str()]
+            }
             Fault::Partition(groups) => groups.iter().flatten().map(String::as_str).collect(),
-            Fault::Heal | Fault::KillLeader(_) => Vec::new(),
+            Fault::Heal | Fault::KillLeader(_) | Fault::IsolateEtcdLeader => Vec::new(),
         }
     }
 }

@@ -14,7 +14,7 @@ use kubesim_model::etcd::MvccEvent;
 use kubesim_model::time::SimTime;
 
 pub use client::now;
-pub use trace::{replay, Replay, TraceRecord, TraceSink};
+pub use trace::{replay, Leadership, Replay, TraceRecord, TraceSink};
 pub use world::{simulate, sleep_until, ClientRate, WorkerSpec, World, WorldConfig};
 
 /// The trace record of one committed etcd event.

@@ -50,6 +50,17 @@ pub struct TraceSink {
     error: Option<String>,
     /// The highest etcd revision written to the trace.
     recorded_revision: i64,
+    /// Every leader record so far, in order.
+    leaders: Vec<Leadership>,
+}
+
+/// One leader change as the trace records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Leadership {
+    pub t: SimTime,
+    pub component: String,
+    pub host: String,
+    pub term: u64,
 }
 
 impl TraceSink {
@@ -63,6 +74,7 @@ impl TraceSink {
             line: Vec::with_capacity(4096),
             error: None,
             recorded_revision: 0,
+            leaders: Vec::new(),
         }
     }
 
@@ -99,7 +111,20 @@ impl TraceSink {
         }
     }
 
+    /// Every leader change recorded so far.
+    pub fn leaders(&self) -> &[Leadership] {
+        &self.leaders
+    }
+
     fn write_line(&mut self, rec: &TraceRecord) {
+        if let TraceRecord::Leader { t, component, host, term } = rec {
+            self.leaders.push(Leadership {
+                t: SimTime(*t),
+                component: component.clone(),
+                host: host.clone(),
+                term: *term,
+            });
+        }
         self.line.clear();
         serde_json::to_writer(&mut self.line, rec).expect("trace records always serialize");
         self.line.push(b'\n');

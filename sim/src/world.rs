@@ -84,7 +84,7 @@ impl WorldConfig {
         WorldConfig {
             seed,
             latency: Duration::from_millis(1),
-            control_plane_hosts: 1,
+            control_plane_hosts: 3,
             scheduler: SchedulerConfig::default(),
             scheduler_rate: ClientRate { qps: 50.0, burst: 100 },
             controller_manager: ControllerManagerConfig::default(),
@@ -368,6 +368,58 @@ impl World {
         Ok(())
     }
 
+    /// The host of the etcd member that leads now, as the members last reported.
+    pub fn etcd_leader_host(&self) -> Option<String> {
+        let l = *self.etcd.leader.lock().expect("leader lock");
+        l.map(|(_, id)| format!("cp-{id}"))
+    }
+
+    /// Control-plane hosts (the etcd members' hosts), in order.
+    pub fn control_plane_hosts(&self) -> Vec<String> {
+        (1..=self.config.control_plane_hosts.max(1)).map(|i| format!("cp-{i}")).collect()
+    }
+
+    /// Cuts `host` off from the other control-plane hosts (its etcd peers), both ways;
+    /// workers still reach it.
+    pub fn isolate_from_control_plane(&mut self, host: &str) -> Result<(), String> {
+        let ip = self.host(host)?.ip;
+        for other in self.control_plane_hosts() {
+            if other != host {
+                let oip = self.host(&other)?.ip;
+                self.net.set_blocked(ip, oip, true);
+                self.net.set_blocked(oip, ip, true);
+            }
+        }
+        self.fault("isolate", &format!("{host} from the other control-plane hosts"));
+        Ok(())
+    }
+
+    /// Replaces a member's disk with a blank one and restarts its etcd: it rejoins empty.
+    pub fn lose_etcd_disk(&mut self, host: &str) -> Result<(), String> {
+        let id = self.etcd_member_id(host)?;
+        let node = self.process(host, "etcd")?.id();
+        self.handle.kill(node);
+        self.etcd.disks.lock().expect("disks lock").insert(id, Disk::new());
+        self.handle.restart(node);
+        self.fault("lose-disk", host);
+        Ok(())
+    }
+
+    /// Makes every fsync of a member's disk take `delay` (zero restores it).
+    pub fn slow_etcd_disk(&mut self, host: &str, delay: Duration) -> Result<(), String> {
+        let id = self.etcd_member_id(host)?;
+        self.etcd.disk_delay.lock().expect("disk delay lock").insert(id, delay);
+        self.fault("slow-disk", &format!("{host} fsync {}", kubesim_model::time::go_duration(delay)));
+        Ok(())
+    }
+
+    fn etcd_member_id(&self, host: &str) -> Result<u64, String> {
+        host.strip_prefix("cp-")
+            .and_then(|n| n.parse::<u64>().ok())
+            .filter(|n| *n >= 1 && *n <= self.config.control_plane_hosts.max(1) as u64)
+            .ok_or_else(|| format!("{host} runs no etcd member (members run on cp-1..cp-N)"))
+    }
+
     /// The host whose process holds a leader-election Lease in kube-system
     /// (`kube-controller-manager`, `kube-scheduler`), from the committed state.
     pub fn lease_holder_host(&self, lease: &str) -> Option<String> {
@@ -438,6 +490,12 @@ impl World {
     /// Reads the committed cluster state.
     pub fn state<R>(&self, f: impl FnOnce(&Cache) -> R) -> R {
         f(self.trace.lock().expect("trace lock").state())
+    }
+
+    /// Reads the committed state and the leader changes so far.
+    pub fn observe<R>(&self, f: impl FnOnce(&Cache, &[crate::trace::Leadership]) -> R) -> R {
+        let t = self.trace.lock().expect("trace lock");
+        f(t.state(), t.leaders())
     }
 
     /// Lets madsim drop the bookkeeping of finished tasks (it grows in long runs).

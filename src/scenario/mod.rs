@@ -320,16 +320,33 @@ pub struct TimelineEntry {
     pub start_container_runtime: Option<String>,
     pub taint: Option<TaintAction>,
     pub untaint: Option<TaintAction>,
+    pub isolate_member: Option<String>,
+    pub isolate_etcd_leader: Option<serde::de::IgnoredAny>,
+    pub lose_etcd_disk: Option<String>,
+    pub slow_etcd_disk: Option<SlowDisk>,
 }
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SlowDisk {
+    pub host: String,
+    /// How long each fsync takes; `0s` restores the disk.
+    pub fsync: Dur,
+}
+
+/// Control-plane hosts when a scenario does not say: three, as a kubeadm HA cluster
+/// (three stacked etcd members, API servers, schedulers and controller managers).
+pub const DEFAULT_CONTROL_PLANE_HOSTS: u32 = 3;
 
 /// Every timeline action's name, for error hints.
 pub const TIMELINE_ACTIONS: &str =
     "apply, delete, scale, cordon, uncordon, taint, untaint, addNodes, removeNode, \
 killHost, restartHost, killProcess, restartProcess, killLeader, stopKubelet, startKubelet, \
-stopContainerRuntime, startContainerRuntime, partition, heal";
+stopContainerRuntime, startContainerRuntime, isolateMember, isolateEtcdLeader, loseEtcdDisk, \
+slowEtcdDisk, partition, heal";
 
 /// Components with a leader Lease that `killLeader` can name.
-pub const LEADER_COMPONENTS: [&str; 2] = ["kube-controller-manager", "kube-scheduler"];
+pub const LEADER_COMPONENTS: [&str; 3] = ["etcd", "kube-controller-manager", "kube-scheduler"];
 /// Processes on a control-plane host and on a worker.
 pub const CONTROL_PLANE_PROCESSES: [&str; 4] =
     ["etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager"];
@@ -358,6 +375,10 @@ impl TimelineEntry {
             self.start_container_runtime.is_some(),
             self.taint.is_some(),
             self.untaint.is_some(),
+            self.isolate_member.is_some(),
+            self.isolate_etcd_leader.is_some(),
+            self.lose_etcd_disk.is_some(),
+            self.slow_etcd_disk.is_some(),
         ]
         .iter()
         .filter(|x| **x)
@@ -383,6 +404,19 @@ pub struct FieldQuery {
     pub name: String,
     pub namespace: Option<String>,
     pub path: String,
+}
+
+/// Which process leads a component (`etcd`, `kube-controller-manager`, `kube-scheduler`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LeaderQuery {
+    pub component: String,
+    /// The leader is on this host.
+    pub host: Option<String>,
+    /// The leader is not on this host.
+    pub not_host: Option<String>,
+    /// The leader was elected at or after this time.
+    pub elected_after: Option<Dur>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -416,6 +450,7 @@ pub struct Expectation {
     pub pod_count: Option<PodCountQuery>,
     pub field: Option<FieldQuery>,
     pub event: Option<EventQuery>,
+    pub leader: Option<LeaderQuery>,
     pub equals: Option<serde_yaml::Value>,
     pub at_least: Option<i64>,
     pub at_most: Option<i64>,
@@ -451,6 +486,9 @@ impl Expectation {
         }
         if let Some(f) = &self.field {
             return format!("{} {} {}", f.kind, f.name, f.path);
+        }
+        if let Some(l) = &self.leader {
+            return format!("{} leader", l.component);
         }
         if let Some(e) = &self.event {
             return format!("event {}", e.reason);
@@ -537,7 +575,9 @@ fn find_line(text: &str, needle: &str, from: usize) -> usize {
 
 /// Every host the scenario starts with: control-plane hosts and pool nodes.
 pub fn host_names(s: &Scenario) -> Vec<String> {
-    let mut v: Vec<String> = (1..=s.control_plane.hosts.unwrap_or(1)).map(|i| format!("cp-{i}")).collect();
+    let mut v: Vec<String> = (1..=s.control_plane.hosts.unwrap_or(DEFAULT_CONTROL_PLANE_HOSTS))
+        .map(|i| format!("cp-{i}"))
+        .collect();
     for p in &s.node_pools {
         v.extend((1..=p.count).map(|i| p.node_name(i)));
     }
@@ -564,7 +604,7 @@ fn validate(s: &Scenario, text: &str, path: &Path) -> Result<(), ScenarioError> 
             ));
         }
     }
-    let hp = s.control_plane.hosts.unwrap_or(1);
+    let hp = s.control_plane.hosts.unwrap_or(DEFAULT_CONTROL_PLANE_HOSTS);
     if !(1..=7).contains(&hp) {
         return Err(err(
             find_line(text, "hosts:", 1),
@@ -660,6 +700,19 @@ fn validate(s: &Scenario, text: &str, path: &Path) -> Result<(), ScenarioError> 
                 ));
             }
         }
+        for h in [&e.isolate_member, &e.lose_etcd_disk]
+            .into_iter()
+            .flatten()
+            .chain(e.slow_etcd_disk.iter().map(|d| &d.host))
+        {
+            if !hosts.iter().take(hp as usize).any(|x| x == h) {
+                return Err(err(
+                    find_line(text, h, at_line),
+                    format!("{h} runs no etcd member"),
+                    &format!("etcd members run on the control-plane hosts cp-1..cp-{hp}"),
+                ));
+            }
+        }
         if let Some(c) = &e.kill_leader {
             if !LEADER_COMPONENTS.contains(&c.as_str()) {
                 return Err(err(
@@ -710,14 +763,25 @@ fn validate(s: &Scenario, text: &str, path: &Path) -> Result<(), ScenarioError> 
     let exp_line = find_line(text, "expectations:", 1);
     for x in &s.expectations {
         let line = x.name.as_ref().map_or(exp_line, |n| find_line(text, n, exp_line));
-        let checks =
-            [x.pod_count.is_some(), x.field.is_some(), x.event.is_some()].iter().filter(|b| **b).count();
+        let checks = [x.pod_count.is_some(), x.field.is_some(), x.event.is_some(), x.leader.is_some()]
+            .iter()
+            .filter(|b| **b)
+            .count();
         if checks != 1 {
             return Err(err(
                 line,
-                format!("expectation {:?} needs exactly one of podCount, field, event", x.describe()),
+                format!("expectation {:?} needs exactly one of podCount, field, event, leader", x.describe()),
                 "see scenarios/README.md",
             ));
+        }
+        if let Some(l) = &x.leader {
+            if !LEADER_COMPONENTS.contains(&l.component.as_str()) {
+                return Err(err(
+                    find_line(text, &l.component, line),
+                    format!("leader: {:?} has no leader", l.component),
+                    &format!("one of {}", LEADER_COMPONENTS.join(", ")),
+                ));
+            }
         }
         if x.at.is_some() == x.within.is_some() {
             return Err(err(
