@@ -8,7 +8,7 @@ use kubesim_model::api::{Kind, ObjectKey, ResourceList, Selector, TaintEffect};
 use kubesim_model::kubelet::KubeletConfig;
 use kubesim_sim::{ClientRate, WorkerSpec, WorldConfig};
 
-use crate::run::{Check, Compare, Condition, Plan, Step, Timing};
+use crate::run::{Check, Compare, Condition, Plan, Step, TimedStep, Timing};
 use crate::scenario::{render_yaml, times, NodePool, Scenario, ScenarioError};
 
 fn worker(pool: &NodePool, i: u32, index: usize) -> WorkerSpec {
@@ -157,7 +157,12 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
         } else {
             Step::Fault(Fault::Heal)
         };
-        timeline.push((e.at.time, step));
+        timeline.push(TimedStep {
+            at: e.at.time,
+            step,
+            via: e.via.clone(),
+            expect_error: e.expect_error.clone(),
+        });
     }
     let mut checks = Vec::new();
     for x in &s.expectations {
@@ -201,6 +206,7 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
                 host: l.host.clone(),
                 not_host: l.not_host.clone(),
                 elected_after: l.elected_after.as_ref().map(|d| d.time),
+                absent: x.exists == Some(false),
             }
         } else {
             let e = x.event.as_ref().expect("validated");

@@ -27,6 +27,18 @@ pub struct RunOptions {
     pub bench: bool,
 }
 
+/// A timeline step at its time, with how it reaches the API and what it must do.
+#[derive(Clone, Debug)]
+pub struct TimedStep {
+    pub at: SimTime,
+    pub step: Step,
+    /// Send API calls through this control-plane host's API server (`isolated`: the host
+    /// the last isolation cut off).
+    pub via: Option<String>,
+    /// The step must fail with an error containing this text.
+    pub expect_error: Option<String>,
+}
+
 /// One step of the timeline.
 #[derive(Clone, Debug)]
 pub enum Step {
@@ -134,6 +146,8 @@ pub enum Condition {
         host: Option<String>,
         not_host: Option<String>,
         elected_after: Option<SimTime>,
+        /// Holds when no such leader is recorded.
+        absent: bool,
     },
 }
 
@@ -152,7 +166,7 @@ pub struct Plan {
     pub duration: SimTime,
     pub world: WorldConfig,
     pub workloads: Vec<Object>,
-    pub timeline: Vec<(SimTime, Step)>,
+    pub timeline: Vec<TimedStep>,
     pub checks: Vec<Check>,
 }
 
@@ -266,88 +280,42 @@ fn simulate_plan(plan: Plan, trace_file: Option<std::fs::File>, progress: bool) 
         let mut step_errors = Vec::new();
         wait_for_api(&world).await;
         for obj in &plan.workloads {
-            if let Err(e) = apply(&world, obj.clone()).await {
+            if let Err(e) = apply(&world, None, obj.clone()).await {
                 step_errors.push(format!("apply {} at {}: {e}", obj.key(), now()));
             }
         }
-        let mut results: Vec<Option<CheckResult>> = vec![None; plan.checks.len()];
-        let mut agenda: BTreeMap<(SimTime, u8, usize), Job> = BTreeMap::new();
-        for (i, (t, _)) in plan.timeline.iter().enumerate() {
-            agenda.insert((*t, 0, i), Job::Step(i));
-        }
-        for (i, c) in plan.checks.iter().enumerate() {
-            let t = match c.timing {
-                Timing::At(t) => t,
-                Timing::Within { from, .. } => from,
-            };
-            agenda.insert((t, 1, i), Job::Check(i));
-        }
-        agenda.insert((SimTime::ZERO, 2, 0), Job::Tick);
-        while let Some(((t, _, _), job)) = agenda.pop_first() {
-            if t > plan.duration {
+        // Expectations are sampled by a task of their own, so a timeline step waiting on
+        // a slow API call (a person's kubectl hanging) never delays a check.
+        let checker =
+            kubesim_sim::spawn(run_checks(plan.checks.clone(), sink.clone(), plan.duration, bar.clone()));
+        let mut step_checks = Vec::new();
+        for ts in &plan.timeline {
+            if ts.at > plan.duration {
                 break;
             }
-            sleep_until(t).await;
-            match job {
-                Job::Step(i) => {
-                    let (at, step) = &plan.timeline[i];
-                    if let Err(e) = do_step(&mut world, step).await {
-                        step_errors.push(format!("{} at {at}: {e}", step.describe().0));
-                    }
-                }
-                Job::Check(i) => {
-                    let c = &plan.checks[i];
-                    let (ok, observed) = world.observe(|s, l| evaluate(&c.condition, s, l));
-                    match c.timing {
-                        Timing::At(at) => {
-                            results[i] = Some(CheckResult {
-                                name: c.name.clone(),
-                                passed: ok,
-                                detail: format!("at {at}: observed {observed}"),
-                            })
-                        }
-                        Timing::Within { from, until } => {
-                            let tn = now();
-                            if ok {
-                                results[i] = Some(CheckResult {
-                                    name: c.name.clone(),
-                                    passed: true,
-                                    detail: format!("held at {tn} (window {from}..{until}): {observed}"),
-                                });
-                            } else if tn >= until {
-                                results[i] = Some(CheckResult {
-                                    name: c.name.clone(),
-                                    passed: false,
-                                    detail: format!(
-                                        "never held in {from}..{until}; last observed {observed}"
-                                    ),
-                                });
-                            } else {
-                                // Poll every 1/1000 of the window, between 100 ms and 1 s
-                                // of simulated time: fine enough for the tolerances
-                                // scenarios state, and cheap on long windows.
-                                let step = (until.saturating_sub(from) / 1000)
-                                    .clamp(Duration::from_millis(100), Duration::from_secs(1));
-                                let next = (tn + step).min(until);
-                                agenda.insert((next, 1, i), Job::Check(i));
-                            }
-                        }
-                    }
-                }
-                Job::Tick => {
-                    if let Some(b) = &bar {
-                        b.set_position(now().as_secs());
-                    }
-                    world.prune();
-                    agenda.insert((now() + Duration::from_secs(1), 2, 0), Job::Tick);
-                }
+            sleep_until(ts.at).await;
+            let result = do_step(&mut world, &ts.step, ts.via.as_deref()).await;
+            let what = format!("{} at {}", ts.step.describe().0, ts.at);
+            match (&ts.expect_error, result) {
+                (None, Err(e)) => step_errors.push(format!("{what}: {e}")),
+                (None, Ok(())) => {}
+                (Some(want), result) => step_checks.push(CheckResult {
+                    name: format!("{what} fails with {want:?}"),
+                    passed: result.as_ref().is_err_and(|e| e.contains(want.as_str())),
+                    detail: match result {
+                        Ok(()) => "it succeeded".to_string(),
+                        Err(e) => format!("it failed: {e}"),
+                    },
+                }),
             }
         }
+        let results = checker.await.map_err(|e| format!("the expectation checker failed: {e}"))?;
+        world.prune();
         sleep_until(plan.duration).await;
         if let Some(b) = bar {
             b.finish_and_clear();
         }
-        let results = results
+        let mut results: Vec<CheckResult> = results
             .into_iter()
             .zip(&plan.checks)
             .map(|(r, c)| {
@@ -358,6 +326,7 @@ fn simulate_plan(plan: Plan, trace_file: Option<std::fs::File>, progress: bool) 
                 })
             })
             .collect();
+        results.extend(step_checks);
         let mut sink = sink.lock().expect("trace lock");
         let trace_hash = sink.finish()?;
         Ok(RunReport {
@@ -376,8 +345,83 @@ fn simulate_plan(plan: Plan, trace_file: Option<std::fs::File>, progress: bool) 
     })
 }
 
+/// Samples every expectation at its times until `duration`; also moves the progress bar
+/// and lets madsim drop finished tasks' bookkeeping once a simulated second.
+async fn run_checks(
+    checks: Vec<Check>,
+    sink: Arc<Mutex<TraceSink>>,
+    duration: SimTime,
+    bar: Option<indicatif::ProgressBar>,
+) -> Vec<Option<CheckResult>> {
+    let mut results: Vec<Option<CheckResult>> = vec![None; checks.len()];
+    let mut agenda: BTreeMap<(SimTime, u8, usize), Job> = BTreeMap::new();
+    for (i, c) in checks.iter().enumerate() {
+        let t = match c.timing {
+            Timing::At(t) => t,
+            Timing::Within { from, .. } => from,
+        };
+        agenda.insert((t, 1, i), Job::Check(i));
+    }
+    agenda.insert((SimTime::ZERO, 2, 0), Job::Tick);
+    while let Some(((t, _, _), job)) = agenda.pop_first() {
+        if t > duration {
+            break;
+        }
+        sleep_until(t).await;
+        match job {
+            Job::Check(i) => {
+                let c = &checks[i];
+                let (ok, observed) = {
+                    let sink = sink.lock().expect("trace lock");
+                    evaluate(&c.condition, sink.state(), sink.leaders())
+                };
+                match c.timing {
+                    Timing::At(at) => {
+                        results[i] = Some(CheckResult {
+                            name: c.name.clone(),
+                            passed: ok,
+                            detail: format!("at {at}: observed {observed}"),
+                        })
+                    }
+                    Timing::Within { from, until } => {
+                        let tn = now();
+                        if ok {
+                            results[i] = Some(CheckResult {
+                                name: c.name.clone(),
+                                passed: true,
+                                detail: format!("held at {tn} (window {from}..{until}): {observed}"),
+                            });
+                        } else if tn >= until {
+                            results[i] = Some(CheckResult {
+                                name: c.name.clone(),
+                                passed: false,
+                                detail: format!("never held in {from}..{until}; last observed {observed}"),
+                            });
+                        } else {
+                            // Poll every 1/1000 of the window, between 100 ms and 1 s of
+                            // simulated time: fine enough for the tolerances scenarios
+                            // state, and cheap on long windows.
+                            let step = (until.saturating_sub(from) / 1000)
+                                .clamp(Duration::from_millis(100), Duration::from_secs(1));
+                            let next = (tn + step).min(until);
+                            agenda.insert((next, 1, i), Job::Check(i));
+                        }
+                    }
+                }
+            }
+            Job::Tick => {
+                if let Some(b) = &bar {
+                    b.set_position(now().as_secs());
+                }
+                kubesim_sim::prune_tasks();
+                agenda.insert((now() + Duration::from_secs(1), 2, 0), Job::Tick);
+            }
+        }
+    }
+    results
+}
+
 enum Job {
-    Step(usize),
     Check(usize),
     Tick,
 }
@@ -408,16 +452,25 @@ async fn wait_for_api(world: &World) {
     }
 }
 
+/// One API call from the scenario's kubectl, through the load-balanced endpoint or, with
+/// `via`, through one control-plane host's API server.
+async fn call(world: &World, via: Option<&str>, req: ApiRequest) -> ApiResult {
+    match via {
+        Some(host) => world.api_via(host, req).await,
+        None => world.api(req).await,
+    }
+}
+
 /// `kubectl apply`, simplified: create, or replace the spec of what exists.
-async fn apply(world: &World, obj: Object) -> Result<(), String> {
-    match world.api(ApiRequest::Create(obj.clone())).await {
+async fn apply(world: &World, via: Option<&str>, obj: Object) -> Result<(), String> {
+    match call(world, via, ApiRequest::Create(obj.clone())).await {
         Ok(_) => Ok(()),
         Err(e) if e.is_already_exists() => {
             for _ in 0..5 {
-                let current = world.api(ApiRequest::Get(obj.key())).await.map_err(|e| e.message)?;
+                let current = call(world, via, ApiRequest::Get(obj.key())).await.map_err(|e| e.message)?;
                 let mut next = obj.clone();
                 next.meta_mut().resource_version = current.meta().resource_version;
-                match world.api(ApiRequest::Update(next)).await {
+                match call(world, via, ApiRequest::Update(next)).await {
                     Ok(_) => return Ok(()),
                     Err(e) if e.is_conflict() => continue,
                     Err(e) => return Err(e.message),
@@ -430,15 +483,20 @@ async fn apply(world: &World, obj: Object) -> Result<(), String> {
 }
 
 /// Read-modify-write with retries on conflict, as `kubectl scale` / `cordon` do.
-async fn modify(world: &World, key: ObjectKey, f: impl Fn(&mut Object) -> Result<(), String>) -> ApiResult {
+async fn modify(
+    world: &World,
+    via: Option<&str>,
+    key: ObjectKey,
+    f: impl Fn(&mut Object) -> Result<(), String>,
+) -> ApiResult {
     let mut last = None;
     for _ in 0..10 {
-        let current = world.api(ApiRequest::Get(key.clone())).await?;
+        let current = call(world, via, ApiRequest::Get(key.clone())).await?;
         let mut next = (*current).clone();
         if let Err(msg) = f(&mut next) {
             return Err(kubesim_model::client::ApiError::invalid(key.kind, &key.name, &msg));
         }
-        match world.api(ApiRequest::Update(next)).await {
+        match call(world, via, ApiRequest::Update(next)).await {
             Err(e) if e.is_conflict() => last = Some(e),
             other => return other,
         }
@@ -446,24 +504,27 @@ async fn modify(world: &World, key: ObjectKey, f: impl Fn(&mut Object) -> Result
     Err(last.expect("ten conflicts"))
 }
 
-async fn do_step(world: &mut World, step: &Step) -> Result<(), String> {
+async fn do_step(world: &mut World, step: &Step, via: Option<&str>) -> Result<(), String> {
     let (action, detail) = step.describe();
     world.action(&action, &detail);
     match step {
         Step::Apply(objs) => {
             for o in objs {
-                apply(world, o.clone()).await?;
+                apply(world, via, o.clone()).await?;
             }
             Ok(())
         }
-        Step::Delete(key) => world
-            .api(ApiRequest::Delete { key: key.clone(), grace_period_seconds: None, precondition_uid: None })
-            .await
-            .map(|_| ())
-            .map_err(|e| e.message),
+        Step::Delete(key) => call(
+            world,
+            via,
+            ApiRequest::Delete { key: key.clone(), grace_period_seconds: None, precondition_uid: None },
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.message),
         Step::Scale { key, replicas } => {
             let r = *replicas;
-            modify(world, key.clone(), move |o| match o {
+            modify(world, via, key.clone(), move |o| match o {
                 Object::Deployment(d) => {
                     d.spec.replicas = Some(r);
                     Ok(())
@@ -480,7 +541,7 @@ async fn do_step(world: &mut World, step: &Step) -> Result<(), String> {
         }
         Step::Cordon { node, unschedulable } => {
             let u = *unschedulable;
-            modify(world, ObjectKey::new(Kind::Node, "", node.clone()), move |o| match o {
+            modify(world, via, ObjectKey::new(Kind::Node, "", node.clone()), move |o| match o {
                 Object::Node(n) => {
                     n.spec.unschedulable = u;
                     Ok(())
@@ -499,15 +560,18 @@ async fn do_step(world: &mut World, step: &Step) -> Result<(), String> {
         }
         Step::RemoveNode(node) => {
             let key = ObjectKey::new(Kind::Node, "", node.clone());
-            let res = world
-                .api(ApiRequest::Delete { key, grace_period_seconds: None, precondition_uid: None })
-                .await;
+            let res = call(
+                world,
+                via,
+                ApiRequest::Delete { key, grace_period_seconds: None, precondition_uid: None },
+            )
+            .await;
             world.kill_host(node)?;
             res.map(|_| ()).map_err(|e| e.message)
         }
         Step::Taint { node, key, value, effect, add } => {
             let (key, value, effect, add) = (key.clone(), value.clone(), *effect, *add);
-            modify(world, ObjectKey::new(Kind::Node, "", node.clone()), move |o| match o {
+            modify(world, via, ObjectKey::new(Kind::Node, "", node.clone()), move |o| match o {
                 Object::Node(n) => {
                     n.spec.taints.retain(|t| t.key != key || effect.is_some_and(|e| e != t.effect));
                     if add {
@@ -569,14 +633,14 @@ pub fn evaluate(cond: &Condition, state: &Cache, leaders: &[kubesim_sim::Leaders
             let (found, observed) = find_event(state, reason, type_, message, message_pattern, involved);
             (found != *absent, observed)
         }
-        Condition::Leader { component, host, not_host, elected_after } => {
+        Condition::Leader { component, host, not_host, elected_after, absent } => {
             let Some(l) = leaders.iter().rev().find(|l| l.component == *component) else {
-                return (false, format!("no {component} leader yet"));
+                return (*absent, format!("no {component} leader yet"));
             };
             let ok = host.as_ref().is_none_or(|h| l.host == *h)
                 && not_host.as_ref().is_none_or(|h| l.host != *h)
                 && elected_after.is_none_or(|t| l.t >= t);
-            (ok, format!("{component} leader {} (term {}) since {}", l.host, l.term, l.t))
+            (ok != *absent, format!("{component} leader {} (term {}) since {}", l.host, l.term, l.t))
         }
     }
 }

@@ -45,3 +45,13 @@ fn node_kill_passes_and_is_deterministic() {
 fn node_partition_passes_and_is_deterministic() {
     assert_passes_and_replays("node-partition.yaml");
 }
+
+#[test]
+fn etcd_leader_kill_passes_and_is_deterministic() {
+    assert_passes_and_replays("etcd-leader-kill.yaml");
+}
+
+#[test]
+fn etcd_leader_partition_passes_and_is_deterministic() {
+    assert_passes_and_replays("etcd-leader-partition.yaml");
+}

@@ -65,6 +65,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often a client checks its watch stream (a stand-in for TCP keepalive and the
 /// watch's bookmark/timeout cycle).
 pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// How soon a client checks a not-ready API server again (a load balancer's health-check
+/// interval while a backend fails; two failures in a row take it out).
+pub const NOT_READY_RECHECK: Duration = Duration::from_secs(1);
 
 /// The connection of one process to the API server.
 pub struct ApiConnection {
@@ -97,6 +100,8 @@ pub struct ApiConnection {
     lists_pending: BTreeSet<u64>,
     /// Pings in a row without a Pong.
     missed_pongs: u32,
+    /// Pongs in a row from a server that is not ready.
+    not_ready_pongs: u32,
 }
 
 type Batch = (Vec<(u64, ApiResult)>, Vec<(u64, Vec<WatchEvent>)>);
@@ -131,6 +136,7 @@ impl ApiConnection {
             suspect: None,
             lists_pending: BTreeSet::new(),
             missed_pongs: 0,
+            not_ready_pongs: 0,
         }
     }
 
@@ -253,9 +259,23 @@ impl ApiConnection {
                     self.deliver_batch(responses, events, out);
                 }
             }
-            FromApi::Pong { known, sent, .. } => {
+            FromApi::Pong { known, sent, ready, .. } => {
                 self.awaiting_pong = false;
                 self.missed_pongs = 0;
+                self.not_ready_pongs = if ready { 0 } else { self.not_ready_pongs + 1 };
+                if !ready {
+                    // Check again soon, as a load balancer does while a backend fails.
+                    self.next_ping = self.next_ping.min(now() + NOT_READY_RECHECK);
+                }
+                if self.not_ready_pongs >= 2 && self.apis.len() > 1 {
+                    // The load balancer's health check failed twice in a row (5 s apart):
+                    // it takes this server out, and the client lands on the next.
+                    self.not_ready_pongs = 0;
+                    self.api_index = (self.api_index + 1) % self.apis.len();
+                    let watches = self.watches.clone();
+                    self.register(watches);
+                    return;
+                }
                 if !known {
                     let watches = self.watches.clone();
                     self.register(watches);

@@ -14,6 +14,13 @@ use kubesim_model::etcd::MvccEvent;
 use kubesim_model::time::SimTime;
 
 pub use client::now;
+/// Spawns a task inside the simulation (for the orchestrator's own helpers).
+pub use madsim::task::spawn;
+
+/// Lets madsim drop the bookkeeping of finished tasks (it grows in long runs).
+pub fn prune_tasks() {
+    let _ = madsim::runtime::Handle::current().metrics().num_tasks();
+}
 pub use trace::{replay, Leadership, Replay, TraceRecord, TraceSink};
 pub use world::{simulate, sleep_until, ClientRate, WorkerSpec, World, WorldConfig};
 

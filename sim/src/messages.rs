@@ -52,8 +52,20 @@ pub enum ToApi {
 /// stream makes client-go's reflector do.
 #[derive(Debug)]
 pub enum FromApi {
-    Batch { epoch: u64, seq: u64, responses: Vec<(u64, ApiResult)>, events: Vec<(u64, Vec<WatchEvent>)> },
-    Pong { epoch: u64, known: bool, sent: u64 },
+    Batch {
+        epoch: u64,
+        seq: u64,
+        responses: Vec<(u64, ApiResult)>,
+        events: Vec<(u64, Vec<WatchEvent>)>,
+    },
+    /// `ready`: the server's /readyz would pass (its watch cache has listed and its etcd
+    /// answers); a load balancer stops sending to it otherwise.
+    Pong {
+        epoch: u64,
+        known: bool,
+        sent: u64,
+        ready: bool,
+    },
 }
 
 /// API server -> etcd.

@@ -23,7 +23,7 @@ use kubesim_model::leaderelection::{ComponentFactory, LeaderElected, LeaderElect
 use kubesim_model::scheduler::{Scheduler, SchedulerConfig};
 use kubesim_model::time::SimTime;
 use madsim::runtime::{Handle, NodeHandle};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::client::{now, ApiConnection, Delivery};
@@ -39,8 +39,16 @@ const CONTROLLER_MANAGER_PORT: u16 = 10257;
 const KUBECTL_PORT: u16 = 40000;
 /// kube-apiserver --etcd-compaction-interval default.
 const ETCD_COMPACTION_INTERVAL: Duration = Duration::from_secs(300);
-/// How often an API server checks that etcd still streams its watch.
-const ETCD_PING_INTERVAL: Duration = Duration::from_secs(5);
+/// How often an API server checks its etcd (its /readyz etcd check and the watch
+/// stream's liveness).
+const ETCD_PING_INTERVAL: Duration = Duration::from_secs(1);
+/// kube-apiserver --etcd-healthcheck-timeout (2 s): unanswered this long, etcd is
+/// unhealthy and the server not ready.
+const ETCD_HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// A watch whose member has not answered for this long is given up and relisted.
+const ETCD_WATCH_GIVE_UP: Duration = Duration::from_secs(5);
+/// A cache that has not listed in this long lists again.
+const RELIST_RETRY: Duration = Duration::from_secs(5);
 /// Clients wait this long after their process starts before registering, so that the
 /// API server on cp-1 (started at the same instant) has bound its port.
 const STARTUP_DELAY: Duration = Duration::from_millis(10);
@@ -130,6 +138,9 @@ pub struct World {
     kubectl: mpsc::UnboundedSender<(ApiRequest, oneshot::Sender<ApiResult>)>,
     next_index: u32,
     etcd: EtcdShared,
+    /// The host the last isolateMember / isolateEtcdLeader cut off (`via: isolated`).
+    last_isolated: Mutex<Option<String>>,
+    one_shot_clients: std::sync::atomic::AtomicU32,
 }
 
 fn host_ip(index: u32) -> IpAddr {
@@ -158,6 +169,8 @@ impl World {
             kubectl: tx,
             next_index: 1000,
             etcd: EtcdShared::default(),
+            last_isolated: Mutex::new(None),
+            one_shot_clients: std::sync::atomic::AtomicU32::new(0),
         };
         let cp_count = config.control_plane_hosts.max(1) as u32;
         // Stacked etcd, as kubeadm sets it up: one member on every control-plane host.
@@ -390,6 +403,7 @@ impl World {
                 self.net.set_blocked(oip, ip, true);
             }
         }
+        *self.last_isolated.lock().expect("isolated lock") = Some(host.to_string());
         self.fault("isolate", &format!("{host} from the other control-plane hosts"));
         Ok(())
     }
@@ -485,6 +499,43 @@ impl World {
             return Err(down());
         }
         rx.await.unwrap_or_else(|_| Err(down()))
+    }
+
+    /// One API call through a given control-plane host's API server (kubectl with
+    /// `--server` pointing at it), from the kubectl host; a 10 s client timeout.
+    pub async fn api_via(&self, host: &str, req: ApiRequest) -> ApiResult {
+        let host = if host == "isolated" {
+            self.last_isolated.lock().expect("isolated lock").clone().unwrap_or_default()
+        } else {
+            host.to_string()
+        };
+        let index = self.control_plane_hosts().iter().position(|h| *h == host).ok_or_else(|| ApiError {
+            code: 400,
+            reason: "BadRequest",
+            message: format!("{host:?} is not a control-plane host"),
+        })?;
+        let n = self.one_shot_clients.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 41000 + (n % 20000) as u16;
+        let mut ep = self.net.bind(SocketAddr::new(host_ip(100), port));
+        let api = SocketAddr::new(host_ip(index as u32 + 1), APISERVER_PORT);
+        let mut conn = ApiConnection::new(ep.sender(), vec![api], client_id(100, 2 + n), 0.0, 0);
+        conn.register(Vec::new());
+        conn.enqueue(vec![Tagged { tag: 1, request: req }]);
+        conn.flush();
+        loop {
+            let mut deliveries = Vec::new();
+            if let Some((msg, _)) = ep.recv_until(Some(conn.next_deadline())).await {
+                if let Some(m) = from_api(msg) {
+                    conn.on_message(m, &mut deliveries);
+                }
+            }
+            conn.on_timer(&mut deliveries);
+            for d in deliveries {
+                if let Delivery::Response(1, r) = d {
+                    return r;
+                }
+            }
+        }
     }
 
     /// Reads the committed cluster state.
@@ -654,8 +705,9 @@ async fn apiserver_process(mut ep: Endpoint, etcd: SocketAddr, seed: u64) {
             etcd_pings_unanswered += 1;
             // Two pings unanswered: the watch stream is gone with its member. A cache
             // that has not listed in time retries too.
-            relist = etcd_pings_unanswered > 2
-                || (!api.is_ready() && t.saturating_sub(started) >= ETCD_PING_INTERVAL);
+            let silent = ETCD_PING_INTERVAL * etcd_pings_unanswered;
+            relist =
+                silent > ETCD_WATCH_GIVE_UP || (!api.is_ready() && t.saturating_sub(started) >= RELIST_RETRY);
             ep.send(etcd, ToEtcd { requests: Vec::new(), ping: true });
         }
         while let Some((m, from)) = ep.try_recv() {
@@ -762,11 +814,22 @@ async fn apiserver_process(mut ep: Endpoint, etcd: SocketAddr, seed: u64) {
             };
             ep.send(c.addr, msg);
         }
+        // kube-apiserver /readyz: the watch cache has listed and etcd answers pings.
+        let ready = api.is_ready() && ETCD_PING_INTERVAL * etcd_pings_unanswered <= ETCD_HEALTHCHECK_TIMEOUT;
+        if std::env::var_os("KUBESIM_DEBUG_API").is_some() && !pongs.is_empty() {
+            eprintln!(
+                "API {} {:?} ready={ready} cache={} unanswered={etcd_pings_unanswered} pongs={}",
+                t,
+                ep.addr(),
+                api.is_ready(),
+                pongs.len()
+            );
+        }
         for (client, from) in pongs {
             let msg = match clients.get(&client) {
                 // A stale client's watches were dropped: `known: false` makes it relist.
-                Some(c) => FromApi::Pong { epoch: c.epoch, known: !c.stale, sent: c.sent },
-                None => FromApi::Pong { epoch: 0, known: false, sent: 0 },
+                Some(c) => FromApi::Pong { epoch: c.epoch, known: !c.stale, sent: c.sent, ready },
+                None => FromApi::Pong { epoch: 0, known: false, sent: 0, ready },
             };
             ep.send(from, msg);
         }
@@ -810,6 +873,11 @@ async fn etcd_process(
     let id = config.id;
     let election = config.election_timeout();
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ now().as_millis().wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    // Each etcd process's 100 ms raft ticker starts when the process does: members' ticks
+    // are not in phase (with equal randomized timeouts, in-phase ticks would make two
+    // followers campaign at the same instant and split the vote every time).
+    let phase = rng.gen_range(0..config.tick_interval.as_millis() as u64);
+    madsim::time::sleep(Duration::from_millis(phase.max(1))).await;
     let mut member = RaftMember::recover(config, shared.disk(id), now(), &mut rng);
     let mut watchers: BTreeSet<SocketAddr> = BTreeSet::new();
     // Client requests in flight: member request id -> (API server, its id).
@@ -882,6 +950,9 @@ async fn etcd_process(
             }
         }
         for lc in &out.leader_changes {
+            if std::env::var_os("KUBESIM_DEBUG_ETCD").is_some() {
+                eprintln!("ETCD {} member {id} term {} leader {:?}", lc.at, lc.term, lc.leader);
+            }
             let Some(leader) = lc.leader else { continue };
             let mut l = shared.leader.lock().expect("leader lock");
             if l.is_none_or(|(term, _)| lc.term > term) {
@@ -907,7 +978,9 @@ async fn etcd_process(
     }
 }
 
-/// The scenario's kubectl: one request at a time, as a person typing.
+/// The scenario's kubectl: one request at a time, as a person typing. Between requests
+/// it keeps its connection checked (pings, load-balancer failover), as a long-lived
+/// client behind the control-plane endpoint.
 async fn kubectl_process(
     mut ep: Endpoint,
     apis: Vec<SocketAddr>,
@@ -917,7 +990,22 @@ async fn kubectl_process(
     madsim::time::sleep(STARTUP_DELAY).await;
     conn.register(Vec::new());
     let mut tag = 0;
-    while let Some((req, reply)) = requests.next().await {
+    let mut idle = Vec::new();
+    loop {
+        let wait = conn.next_deadline().as_duration().saturating_sub(now().as_duration());
+        let next = match madsim::time::timeout(wait, requests.next()).await {
+            Ok(None) => return,
+            Ok(Some(r)) => Some(r),
+            Err(_) => None,
+        };
+        while let Some((msg, _)) = ep.try_recv() {
+            if let Some(m) = from_api(msg) {
+                conn.on_message(m, &mut idle);
+            }
+        }
+        conn.on_timer(&mut idle);
+        idle.clear();
+        let Some((req, reply)) = next else { continue };
         tag += 1;
         conn.enqueue(vec![Tagged { tag, request: req }]);
         conn.flush();

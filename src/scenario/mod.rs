@@ -324,6 +324,12 @@ pub struct TimelineEntry {
     pub isolate_etcd_leader: Option<serde::de::IgnoredAny>,
     pub lose_etcd_disk: Option<String>,
     pub slow_etcd_disk: Option<SlowDisk>,
+    /// For API actions: send them through this control-plane host's API server
+    /// (`isolated`: the host the last isolation cut off) instead of the load balancer.
+    pub via: Option<String>,
+    /// The action must fail with an error containing this text (checked like an
+    /// expectation).
+    pub expect_error: Option<String>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -673,6 +679,29 @@ fn validate(s: &Scenario, text: &str, path: &Path) -> Result<(), ScenarioError> 
                     find_line(text, h, at_line),
                     format!("no host named {h:?}"),
                     &format!("hosts are: {}", hosts.join(", ")),
+                ));
+            }
+        }
+        if let Some(v) = &e.via {
+            let api_action = e.apply.is_some()
+                || e.delete.is_some()
+                || e.scale.is_some()
+                || e.cordon.is_some()
+                || e.uncordon.is_some()
+                || e.taint.is_some()
+                || e.untaint.is_some();
+            if !api_action {
+                return Err(err(
+                    at_line,
+                    "via applies to API actions only".into(),
+                    "use it with apply, delete, scale, cordon, uncordon, taint or untaint",
+                ));
+            }
+            if v != "isolated" && !hosts.iter().take(hp as usize).any(|h| h == v) {
+                return Err(err(
+                    find_line(text, v, at_line),
+                    format!("via: {v:?} is not a control-plane host"),
+                    &format!("one of cp-1..cp-{hp}, or isolated"),
                 ));
             }
         }

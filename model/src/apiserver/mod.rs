@@ -111,6 +111,8 @@ pub struct ApiServer {
     ready: bool,
     /// Inputs that arrived before the cache was ready, in arrival order.
     waiting: Vec<ApiInput>,
+    /// The cache has listed at least once (requests need not wait for a relist).
+    listed_once: bool,
 }
 
 impl Default for ApiServer {
@@ -131,6 +133,7 @@ impl ApiServer {
             revision: 0,
             ready: false,
             waiting: Vec::new(),
+            listed_once: false,
         }
     }
 
@@ -141,8 +144,6 @@ impl ApiServer {
     pub fn start(&mut self, _now: SimTime, _rng: &mut ChaCha8Rng) -> Vec<ApiOutput> {
         let mut out = Vec::new();
         self.ready = false;
-        self.revision = 0;
-        self.cache.clear();
         let request = EtcdRequest::Range { key: "/registry/".into(), prefix: true, limit: 0 };
         self.send_to_etcd(Pending::List, request, &mut out);
         out
@@ -182,7 +183,15 @@ impl ApiServer {
 
     fn handle_into(&mut self, input: ApiInput, now: SimTime, rng: &mut ChaCha8Rng, out: &mut Vec<ApiOutput>) {
         let out = &mut *out;
-        if !self.ready && matches!(input, ApiInput::ClientRequest { .. } | ApiInput::Watch { .. }) {
+        // Watches wait for the cache; requests too until it has listed once. While it
+        // relists, reads and writes go to etcd as before (a write's compare against the
+        // stored revision keeps a stale cache from losing updates).
+        let wait = match input {
+            ApiInput::Watch { .. } => !self.ready,
+            ApiInput::ClientRequest { .. } => !self.ready && !self.listed_once,
+            _ => false,
+        };
+        if wait {
             self.waiting.push(input);
             return;
         }
@@ -413,6 +422,8 @@ impl ApiServer {
         let Some(pending) = self.pending.remove(&id) else { return };
         let pending = match (pending, response) {
             (Pending::List, EtcdResponse::Range { revision, kvs, .. }) => {
+                self.cache.clear();
+                self.listed_once = true;
                 for kv in kvs {
                     self.cache.apply(&WatchEvent { type_: WatchEventType::Added, object: kv.value });
                 }
@@ -443,7 +454,10 @@ impl ApiServer {
             EtcdResponse::Txn { succeeded, results, .. } => (succeeded, results),
             EtcdResponse::Range { kvs, .. } => (true, kvs.into_iter().map(Some).collect()),
             EtcdResponse::Error { message } => {
-                let err = ApiError { code: 500, reason: "InternalError", message };
+                // apiserver's ErrorToAPIStatus: an etcd error is not a metav1.Status; it
+                // reaches the client as a 500 with reason Unknown ("") and etcd's message
+                // (`Error from server: etcdserver: leader changed`).
+                let err = ApiError { code: 500, reason: "", message };
                 match pending {
                     Pending::Create { client, tag, .. }
                     | Pending::Write { client, tag, .. }
