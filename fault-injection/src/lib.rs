@@ -4,6 +4,7 @@
 //! Faults are data: a scenario names them, the trace records them, and a fuzzer can draw
 //! them from proptest strategies and shrink a failing schedule.
 
+pub mod etcd_fuzz;
 pub mod linearizability;
 
 use kubesim_sim::World;
