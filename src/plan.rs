@@ -169,7 +169,9 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
         let (from, until) = times(x);
         let timing = match until {
             None => Timing::At(from),
-            Some(until) => Timing::Within { from, until },
+            Some(until) => {
+                Timing::Within { from, until, hold: x.holds_for.as_ref().map(|d| d.time.as_duration()) }
+            }
         };
         let condition = if let Some(q) = &x.pod_count {
             let compare = if let Some(v) = &x.equals {
@@ -182,6 +184,7 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
             Condition::PodCount {
                 phase: q.phase,
                 terminating: q.terminating,
+                ready: q.ready,
                 node: q.node.clone(),
                 namespace: q.namespace.clone(),
                 selector: q.selector.as_deref().map(|s| Selector::parse(s).expect("validated")),
@@ -200,6 +203,33 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
                 (_, None) => Some(crate::run::ANY_VALUE.to_string()),
             };
             Condition::Field { key: ObjectKey::new(k, ns, f.name.clone()), path: f.path.clone(), equals }
+        } else if let Some(f) = &x.written {
+            let k = Kind::parse(&f.kind).unwrap_or(Kind::Pod);
+            let ns = if k.namespaced() {
+                f.namespace.clone().unwrap_or_else(|| "default".into())
+            } else {
+                String::new()
+            };
+            Condition::Written {
+                key: ObjectKey::new(k, ns, f.name.clone()),
+                path: f.path.clone(),
+                equals: x.equals.as_ref().map(render_yaml),
+                watch: None,
+                absent: x.exists == Some(false),
+            }
+        } else if let Some(n) = &x.node_count {
+            let compare = if let Some(v) = &x.equals {
+                Compare::Equals(render_yaml(v).parse().unwrap_or(-1))
+            } else if let Some(v) = x.at_least {
+                Compare::AtLeast(v)
+            } else {
+                Compare::AtMost(x.at_most.unwrap_or(0))
+            };
+            let taint = n.taint.as_ref().map(|t| match t.rsplit_once(':') {
+                Some((k, e)) if TaintEffect::parse(e).is_some() => (k.to_string(), TaintEffect::parse(e)),
+                _ => (t.clone(), None),
+            });
+            Condition::NodeCount { taint, ready: n.ready.clone(), compare }
         } else if let Some(l) = &x.leader {
             Condition::Leader {
                 component: l.component.clone(),

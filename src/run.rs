@@ -97,8 +97,9 @@ impl Step {
 pub enum Timing {
     /// At exactly this instant.
     At(SimTime),
-    /// Eventually: true at some instant in [from, until].
-    Within { from: SimTime, until: SimTime },
+    /// Eventually: true at some instant in [from, until] (with `hold`: continuously for
+    /// that long, inside the window).
+    Within { from: SimTime, until: SimTime, hold: Option<Duration> },
 }
 
 /// What an expectation compares.
@@ -119,6 +120,8 @@ pub enum Condition {
         phase: Option<PodPhase>,
         /// `Some(true)`: only pods with a deletionTimestamp; `Some(false)`: only without.
         terminating: Option<bool>,
+        /// `Some(true)`: only pods whose Ready condition is True.
+        ready: Option<bool>,
         node: Option<String>,
         namespace: Option<String>,
         selector: Option<Selector>,
@@ -140,6 +143,12 @@ pub enum Condition {
         absent: bool,
         involved: Option<(Kind, String, String)>,
     },
+    /// Some committed write of the object had `path` rendering as `equals` (`None`: the
+    /// field present) — transient states a sampled check could miss. `watch` is the trace
+    /// sink's watch, registered when the run starts.
+    Written { key: ObjectKey, path: String, equals: Option<String>, watch: Option<usize>, absent: bool },
+    /// Nodes with a taint (key, optional effect) and/or a Ready status.
+    NodeCount { taint: Option<(String, Option<TaintEffect>)>, ready: Option<String>, compare: Compare },
     /// The latest leader of a component, as the trace records leader changes.
     Leader {
         component: String,
@@ -275,6 +284,21 @@ fn simulate_plan(plan: Plan, trace_file: Option<std::fs::File>, progress: bool) 
     let seed = plan.seed;
     simulate(seed, move || async move {
         let sink = Arc::new(Mutex::new(TraceSink::new(trace_file)));
+        let mut plan = plan;
+        for c in &mut plan.checks {
+            if let Condition::Written { key, path, equals, watch, .. } = &mut c.condition {
+                let (p, e) = (path.clone(), equals.clone());
+                let matches = Box::new(move |o: &Object| {
+                    let v = crate::scenario::lookup_path(&o.to_json_value(), &p);
+                    match (&e, v) {
+                        (None, v) => v.is_some(),
+                        (Some(want), Some(v)) => render(&v) == *want,
+                        (Some(_), None) => false,
+                    }
+                });
+                *watch = Some(sink.lock().expect("trace lock").watch_writes(key.clone(), matches));
+            }
+        }
         let bar = progress_bar(progress, plan.duration);
         let mut world = World::start(plan.world.clone(), sink.clone()).await;
         let mut step_errors = Vec::new();
@@ -354,6 +378,7 @@ async fn run_checks(
     bar: Option<indicatif::ProgressBar>,
 ) -> Vec<Option<CheckResult>> {
     let mut results: Vec<Option<CheckResult>> = vec![None; checks.len()];
+    let mut held_since: Vec<Option<SimTime>> = vec![None; checks.len()];
     let mut agenda: BTreeMap<(SimTime, u8, usize), Job> = BTreeMap::new();
     for (i, c) in checks.iter().enumerate() {
         let t = match c.timing {
@@ -373,7 +398,7 @@ async fn run_checks(
                 let c = &checks[i];
                 let (ok, observed) = {
                     let sink = sink.lock().expect("trace lock");
-                    evaluate(&c.condition, sink.state(), sink.leaders())
+                    evaluate(&c.condition, &sink)
                 };
                 match c.timing {
                     Timing::At(at) => {
@@ -383,13 +408,24 @@ async fn run_checks(
                             detail: format!("at {at}: observed {observed}"),
                         })
                     }
-                    Timing::Within { from, until } => {
+                    Timing::Within { from, until, hold } => {
                         let tn = now();
-                        if ok {
+                        let since = if ok { *held_since[i].get_or_insert(tn) } else { tn };
+                        if !ok {
+                            held_since[i] = None;
+                        }
+                        let held = ok && hold.is_none_or(|h| tn.saturating_sub(since) >= h);
+                        if held {
+                            let how = match hold {
+                                Some(h) => {
+                                    format!("held from {since} for {}", kubesim_model::time::go_duration(h))
+                                }
+                                None => format!("held at {tn}"),
+                            };
                             results[i] = Some(CheckResult {
                                 name: c.name.clone(),
                                 passed: true,
-                                detail: format!("held at {tn} (window {from}..{until}): {observed}"),
+                                detail: format!("{how} (window {from}..{until}): {observed}"),
                             });
                         } else if tn >= until {
                             results[i] = Some(CheckResult {
@@ -401,8 +437,11 @@ async fn run_checks(
                             // Poll every 1/1000 of the window, between 100 ms and 1 s of
                             // simulated time: fine enough for the tolerances scenarios
                             // state, and cheap on long windows.
-                            let step = (until.saturating_sub(from) / 1000)
+                            let mut step = (until.saturating_sub(from) / 1000)
                                 .clamp(Duration::from_millis(100), Duration::from_secs(1));
+                            if hold.is_some() {
+                                step = Duration::from_millis(100);
+                            }
                             let next = (tn + step).min(until);
                             agenda.insert((next, 1, i), Job::Check(i));
                         }
@@ -596,14 +635,24 @@ async fn do_step(world: &mut World, step: &Step, via: Option<&str>) -> Result<()
 }
 
 /// Evaluates a condition against the committed state: (holds, what was observed).
-pub fn evaluate(cond: &Condition, state: &Cache, leaders: &[kubesim_sim::Leadership]) -> (bool, String) {
+pub fn evaluate(cond: &Condition, sink: &TraceSink) -> (bool, String) {
+    let (state, leaders) = (sink.state(), sink.leaders());
     match cond {
-        Condition::PodCount { phase, terminating, node, namespace, selector, compare } => {
+        Condition::Written { key, path, equals, watch, absent } => {
+            let at = watch.and_then(|w| sink.write_matched_at(w));
+            let want = equals.as_deref().map_or("present".to_string(), |v| format!("{v:?}"));
+            match at {
+                Some(t) => (!absent, format!("{key} written with {path}={want} at {t}")),
+                None => (*absent, format!("no write of {key} with {path}={want} yet")),
+            }
+        }
+        Condition::PodCount { phase, terminating, ready, node, namespace, selector, compare } => {
             let n = state
                 .list(Kind::Pod)
                 .filter_map(|o| o.as_pod())
                 .filter(|p| phase.is_none_or(|ph| p.phase() == ph))
                 .filter(|p| terminating.is_none_or(|t| p.metadata.deletion_timestamp.is_some() == t))
+                .filter(|p| ready.is_none_or(|r| p.is_ready() == r))
                 .filter(|p| node.as_ref().is_none_or(|n| p.spec.node_name == *n))
                 .filter(|p| namespace.as_ref().is_none_or(|ns| p.metadata.namespace == *ns))
                 .filter(|p| selector.as_ref().is_none_or(|s| s.matches(&p.metadata.labels)))
@@ -632,6 +681,33 @@ pub fn evaluate(cond: &Condition, state: &Cache, leaders: &[kubesim_sim::Leaders
         Condition::Event { reason, type_, message, message_pattern, absent, involved } => {
             let (found, observed) = find_event(state, reason, type_, message, message_pattern, involved);
             (found != *absent, observed)
+        }
+        Condition::NodeCount { taint, ready, compare } => {
+            let n = state
+                .list(Kind::Node)
+                .filter_map(|o| o.as_node())
+                .filter(|n| {
+                    taint.as_ref().is_none_or(|(k, e)| {
+                        n.spec.taints.iter().any(|t| t.key == *k && e.is_none_or(|e| e == t.effect))
+                    })
+                })
+                .filter(|n| {
+                    ready.as_ref().is_none_or(|r| {
+                        let s = n.condition("Ready").map_or("Unknown", |c| match c.status {
+                            kubesim_model::api::ConditionStatus::True => "True",
+                            kubesim_model::api::ConditionStatus::False => "False",
+                            kubesim_model::api::ConditionStatus::Unknown => "Unknown",
+                        });
+                        s == r
+                    })
+                })
+                .count() as i64;
+            let ok = match compare {
+                Compare::Equals(v) => n == *v,
+                Compare::AtLeast(v) => n >= *v,
+                Compare::AtMost(v) => n <= *v,
+            };
+            (ok, format!("{n} nodes"))
         }
         Condition::Leader { component, host, not_host, elected_after, absent } => {
             let Some(l) = leaders.iter().rev().find(|l| l.component == *component) else {

@@ -55,3 +55,28 @@ fn etcd_leader_kill_passes_and_is_deterministic() {
 fn etcd_leader_partition_passes_and_is_deterministic() {
     assert_passes_and_replays("etcd-leader-partition.yaml");
 }
+
+#[test]
+fn node_returns_early_passes_and_is_deterministic() {
+    assert_passes_and_replays("node-returns-early.yaml");
+}
+
+#[test]
+fn node_returns_late_passes_and_is_deterministic() {
+    assert_passes_and_replays("node-returns-late.yaml");
+}
+
+#[test]
+fn two_nodes_fail_passes_and_is_deterministic() {
+    assert_passes_and_replays("two-nodes-fail.yaml");
+}
+
+#[test]
+fn toleration_seconds_passes_and_is_deterministic() {
+    assert_passes_and_replays("toleration-seconds.yaml");
+}
+
+#[test]
+fn node_deleted_passes_and_is_deterministic() {
+    assert_passes_and_replays("node-deleted.yaml");
+}

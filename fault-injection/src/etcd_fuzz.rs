@@ -121,10 +121,12 @@ pub fn schedule_strategy(members: u64, window: Duration) -> impl Strategy<Value 
         3 => Just(EtcdFault::Heal),
         1 => member.prop_map(EtcdFault::LoseDisk),
     ];
-    (any::<u64>(), proptest::collection::vec((0..window_ms, fault), 0..8)).prop_map(move |(seed, mut faults)| {
-        faults.sort_by_key(|(t, _)| *t);
-        Schedule { seed, members, faults: within_fault_model(faults, minority as usize) }
-    })
+    (any::<u64>(), proptest::collection::vec((0..window_ms, fault), 0..8)).prop_map(
+        move |(seed, mut faults)| {
+            faults.sort_by_key(|(t, _)| *t);
+            Schedule { seed, members, faults: within_fault_model(faults, minority as usize) }
+        },
+    )
 }
 
 /// Keeps a schedule inside what etcd is built to survive. A member that loses its disk
@@ -265,14 +267,23 @@ pub fn run_schedule(s: &Schedule, cfg: &FuzzConfig) -> Outcome {
             .ids()
             .into_iter()
             .filter_map(|id| cluster.member(id))
-            .map(|m| m.with_store(|st| st.iter().map(|kv| (kv.key.to_string(), kv.value, kv.mod_revision)).collect()))
+            .map(|m| {
+                m.with_store(|st| {
+                    st.iter().map(|kv| (kv.key.to_string(), kv.value, kv.mod_revision)).collect()
+                })
+            })
             .collect();
         if stores.windows(2).any(|w| w[0] != w[1]) {
             let status: Vec<String> = cluster
                 .ids()
                 .into_iter()
                 .filter_map(|id| cluster.status(id))
-                .map(|st| format!("{}: term {} {:?} commit {} applied {} rev {}", st.id, st.term, st.role, st.commit_index, st.applied_index, st.revision))
+                .map(|st| {
+                    format!(
+                        "{}: term {} {:?} commit {} applied {} rev {}",
+                        st.id, st.term, st.role, st.commit_index, st.applied_index, st.revision
+                    )
+                })
                 .collect();
             violations.push(format!("the members' stores differ after recovery: {}", status.join("; ")));
             if std::env::var_os("KUBESIM_DEBUG_FUZZ").is_some() {
@@ -302,7 +313,11 @@ pub fn run_schedule(s: &Schedule, cfg: &FuzzConfig) -> Outcome {
 }
 
 fn put(key: &str, value: i64) -> EtcdRequest<i64> {
-    EtcdRequest::Txn { compare: Vec::new(), success: vec![Op::Put { key: key.into(), value }], failure: Vec::new() }
+    EtcdRequest::Txn {
+        compare: Vec::new(),
+        success: vec![Op::Put { key: key.into(), value }],
+        failure: Vec::new(),
+    }
 }
 
 fn apply_fault(cluster: &mut LocalCluster<i64>, f: &EtcdFault) {
@@ -352,8 +367,12 @@ fn issue(
             let (expected, version) = c.seen.get(&key).copied().unwrap_or((None, 0));
             let v = *next_value;
             *next_value += 1;
-            let compare =
-                vec![Compare { key: name.clone(), target: CompareTarget::Version, op: CompareOp::Equal, value: version }];
+            let compare = vec![Compare {
+                key: name.clone(),
+                target: CompareTarget::Version,
+                op: CompareOp::Equal,
+                value: version,
+            }];
             let req = EtcdRequest::Txn {
                 compare,
                 success: vec![Op::Put { key: name, value: v }],
@@ -418,7 +437,8 @@ fn settle(
             }
             history.push(record(Input::Cas { expected, new }, Output::Cas(succeeded), complete));
         }
-        (Pending::Write(_) | Pending::Cas { .. }, Some(EtcdResponse::Error { message })) if surely_not_applied(&message) => {}
+        (Pending::Write(_) | Pending::Cas { .. }, Some(EtcdResponse::Error { message }))
+            if surely_not_applied(&message) => {}
         // Timed out, or failed in a way that leaves the outcome open (request timed out,
         // leader changed): it may or may not have taken effect.
         (Pending::Write(v), _) => history.push(record(Input::Write(v), Output::Write, None)),
@@ -460,7 +480,11 @@ mod tests {
             let s = Schedule {
                 seed,
                 members: 3,
-                faults: vec![(2_000, EtcdFault::Isolate(1)), (2_000, EtcdFault::Isolate(2)), (9_000, EtcdFault::Heal)],
+                faults: vec![
+                    (2_000, EtcdFault::Isolate(1)),
+                    (2_000, EtcdFault::Isolate(2)),
+                    (9_000, EtcdFault::Heal),
+                ],
             };
             let out = run_schedule(&s, &cfg);
             matches!(out.verdict, Verdict::NotLinearizable { .. })
@@ -469,7 +493,11 @@ mod tests {
         // And the same schedules without the bug are clean.
         let clean = FuzzConfig::default();
         for seed in 0..5u64 {
-            let s = Schedule { seed, members: 3, faults: vec![(2_000, EtcdFault::Isolate(1)), (9_000, EtcdFault::Heal)] };
+            let s = Schedule {
+                seed,
+                members: 3,
+                faults: vec![(2_000, EtcdFault::Isolate(1)), (9_000, EtcdFault::Heal)],
+            };
             let out = run_schedule(&s, &clean);
             assert!(out.ok(), "seed {seed}: {:?}", out.violations);
         }
@@ -487,7 +515,10 @@ mod debug_tmp {
     use super::*;
     #[test]
     fn debug_divergence() {
-        let s: Schedule = serde_json::from_str(r#"{"seed":268598044202362635,"members":3,"faults":[[1096,{"Kill":2}],[3581,{"LoseDisk":1}]]}"#).unwrap();
+        let s: Schedule = serde_json::from_str(
+            r#"{"seed":268598044202362635,"members":3,"faults":[[1096,{"Kill":2}],[3581,{"LoseDisk":1}]]}"#,
+        )
+        .unwrap();
         let cfg = FuzzConfig::default();
         let out = run_schedule(&s, &cfg);
         eprintln!("{:?}", out.violations);

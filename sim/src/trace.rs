@@ -52,6 +52,15 @@ pub struct TraceSink {
     recorded_revision: i64,
     /// Every leader record so far, in order.
     leaders: Vec<Leadership>,
+    /// Predicates over committed writes, each with the first time it matched.
+    write_watches: Vec<WriteWatch>,
+}
+
+/// A predicate over the objects written, and when it first held.
+pub struct WriteWatch {
+    pub key: kubesim_model::api::ObjectKey,
+    pub matches: Box<dyn Fn(&Object) -> bool + Send>,
+    pub first: Option<SimTime>,
 }
 
 /// One leader change as the trace records it.
@@ -75,6 +84,7 @@ impl TraceSink {
             error: None,
             recorded_revision: 0,
             leaders: Vec::new(),
+            write_watches: Vec::new(),
         }
     }
 
@@ -104,11 +114,34 @@ impl TraceSink {
             };
             let old = self.state.apply(&WatchEvent { type_, object: object.clone() });
             leader = leader_change(*t, old.as_deref(), object);
+            if !self.write_watches.is_empty() {
+                let key = object.key();
+                for w in self.write_watches.iter_mut().filter(|w| w.first.is_none() && w.key == key) {
+                    if (w.matches)(object) {
+                        w.first = Some(SimTime(*t));
+                    }
+                }
+            }
         }
         self.write_line(rec);
         if let Some(l) = leader {
             self.write_line(&l);
         }
+    }
+
+    /// Watches writes of `key` for `matches`; returns the watch's index.
+    pub fn watch_writes(
+        &mut self,
+        key: kubesim_model::api::ObjectKey,
+        matches: Box<dyn Fn(&Object) -> bool + Send>,
+    ) -> usize {
+        self.write_watches.push(WriteWatch { key, matches, first: None });
+        self.write_watches.len() - 1
+    }
+
+    /// When a write watch first matched.
+    pub fn write_matched_at(&self, watch: usize) -> Option<SimTime> {
+        self.write_watches.get(watch).and_then(|w| w.first)
     }
 
     /// Every leader change recorded so far.

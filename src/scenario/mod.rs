@@ -398,6 +398,8 @@ pub struct PodCountQuery {
     pub phase: Option<kubesim_model::api::PodPhase>,
     /// Only pods being deleted (`true`, kubectl's Terminating) or not (`false`).
     pub terminating: Option<bool>,
+    /// Only pods whose Ready condition is True (`true`) or not (`false`).
+    pub ready: Option<bool>,
     pub namespace: Option<String>,
     pub node: Option<String>,
     pub selector: Option<String>,
@@ -457,10 +459,25 @@ pub struct Expectation {
     pub field: Option<FieldQuery>,
     pub event: Option<EventQuery>,
     pub leader: Option<LeaderQuery>,
+    pub node_count: Option<NodeCountQuery>,
+    /// A committed write of the object had this field value (catches transient states).
+    pub written: Option<FieldQuery>,
     pub equals: Option<serde_yaml::Value>,
     pub at_least: Option<i64>,
     pub at_most: Option<i64>,
     pub exists: Option<bool>,
+    /// With `within`: the check must hold continuously this long inside the window.
+    pub holds_for: Option<Dur>,
+}
+
+/// Nodes counted by taint and Ready status, as `kubectl get nodes` would show them.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NodeCountQuery {
+    /// `key` or `key:Effect` (e.g. `node.kubernetes.io/unreachable:NoExecute`).
+    pub taint: Option<String>,
+    /// The Ready condition's status: True, False or Unknown.
+    pub ready: Option<String>,
 }
 
 impl Expectation {
@@ -471,6 +488,11 @@ impl Expectation {
         }
         if let Some(q) = &self.pod_count {
             let mut parts = vec!["pods".to_string()];
+            match q.ready {
+                Some(true) => parts.push("Ready".into()),
+                Some(false) => parts.push("not Ready".into()),
+                None => {}
+            }
             match q.terminating {
                 Some(true) => parts.push("Terminating".into()),
                 Some(false) => parts.push("not terminating".into()),
@@ -493,8 +515,21 @@ impl Expectation {
         if let Some(f) = &self.field {
             return format!("{} {} {}", f.kind, f.name, f.path);
         }
+        if let Some(f) = &self.written {
+            return format!("{} {} written with {}", f.kind, f.name, f.path);
+        }
         if let Some(l) = &self.leader {
             return format!("{} leader", l.component);
+        }
+        if let Some(n) = &self.node_count {
+            let mut parts = vec!["nodes".to_string()];
+            if let Some(r) = &n.ready {
+                parts.push(format!("Ready={r}"));
+            }
+            if let Some(t) = &n.taint {
+                parts.push(format!("tainted {t}"));
+            }
+            return parts.join(" ");
         }
         if let Some(e) = &self.event {
             return format!("event {}", e.reason);
@@ -792,14 +827,21 @@ fn validate(s: &Scenario, text: &str, path: &Path) -> Result<(), ScenarioError> 
     let exp_line = find_line(text, "expectations:", 1);
     for x in &s.expectations {
         let line = x.name.as_ref().map_or(exp_line, |n| find_line(text, n, exp_line));
-        let checks = [x.pod_count.is_some(), x.field.is_some(), x.event.is_some(), x.leader.is_some()]
-            .iter()
-            .filter(|b| **b)
-            .count();
+        let checks = [
+            x.pod_count.is_some(),
+            x.field.is_some(),
+            x.event.is_some(),
+            x.leader.is_some(),
+            x.node_count.is_some(),
+            x.written.is_some(),
+        ]
+        .iter()
+        .filter(|b| **b)
+        .count();
         if checks != 1 {
             return Err(err(
                 line,
-                format!("expectation {:?} needs exactly one of podCount, field, event, leader", x.describe()),
+                format!("expectation {:?} needs exactly one of podCount, nodeCount, field, written, event, leader", x.describe()),
                 "see scenarios/README.md",
             ));
         }
@@ -811,6 +853,13 @@ fn validate(s: &Scenario, text: &str, path: &Path) -> Result<(), ScenarioError> 
                     &format!("one of {}", LEADER_COMPONENTS.join(", ")),
                 ));
             }
+        }
+        if x.holds_for.is_some() && x.within.is_none() {
+            return Err(err(
+                line,
+                format!("expectation {:?}: holdsFor needs within", x.describe()),
+                "within: 1m with holdsFor: 10s",
+            ));
         }
         if x.at.is_some() == x.within.is_some() {
             return Err(err(
@@ -849,7 +898,7 @@ fn validate(s: &Scenario, text: &str, path: &Path) -> Result<(), ScenarioError> 
 /// Looks up `a.b`, `a[0]`, `a[type=Ready]` in a JSON value.
 pub fn lookup_path(value: &serde_json::Value, path: &str) -> Option<serde_json::Value> {
     let mut cur = value;
-    for seg in path.split('.') {
+    for seg in split_path(path) {
         let (name, filters) = match seg.find('[') {
             Some(i) => (&seg[..i], &seg[i..]),
             None => (seg, ""),
@@ -871,6 +920,26 @@ pub fn lookup_path(value: &serde_json::Value, path: &str) -> Option<serde_json::
         }
     }
     Some(cur.clone())
+}
+
+/// Splits a path at the dots outside `[...]` filters (filter values such as
+/// `key=node.kubernetes.io/unreachable` contain dots).
+fn split_path(path: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut depth, mut start) = (0usize, 0usize);
+    for (i, ch) in path.char_indices() {
+        match ch {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            '.' if depth == 0 => {
+                out.push(&path[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&path[start..]);
+    out
 }
 
 /// Renders a YAML scalar as expectations compare it.

@@ -77,11 +77,7 @@ enum Pending {
         conditional: bool,
         tries: u32,
     },
-    Delete {
-        client: ClientId,
-        tag: u64,
-        key: ObjectKey,
-    },
+    Delete(PendingDelete),
     Get {
         client: ClientId,
         tag: u64,
@@ -91,6 +87,17 @@ enum Pending {
     List,
     /// The watch cache's WATCH from a revision.
     Watch,
+}
+
+/// A delete waiting on etcd, with what a retry needs.
+#[derive(Debug)]
+struct PendingDelete {
+    client: ClientId,
+    tag: u64,
+    key: ObjectKey,
+    grace: Option<i64>,
+    precondition_uid: Option<String>,
+    tries: u32,
 }
 
 /// Requests with no client (the bootstrap namespaces) answer nobody.
@@ -356,6 +363,7 @@ impl ApiServer {
     }
 
     #[allow(clippy::too_many_arguments)]
+    #[allow(clippy::too_many_arguments)]
     fn delete(
         &mut self,
         client: ClientId,
@@ -369,15 +377,24 @@ impl ApiServer {
         let Some(current) = self.cache.get(&key).cloned() else {
             return Self::reply(client, tag, Err(ApiError::not_found(key.kind, &key.name)), out);
         };
-        if let Some(uid) = precondition_uid {
-            if uid != current.meta().uid {
+        let d = PendingDelete { client, tag, key, grace, precondition_uid, tries: 0 };
+        self.delete_on(d, &current, now, out);
+    }
+
+    /// Deletes against `current`; when etcd holds a newer revision the store re-reads
+    /// and tries again (storage/etcd3 store.Delete's conflict loop), checking the
+    /// preconditions on the fresh object.
+    fn delete_on(&mut self, d: PendingDelete, current: &Arc<Object>, now: SimTime, out: &mut Vec<ApiOutput>) {
+        let key = d.key.clone();
+        if let Some(uid) = &d.precondition_uid {
+            if *uid != current.meta().uid {
                 let message = format!(
                     "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
                     current.meta().uid
                 );
                 return Self::reply(
-                    client,
-                    tag,
+                    d.client,
+                    d.tag,
                     Err(ApiError { code: 409, reason: "Conflict", message }),
                     out,
                 );
@@ -385,16 +402,16 @@ impl ApiServer {
         }
         // Pods on a node are deleted gracefully: the kubelet stops them, then deletes
         // with grace 0 (pkg/registry/core/pod/strategy.go CheckGracefulDelete).
-        if let Object::Pod(p) = &*current {
-            let grace = grace.or(p.spec.termination_grace_period_seconds).unwrap_or(30);
+        if let Object::Pod(p) = &**current {
+            let grace = d.grace.or(p.spec.termination_grace_period_seconds).unwrap_or(30);
             let finished =
                 matches!(p.phase(), crate::api::PodPhase::Succeeded | crate::api::PodPhase::Failed);
             if !p.spec.node_name.is_empty() && grace > 0 && !finished {
                 if p.metadata.deletion_timestamp.is_some() {
-                    return Self::reply(client, tag, Ok(current.clone()), out);
+                    return Self::reply(d.client, d.tag, Ok(current.clone()), out);
                 }
                 let m = Mutation::MarkDeleting { grace_seconds: grace };
-                return self.write_on(client, tag, key, m, false, 0, &current, now, out);
+                return self.write_on(d.client, d.tag, key, m, false, 0, current, now, out);
             }
         }
         let etcd_key = key.etcd_key();
@@ -408,7 +425,7 @@ impl ApiServer {
             success: vec![Op::Delete { key: etcd_key.clone() }],
             failure: vec![Op::Get { key: etcd_key }],
         };
-        self.send_to_etcd(Pending::Delete { client, tag, key }, request, out);
+        self.send_to_etcd(Pending::Delete(d), request, out);
     }
 
     fn etcd_response(
@@ -461,7 +478,7 @@ impl ApiServer {
                 match pending {
                     Pending::Create { client, tag, .. }
                     | Pending::Write { client, tag, .. }
-                    | Pending::Delete { client, tag, .. }
+                    | Pending::Delete(PendingDelete { client, tag, .. })
                     | Pending::Get { client, tag, .. } => Self::reply(client, tag, Err(err), out),
                     Pending::List | Pending::Watch => {}
                 }
@@ -493,18 +510,29 @@ impl ApiServer {
                     }
                 }
             }
-            Pending::Delete { client, tag, key } => {
-                let result = if succeeded {
-                    results
+            Pending::Delete(d) => {
+                if succeeded {
+                    let result = results
                         .into_iter()
                         .next()
                         .flatten()
                         .map(|kv| kv.value)
-                        .ok_or_else(|| ApiError::not_found(key.kind, &key.name))
-                } else {
-                    Err(ApiError::conflict(key.kind, &key.name))
-                };
-                Self::reply(client, tag, result, out);
+                        .ok_or_else(|| ApiError::not_found(d.key.kind, &d.key.name));
+                    return Self::reply(d.client, d.tag, result, out);
+                }
+                match results.into_iter().next().flatten() {
+                    None => {
+                        Self::reply(d.client, d.tag, Err(ApiError::not_found(d.key.kind, &d.key.name)), out)
+                    }
+                    Some(_) if d.tries >= 5 => {
+                        Self::reply(d.client, d.tag, Err(ApiError::conflict(d.key.kind, &d.key.name)), out)
+                    }
+                    Some(kv) => {
+                        let fresh = kv.value.clone();
+                        let retry = PendingDelete { tries: d.tries + 1, ..d };
+                        self.delete_on(retry, &fresh, now, out)
+                    }
+                }
             }
             Pending::Get { client, tag, key } => {
                 let result = results

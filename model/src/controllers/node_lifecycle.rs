@@ -187,6 +187,8 @@ pub struct NodeLifecycleController {
     noschedule_dirty: BTreeSet<String>,
     /// Pods added or moved since the last pass (`processPod`).
     pods_dirty: BTreeSet<(String, String)>,
+    /// The node each pod was last seen on.
+    pod_nodes: BTreeMap<(String, String), String>,
     next_monitor: SimTime,
     next_taint_pass: SimTime,
     recorder: EventRecorder,
@@ -249,6 +251,7 @@ impl NodeLifecycleController {
             nodes_to_retry: BTreeSet::new(),
             noschedule_dirty: BTreeSet::new(),
             pods_dirty: BTreeSet::new(),
+            pod_nodes: BTreeMap::new(),
             next_monitor: SimTime::ZERO,
             next_taint_pass: SimTime::ZERO,
             recorder: EventRecorder::new(COMPONENT, ""),
@@ -725,9 +728,19 @@ impl Controller for NodeLifecycleController {
             Kind::Node if ev.type_ != WatchEventType::Deleted => {
                 self.noschedule_dirty.insert(ev.object.meta().name.clone());
             }
-            Kind::Pod if ev.type_ != WatchEventType::Deleted => {
+            // podUpdated: only a new pod, or one moved to another node, is looked at.
+            Kind::Pod => {
                 let m = ev.object.meta();
-                self.pods_dirty.insert((m.namespace.clone(), m.name.clone()));
+                let key = (m.namespace.clone(), m.name.clone());
+                if ev.type_ == WatchEventType::Deleted {
+                    self.pod_nodes.remove(&key);
+                    return;
+                }
+                let node = ev.object.as_pod().map(|p| p.spec.node_name.clone()).unwrap_or_default();
+                if self.pod_nodes.get(&key) != Some(&node) {
+                    self.pod_nodes.insert(key.clone(), node);
+                    self.pods_dirty.insert(key);
+                }
             }
             _ => {}
         }

@@ -329,7 +329,8 @@ impl<V: Clone + Stamp + ValueSize> LocalCluster<V> {
             if s.role == Role::Leader {
                 let leader = *self.leaders_by_term.entry(s.term).or_insert(s.id);
                 if leader != s.id {
-                    let msg = format!("two leaders in term {} at {}: {leader} and {}", s.term, self.now, s.id);
+                    let msg =
+                        format!("two leaders in term {} at {}: {leader} and {}", s.term, self.now, s.id);
                     assert!(!self.panic_on_violation, "{msg}");
                     if !self.violations.contains(&msg) {
                         self.violations.push(msg);

@@ -14,8 +14,8 @@ use crate::api::node::condition as node_condition;
 use crate::api::pod::{condition, resource};
 use crate::api::{
     ConditionStatus, Kind, Lease, LeaseSpec, Node, NodeCondition, NodeSpec, NodeStatus, Object, ObjectKey,
-    ObjectMeta, Pod, PodCondition, PodPhase, Quantity, ResourceList, Resources, Taint, EVENT_NORMAL,
-    EVENT_WARNING,
+    ObjectMeta, Pod, PodCondition, PodPhase, PodStatus, Quantity, ResourceList, Resources, Taint,
+    EVENT_NORMAL, EVENT_WARNING,
 };
 use crate::client::{
     ApiRequest, ApiResult, Cache, Component, EventRecorder, Output, Tagged, WatchEvent, WatchSpec,
@@ -137,8 +137,86 @@ pub struct Kubelet {
     pod_ip_counter: u32,
     /// Pods whose watch event arrived since the last tick.
     dirty: BTreeSet<(String, String)>,
+    status: StatusManager,
     /// When a pod's next step is due (its containers finish starting).
     timers: BTreeSet<(SimTime, (String, String))>,
+}
+
+/// Pod condition types the kubelet owns (pkg/kubelet/types PodConditionsByKubelet); the
+/// others (PodScheduled, DisruptionTarget, ...) are kept as the API server has them.
+const KUBELET_CONDITIONS: [&str; 4] = [
+    condition::READY,
+    condition::CONTAINERS_READY,
+    condition::INITIALIZED,
+    condition::POD_READY_TO_START_CONTAINERS,
+];
+
+/// pkg/kubelet/status/status_manager.go: the status the kubelet computed for each pod,
+/// written to the API server when it changes and again whenever the API server's copy
+/// drifts from it (the node lifecycle controller marked the pod NotReady during a
+/// partition, a write was lost).
+#[derive(Debug, Default)]
+struct StatusManager {
+    desired: BTreeMap<(String, String), (String, PodStatus)>,
+    /// Status writes in flight: tag -> pod.
+    in_flight: BTreeMap<u64, (String, String)>,
+}
+
+impl StatusManager {
+    fn busy(&self, key: &(String, String)) -> bool {
+        self.in_flight.values().any(|k| k == key)
+    }
+
+    /// Does the API server's status differ from ours in what the kubelet owns?
+    fn drifted(api: &PodStatus, want: &PodStatus) -> bool {
+        let owned = |s: &PodStatus| -> Vec<(String, ConditionStatus)> {
+            let mut v: Vec<(String, ConditionStatus)> = s
+                .conditions
+                .iter()
+                .filter(|c| KUBELET_CONDITIONS.contains(&c.type_.as_str()))
+                .map(|c| (c.type_.clone(), c.status))
+                .collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        };
+        let states = |s: &PodStatus| -> Vec<(String, u8, bool)> {
+            s.container_statuses
+                .iter()
+                .map(|c| {
+                    let kind = if c.state.running.is_some() {
+                        1
+                    } else if c.state.terminated.is_some() {
+                        2
+                    } else {
+                        0
+                    };
+                    (c.name.clone(), kind, c.ready)
+                })
+                .collect()
+        };
+        api.phase != want.phase
+            || owned(api) != owned(want)
+            || states(api) != states(want)
+            || api.pod_ip != want.pod_ip
+    }
+
+    /// The pod as it should be written: the API server's object, with the kubelet's part
+    /// of the status (mergePodStatus).
+    fn merged(api: &Pod, want: &PodStatus) -> Pod {
+        let mut np = api.clone();
+        let mut status = want.clone();
+        for c in &api.status.conditions {
+            if !KUBELET_CONDITIONS.contains(&c.type_.as_str()) {
+                status.conditions.retain(|x| x.type_ != c.type_);
+                status.conditions.push(c.clone());
+            }
+        }
+        status.qos_class = api.status.qos_class.clone();
+        status.nominated_node_name = api.status.nominated_node_name.clone();
+        np.status = status;
+        np.metadata.resource_version = 0;
+        np
+    }
 }
 
 /// One pod's worker state (pkg/kubelet/pod_workers.go keeps one per pod UID).
@@ -170,6 +248,7 @@ impl Kubelet {
             started_at: now,
             used: Resources::default(),
             dirty: BTreeSet::new(),
+            status: StatusManager::default(),
             timers: BTreeSet::new(),
         }
     }
@@ -433,6 +512,7 @@ impl Kubelet {
 
     /// Forgets a pod: it left the node or was replaced by another with its name.
     fn forget_pod(&mut self, key: &(String, String)) {
+        self.status.desired.remove(key);
         if let Some(w) = self.pods.remove(key) {
             if let Some(r) = w.requests {
                 self.used.sub(&r);
@@ -488,9 +568,34 @@ impl Kubelet {
                     self.start(&o, p, now, out);
                     self.set_stage(&k, p, Stage::Running);
                 }
+                Some(Stage::Creating { .. } | Stage::Running) => self.reconcile_status(&k, p, out),
                 _ => {}
             }
         }
+    }
+
+    /// Records the status the kubelet computed for a pod and writes it.
+    fn post_status(&mut self, p: &Pod, status: PodStatus, out: &mut Output) {
+        let key = (p.metadata.namespace.clone(), p.metadata.name.clone());
+        let np = StatusManager::merged(p, &status);
+        self.status.desired.insert(key.clone(), (p.metadata.uid.clone(), status));
+        self.next_tag += 1;
+        self.in_flight.insert(self.next_tag, Sent::Other);
+        self.status.in_flight.insert(self.next_tag, key);
+        out.requests.push(Tagged { tag: self.next_tag, request: ApiRequest::UpdateStatus(Object::Pod(np)) });
+    }
+
+    /// The status manager's reconcile: write our status again where the API server's
+    /// copy of a pod we run drifted from it.
+    fn reconcile_status(&mut self, key: &(String, String), p: &Pod, out: &mut Output) {
+        if p.metadata.deletion_timestamp.is_some() || self.status.busy(key) {
+            return;
+        }
+        let Some((uid, want)) = self.status.desired.get(key).cloned() else { return };
+        if uid != p.metadata.uid || !StatusManager::drifted(&p.status, &want) {
+            return;
+        }
+        self.post_status(p, want, out);
     }
 
     fn set_stage(&mut self, k: &(String, String), p: &Pod, stage: Stage) {
@@ -542,6 +647,7 @@ impl Kubelet {
             PodWork { uid: p.metadata.uid.clone(), stage: Stage::Rejected, requests: Some(req) },
         );
         let mut np = p.clone();
+        np.status.conditions.retain(|c| !KUBELET_CONDITIONS.contains(&c.type_.as_str()));
         let names: Vec<String> = p.spec.containers.iter().map(|c| c.name.clone()).collect();
         let unready = format!("containers with unready status: [{}]", names.join(" "));
         let cond = |t: &str, s, reason: &str, msg: &str| PodCondition {
@@ -583,8 +689,7 @@ impl Kubelet {
                 ..Default::default()
             })
             .collect();
-        np.metadata.resource_version = 0;
-        self.send(out, Sent::Other, ApiRequest::UpdateStatus(Object::Pod(np)));
+        self.post_status(p, np.status, out);
         for c in &p.spec.containers {
             let ev = self.recorder.record(
                 o,
@@ -615,7 +720,11 @@ impl Kubelet {
                 self.send(out, Sent::Other, ev);
             }
         }
+        let key = (p.metadata.namespace.clone(), p.metadata.name.clone());
         let mut np = p.clone();
+        if let Some((_, desired)) = self.status.desired.get(&key) {
+            np.status = desired.clone();
+        }
         let cond = |t: &str| PodCondition {
             type_: t.into(),
             status: ConditionStatus::True,
@@ -635,8 +744,7 @@ impl Kubelet {
             cs.started = Some(true);
             cs.container_id = format!("containerd://{}", &p.metadata.uid.replace('-', ""));
         }
-        np.metadata.resource_version = 0;
-        self.send(out, Sent::Other, ApiRequest::UpdateStatus(Object::Pod(np)));
+        self.post_status(p, np.status, out);
     }
 
     /// Stops the containers (they exit on SIGTERM at once) and finishes the deletion.
@@ -699,6 +807,12 @@ impl Component for Kubelet {
     }
 
     fn on_response(&mut self, tag: u64, result: &ApiResult, _now: SimTime) {
+        if let Some(key) = self.status.in_flight.remove(&tag) {
+            // Look at the pod again: a lost or refused write is made again.
+            if result.is_err() {
+                self.dirty.insert(key);
+            }
+        }
         if let Some(what) = self.in_flight.remove(&tag) {
             if what == Sent::Register {
                 // Created, or it already exists and this kubelet takes it over.
