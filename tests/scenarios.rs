@@ -80,3 +80,71 @@ fn toleration_seconds_passes_and_is_deterministic() {
 fn node_deleted_passes_and_is_deterministic() {
     assert_passes_and_replays("node-deleted.yaml");
 }
+
+#[test]
+fn node_partition_grace_40s_passes_and_is_deterministic() {
+    assert_passes_and_replays("node-partition-grace-40s.yaml");
+}
+
+/// The times of the node lifecycle's steps in a trace: node-2 going Unknown, its
+/// NoExecute taint, and the eviction of its web pod.
+fn lifecycle_times(trace: &Path) -> (u64, u64, u64) {
+    let text = std::fs::read_to_string(trace).unwrap();
+    let (mut unknown, mut tainted, mut evicted) = (None, None, None);
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["type"] != "write" {
+            continue;
+        }
+        let (t, o) = (v["t"].as_u64().unwrap(), &v["object"]);
+        if o["kind"] == "Node" && o["metadata"]["name"] == "node-2" {
+            let ready =
+                o["status"]["conditions"].as_array().and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"));
+            if unknown.is_none() && ready.is_some_and(|c| c["status"] == "Unknown") {
+                unknown = Some(t);
+            }
+            let no_exec = o["spec"]["taints"]
+                .as_array()
+                .is_some_and(|ts| ts.iter().any(|x| x["effect"] == "NoExecute"));
+            if tainted.is_none() && no_exec {
+                tainted = Some(t);
+            }
+        }
+        if evicted.is_none() && o["kind"] == "Event" && o["reason"] == "TaintManagerEviction" {
+            evicted = Some(t);
+        }
+    }
+    (unknown.unwrap(), tainted.unwrap(), evicted.unwrap())
+}
+
+/// --node-monitor-grace-period is a flag a scenario can set: 40 s (v1.31's default)
+/// moves every step of the node lifecycle exactly 10 s earlier than v1.33's 50 s, seed for
+/// seed.
+#[test]
+fn node_monitor_grace_period_40s_shifts_the_timeline_by_10s() {
+    let dir = std::env::temp_dir().join(format!("kubesim-grace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut times = Vec::new();
+    for name in ["node-partition.yaml", "node-partition-grace-40s.yaml"] {
+        let trace = dir.join(format!("{name}.jsonl"));
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios").join(name);
+        let opts = RunOptions { trace: Some(trace.clone()), ..Default::default() };
+        let r = run_file(&path, &opts).unwrap();
+        assert!(r.all_passed(), "{}", r.summary());
+        times.push(lifecycle_times(&trace));
+    }
+    let (v133, v131) = (times[0], times[1]);
+    assert_eq!(v133.0 - v131.0, 10_000, "Unknown: {v133:?} vs {v131:?}");
+    assert_eq!(v133.1 - v131.1, 10_000, "NoExecute taint: {v133:?} vs {v131:?}");
+    assert_eq!(v133.2 - v131.2, 10_000, "eviction: {v133:?} vs {v131:?}");
+}
+
+#[test]
+fn statefulset_out_of_service_passes_and_is_deterministic() {
+    assert_passes_and_replays("statefulset-out-of-service.yaml");
+}
+
+#[test]
+fn kcm_failover_passes_and_is_deterministic() {
+    assert_passes_and_replays("kcm-failover.yaml");
+}

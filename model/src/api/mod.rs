@@ -26,4 +26,4 @@ pub use pod::{
 pub use quantity::Quantity;
 pub use scheduling::{Affinity, Taint, TaintEffect, Toleration, TolerationOperator};
 pub use selector::{LabelSelector, Selector};
-pub use workloads::{DaemonSet, Deployment, ReplicaSet};
+pub use workloads::{DaemonSet, Deployment, Job, ReplicaSet, StatefulSet};

@@ -266,6 +266,18 @@ impl Object {
             _ => None,
         }
     }
+    pub fn as_stateful_set(&self) -> Option<&StatefulSet> {
+        match self {
+            Object::StatefulSet(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn as_job(&self) -> Option<&Job> {
+        match self {
+            Object::Job(j) => Some(j),
+            _ => None,
+        }
+    }
     pub fn as_lease(&self) -> Option<&Lease> {
         match self {
             Object::Lease(l) => Some(l),

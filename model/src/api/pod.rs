@@ -44,6 +44,10 @@ pub struct PodTemplateSpec {
 pub struct PodSpec {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub node_name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub hostname: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subdomain: String,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub node_selector: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

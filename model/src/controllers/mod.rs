@@ -8,6 +8,7 @@ pub mod garbage_collector;
 pub mod node_lifecycle;
 pub mod podgc;
 pub mod replicaset;
+pub mod statefulset;
 pub mod taint_eviction;
 
 use std::collections::BTreeMap;
@@ -128,6 +129,7 @@ impl ControllerManager {
                 Box::new(deployment::DeploymentController::new()),
                 Box::new(replicaset::ReplicaSetController::new()),
                 Box::new(daemonset::DaemonSetController::new()),
+                Box::new(statefulset::StatefulSetController::new()),
                 Box::new(garbage_collector::GarbageCollector::new()),
                 Box::new(node_lifecycle::NodeLifecycleController::new(&config)),
                 Box::new(taint_eviction::TaintEvictionController::new()),
@@ -145,10 +147,18 @@ impl Component for ControllerManager {
     }
 
     fn watches(&self) -> Vec<WatchSpec> {
-        [Kind::Node, Kind::Lease, Kind::Deployment, Kind::ReplicaSet, Kind::DaemonSet, Kind::Pod]
-            .into_iter()
-            .map(WatchSpec::kind)
-            .collect()
+        [
+            Kind::Node,
+            Kind::Lease,
+            Kind::Deployment,
+            Kind::ReplicaSet,
+            Kind::DaemonSet,
+            Kind::StatefulSet,
+            Kind::Pod,
+        ]
+        .into_iter()
+        .map(WatchSpec::kind)
+        .collect()
     }
 
     fn on_event(&mut self, ev: &WatchEvent, _now: SimTime) {

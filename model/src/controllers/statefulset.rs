@@ -1,0 +1,315 @@
+//! The StatefulSet controller (pkg/controller/statefulset, stateful_set_control.go):
+//! pods with stable identities `<set>-<ordinal>`, created in ordinal order, each waiting
+//! for its predecessor to be Running and Ready (OrderedReady; Parallel does not wait),
+//! condemned pods deleted from the highest ordinal down, out-of-date pods replaced from
+//! the highest ordinal down (RollingUpdate).
+//!
+//! A pod whose deletion is pending blocks its ordinal: while a pod on an unreachable node
+//! stays Terminating, no replacement with its name can be created — the StatefulSet waits
+//! until the object is really gone (its kubelet returns, its Node is deleted, or the node
+//! is tainted out-of-service and PodGC force-deletes it).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use rand_chacha::ChaCha8Rng;
+
+use super::{controller_ref, Controller, Requests};
+use crate::api::{
+    Kind, Object, ObjectKey, ObjectMeta, Pod, PodPhase, StatefulSet, EVENT_NORMAL, EVENT_WARNING,
+};
+use crate::client::{ApiRequest, ApiResult, Cache, EventRecorder, WatchEvent};
+use crate::time::SimTime;
+
+/// Pod labels the controller sets (apps/v1 StatefulSetPodNameLabel, PodIndexLabel,
+/// ControllerRevisionHashLabelKey).
+pub const LABEL_POD_NAME: &str = "statefulset.kubernetes.io/pod-name";
+pub const LABEL_POD_INDEX: &str = "apps.kubernetes.io/pod-index";
+pub const LABEL_REVISION: &str = "controller-revision-hash";
+/// The controller's event source.
+pub const COMPONENT: &str = "statefulset-controller";
+
+pub struct StatefulSetController {
+    dirty: BTreeSet<ObjectKey>,
+    /// Requests in flight per set: its next sync waits for their answers.
+    in_flight: BTreeMap<ObjectKey, usize>,
+    /// tag -> (set, verb, pod) of each create or delete.
+    routes: BTreeMap<u64, (ObjectKey, &'static str, String)>,
+    next_tag: u64,
+    recorder: EventRecorder,
+    /// Failed requests to report: (set, verb, pod, error).
+    failed: Vec<(ObjectKey, &'static str, String, String)>,
+}
+
+impl Default for StatefulSetController {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The ordinal in a pod's name, if it is `<set>-<n>`.
+fn ordinal(set: &str, pod: &str) -> Option<i32> {
+    pod.strip_prefix(set)?.strip_prefix('-')?.parse().ok()
+}
+
+fn is_healthy(p: &Pod) -> bool {
+    p.phase() == PodPhase::Running && p.is_ready() && p.metadata.deletion_timestamp.is_none()
+}
+
+impl StatefulSetController {
+    pub fn new() -> Self {
+        StatefulSetController {
+            dirty: BTreeSet::new(),
+            in_flight: BTreeMap::new(),
+            routes: BTreeMap::new(),
+            next_tag: 0,
+            recorder: EventRecorder::new(COMPONENT, ""),
+            failed: Vec::new(),
+        }
+    }
+
+    fn send(&mut self, out: &mut Requests, set: &ObjectKey, verb: &'static str, pod: String, r: ApiRequest) {
+        self.next_tag += 1;
+        self.routes.insert(self.next_tag, (set.clone(), verb, pod));
+        *self.in_flight.entry(set.clone()).or_default() += 1;
+        out.push(self.next_tag, r);
+    }
+
+    fn event(
+        &mut self,
+        out: &mut Requests,
+        set: &Object,
+        type_: &str,
+        reason: &str,
+        msg: &str,
+        now: SimTime,
+    ) {
+        let ev = self.recorder.record(set, type_, reason, msg, now);
+        self.next_tag += 1;
+        out.push(self.next_tag, ev);
+    }
+
+    /// `newVersionedStatefulSetPod`: the identity, labels and revision of ordinal `ord`.
+    fn new_pod(obj: &Object, set: &StatefulSet, ord: i32, revision: &str) -> Pod {
+        let name = format!("{}-{ord}", set.metadata.name);
+        let mut labels = set.spec.template.metadata.labels.clone();
+        labels.insert(LABEL_POD_NAME.into(), name.clone());
+        labels.insert(LABEL_POD_INDEX.into(), ord.to_string());
+        labels.insert(LABEL_REVISION.into(), revision.to_string());
+        let mut spec = set.spec.template.spec.clone();
+        {
+            let s = Arc::make_mut(&mut spec);
+            s.hostname = name.clone();
+            s.subdomain = set.spec.service_name.clone();
+        }
+        Pod {
+            metadata: ObjectMeta {
+                name,
+                namespace: set.metadata.namespace.clone(),
+                labels,
+                annotations: set.spec.template.metadata.annotations.clone(),
+                owner_references: vec![controller_ref(obj)],
+                ..Default::default()
+            },
+            spec,
+            ..Default::default()
+        }
+    }
+
+    fn sync(&mut self, key: &ObjectKey, cache: &Cache, now: SimTime, out: &mut Requests) {
+        if self.in_flight.get(key).is_some_and(|n| *n > 0) {
+            return;
+        }
+        let Some(obj) = cache.get(key).cloned() else { return };
+        let Some(set) = obj.as_stateful_set() else { return };
+        if set.metadata.deletion_timestamp.is_some() {
+            return;
+        }
+        let name = set.metadata.name.clone();
+        let revision = format!("{name}-{}", super::deployment::pod_template_hash(&set.spec.template, 0));
+        let pods: BTreeMap<i32, Pod> = cache
+            .controlled_by(&set.metadata.uid)
+            .filter_map(|o| o.as_pod())
+            .filter_map(|p| ordinal(&name, &p.metadata.name).map(|o| (o, p.clone())))
+            .collect();
+        let start = set.spec.ordinals.as_ref().map_or(0, |o| o.start);
+        let replicas = set.spec.replicas.unwrap_or(1).max(0);
+        let parallel = set.spec.pod_management_policy == "Parallel";
+        let mut requests: Vec<(ApiRequest, &'static str, String)> = Vec::new();
+        let mut blocked = false;
+        for ord in start..start + replicas {
+            match pods.get(&ord) {
+                None => {
+                    let pod = Self::new_pod(&obj, set, ord, &revision);
+                    let pn = pod.metadata.name.clone();
+                    requests.push((ApiRequest::Create(Object::Pod(pod)), "create", pn));
+                    blocked = !parallel;
+                }
+                Some(p) if matches!(p.phase(), PodPhase::Failed | PodPhase::Succeeded) => {
+                    if p.metadata.deletion_timestamp.is_none() {
+                        requests.push((delete(p), "delete", p.metadata.name.clone()));
+                    }
+                    blocked = !parallel;
+                }
+                // Terminating, or not yet Running and Ready: wait.
+                Some(p) if !is_healthy(p) => blocked = !parallel,
+                Some(_) => {}
+            }
+            if blocked {
+                break;
+            }
+        }
+        let unhealthy = (start..start + replicas).any(|o| !pods.get(&o).is_some_and(is_healthy));
+        if requests.is_empty() && (!unhealthy || parallel) {
+            // Condemned pods, highest ordinal first, one at a time (all at once: Parallel).
+            for (ord, p) in pods.iter().rev() {
+                if *ord >= start && *ord < start + replicas {
+                    continue;
+                }
+                if p.metadata.deletion_timestamp.is_some() {
+                    if !parallel {
+                        break;
+                    }
+                    continue;
+                }
+                requests.push((delete(p), "delete", p.metadata.name.clone()));
+                if !parallel {
+                    break;
+                }
+            }
+        }
+        let on_delete = set.spec.update_strategy.as_ref().is_some_and(|u| u.type_ == "OnDelete");
+        if requests.is_empty() && !unhealthy && !on_delete {
+            // RollingUpdate: the highest ordinal not at the update revision.
+            let stale = pods
+                .iter()
+                .rev()
+                .filter(|(o, _)| **o >= start && **o < start + replicas)
+                .find(|(_, p)| p.metadata.labels.get(LABEL_REVISION) != Some(&revision));
+            if let Some((_, p)) = stale {
+                requests.push((delete(p), "delete", p.metadata.name.clone()));
+            }
+        }
+        for (r, verb, pod) in requests {
+            // stateful_pod_control.go recordPodEvent.
+            let msg = format!("{verb} Pod {pod} in StatefulSet {name} successful");
+            let reason = if verb == "create" { "SuccessfulCreate" } else { "SuccessfulDelete" };
+            self.event(out, &obj, EVENT_NORMAL, reason, &msg, now);
+            self.send(out, key, verb, pod, r);
+        }
+        self.update_status(&obj, set, &pods, &revision, out);
+    }
+
+    fn update_status(
+        &mut self,
+        obj: &Object,
+        set: &StatefulSet,
+        pods: &BTreeMap<i32, Pod>,
+        revision: &str,
+        out: &mut Requests,
+    ) {
+        let mut s = set.status.clone();
+        let live = || pods.values().filter(|p| p.metadata.deletion_timestamp.is_none());
+        s.replicas = pods.len() as i32;
+        s.ready_replicas = pods.values().filter(|p| p.is_ready()).count() as i32;
+        s.available_replicas = s.ready_replicas;
+        s.updated_replicas = live()
+            .filter(|p| p.metadata.labels.get(LABEL_REVISION).map(String::as_str) == Some(revision))
+            .count() as i32;
+        s.update_revision = revision.to_string();
+        let replicas = set.spec.replicas.unwrap_or(1);
+        if s.current_revision.is_empty()
+            || (s.updated_replicas == replicas && s.ready_replicas == replicas && s.replicas == replicas)
+        {
+            // completeRollingUpdate: the update revision becomes current.
+            s.current_revision = revision.to_string();
+        }
+        s.current_replicas = live()
+            .filter(|p| {
+                p.metadata.labels.get(LABEL_REVISION).map(String::as_str) == Some(s.current_revision.as_str())
+            })
+            .count() as i32;
+        s.observed_generation = set.metadata.generation;
+        if s != set.status {
+            let mut n = set.clone();
+            n.status = s;
+            n.metadata.resource_version = 0;
+            self.next_tag += 1;
+            out.push(self.next_tag, ApiRequest::UpdateStatus(Object::StatefulSet(n)));
+        }
+        let _ = obj;
+    }
+}
+
+fn delete(p: &Pod) -> ApiRequest {
+    ApiRequest::Delete {
+        key: ObjectKey::new(Kind::Pod, p.metadata.namespace.clone(), p.metadata.name.clone()),
+        grace_period_seconds: None,
+        precondition_uid: Some(p.metadata.uid.clone()),
+    }
+}
+
+impl Controller for StatefulSetController {
+    fn on_event(&mut self, ev: &WatchEvent, cache: &Cache) {
+        match ev.object.kind() {
+            Kind::StatefulSet => {
+                self.dirty.insert(ev.object.key());
+            }
+            Kind::Pod => {
+                let Some(owner) = ev.object.meta().controller_of() else { return };
+                if owner.kind != "StatefulSet" {
+                    return;
+                }
+                let key =
+                    ObjectKey::new(Kind::StatefulSet, ev.object.meta().namespace.clone(), owner.name.clone());
+                if cache.get(&key).is_some() {
+                    self.dirty.insert(key);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_response(&mut self, tag: u64, result: &ApiResult, _cache: &Cache, _now: SimTime) {
+        let Some((set, verb, pod)) = self.routes.remove(&tag) else { return };
+        if let Some(n) = self.in_flight.get_mut(&set) {
+            *n -= 1;
+            if *n == 0 {
+                self.in_flight.remove(&set);
+            }
+        }
+        if let Err(e) = result {
+            if !e.is_already_exists() && !e.is_not_found() {
+                self.failed.push((set.clone(), verb, pod, e.message.clone()));
+            }
+        }
+        self.dirty.insert(set);
+    }
+
+    fn reconcile(&mut self, cache: &Cache, now: SimTime, _rng: &mut ChaCha8Rng, out: &mut Requests) {
+        for (set, verb, pod, error) in std::mem::take(&mut self.failed) {
+            if let Some(obj) = cache.get(&set).cloned() {
+                // stateful_pod_control.go recordPodEvent on failure.
+                let reason = if verb == "create" { "FailedCreate" } else { "FailedDelete" };
+                let msg = format!("{verb} Pod {pod} in StatefulSet {} failed error: {error}", set.name);
+                self.event(out, &obj, EVENT_WARNING, reason, &msg, now);
+            }
+        }
+        for key in std::mem::take(&mut self.dirty) {
+            self.sync(&key, cache, now, out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinals_parse_from_names() {
+        assert_eq!(ordinal("db", "db-0"), Some(0));
+        assert_eq!(ordinal("db", "db-12"), Some(12));
+        assert_eq!(ordinal("db", "db-x"), None);
+        assert_eq!(ordinal("db", "dbx-1"), None);
+    }
+}
