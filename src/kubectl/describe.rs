@@ -1,93 +1,308 @@
-//! `kubectl describe pod|node`, in kubectl's layout (describe.go): labelled fields padded
-//! to one column, sections, and the Events table last.
+//! `kubectl describe pod|node`, in kubectl v1.33's layout (describe.go).
+//!
+//! kubectl writes each line through a `PrefixWriter` (two spaces per level) into Go's
+//! `text/tabwriter` (`minwidth 0, padding 2, ' '`): labels and values are tab-terminated
+//! cells, and a column is as wide as its widest cell in the *block* of consecutive lines
+//! that have that column, plus 2. A line without a tab (`Containers:`) ends every block.
+//! This module writes the same cells, with the same trailing spaces (`"%v \t%v \n"` rows),
+//! and lets the `tabwriter` crate align them; so one long label such as `Termination Grace
+//! Period:` widens its whole block as it does under kubectl.
+//!
+//! Fields kubesim does not model are left out where kubectl leaves them out when unset
+//! (probes, volumes, readiness gates), and printed empty where kubectl prints them
+//! unconditionally (`Image ID:`, `Machine ID:`).
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
+use std::fmt::{self, Write as _};
+use std::io::Write as _;
 
-use kubesim_model::api::{Event, Kind, Node, Object, ObjectKey, Pod, Resources};
+use kubesim_model::api::{
+    pod::ContainerState, Container, ContainerStatus, Event, Kind, Node, Object, ObjectKey, ObjectMeta, Pod,
+    PodPhase, Quantity, ResourceList, Toleration, TolerationOperator,
+};
 use kubesim_model::client::Cache;
 use kubesim_model::time::{human_duration, SimTime};
 
-use super::{pod_status, table};
+/// The namespace of node heartbeat Leases (`v1.NamespaceNodeLease`).
+const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
+/// `metav1.Time{}` formatted with `time.RFC1123Z`: what kubectl prints for an unset time.
+const ZERO_TIME_RFC1123Z: &str = "Mon, 01 Jan 0001 00:00:00 +0000";
 
-/// The width kubectl's tabwriter gives top-level labels in describe output.
-const LABEL_WIDTH: usize = 18;
-
-fn field(out: &mut String, label: &str, value: &str) {
-    let _ = writeln!(out, "{:<w$}{value}", format!("{label}:"), w = LABEL_WIDTH);
+/// describe.go's `PrefixWriter` over `tabbedString`: text goes in with tab-separated cells
+/// and comes out aligned by [`PrefixWriter::finish`].
+#[derive(Default)]
+struct PrefixWriter {
+    text: String,
 }
 
-fn map_lines(out: &mut String, label: &str, m: &BTreeMap<String, String>, sep: &str) {
-    if m.is_empty() {
-        return field(out, label, "<none>");
+/// `w.Write(level, format, args...)`.
+macro_rules! w {
+    ($w:expr, $level:expr, $($arg:tt)*) => {
+        $w.write($level, format_args!($($arg)*))
+    };
+}
+
+impl PrefixWriter {
+    /// Writes `args` after two spaces per level, escaping terminal control characters as
+    /// `printers.WriteEscaped` does.
+    fn write(&mut self, level: usize, args: fmt::Arguments<'_>) {
+        let mut s = "  ".repeat(level);
+        let _ = s.write_fmt(args);
+        self.text.push_str(&s.replace('\x1b', "^[").replace('\r', "\\r"));
     }
-    for (i, (k, v)) in m.iter().enumerate() {
-        let text = format!("{k}{sep}{v}");
-        if i == 0 {
-            field(out, label, &text);
+
+    /// Aligns the cells: `tabwriter.NewWriter(out, 0, 8, 2, ' ', 0)`.
+    fn finish(self) -> String {
+        let mut tw = tabwriter::TabWriter::new(Vec::new()).minwidth(0).padding(2);
+        // Writing into a Vec cannot fail.
+        let _ = tw.write_all(self.text.as_bytes());
+        let bytes = tw.into_inner().unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+/// `translateTimestampSince`: `duration.HumanDuration(time.Since(t))`, which tolerates a
+/// timestamp up to a second in the future (`0s`) and says `<invalid>` beyond that.
+fn since(t: Option<SimTime>, now: SimTime) -> String {
+    let Some(t) = t else { return "<unknown>".into() };
+    if t <= now {
+        return human_duration(now.saturating_sub(t));
+    }
+    // Go truncates the negative seconds towards zero: -1.9 s is -1, still "0s".
+    let ahead_secs = (t.0 - now.0) / 1000;
+    if ahead_secs > 1 {
+        "<invalid>".into()
+    } else {
+        "0s".into()
+    }
+}
+
+fn rfc1123z(t: Option<SimTime>) -> String {
+    t.map_or_else(|| ZERO_TIME_RFC1123Z.to_string(), |t| t.rfc1123z())
+}
+
+/// `Quantity.String()`: the canonical form the API server stores, whatever the manifest
+/// said (`0.5` is `500m`, `1024Mi` is `1Gi`). The suffix family is the quantity's own:
+/// binary (`Ki`..`Ei`) or decimal.
+fn quantity(q: &Quantity) -> String {
+    let text = q.as_str();
+    if text.contains(['e', 'E']) && !text.ends_with("Ei") && !text.ends_with('E') {
+        // DecimalExponent (`1e3`): rare in manifests; kept as written.
+        return text.to_string();
+    }
+    canonical(q.milli_value() as i128, text.ends_with('i'))
+}
+
+/// `CanonicalizeBytes` for an amount in milli-units: the largest suffix that keeps the
+/// number whole. Binary amounts under 1024 or with a fraction fall back to decimal, as Go's do.
+fn canonical(milli: i128, binary: bool) -> String {
+    if milli == 0 {
+        return "0".into();
+    }
+    if binary && milli % 1000 == 0 && (milli / 1000).abs() >= 1024 {
+        let mut v = milli / 1000;
+        let mut i = 0;
+        while i < 6 && v % 1024 == 0 {
+            v /= 1024;
+            i += 1;
+        }
+        return format!("{v}{}", ["", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei"][i]);
+    }
+    if milli % 1000 != 0 {
+        return format!("{milli}m");
+    }
+    let mut v = milli / 1000;
+    let mut i = 0;
+    while i < 6 && v % 1000 == 0 {
+        v /= 1000;
+        i += 1;
+    }
+    format!("{v}{}", ["", "k", "M", "G", "T", "P", "E"][i])
+}
+
+/// A running sum of one resource, in the format of its first term (Go's `Quantity.Add`
+/// keeps the receiver's format).
+#[derive(Clone, Copy, Default)]
+struct Amount {
+    milli: i128,
+    binary: Option<bool>,
+}
+
+impl Amount {
+    fn of(q: &Quantity) -> Amount {
+        Amount { milli: q.milli_value() as i128, binary: Some(q.as_str().ends_with('i')) }
+    }
+    fn add(&mut self, o: Amount) {
+        self.milli += o.milli;
+        self.binary = self.binary.or(o.binary);
+    }
+    fn max(&mut self, o: Amount) {
+        if o.milli > self.milli {
+            *self = o;
+        }
+    }
+    /// `Value()`: whole units, rounded up.
+    fn value(self) -> i128 {
+        if self.milli >= 0 {
+            (self.milli + 999) / 1000
         } else {
-            let _ = writeln!(out, "{:<w$}{text}", "", w = LABEL_WIDTH);
+            self.milli / 1000
+        }
+    }
+    fn string(self) -> String {
+        canonical(self.milli, self.binary.unwrap_or(false))
+    }
+}
+
+type Amounts = std::collections::BTreeMap<String, Amount>;
+
+fn add_list(sum: &mut Amounts, list: &ResourceList) {
+    for (k, q) in list {
+        sum.entry(k.clone()).or_default().add(Amount::of(q));
+    }
+}
+
+fn max_list(sum: &mut Amounts, list: &ResourceList) {
+    for (k, q) in list {
+        sum.entry(k.clone()).or_default().max(Amount::of(q));
+    }
+}
+
+/// kubectl's `resourcehelper.PodRequestsAndLimits`: containers summed, raised to the
+/// largest init container, plus overhead (added to limits only where a limit is set).
+fn pod_requests_and_limits(p: &Pod) -> (Amounts, Amounts) {
+    let (mut reqs, mut limits) = (Amounts::new(), Amounts::new());
+    for c in &p.spec.containers {
+        add_list(&mut reqs, &c.resources.requests_or_limits());
+        add_list(&mut limits, &c.resources.limits);
+    }
+    for c in &p.spec.init_containers {
+        max_list(&mut reqs, &c.resources.requests_or_limits());
+        max_list(&mut limits, &c.resources.limits);
+    }
+    add_list(&mut reqs, &p.spec.overhead);
+    for (k, q) in &p.spec.overhead {
+        if let Some(l) = limits.get_mut(k) {
+            l.add(Amount::of(q));
+        }
+    }
+    (reqs, limits)
+}
+
+/// `printLabelsMultiline`: `key=value` lines under one label, sorted.
+fn labels_multiline<'a>(
+    w: &mut PrefixWriter,
+    title: &str,
+    pairs: impl IntoIterator<Item = (&'a String, &'a String)>,
+) {
+    let lines: Vec<String> = pairs.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    lines_multiline(w, title, &lines);
+}
+
+/// The shape shared by kubectl's `print*Multiline` helpers: `Title:\tfirst`, then
+/// `\tnext` for each further item, or `Title:\t<none>`.
+fn lines_multiline(w: &mut PrefixWriter, title: &str, lines: &[String]) {
+    w!(w, 0, "{title}:\t");
+    if lines.is_empty() {
+        w!(w, 0, "<none>\n");
+    }
+    for (i, l) in lines.iter().enumerate() {
+        if i != 0 {
+            w!(w, 0, "\t");
+        }
+        w!(w, 0, "{l}\n");
+    }
+}
+
+/// The longest annotation line kubectl prints whole (`maxAnnotationLen`).
+const MAX_ANNOTATION_LEN: usize = 140;
+/// Never shown by describe (`skipAnnotations`).
+const LAST_APPLIED_CONFIG_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// `printAnnotationsMultiline`: `key: value`, or the key alone with the value indented
+/// below it when it is long or spans lines.
+fn annotations_multiline(w: &mut PrefixWriter, m: &std::collections::BTreeMap<String, String>) {
+    w!(w, 0, "Annotations:\t");
+    let keys: Vec<&String> = m.keys().filter(|k| *k != LAST_APPLIED_CONFIG_ANNOTATION).collect();
+    if keys.is_empty() {
+        w!(w, 0, "<none>\n");
+    }
+    for (i, k) in keys.into_iter().enumerate() {
+        if i != 0 {
+            w!(w, 0, "\t");
+        }
+        let value = m[k].strip_suffix('\n').unwrap_or(&m[k]);
+        if value.len() + k.len() + 2 > MAX_ANNOTATION_LEN || value.contains('\n') {
+            w!(w, 0, "{k}:\n");
+            for s in value.split('\n') {
+                let short = match s.char_indices().nth(MAX_ANNOTATION_LEN - 2) {
+                    Some((cut, _)) => format!("{}...", &s[..cut]),
+                    None => s.to_string(),
+                };
+                w!(w, 0, "\t  {short}\n");
+            }
+        } else {
+            w!(w, 0, "{k}: {value}\n");
         }
     }
 }
 
-fn list_lines(out: &mut String, label: &str, items: &[String]) {
-    if items.is_empty() {
-        return field(out, label, "<none>");
+/// `printTolerationsMultilineWithIndent`, sorted by key.
+fn toleration_string(t: &Toleration) -> String {
+    let mut s = t.key.clone();
+    if !t.value.is_empty() {
+        s += &format!("={}", t.value);
     }
-    for (i, t) in items.iter().enumerate() {
-        if i == 0 {
-            field(out, label, t);
-        } else {
-            let _ = writeln!(out, "{:<w$}{t}", "", w = LABEL_WIDTH);
-        }
+    if let Some(e) = t.effect {
+        s += &format!(":{}", e.as_str());
     }
+    // An empty key and effect with operator Exists tolerates everything.
+    if t.operator == Some(TolerationOperator::Exists) && t.value.is_empty() {
+        s += if s.is_empty() { "op=Exists" } else { " op=Exists" };
+    }
+    if let Some(sec) = t.toleration_seconds {
+        s += &format!(" for {sec}s");
+    }
+    s
 }
 
-/// The Events table for one object, oldest first (describe.go DescribeEvents).
-fn events(out: &mut String, cache: &Cache, kind: Kind, ns: &str, name: &str, now: SimTime) {
+/// The events about one object, as kubectl's `searchEvents` finds them: by the field
+/// selector `involvedObject.{name,namespace,kind,uid}` (kind left out for pods), then sorted
+/// by lastTimestamp (`event.SortableEvents`) from the API's namespace/name order. An event
+/// whose reference has no uid (the taint eviction controller's `TaintManagerEviction`)
+/// does not match a selector on the uid, so kubectl does not show it here.
+fn events_for<'a>(cache: &'a Cache, kind: Option<Kind>, meta: &ObjectMeta, uids: &[&str]) -> Vec<&'a Event> {
     let mut evs: Vec<&Event> = cache
         .list(Kind::Event)
         .filter_map(|o| o.as_event())
         .filter(|e| {
-            e.involved_object.kind == kind.as_str()
-                && e.involved_object.name == name
-                && (ns.is_empty() || e.involved_object.namespace == ns)
+            let o = &e.involved_object;
+            o.name == meta.name
+                && o.namespace == meta.namespace
+                && kind.is_none_or(|k| o.kind == k.as_str())
+                && uids.contains(&o.uid.as_str())
         })
         .collect();
+    evs.sort_by_key(|e| e.last_timestamp);
+    evs
+}
+
+/// `DescribeEvents`.
+fn describe_events(w: &mut PrefixWriter, evs: &[&Event], now: SimTime) {
     if evs.is_empty() {
-        out.push_str("Events:            <none>\n");
+        w!(w, 0, "Events:\t<none>\n");
         return;
     }
-    evs.sort_by_key(|e| (e.first_timestamp, e.metadata.name.clone()));
-    out.push_str("Events:\n");
-    let mut rows = vec![
-        vec!["Type".to_string(), "Reason".into(), "Age".into(), "From".into(), "Message".into()],
-        vec!["----".to_string(), "------".into(), "----".into(), "----".into(), "-------".into()],
-    ];
+    w!(w, 0, "Events:\n  Type\tReason\tAge\tFrom\tMessage\n");
+    w!(w, 1, "----\t------\t----\t----\t-------\n");
     for e in evs {
-        let last = e.last_timestamp.or(e.first_timestamp).unwrap_or_default();
-        let first = e.first_timestamp.unwrap_or(last);
+        let first = since(e.first_timestamp, now);
         let age = if e.count > 1 {
-            format!(
-                "{} (x{} over {})",
-                human_duration(now.saturating_sub(last)),
-                e.count,
-                human_duration(now.saturating_sub(first))
-            )
+            format!("{} (x{} over {first})", since(e.last_timestamp, now), e.count)
         } else {
-            human_duration(now.saturating_sub(first))
+            first
         };
-        rows.push(vec![
-            e.type_.clone(),
-            e.reason.clone(),
-            age,
-            e.source.component.clone(),
-            e.message.clone(),
-        ]);
-    }
-    for line in table(&rows).lines() {
-        let _ = writeln!(out, "  {line}");
+        let source = if e.source.component.is_empty() { &e.reporting_component } else { &e.source.component };
+        w!(w, 1, "{}\t{}\t{age}\t{source}\t{}\n", e.type_, e.reason, e.message.trim());
     }
 }
 
@@ -114,325 +329,422 @@ pub fn describe(
 }
 
 fn describe_pod(cache: &Cache, p: &Pod, now: SimTime) -> String {
-    let mut out = String::new();
+    let mut w = PrefixWriter::default();
     let m = &p.metadata;
-    field(&mut out, "Name", &m.name);
-    field(&mut out, "Namespace", &m.namespace);
-    field(&mut out, "Priority", &p.spec.priority.unwrap_or(0).to_string());
-    let sa = if p.spec.service_account_name.is_empty() { "default" } else { &p.spec.service_account_name };
-    field(&mut out, "Service Account", sa);
-    let node = if p.spec.node_name.is_empty() {
-        "<none>".to_string()
-    } else {
-        format!("{}/{}", p.spec.node_name, p.status.host_ip)
-    };
-    field(&mut out, "Node", &node);
-    if let Some(t) = p.status.start_time {
-        field(&mut out, "Start Time", &t.rfc1123z());
+    w!(w, 0, "Name:\t{}\n", m.name);
+    w!(w, 0, "Namespace:\t{}\n", m.namespace);
+    if let Some(prio) = p.spec.priority {
+        w!(w, 0, "Priority:\t{prio}\n");
     }
-    map_lines(&mut out, "Labels", &m.labels, "=");
-    map_lines(&mut out, "Annotations", &m.annotations, ": ");
-    if let Some(t) = m.deletion_timestamp {
-        field(&mut out, "Status", &format!("Terminating (lasts {})", human_duration(t.saturating_sub(now))));
-        field(
-            &mut out,
-            "Termination Grace Period",
-            &format!("{}s", m.deletion_grace_period_seconds.unwrap_or(0)),
-        );
+    if !p.spec.priority_class_name.is_empty() {
+        w!(w, 0, "Priority Class Name:\t{}\n", p.spec.priority_class_name);
+    }
+    // kubesim has no ServiceAccount admission plugin; a real API server sets `default`.
+    w!(w, 0, "Service Account:\t{}\n", or_default(&p.spec.service_account_name, "default"));
+    if p.spec.node_name.is_empty() {
+        w!(w, 0, "Node:\t<none>\n");
     } else {
-        field(&mut out, "Status", p.phase().as_str());
+        w!(w, 0, "Node:\t{}/{}\n", p.spec.node_name, p.status.host_ip);
+    }
+    if let Some(t) = p.status.start_time {
+        w!(w, 0, "Start Time:\t{}\n", t.rfc1123z());
+    }
+    labels_multiline(&mut w, "Labels", &m.labels);
+    annotations_multiline(&mut w, &m.annotations);
+    let finished = matches!(p.phase(), PodPhase::Failed | PodPhase::Succeeded);
+    match m.deletion_timestamp {
+        Some(t) if !finished => {
+            w!(w, 0, "Status:\tTerminating (lasts {})\n", since(Some(t), now));
+            w!(w, 0, "Termination Grace Period:\t{}s\n", m.deletion_grace_period_seconds.unwrap_or(0));
+        }
+        _ => w!(w, 0, "Status:\t{}\n", p.phase().as_str()),
     }
     if !p.status.reason.is_empty() {
-        field(&mut out, "Reason", &p.status.reason);
+        w!(w, 0, "Reason:\t{}\n", p.status.reason);
     }
     if !p.status.message.is_empty() {
-        field(&mut out, "Message", &p.status.message);
+        w!(w, 0, "Message:\t{}\n", p.status.message);
     }
-    field(&mut out, "IP", &p.status.pod_ip);
+    w!(w, 0, "IP:\t{}\n", p.status.pod_ip);
+    // status.podIPs is status.podIP on a single-stack cluster.
     if p.status.pod_ip.is_empty() {
-        field(&mut out, "IPs", "<none>");
+        w!(w, 0, "IPs:\t<none>\n");
     } else {
-        out.push_str("IPs:\n");
-        let _ = writeln!(out, "  IP:  {}", p.status.pod_ip);
+        w!(w, 0, "IPs:\n");
+        w!(w, 1, "IP:\t{}\n", p.status.pod_ip);
     }
     if let Some(r) = m.controller_of() {
-        field(&mut out, "Controlled By", &format!("{}/{}", r.kind, r.name));
+        w!(w, 0, "Controlled By:\t{}/{}\n", r.kind, r.name);
     }
-    out.push_str("Containers:\n");
-    for c in &p.spec.containers {
-        let _ = writeln!(out, "  {}:", c.name);
-        let st = p.status.container_statuses.iter().find(|s| s.name == c.name);
-        if let Some(id) = st.map(|s| &s.container_id).filter(|s| !s.is_empty()) {
-            let _ = writeln!(out, "    Container ID:   {id}");
-        }
-        let _ = writeln!(out, "    Image:          {}", c.image);
-        let ports: Vec<String> = c
-            .ports
-            .iter()
-            .map(|p| {
-                format!("{}/{}", p.container_port, if p.protocol.is_empty() { "TCP" } else { &p.protocol })
-            })
-            .collect();
-        let _ = writeln!(
-            out,
-            "    Port:           {}",
-            if ports.is_empty() { "<none>".into() } else { ports.join(", ") }
-        );
-        let hp: Vec<String> =
-            c.ports.iter().filter(|p| p.host_port > 0).map(|p| format!("{}/TCP", p.host_port)).collect();
-        let _ = writeln!(
-            out,
-            "    Host Port:      {}",
-            if hp.is_empty() { "<none>".into() } else { hp.join(", ") }
-        );
-        if let Some(s) = st {
-            if let Some(r) = &s.state.running {
-                let _ = writeln!(out, "    State:          Running");
-                if let Some(t) = r.started_at {
-                    let _ = writeln!(out, "      Started:      {}", t.rfc1123z());
-                }
-            } else if let Some(w) = &s.state.waiting {
-                let _ = writeln!(out, "    State:          Waiting");
-                let _ = writeln!(out, "      Reason:       {}", w.reason);
-            } else if let Some(t) = &s.state.terminated {
-                let _ = writeln!(out, "    State:          Terminated");
-                let _ = writeln!(out, "      Reason:       {}", t.reason);
-                let _ = writeln!(out, "      Exit Code:    {}", t.exit_code);
-            }
-            let _ = writeln!(out, "    Ready:          {}", if s.ready { "True" } else { "False" });
-            let _ = writeln!(out, "    Restart Count:  {}", s.restart_count);
-        }
-        for (label, list) in [("Limits", &c.resources.limits), ("Requests", &c.resources.requests)] {
-            if !list.is_empty() {
-                let _ = writeln!(out, "    {label}:");
-                for (k, v) in list {
-                    let _ = writeln!(out, "      {:<12}{v}", format!("{k}:"));
-                }
-            }
-        }
-        let _ = writeln!(out, "    Environment:    <none>");
-        let _ = writeln!(out, "    Mounts:         <none>");
+    if !p.status.nominated_node_name.is_empty() {
+        w!(w, 0, "NominatedNodeName:\t{}\n", p.status.nominated_node_name);
     }
+    if !p.spec.init_containers.is_empty() {
+        describe_containers(&mut w, "Init Containers", &p.spec.init_containers, &[]);
+    }
+    describe_containers(&mut w, "Containers", &p.spec.containers, &p.status.container_statuses);
     if !p.status.conditions.is_empty() {
-        out.push_str("Conditions:\n");
-        let mut rows = vec![vec!["Type".to_string(), "Status".into()]];
+        w!(w, 0, "Conditions:\n  Type\tStatus\n");
         for c in &p.status.conditions {
-            rows.push(vec![c.type_.clone(), c.status.as_str().to_string()]);
-        }
-        for line in table(&rows).lines() {
-            let _ = writeln!(out, "  {line}");
+            w!(w, 1, "{} \t{} \n", c.type_, c.status.as_str());
         }
     }
-    field(&mut out, "Volumes", "<none>");
-    field(&mut out, "QoS Class", &p.status.qos_class);
-    map_lines(&mut out, "Node-Selectors", &p.spec.node_selector, "=");
-    let tols: Vec<String> = p
-        .spec
-        .tolerations
-        .iter()
-        .map(|t| {
-            let mut s = t.key.clone();
-            if !t.value.is_empty() {
-                s += &format!("={}", t.value);
+    w!(w, 0, "Volumes:\t<none>\n");
+    w!(w, 0, "QoS Class:\t{}\n", qos_class(p));
+    labels_multiline(&mut w, "Node-Selectors", &p.spec.node_selector);
+    let mut tols: Vec<&Toleration> = p.spec.tolerations.iter().collect();
+    tols.sort_by(|a, b| a.key.cmp(&b.key));
+    let tols: Vec<String> = tols.into_iter().map(toleration_string).collect();
+    lines_multiline(&mut w, "Tolerations", &tols);
+    describe_events(&mut w, &events_for(cache, None, m, &[&m.uid]), now);
+    w.finish()
+}
+
+fn or_default<'a>(s: &'a str, default: &'a str) -> &'a str {
+    if s.is_empty() {
+        default
+    } else {
+        s
+    }
+}
+
+/// `qos.GetPodQOS`: status.qosClass, else computed from the containers' cpu and memory.
+fn qos_class(p: &Pod) -> String {
+    if !p.status.qos_class.is_empty() {
+        return p.status.qos_class.clone();
+    }
+    let all = || p.spec.containers.iter().chain(&p.spec.init_containers);
+    let tracked = |l: &ResourceList| -> Vec<(String, i64)> {
+        ["cpu", "memory"]
+            .into_iter()
+            .filter_map(|k| {
+                l.get(k).filter(|q| q.milli_value() != 0).map(|q| (k.to_string(), q.milli_value()))
+            })
+            .collect()
+    };
+    if all().all(|c| tracked(&c.resources.requests).is_empty() && tracked(&c.resources.limits).is_empty()) {
+        return "BestEffort".into();
+    }
+    let guaranteed = all().all(|c| {
+        let limits = tracked(&c.resources.limits);
+        limits.len() == 2 && tracked(&c.resources.requests_or_limits()) == limits
+    });
+    if guaranteed { "Guaranteed" } else { "Burstable" }.into()
+}
+
+/// `describeContainers`.
+fn describe_containers(w: &mut PrefixWriter, label: &str, cs: &[Container], statuses: &[ContainerStatus]) {
+    w!(w, 0, "{label}:{}\n", if cs.is_empty() { " <none>" } else { "" });
+    for c in cs {
+        let status = statuses.iter().find(|s| s.name == c.name);
+        w!(w, 1, "{}:\n", c.name);
+        if let Some(s) = status {
+            w!(w, 2, "Container ID:\t{}\n", s.container_id);
+        }
+        w!(w, 2, "Image:\t{}\n", c.image);
+        if let Some(s) = status {
+            w!(w, 2, "Image ID:\t{}\n", s.image_id);
+        }
+        // The API server defaults a port's protocol to TCP.
+        let proto = |p: &str| if p.is_empty() { "TCP".to_string() } else { p.to_string() };
+        let ports: Vec<String> =
+            c.ports.iter().map(|p| format!("{}/{}", p.container_port, proto(&p.protocol))).collect();
+        let host_ports: Vec<String> =
+            c.ports.iter().map(|p| format!("{}/{}", p.host_port, proto(&p.protocol))).collect();
+        let (ports, host_ports) = (ports.join(", "), host_ports.join(", "));
+        let plural = |s: &str| if s.contains(',') { "s" } else { "" };
+        w!(w, 2, "Port{}:\t{}\n", plural(&ports), or_default(&ports, "<none>"));
+        w!(w, 2, "Host Port{}:\t{}\n", plural(&host_ports), or_default(&host_ports, "<none>"));
+        for (title, list) in [("Command", &c.command), ("Args", &c.args)] {
+            if !list.is_empty() {
+                w!(w, 2, "{title}:\n");
+                for s in list.iter().flat_map(|a| a.split('\n')) {
+                    w!(w, 3, "{s}\n");
+                }
             }
-            if let Some(e) = t.effect {
-                s += &format!(":{}", e.as_str());
+        }
+        if let Some(s) = status {
+            describe_state(w, "State", &s.state);
+            if s.last_state.terminated.is_some() {
+                describe_state(w, "Last State", &s.last_state);
             }
-            if t.operator == Some(kubesim_model::api::TolerationOperator::Exists) {
-                s += " op=Exists";
+            w!(w, 2, "Ready:\t{}\n", if s.ready { "True" } else { "False" });
+            w!(w, 2, "Restart Count:\t{}\n", s.restart_count);
+        }
+        for (title, list) in [("Limits", &c.resources.limits), ("Requests", &c.resources.requests)] {
+            if !list.is_empty() {
+                w!(w, 2, "{title}:\n");
             }
-            if let Some(sec) = t.toleration_seconds {
-                s += &format!(" for {sec}s");
+            for (k, q) in list {
+                w!(w, 3, "{k}:\t{}\n", quantity(q));
             }
-            s
-        })
-        .collect();
-    list_lines(&mut out, "Tolerations", &tols);
-    events(&mut out, cache, Kind::Pod, &m.namespace, &m.name, now);
-    let _ = pod_status(p);
-    out
+        }
+        w!(w, 2, "Environment:\t<none>\n");
+        w!(w, 2, "Mounts:\t<none>\n");
+    }
+}
+
+/// `describeStatus`.
+fn describe_state(w: &mut PrefixWriter, name: &str, state: &ContainerState) {
+    if let Some(r) = &state.running {
+        w!(w, 2, "{name}:\tRunning\n");
+        w!(w, 3, "Started:\t{}\n", rfc1123z(r.started_at));
+    } else if let Some(t) = &state.terminated {
+        w!(w, 2, "{name}:\tTerminated\n");
+        if !t.reason.is_empty() {
+            w!(w, 3, "Reason:\t{}\n", t.reason);
+        }
+        if !t.message.is_empty() {
+            w!(w, 3, "Message:\t{}\n", t.message);
+        }
+        w!(w, 3, "Exit Code:\t{}\n", t.exit_code);
+        w!(w, 3, "Started:\t{}\n", rfc1123z(t.started_at));
+        w!(w, 3, "Finished:\t{}\n", rfc1123z(t.finished_at));
+    } else {
+        w!(w, 2, "{name}:\tWaiting\n");
+        if let Some(r) = state.waiting.as_ref().filter(|s| !s.reason.is_empty()) {
+            w!(w, 3, "Reason:\t{}\n", r.reason);
+        }
+    }
 }
 
 fn describe_node(cache: &Cache, n: &Node, now: SimTime) -> String {
-    let mut out = String::new();
+    let mut w = PrefixWriter::default();
     let m = &n.metadata;
-    field(&mut out, "Name", &m.name);
-    field(&mut out, "Roles", &super::roles(n));
-    map_lines(&mut out, "Labels", &m.labels, "=");
-    map_lines(&mut out, "Annotations", &m.annotations, ": ");
-    field(&mut out, "CreationTimestamp", &m.creation_timestamp.map(|t| t.rfc1123z()).unwrap_or_default());
-    let taints: Vec<String> = n.spec.taints.iter().map(|t| t.to_string()).collect();
-    list_lines(&mut out, "Taints", &taints);
-    field(&mut out, "Unschedulable", if n.spec.unschedulable { "true" } else { "false" });
-    out.push_str("Lease:\n");
-    let lease = cache
-        .get(&ObjectKey::new(Kind::Lease, "kube-node-lease", m.name.clone()))
-        .and_then(|o| o.as_lease().cloned());
-    let l = lease.as_ref().map(|l| &l.spec);
-    let _ = writeln!(
-        out,
-        "  HolderIdentity:  {}",
-        l.and_then(|s| s.holder_identity.clone()).unwrap_or("<unset>".into())
-    );
-    let _ = writeln!(
-        out,
-        "  AcquireTime:     {}",
-        l.and_then(|s| s.acquire_time).map_or("<unset>".into(), |t| t.rfc1123z())
-    );
-    let _ = writeln!(
-        out,
-        "  RenewTime:       {}",
-        l.and_then(|s| s.renew_time).map_or("<unset>".into(), |t| t.rfc1123z())
-    );
-    out.push_str("Conditions:\n");
-    let mut rows = vec![
-        vec![
-            "Type".to_string(),
-            "Status".into(),
-            "LastHeartbeatTime".into(),
-            "LastTransitionTime".into(),
-            "Reason".into(),
-            "Message".into(),
-        ],
-        vec![
-            "----".to_string(),
-            "------".into(),
-            "-----------------".into(),
-            "------------------".into(),
-            "------".into(),
-            "-------".into(),
-        ],
-    ];
-    for c in &n.status.conditions {
-        rows.push(vec![
-            c.type_.clone(),
-            c.status.as_str().into(),
-            c.last_heartbeat_time.map(|t| t.rfc1123z()).unwrap_or_default(),
-            c.last_transition_time.map(|t| t.rfc1123z()).unwrap_or_default(),
-            c.reason.clone(),
-            c.message.clone(),
-        ]);
+    w!(w, 0, "Name:\t{}\n", m.name);
+    w!(w, 0, "Roles:\t{}\n", super::roles(n));
+    labels_multiline(&mut w, "Labels", &m.labels);
+    annotations_multiline(&mut w, &m.annotations);
+    w!(w, 0, "CreationTimestamp:\t{}\n", rfc1123z(m.creation_timestamp));
+    // printNodeTaintsMultiline sorts by "effect,key".
+    let mut taints: Vec<_> = n.spec.taints.iter().collect();
+    taints.sort_by_key(|t| (t.effect.as_str(), &t.key));
+    let taints: Vec<String> = taints.iter().map(|t| t.to_string()).collect();
+    lines_multiline(&mut w, "Taints", &taints);
+    w!(w, 0, "Unschedulable:\t{}\n", n.spec.unschedulable);
+    describe_node_lease(&mut w, cache, &m.name);
+    if !n.status.conditions.is_empty() {
+        w!(w, 0, "Conditions:\n  Type\tStatus\tLastHeartbeatTime\tLastTransitionTime\tReason\tMessage\n");
+        w!(w, 1, "----\t------\t-----------------\t------------------\t------\t-------\n");
+        for c in &n.status.conditions {
+            w!(
+                w,
+                1,
+                "{} \t{} \t{} \t{} \t{} \t{}\n",
+                c.type_,
+                c.status.as_str(),
+                rfc1123z(c.last_heartbeat_time),
+                rfc1123z(c.last_transition_time),
+                c.reason,
+                c.message
+            );
+        }
     }
-    for line in table(&rows).lines() {
-        let _ = writeln!(out, "  {line}");
-    }
-    out.push_str("Addresses:\n");
+    w!(w, 0, "Addresses:\n");
     for a in &n.status.addresses {
-        let _ = writeln!(out, "  {}:  {}", a.type_, a.address);
+        w!(w, 1, "{}:\t{}\n", a.type_, a.address);
     }
-    for (label, list) in [("Capacity", &n.status.capacity), ("Allocatable", &n.status.allocatable)] {
-        let _ = writeln!(out, "{label}:");
-        for (k, v) in list {
-            let _ = writeln!(out, "  {:<19}{v}", format!("{k}:"));
+    for (title, list) in [("Capacity", &n.status.capacity), ("Allocatable", &n.status.allocatable)] {
+        if !list.is_empty() {
+            w!(w, 0, "{title}:\n");
+        }
+        for (k, q) in list {
+            w!(w, 0, "  {k}:\t{}\n", quantity(q));
         }
     }
     let i = &n.status.node_info;
-    out.push_str("System Info:\n");
+    w!(w, 0, "System Info:\n");
+    // kubesim does not model the machine's identity; kube-proxy no longer reports a version.
     for (k, v) in [
+        ("Machine ID", ""),
+        ("System UUID", ""),
+        ("Boot ID", ""),
         ("Kernel Version", &i.kernel_version),
         ("OS Image", &i.os_image),
         ("Operating System", &i.operating_system),
         ("Architecture", &i.architecture),
         ("Container Runtime Version", &i.container_runtime_version),
         ("Kubelet Version", &i.kubelet_version),
+        ("Kube-Proxy Version", ""),
     ] {
-        let _ = writeln!(out, "  {:<27}{v}", format!("{k}:"));
+        w!(w, 0, "  {k}:\t{v}\n");
     }
+    if !n.spec.pod_cidr.is_empty() {
+        // spec.podCIDRs is [spec.podCIDR] on a single-stack cluster.
+        w!(w, 0, "PodCIDR:\t{}\n", n.spec.pod_cidr);
+        w!(w, 0, "PodCIDRs:\t{}\n", n.spec.pod_cidr);
+    }
+    if !n.spec.provider_id.is_empty() {
+        w!(w, 0, "ProviderID:\t{}\n", n.spec.provider_id);
+    }
+    describe_node_resource(&mut w, cache, n, now);
+    // Controllers name the node by its uid, kubelets by its name.
+    describe_events(&mut w, &events_for(cache, Some(Kind::Node), m, &[&m.uid, &m.name]), now);
+    w.finish()
+}
+
+/// `describeNodeLease`, or the error kubectl prints when the Lease cannot be read.
+fn describe_node_lease(w: &mut PrefixWriter, cache: &Cache, node: &str) {
+    let key = ObjectKey::new(Kind::Lease, NODE_LEASE_NAMESPACE, node);
+    let Some(l) = cache.get(&key).and_then(|o| o.as_lease()) else {
+        w!(w, 0, "Lease:\tFailed to get lease: leases.coordination.k8s.io \"{node}\" not found\n");
+        return;
+    };
+    let s = &l.spec;
+    w!(w, 0, "Lease:\n");
+    w!(w, 1, "HolderIdentity:\t{}\n", s.holder_identity.as_deref().unwrap_or("<unset>"));
+    w!(w, 1, "AcquireTime:\t{}\n", s.acquire_time.map_or("<unset>".into(), |t| t.rfc1123z()));
+    w!(w, 1, "RenewTime:\t{}\n", s.renew_time.map_or("<unset>".into(), |t| t.rfc1123z()));
+}
+
+/// `int64(float64(used) / float64(allocatable) * 100)`, 0 when nothing is allocatable.
+fn percent(used: i128, allocatable: i128) -> i64 {
+    if allocatable == 0 {
+        0
+    } else {
+        (used as f64 / allocatable as f64 * 100.0) as i64
+    }
+}
+
+/// `describeNodeResource`: the node's pods that have not finished, and their totals.
+fn describe_node_resource(w: &mut PrefixWriter, cache: &Cache, n: &Node, now: SimTime) {
     let pods: Vec<&Pod> = cache
         .list(Kind::Pod)
         .filter_map(|o| o.as_pod())
         .filter(|p| {
-            p.spec.node_name == m.name
-                && !matches!(
-                    p.phase(),
-                    kubesim_model::api::PodPhase::Succeeded | kubesim_model::api::PodPhase::Failed
-                )
+            p.spec.node_name == n.metadata.name
+                && !matches!(p.phase(), PodPhase::Succeeded | PodPhase::Failed)
         })
         .collect();
-    let alloc = Resources::from_list(&n.status.allocatable);
-    let pct = |v: i64, cap: i64| if cap == 0 { 0 } else { v * 100 / cap };
-    let _ = writeln!(out, "Non-terminated Pods:          ({} in total)", pods.len());
-    let mut rows = vec![
-        vec![
-            "Namespace".to_string(),
-            "Name".into(),
-            "CPU Requests".into(),
-            "CPU Limits".into(),
-            "Memory Requests".into(),
-            "Memory Limits".into(),
-            "Age".into(),
-        ],
-        vec![
-            "---------".to_string(),
-            "----".into(),
-            "------------".into(),
-            "----------".into(),
-            "---------------".into(),
-            "-------------".into(),
-            "---".into(),
-        ],
-    ];
-    let mut total = Resources::default();
-    let mut total_lim = Resources::default();
+    let allocatable =
+        if n.status.allocatable.is_empty() { &n.status.capacity } else { &n.status.allocatable };
+    let alloc = |k: &str| allocatable.get(k).map(Amount::of).unwrap_or_default();
+    let (cpu, mem) = (alloc("cpu").milli, alloc("memory").value());
+    let get = |m: &Amounts, k: &str| m.get(k).copied().unwrap_or_default();
+    let cell = |a: Amount, whole: i128, milli: bool| {
+        format!("{} ({}%)", a.string(), percent(if milli { a.milli } else { a.value() }, whole))
+    };
+    w!(w, 0, "Non-terminated Pods:\t({} in total)\n", pods.len());
+    w!(w, 1, "Namespace\tName\t\tCPU Requests\tCPU Limits\tMemory Requests\tMemory Limits\tAge\n");
+    w!(w, 1, "---------\t----\t\t------------\t----------\t---------------\t-------------\t---\n");
+    let (mut reqs, mut limits) = (Amounts::new(), Amounts::new());
     for p in &pods {
-        let r = p.requests();
-        let mut lim = Resources::default();
-        for c in &p.spec.containers {
-            lim.add(&Resources::from_list(&c.resources.limits));
+        let (r, l) = pod_requests_and_limits(p);
+        w!(
+            w,
+            1,
+            "{}\t{}\t\t{}\t{}\t{}\t{}\t{}\n",
+            p.metadata.namespace,
+            p.metadata.name,
+            cell(get(&r, "cpu"), cpu, true),
+            cell(get(&l, "cpu"), cpu, true),
+            cell(get(&r, "memory"), mem, false),
+            cell(get(&l, "memory"), mem, false),
+            since(p.metadata.creation_timestamp, now)
+        );
+        for (k, a) in r {
+            reqs.entry(k).or_default().add(a);
         }
-        total.add(&r);
-        total_lim.add(&lim);
-        rows.push(vec![
-            p.metadata.namespace.clone(),
-            p.metadata.name.clone(),
-            format!("{} ({}%)", fmt_cpu(r.milli_cpu), pct(r.milli_cpu, alloc.milli_cpu)),
-            format!("{} ({}%)", fmt_cpu(lim.milli_cpu), pct(lim.milli_cpu, alloc.milli_cpu)),
-            format!("{} ({}%)", fmt_mem(r.memory_bytes), pct(r.memory_bytes, alloc.memory_bytes)),
-            format!("{} ({}%)", fmt_mem(lim.memory_bytes), pct(lim.memory_bytes, alloc.memory_bytes)),
-            human_duration(now.saturating_sub(p.metadata.creation_timestamp.unwrap_or_default())),
-        ]);
+        for (k, a) in l {
+            limits.entry(k).or_default().add(a);
+        }
     }
-    for line in table(&rows).lines() {
-        let _ = writeln!(out, "  {line}");
+    w!(w, 0, "Allocated resources:\n  (Total limits may be over 100 percent, i.e., overcommitted.)\n");
+    w!(w, 1, "Resource\tRequests\tLimits\n");
+    w!(w, 1, "--------\t--------\t------\n");
+    let storage = alloc("ephemeral-storage").value();
+    for (k, whole, milli) in
+        [("cpu", cpu, true), ("memory", mem, false), ("ephemeral-storage", storage, false)]
+    {
+        w!(w, 1, "{k}\t{}\t{}\n", cell(get(&reqs, k), whole, milli), cell(get(&limits, k), whole, milli));
     }
-    out.push_str("Allocated resources:\n  (Total limits may be over 100 percent, i.e., overcommitted.)\n");
-    let rows = vec![
-        vec!["Resource".to_string(), "Requests".into(), "Limits".into()],
-        vec!["--------".to_string(), "--------".into(), "------".into()],
-        vec![
-            "cpu".to_string(),
-            format!("{} ({}%)", fmt_cpu(total.milli_cpu), pct(total.milli_cpu, alloc.milli_cpu)),
-            format!("{} ({}%)", fmt_cpu(total_lim.milli_cpu), pct(total_lim.milli_cpu, alloc.milli_cpu)),
-        ],
-        vec![
-            "memory".to_string(),
-            format!("{} ({}%)", fmt_mem(total.memory_bytes), pct(total.memory_bytes, alloc.memory_bytes)),
-            format!(
-                "{} ({}%)",
-                fmt_mem(total_lim.memory_bytes),
-                pct(total_lim.memory_bytes, alloc.memory_bytes)
-            ),
-        ],
-    ];
-    for line in table(&rows).lines() {
-        let _ = writeln!(out, "  {line}");
+    for k in allocatable.keys().filter(|k| k.starts_with("hugepages-")) {
+        let whole = alloc(k).value();
+        w!(w, 1, "{k}\t{}\t{}\n", cell(get(&reqs, k), whole, false), cell(get(&limits, k), whole, false));
     }
-    events(&mut out, cache, Kind::Node, "", &m.name, now);
-    out
-}
-
-fn fmt_cpu(m: i64) -> String {
-    if m % 1000 == 0 {
-        (m / 1000).to_string()
-    } else {
-        format!("{m}m")
+    for k in allocatable.keys().filter(|k| is_extended_resource(k)) {
+        w!(w, 1, "{k}\t{}\t{}\n", get(&reqs, k).string(), get(&limits, k).string());
     }
 }
 
-fn fmt_mem(b: i64) -> String {
-    if b == 0 {
-        "0 (0%)".split(' ').next().unwrap_or("0").to_string()
-    } else {
-        kubesim_model::api::Quantity::from_bytes_binary(b).to_string()
+/// Not a standard container resource (cpu, memory, ephemeral-storage, hugepages-*) nor
+/// pods: listed without a percentage.
+fn is_extended_resource(name: &str) -> bool {
+    !matches!(name, "cpu" | "memory" | "ephemeral-storage" | "pods") && !name.starts_with("hugepages-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kubesim_model::api::TaintEffect;
+
+    #[test]
+    fn tabwriter_aligns_each_block_as_go_does() {
+        // Shapes from describe.go: a block ends at a line without a tab, an empty cell is
+        // as wide as the padding, and trailing spaces in a cell count towards its width.
+        let mut w = PrefixWriter::default();
+        w!(w, 0, "Name:\t{}\n", "p");
+        w!(w, 0, "Termination Grace Period:\t30s\n");
+        w!(w, 0, "IP:\t\n");
+        w!(w, 0, "IPs:\n");
+        w!(w, 1, "IP:\t10.0.0.5\n");
+        w!(w, 0, "Controlled By:\tReplicaSet/web\n");
+        w!(w, 0, "Conditions:\n  Type\tStatus\n");
+        w!(w, 1, "{} \t{} \n", "Ready", "True");
+        w!(w, 0, "Volumes:\t<none>\n");
+        w!(w, 1, "Namespace\tName\t\tAge\n");
+        assert_eq!(
+            w.finish(),
+            "Name:                      p\n\
+             Termination Grace Period:  30s\n\
+             IP:                        \n\
+             IPs:\n  IP:           10.0.0.5\n\
+             Controlled By:  ReplicaSet/web\n\
+             Conditions:\n  Type       Status\n  Ready      True \n\
+             Volumes:     <none>\n  Namespace  Name    Age\n"
+        );
+    }
+
+    #[test]
+    fn since_is_time_since_and_invalid_in_the_future() {
+        let now = SimTime(600_000);
+        assert_eq!(since(Some(SimTime(600_000 - 38_600)), now), "38s");
+        assert_eq!(since(Some(SimTime(600_000 - 373_000)), now), "6m13s");
+        // Go truncates -1.9 s to -1 s: still "0s"; from -2 s on it is "<invalid>".
+        assert_eq!(since(Some(SimTime(601_900)), now), "0s");
+        assert_eq!(since(Some(SimTime(602_000)), now), "<invalid>");
+        assert_eq!(since(None, now), "<unknown>");
+    }
+
+    #[test]
+    fn quantities_print_in_canonical_form() {
+        let q = |s: &str| quantity(&Quantity::parse(s).unwrap());
+        assert_eq!(q("0.5"), "500m");
+        assert_eq!(q("1000m"), "1");
+        assert_eq!(q("1500m"), "1500m");
+        assert_eq!(q("1024Mi"), "1Gi");
+        assert_eq!(q("1.5Gi"), "1536Mi");
+        assert_eq!(q("512Ki"), "512Ki");
+        assert_eq!(q("100M"), "100M");
+        assert_eq!(q("0"), "0");
+        // A binary amount under 1024 is printed as a decimal one, as Go's is.
+        assert_eq!(canonical(512_000, true), "512");
+    }
+
+    #[test]
+    fn tolerations_print_as_kubectl_does() {
+        let exists = Some(TolerationOperator::Exists);
+        let t = |key: &str, effect, secs| Toleration {
+            key: key.into(),
+            operator: exists,
+            effect,
+            toleration_seconds: secs,
+            ..Default::default()
+        };
+        assert_eq!(
+            toleration_string(&t("node.kubernetes.io/unreachable", Some(TaintEffect::NoExecute), Some(300))),
+            "node.kubernetes.io/unreachable:NoExecute op=Exists for 300s"
+        );
+        assert_eq!(toleration_string(&t("", None, None)), "op=Exists");
     }
 }
