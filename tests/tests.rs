@@ -1,4 +1,5 @@
 //! End-to-end tests, built as one binary (ripgrep / raft-rs style).
 
 mod cli;
+mod describe;
 mod scenarios;
