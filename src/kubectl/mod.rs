@@ -108,9 +108,22 @@ fn node_status(n: &kubesim_model::api::Node) -> String {
     s
 }
 
+/// `findNodeRoles`: `node-role.kubernetes.io/<role>` labels and the `kubernetes.io/role`
+/// label's value, sorted, or `<none>`.
 fn roles(n: &kubesim_model::api::Node) -> String {
-    let r: Vec<&str> =
-        n.metadata.labels.keys().filter_map(|k| k.strip_prefix("node-role.kubernetes.io/")).collect();
+    let mut r: Vec<&str> = n
+        .metadata
+        .labels
+        .iter()
+        .filter_map(|(k, v)| match k.strip_prefix("node-role.kubernetes.io/") {
+            Some(role) => Some(role),
+            None if k == "kubernetes.io/role" => Some(v.as_str()),
+            None => None,
+        })
+        .filter(|role| !role.is_empty())
+        .collect();
+    r.sort_unstable();
+    r.dedup();
     if r.is_empty() {
         "<none>".into()
     } else {
