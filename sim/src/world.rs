@@ -202,7 +202,7 @@ impl World {
             });
             // kubeadm: --etcd-servers=https://127.0.0.1:2379, the member on the same host.
             let local_api = SocketAddr::new(ip, APISERVER_PORT);
-            let (net, seed) = (world.net.clone(), config.seed);
+            let (net, seed) = (world.net.clone(), seed_for(config.seed, "kube-apiserver", i));
             world.add_process(&host, "kube-apiserver", move || {
                 apiserver_process(net.bind(local_api), etcd_addr, seed)
             });
@@ -669,7 +669,9 @@ async fn apiserver_process(mut ep: Endpoint, etcd: SocketAddr, seed: u64) {
     }
     // etcd binds at the instant its host starts: let it.
     madsim::time::sleep(STARTUP_DELAY / 2).await;
-    let mut rng = ChaCha8Rng::seed_from_u64(seed_for(seed, "kube-apiserver", 0) ^ now().as_millis());
+    // `seed` is this API server's own (uids and generated names must not repeat between
+    // API servers).
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ now().as_millis().wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut api = ApiServer::new(ApiServerConfig::default());
     let mut clients: BTreeMap<ClientId, ClientEntry> = BTreeMap::new();
     let mut outputs = Vec::new();
