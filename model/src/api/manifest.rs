@@ -114,6 +114,7 @@ spec:
         image: nginx:1.27
         livenessProbe:
           httpGet: {path: /, port: 80}
+        env: [{name: MODE, value: prod}]
         resources:
           requests: {cpu: 100m, memory: 128Mi}
 ---
@@ -140,7 +141,12 @@ items:
         let m = parse_manifests(DEPLOY).unwrap();
         let kinds: Vec<Kind> = m.objects.iter().map(|o| o.kind()).collect();
         assert_eq!(kinds, vec![Kind::Deployment, Kind::Namespace, Kind::Pod]);
-        assert!(m.warnings.iter().any(|w| w.contains("livenessProbe")), "{:?}", m.warnings);
+        assert!(m.warnings.iter().any(|w| w.contains("env")), "{:?}", m.warnings);
+        assert!(
+            !m.warnings.iter().any(|w| w.contains("livenessProbe")),
+            "probes are simulated: {:?}",
+            m.warnings
+        );
         assert!(m.warnings.iter().any(|w| w.contains("Service web")), "{:?}", m.warnings);
         let d = m.objects[0].as_deployment().unwrap();
         assert_eq!(d.spec.replicas, Some(3));

@@ -109,6 +109,21 @@ pub enum IntOrString {
     String(String),
 }
 
+impl Default for IntOrString {
+    fn default() -> Self {
+        IntOrString::Int(0)
+    }
+}
+
+impl std::fmt::Display for IntOrString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IntOrString::Int(i) => write!(f, "{i}"),
+            IntOrString::String(s) => f.write_str(s),
+        }
+    }
+}
+
 impl IntOrString {
     /// `intstr.GetScaledValueFromIntOrPercent`: a percentage of `total`, rounded up or down.
     pub fn scaled_value(&self, total: i32, round_up: bool) -> Result<i32, String> {
