@@ -432,6 +432,109 @@ fn member_with_a_lost_disk_rejoins_empty_and_catches_up_by_snapshot() {
         .any(|e| matches!(e, ClusterEvent::InstalledSnapshot { member, .. } if *member == f)));
 }
 
+/// Reads `key` linearizably on `member`.
+fn read_on(c: &mut Cluster, member: u64, key: &str) -> Result<Option<String>, String> {
+    read_value(c.call(member, get(key), 10 * SEC).as_ref())
+}
+
+/// The fuzz schedule `{"seed":268598044202362635,"members":3,"faults":[[1096,{"Kill":2}],
+/// [3581,{"LoseDisk":1}]]}`, made deterministic. The leader and one follower (the
+/// keeper) commit writes while the third member is down; then the third comes back on
+/// its stale disk and the leader comes back on a blank one. The committed writes are on
+/// the keeper alone. Before the fix the blank member, having forgotten its log and its
+/// votes, granted the stale member's vote (or won with it): a leader without the
+/// committed log, whose first entry overwrote them; the keeper, holding them as
+/// committed, then stayed behind the new leader forever.
+#[test]
+fn a_blank_member_and_a_stale_one_cannot_elect_a_leader_without_the_committed_log() {
+    let mut c = Cluster::new(3, 41);
+    let leader = elect(&mut c);
+    let (stale, keeper) = (others(&c, leader)[0], others(&c, leader)[1]);
+    c.kill(stale);
+    for i in 0..5 {
+        write_acked(&mut c, leader, &format!("/k{i}"), &format!("{i}"));
+    }
+    assert!(c.run_until(SEC, |c| caught_up(c, keeper, leader)));
+    c.isolate(keeper);
+    c.restart(stale);
+    c.restart_with_lost_disk(leader);
+    c.run_for(10 * SEC);
+    let leaders: Vec<MemberStatus> =
+        c.ids().into_iter().filter_map(|id| c.status(id)).filter(|s| s.role == Role::Leader).collect();
+    assert!(leaders.is_empty(), "a leader without the committed log: {leaders:?}");
+    c.heal();
+    let new_leader = elect(&mut c);
+    assert_eq!(new_leader, keeper, "only the keeper holds the committed log");
+    for id in c.ids() {
+        assert!(c.run_until(10 * SEC, |c| caught_up(c, id, new_leader)), "member {id} catches up");
+    }
+    for i in 0..5 {
+        assert_eq!(read_on(&mut c, new_leader, &format!("/k{i}")), Ok(Some(format!("{i}"))));
+    }
+    for id in c.ids() {
+        assert_eq!(store_contents(&c, id), store_contents(&c, keeper), "member {id} agrees");
+    }
+}
+
+/// The rejoining member's "no vote until caught up" is on its disk: killed and restarted
+/// before it caught up, it still stays out of elections.
+#[test]
+fn a_member_killed_while_it_rejoins_still_stays_out_of_elections() {
+    let mut c = Cluster::new(3, 42);
+    let leader = elect(&mut c);
+    let (stale, keeper) = (others(&c, leader)[0], others(&c, leader)[1]);
+    c.kill(stale);
+    for i in 0..5 {
+        write_acked(&mut c, leader, &format!("/k{i}"), &format!("{i}"));
+    }
+    c.isolate(keeper);
+    c.restart(stale);
+    c.restart_with_lost_disk(leader);
+    c.run_for(2 * SEC);
+    c.kill(leader);
+    c.restart(leader);
+    assert!(c.status(leader).unwrap().rejoining, "still rejoining after a restart from its disk");
+    c.run_for(10 * SEC);
+    assert_eq!(c.leader(), None, "a leader elected without the committed log");
+    c.heal();
+    let new_leader = elect(&mut c);
+    assert_eq!(new_leader, keeper);
+    for id in c.ids() {
+        assert!(c.run_until(10 * SEC, |c| caught_up(c, id, new_leader)), "member {id} catches up");
+    }
+    for i in 0..5 {
+        assert_eq!(read_on(&mut c, new_leader, &format!("/k{i}")), Ok(Some(format!("{i}"))));
+    }
+    assert!(c.run_until(5 * SEC, |c| !c.status(leader).unwrap().rejoining), "the blank member catches up");
+}
+
+/// Once caught up, a member back on a lost disk is a voter again: the cluster survives
+/// the loss of another member, which needs its vote.
+#[test]
+fn a_member_back_on_a_lost_disk_votes_again_once_caught_up() {
+    let mut c = Cluster::with_config(3, 43, small_snapshots);
+    let leader = elect(&mut c);
+    for i in 0..30 {
+        write_acked(&mut c, leader, &format!("/k{i}"), &format!("{i}"));
+    }
+    let f = others(&c, leader)[0];
+    c.restart_with_lost_disk(f);
+    assert!(c.status(f).unwrap().rejoining);
+    assert!(c.run_until(10 * SEC, |c| !c.status(f).unwrap().rejoining && caught_up(c, f, leader)));
+    // Every entry the leader had committed is on f, which was on nothing a moment ago.
+    assert_eq!(store_contents(&c, f), store_contents(&c, leader));
+    c.kill(leader);
+    let new_leader = elect(&mut c);
+    assert_ne!(new_leader, leader);
+    write_acked(&mut c, new_leader, "/after", "x");
+    for i in 0..30 {
+        assert_eq!(read_on(&mut c, new_leader, &format!("/k{i}")), Ok(Some(format!("{i}"))));
+    }
+    c.restart(leader);
+    assert!(c.run_until(10 * SEC, |c| caught_up(c, leader, new_leader)));
+    assert_eq!(store_contents(&c, leader), store_contents(&c, new_leader));
+}
+
 #[test]
 fn restarted_member_recovers_from_its_own_disk() {
     let mut c = Cluster::with_config(3, 24, small_snapshots);
