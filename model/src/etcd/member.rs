@@ -50,6 +50,11 @@
 //! What stays assumed, as with etcd's learners: the old incarnation voted in no term
 //! above the one of the leader it catches up from — true when it lost its disk under a
 //! stable leader, the fault model of the fuzz (`kubesim-faults`' `within_fault_model`).
+//!
+//! Every member, rejoining or not, commits from a heartbeat only the prefix of its log
+//! that it has matched against the current leader's log (see `clamp_heartbeat_commit`):
+//! the leader's heartbeat carries a commit index bounded by what it remembers of the
+//! member, which for a lost disk is the old incarnation's log.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -201,6 +206,10 @@ pub struct RaftMember<V: Clone + Stamp + ValueSize> {
     /// Mirrors the disk's `rejoining`: the member lost its disk and has not caught up,
     /// so it neither votes nor campaigns (see the module documentation).
     rejoining: bool,
+    /// (term, index): this member's log matches the log of the leader of `term` up to
+    /// `index` (an accepted MsgAppend or snapshot of that term showed it). The committed
+    /// prefix always matches; in another term only it counts.
+    verified: (u64, u64),
     /// (term, index): the highest commit index the leader of `term` has told this member.
     leader_commit: (u64, u64),
 }
@@ -210,13 +219,17 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
     /// voters; a used one recovers it (hard state, log, applied backend) after a restart.
     pub fn recover(config: MemberConfig, disk: Disk<V>, now: SimTime, rng: &mut ChaCha8Rng) -> Self {
         assert!(config.peers.contains(&config.id), "a member is one of its peers");
-        let (applied, rejoining) = {
+        let (applied, rejoining, verified) = {
             let mut d = disk.lock();
             if d.is_blank() {
                 d.conf_state = ConfState::from((config.peers.clone(), Vec::<u64>::new()));
             }
             d.outgoing_snapshots.clear();
-            (d.backend().applied_index(), d.rejoining)
+            // A durable log: whatever the leader of the disk's term counts this member as
+            // holding, it acknowledged from this log. A member still rejoining trusts only
+            // its committed prefix (that leader may remember the lost incarnation's log).
+            let verified = if d.rejoining { (0, 0) } else { (d.hard_state.term, d.last_index()) };
+            (d.backend().applied_index(), d.rejoining, verified)
         };
         let raft_config = config.raft_config(applied);
         let logger = slog::Logger::root(slog::Discard, slog::o!());
@@ -249,6 +262,7 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
             out: Output::default(),
             started_at: now,
             rejoining,
+            verified,
             leader_commit: (0, 0),
         };
         member.draw_election_timeout(rng);
@@ -391,17 +405,24 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
                 }
                 let reported_commit = m.commit;
                 let (from, term) = (m.from, m.term);
-                let lost_log = self.clamp_commit_beyond_log(&mut m);
+                let matches_up_to = self.accepted_append(&m);
+                let unverified = self.clamp_heartbeat_commit(&mut m);
                 // Errors are raft dropping a message it cannot use (a response from a
                 // member it does not track): as if the network lost it.
                 let _ = self.raw.step(m);
                 self.after_raft_call(rng);
                 let current = term == self.raw.raft.term && from == self.raw.raft.leader_id;
-                if current && matches!(kind, MessageType::MsgAppend | MessageType::MsgHeartbeat) {
-                    let known = if self.leader_commit.0 == term { self.leader_commit.1 } else { 0 };
-                    self.leader_commit = (term, known.max(reported_commit));
+                if current {
+                    if let Some(index) = matches_up_to {
+                        let known = if self.verified.0 == term { self.verified.1 } else { 0 };
+                        self.verified = (term, known.max(index));
+                    }
+                    if matches!(kind, MessageType::MsgAppend | MessageType::MsgHeartbeat) {
+                        let known = if self.leader_commit.0 == term { self.leader_commit.1 } else { 0 };
+                        self.leader_commit = (term, known.max(reported_commit));
+                    }
                 }
-                if let Some(believed) = lost_log {
+                if let Some(believed) = unverified {
                     self.ask_for_snapshot(from, believed);
                 }
             }
@@ -425,18 +446,43 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
         }
     }
 
-    /// A member back on a lost disk hears the commit index the leader remembers for its
-    /// old incarnation; raft-rs would take it for a corrupt log and panic (etcd makes the
-    /// operator remove and re-add such a member). Commit only what is here, and return
-    /// what the leader believes, to ask it for a snapshot.
-    fn clamp_commit_beyond_log(&self, m: &mut Message) -> Option<u64> {
-        if m.get_msg_type() != MessageType::MsgHeartbeat {
+    /// If `m` is a MsgAppend raft will accept, the index up to which this member's log
+    /// then matches the sender's (raft's Log Matching: the entry before the new ones
+    /// matches, so everything up to the last new one does).
+    fn accepted_append(&self, m: &Message) -> Option<u64> {
+        // (Below the commit index raft ignores the entries and answers with the commit
+        // index, which matches anyway.)
+        let r = &self.raw.raft;
+        let accepted = m.get_msg_type() == MessageType::MsgAppend
+            && m.term >= r.term
+            && m.index >= r.raft_log.committed
+            && r.raft_log.match_term(m.index, m.log_term);
+        accepted.then(|| m.index + m.entries.len() as u64)
+    }
+
+    /// The highest index known to match the log of the leader of `term`.
+    fn verified_index(&self, term: u64) -> u64 {
+        let in_term = if self.verified.0 == term { self.verified.1 } else { 0 };
+        in_term.max(self.raw.raft.raft_log.committed)
+    }
+
+    /// A heartbeat's commit index is bounded by what the leader remembers this member to
+    /// hold (raft's `min(matched, committed)`). For a member back on a lost disk, that is
+    /// the old incarnation's log: beyond its log end raft-rs would take the index for a
+    /// corrupt log and panic, and within it the entries may be another leader's. So it
+    /// commits only what it has matched against this leader's log, and returns the index
+    /// the leader believes, to ask it for a snapshot. (For a member that kept its disk the
+    /// clamp never binds: the leader remembers of it only what it acknowledged from the
+    /// log it still has.)
+    fn clamp_heartbeat_commit(&self, m: &mut Message) -> Option<u64> {
+        // (A heartbeat of an older term is ignored by raft.)
+        if m.get_msg_type() != MessageType::MsgHeartbeat || m.term < self.raw.raft.term {
             return None;
         }
-        let last = self.disk.read(|d| d.last_index());
+        let verified = self.verified_index(m.term);
         let believed = m.commit;
-        m.commit = m.commit.min(last);
-        (believed > last).then_some(believed)
+        m.commit = m.commit.min(verified);
+        (believed > verified).then_some(believed)
     }
 
     /// A member on a lost disk has caught up (see the module documentation): from now on

@@ -535,6 +535,50 @@ fn a_member_back_on_a_lost_disk_votes_again_once_caught_up() {
     assert_eq!(store_contents(&c, leader), store_contents(&c, new_leader));
 }
 
+/// A heartbeat's commit index is what the leader remembers of the member; for a member
+/// back on a lost disk that is its old incarnation's log. Before the fix the member
+/// committed up to it whatever entries it now held at those indexes — here a deposed
+/// leader's uncommitted ones. It must commit only what matches the current leader's log,
+/// and ask that leader for a snapshot.
+#[test]
+fn a_member_on_a_lost_disk_commits_only_what_matches_the_leaders_log() {
+    use raft::eraftpb::{Entry, Message, MessageType};
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(44);
+    let config = MemberConfig::new(3, vec![1, 2, 3]);
+    let mut m: RaftMember<String> = RaftMember::recover(config, Disk::lost(), SimTime::ZERO, &mut rng);
+    let raft = |msg: Message| PeerMessage {
+        from: msg.from,
+        to: 3,
+        body: PeerBody::Raft { msg, payloads: Vec::new(), snapshot: None },
+    };
+    // The deposed leader 1 of term 1: entry 1 committed, 2 and 3 never were.
+    let mut append = Message::default();
+    append.set_msg_type(MessageType::MsgAppend);
+    (append.from, append.to, append.term, append.commit) = (1, 3, 1, 1);
+    let entries: Vec<Entry> = (1..=3).map(|index| Entry { index, term: 1, ..Default::default() }).collect();
+    append.set_entries(entries.into());
+    m.step(raft(append), SimTime(10), &mut rng);
+    m.ready(SimTime(10), &mut rng);
+    assert_eq!(m.status().commit_index, 1);
+    // The leader of term 2 (entries 2 and 3 of term 2 committed) remembers the old
+    // incarnation up to 3.
+    let mut heartbeat = Message::default();
+    heartbeat.set_msg_type(MessageType::MsgHeartbeat);
+    (heartbeat.from, heartbeat.to, heartbeat.term, heartbeat.commit) = (2, 3, 2, 3);
+    m.step(raft(heartbeat), SimTime(20), &mut rng);
+    let out = m.ready(SimTime(20), &mut rng);
+    let status = m.status();
+    assert_eq!((status.term, status.leader), (2, Some(2)));
+    assert_eq!(status.commit_index, 1, "committed a deposed leader's entries");
+    let asks_snapshot = out.messages.iter().any(|pm| {
+        matches!(&pm.body, PeerBody::Raft { msg, .. }
+            if pm.to == 2 && msg.get_msg_type() == MessageType::MsgAppendResponse && msg.reject && msg.request_snapshot == 3)
+    });
+    assert!(asks_snapshot, "asks the leader for a snapshot: {:?}", out.messages);
+    assert!(status.rejoining);
+}
+
 #[test]
 fn restarted_member_recovers_from_its_own_disk() {
     let mut c = Cluster::with_config(3, 24, small_snapshots);
