@@ -179,10 +179,11 @@ impl<V: Clone + Stamp + ValueSize> LocalCluster<V> {
         self.start(id);
     }
 
-    /// Kills a member and restarts it on a blank disk.
+    /// Kills a member and restarts it on a blank disk ([`Disk::lost`]): it rejoins with
+    /// its old id and catches up before it votes again.
     pub fn restart_with_lost_disk(&mut self, id: u64) {
         self.kill(id);
-        self.disks.insert(id, Disk::new());
+        self.disks.insert(id, Disk::lost());
         self.history.push(ClusterEvent::Restarted { member: id, at: self.now, disk_lost: true });
         self.start(id);
     }

@@ -1,6 +1,7 @@
 //! A member's disk: what survives when its process is killed. The driver owns a
 //! [`Disk`] handle and keeps it across a restart ([`super::RaftMember::recover`]); a
-//! lost disk is a fresh `Disk::new()`.
+//! lost disk is replaced by [`Disk::lost`] (blank, but marked: the member on it rejoins
+//! a running cluster and must catch up before it takes part in elections).
 //!
 //! It holds what etcd's data dir holds: the WAL (hard state, log entries with their
 //! requests), the conf state, the last snapshot, and the backend (the applied MVCC
@@ -41,6 +42,10 @@ pub struct DiskState<V> {
     pub(crate) outgoing_snapshots: BTreeMap<(u64, u64), Arc<Backend<V>>>,
     /// Entries, hard states and snapshots written so far (for disk-latency modelling).
     pub writes: DiskWrites,
+    /// This disk replaced a lost one and its member has not caught up from a leader yet:
+    /// until then it neither votes nor campaigns (see `RaftMember`). Durable, so a member
+    /// killed while it catches up is still catching up after its restart.
+    pub rejoining: bool,
 }
 
 /// Write counters.
@@ -82,7 +87,18 @@ impl<V: Clone + Stamp + ValueSize> Disk<V> {
             backend: Arc::new(Backend::default()),
             outgoing_snapshots: BTreeMap::new(),
             writes: DiskWrites::default(),
+            rejoining: false,
         })))
+    }
+
+    /// A blank disk in place of a lost one: the member started on it has the same id
+    /// but has forgotten its log, its term and its votes, and rejoins its running cluster
+    /// (etcd's --initial-cluster-state=existing on an empty data dir; real etcd needs the
+    /// member removed and re-added, see `RaftMember`'s rejoin rules for why).
+    pub fn lost() -> Self {
+        let disk = Self::new();
+        disk.lock().rejoining = true;
+        disk
     }
 }
 
@@ -139,6 +155,12 @@ impl<V: Clone + Stamp + ValueSize> DiskState<V> {
 
     pub(crate) fn set_hard_state(&mut self, hs: HardState) {
         self.hard_state = hs;
+        self.writes.hard_states += 1;
+    }
+
+    /// Records that the member rejoining on this disk has caught up.
+    pub(crate) fn finish_rejoin(&mut self) {
+        self.rejoining = false;
         self.writes.hard_states += 1;
     }
 

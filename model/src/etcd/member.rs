@@ -21,7 +21,40 @@
 //!
 //! Proposals taken between two `ready` calls go to raft as one batch. The driver keeps
 //! the [`Disk`] handle: after a kill, `RaftMember::recover(config, disk, now, rng)`
-//! restarts the member from it; a fresh `Disk::new()` is a lost disk.
+//! restarts the member from it; [`Disk::lost`] replaces a lost disk.
+//!
+//! ## A member on a lost disk
+//!
+//! A member restarted on [`Disk::lost`] has its old id and none of its raft state: its
+//! log, its term and its votes are gone. Raft's safety rests on voters remembering them —
+//! an entry is committed once a majority holds it, and every later leader needs a vote
+//! from that majority, whose members refuse a candidate without it. Forgetful, the
+//! member could vote anew in a term it already voted in, or vote for (or be) a candidate
+//! without the committed log: with a member back on a stale disk it forms a majority
+//! that holds none of the entries the old incarnation acknowledged (fuzz schedule
+//! `{"seed":268598044202362635,"members":3,"faults":[[1096,{"Kill":2}],[3581,{"LoseDisk":1}]]}`:
+//! the blank member won term 2 with the stale one's vote, its first entry overwrote the
+//! committed ones, and the member that held them stayed behind forever). Real etcd has
+//! the operator remove the member and add it back; here it rejoins with its id, as
+//! etcd's learners do, and stays out of elections until it has caught up:
+//!
+//! - it grants no vote or pre-vote (the requests are dropped, as if lost) and never
+//!   campaigns (its election timer is held at zero; a leader transfer to it is dropped);
+//! - it has caught up when, at least an election timeout after it started (by then what
+//!   was in flight to or from the old incarnation has left the network; raft assumes
+//!   the network is that fast), it follows a leader of its current term, has committed
+//!   an entry of that term — so it holds every entry committed before the term (Leader
+//!   Completeness and Log Matching) — and has committed up to the highest commit index
+//!   that leader told it. It records that on its disk and votes again.
+//!
+//! What stays assumed, as with etcd's learners: the old incarnation voted in no term
+//! above the one of the leader it catches up from — true when it lost its disk under a
+//! stable leader, the fault model of the fuzz (`kubesim-faults`' `within_fault_model`).
+//!
+//! Every member, rejoining or not, commits from a heartbeat only the prefix of its log
+//! that it has matched against the current leader's log (see `clamp_heartbeat_commit`):
+//! the leader's heartbeat carries a commit index bounded by what it remembers of the
+//! member, which for a lost disk is the old incarnation's log.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -92,6 +125,8 @@ pub struct MemberStatus {
     pub revision: i64,
     /// Raft ticks fired since this incarnation started.
     pub raft_ticks: u64,
+    /// On a lost disk and not caught up yet: takes no part in elections.
+    pub rejoining: bool,
 }
 
 /// What one Ready cycle produced.
@@ -166,6 +201,17 @@ pub struct RaftMember<V: Clone + Stamp + ValueSize> {
     lead_elected_at: Option<SimTime>,
     reported: (u64, Option<u64>),
     out: Output<V>,
+    /// When this incarnation started.
+    started_at: SimTime,
+    /// Mirrors the disk's `rejoining`: the member lost its disk and has not caught up,
+    /// so it neither votes nor campaigns (see the module documentation).
+    rejoining: bool,
+    /// (term, index): this member's log matches the log of the leader of `term` up to
+    /// `index` (an accepted MsgAppend or snapshot of that term showed it). The committed
+    /// prefix always matches; in another term only it counts.
+    verified: (u64, u64),
+    /// (term, index): the highest commit index the leader of `term` has told this member.
+    leader_commit: (u64, u64),
 }
 
 impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
@@ -173,13 +219,17 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
     /// voters; a used one recovers it (hard state, log, applied backend) after a restart.
     pub fn recover(config: MemberConfig, disk: Disk<V>, now: SimTime, rng: &mut ChaCha8Rng) -> Self {
         assert!(config.peers.contains(&config.id), "a member is one of its peers");
-        let applied = {
+        let (applied, rejoining, verified) = {
             let mut d = disk.lock();
             if d.is_blank() {
                 d.conf_state = ConfState::from((config.peers.clone(), Vec::<u64>::new()));
             }
             d.outgoing_snapshots.clear();
-            d.backend().applied_index()
+            // A durable log: whatever the leader of the disk's term counts this member as
+            // holding, it acknowledged from this log. A member still rejoining trusts only
+            // its committed prefix (that leader may remember the lost incarnation's log).
+            let verified = if d.rejoining { (0, 0) } else { (d.hard_state.term, d.last_index()) };
+            (d.backend().applied_index(), d.rejoining, verified)
         };
         let raft_config = config.raft_config(applied);
         let logger = slog::Logger::root(slog::Discard, slog::o!());
@@ -210,6 +260,10 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
             lead_elected_at: None,
             reported: (0, None),
             out: Output::default(),
+            started_at: now,
+            rejoining,
+            verified,
+            leader_commit: (0, 0),
         };
         member.draw_election_timeout(rng);
         member
@@ -251,6 +305,7 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
             applied_index,
             revision,
             raft_ticks: self.raft_ticks,
+            rejoining: self.rejoining,
         }
     }
 
@@ -307,6 +362,10 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
     /// leader, proposes revokes of expired leases.
     pub fn tick(&mut self, now: SimTime, rng: &mut ChaCha8Rng) {
         while self.next_tick_at <= now {
+            if self.rejoining {
+                // Never campaigns: its election timer never runs out.
+                self.raw.raft.election_elapsed = 0;
+            }
             self.raw.tick();
             self.after_raft_call(rng);
             self.raft_ticks += 1;
@@ -326,6 +385,17 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
         debug_assert_eq!(msg.to, self.config.id, "message delivered to the wrong member");
         match msg.body {
             PeerBody::Raft { msg: mut m, payloads, snapshot } => {
+                let kind = m.get_msg_type();
+                if self.rejoining
+                    && matches!(
+                        kind,
+                        MessageType::MsgRequestVote
+                            | MessageType::MsgRequestPreVote
+                            | MessageType::MsgTimeoutNow
+                    )
+                {
+                    return; // takes no part in elections until it has caught up
+                }
                 for p in payloads {
                     self.staged.insert(p.key, p);
                 }
@@ -333,13 +403,27 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
                     let meta = m.get_snapshot().get_metadata();
                     self.staged_snapshots.insert((meta.index, meta.term), b);
                 }
-                let lost_log = self.clamp_commit_beyond_log(&mut m);
+                let reported_commit = m.commit;
+                let (from, term) = (m.from, m.term);
+                let matches_up_to = self.accepted_append(&m);
+                let unverified = self.clamp_heartbeat_commit(&mut m);
                 // Errors are raft dropping a message it cannot use (a response from a
                 // member it does not track): as if the network lost it.
                 let _ = self.raw.step(m);
                 self.after_raft_call(rng);
-                if let Some(believed) = lost_log {
-                    self.ask_for_snapshot(msg.from, believed);
+                let current = term == self.raw.raft.term && from == self.raw.raft.leader_id;
+                if current {
+                    if let Some(index) = matches_up_to {
+                        let known = if self.verified.0 == term { self.verified.1 } else { 0 };
+                        self.verified = (term, known.max(index));
+                    }
+                    if matches!(kind, MessageType::MsgAppend | MessageType::MsgHeartbeat) {
+                        let known = if self.leader_commit.0 == term { self.leader_commit.1 } else { 0 };
+                        self.leader_commit = (term, known.max(reported_commit));
+                    }
+                }
+                if let Some(believed) = unverified {
+                    self.ask_for_snapshot(from, believed);
                 }
             }
             PeerBody::LeaseKeepAlive { forward_id, lease } => {
@@ -362,18 +446,63 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
         }
     }
 
-    /// A member back on a lost disk hears the commit index the leader remembers for its
-    /// old incarnation; raft-rs would take it for a corrupt log and panic (etcd makes the
-    /// operator remove and re-add such a member). Commit only what is here, and return
-    /// what the leader believes, to ask it for a snapshot.
-    fn clamp_commit_beyond_log(&self, m: &mut Message) -> Option<u64> {
-        if m.get_msg_type() != MessageType::MsgHeartbeat {
+    /// If `m` is a MsgAppend raft will accept, the index up to which this member's log
+    /// then matches the sender's (raft's Log Matching: the entry before the new ones
+    /// matches, so everything up to the last new one does).
+    fn accepted_append(&self, m: &Message) -> Option<u64> {
+        // (Below the commit index raft ignores the entries and answers with the commit
+        // index, which matches anyway.)
+        let r = &self.raw.raft;
+        let accepted = m.get_msg_type() == MessageType::MsgAppend
+            && m.term >= r.term
+            && m.index >= r.raft_log.committed
+            && r.raft_log.match_term(m.index, m.log_term);
+        accepted.then(|| m.index + m.entries.len() as u64)
+    }
+
+    /// The highest index known to match the log of the leader of `term`.
+    fn verified_index(&self, term: u64) -> u64 {
+        let in_term = if self.verified.0 == term { self.verified.1 } else { 0 };
+        in_term.max(self.raw.raft.raft_log.committed)
+    }
+
+    /// A heartbeat's commit index is bounded by what the leader remembers this member to
+    /// hold (raft's `min(matched, committed)`). For a member back on a lost disk, that is
+    /// the old incarnation's log: beyond its log end raft-rs would take the index for a
+    /// corrupt log and panic, and within it the entries may be another leader's. So it
+    /// commits only what it has matched against this leader's log, and returns the index
+    /// the leader believes, to ask it for a snapshot. (For a member that kept its disk the
+    /// clamp never binds: the leader remembers of it only what it acknowledged from the
+    /// log it still has.)
+    fn clamp_heartbeat_commit(&self, m: &mut Message) -> Option<u64> {
+        // (A heartbeat of an older term is ignored by raft.)
+        if m.get_msg_type() != MessageType::MsgHeartbeat || m.term < self.raw.raft.term {
             return None;
         }
-        let last = self.disk.read(|d| d.last_index());
+        let verified = self.verified_index(m.term);
         let believed = m.commit;
-        m.commit = m.commit.min(last);
-        (believed > last).then_some(believed)
+        m.commit = m.commit.min(verified);
+        (believed > verified).then_some(believed)
+    }
+
+    /// A member on a lost disk has caught up (see the module documentation): from now on
+    /// it votes and campaigns like any other.
+    fn maybe_finish_rejoin(&mut self, now: SimTime) {
+        if !self.rejoining || now < self.started_at + self.config.election_timeout() {
+            return;
+        }
+        let r = &self.raw.raft;
+        let committed = r.raft_log.committed;
+        let reported = if self.leader_commit.0 == r.term { self.leader_commit.1 } else { 0 };
+        let caught_up = r.state == StateRole::Follower
+            && r.leader_id != 0
+            && r.leader_id != self.config.id
+            && r.raft_log.term(committed).is_ok_and(|t| t == r.term)
+            && committed >= reported;
+        if caught_up {
+            self.rejoining = false;
+            self.disk.lock().finish_rejoin();
+        }
     }
 
     /// A rejection that makes the leader probe this member again and send it a snapshot
@@ -451,6 +580,7 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
         self.staged.clear();
         self.staged_snapshots.clear();
         self.disk.lock().outgoing_snapshots.clear();
+        self.maybe_finish_rejoin(now);
         self.report_leader(now);
         let writes = self.disk.read(|d| d.writes);
         self.out.disk_writes = DiskWrites {

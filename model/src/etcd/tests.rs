@@ -432,6 +432,153 @@ fn member_with_a_lost_disk_rejoins_empty_and_catches_up_by_snapshot() {
         .any(|e| matches!(e, ClusterEvent::InstalledSnapshot { member, .. } if *member == f)));
 }
 
+/// Reads `key` linearizably on `member`.
+fn read_on(c: &mut Cluster, member: u64, key: &str) -> Result<Option<String>, String> {
+    read_value(c.call(member, get(key), 10 * SEC).as_ref())
+}
+
+/// The fuzz schedule `{"seed":268598044202362635,"members":3,"faults":[[1096,{"Kill":2}],
+/// [3581,{"LoseDisk":1}]]}`, made deterministic. The leader and one follower (the
+/// keeper) commit writes while the third member is down; then the third comes back on
+/// its stale disk and the leader comes back on a blank one. The committed writes are on
+/// the keeper alone. Before the fix the blank member, having forgotten its log and its
+/// votes, granted the stale member's vote (or won with it): a leader without the
+/// committed log, whose first entry overwrote them; the keeper, holding them as
+/// committed, then stayed behind the new leader forever.
+#[test]
+fn a_blank_member_and_a_stale_one_cannot_elect_a_leader_without_the_committed_log() {
+    let mut c = Cluster::new(3, 41);
+    let leader = elect(&mut c);
+    let (stale, keeper) = (others(&c, leader)[0], others(&c, leader)[1]);
+    c.kill(stale);
+    for i in 0..5 {
+        write_acked(&mut c, leader, &format!("/k{i}"), &format!("{i}"));
+    }
+    assert!(c.run_until(SEC, |c| caught_up(c, keeper, leader)));
+    c.isolate(keeper);
+    c.restart(stale);
+    c.restart_with_lost_disk(leader);
+    c.run_for(10 * SEC);
+    let leaders: Vec<MemberStatus> =
+        c.ids().into_iter().filter_map(|id| c.status(id)).filter(|s| s.role == Role::Leader).collect();
+    assert!(leaders.is_empty(), "a leader without the committed log: {leaders:?}");
+    c.heal();
+    let new_leader = elect(&mut c);
+    assert_eq!(new_leader, keeper, "only the keeper holds the committed log");
+    for id in c.ids() {
+        assert!(c.run_until(10 * SEC, |c| caught_up(c, id, new_leader)), "member {id} catches up");
+    }
+    for i in 0..5 {
+        assert_eq!(read_on(&mut c, new_leader, &format!("/k{i}")), Ok(Some(format!("{i}"))));
+    }
+    for id in c.ids() {
+        assert_eq!(store_contents(&c, id), store_contents(&c, keeper), "member {id} agrees");
+    }
+}
+
+/// The rejoining member's "no vote until caught up" is on its disk: killed and restarted
+/// before it caught up, it still stays out of elections.
+#[test]
+fn a_member_killed_while_it_rejoins_still_stays_out_of_elections() {
+    let mut c = Cluster::new(3, 42);
+    let leader = elect(&mut c);
+    let (stale, keeper) = (others(&c, leader)[0], others(&c, leader)[1]);
+    c.kill(stale);
+    for i in 0..5 {
+        write_acked(&mut c, leader, &format!("/k{i}"), &format!("{i}"));
+    }
+    c.isolate(keeper);
+    c.restart(stale);
+    c.restart_with_lost_disk(leader);
+    c.run_for(2 * SEC);
+    c.kill(leader);
+    c.restart(leader);
+    assert!(c.status(leader).unwrap().rejoining, "still rejoining after a restart from its disk");
+    c.run_for(10 * SEC);
+    assert_eq!(c.leader(), None, "a leader elected without the committed log");
+    c.heal();
+    let new_leader = elect(&mut c);
+    assert_eq!(new_leader, keeper);
+    for id in c.ids() {
+        assert!(c.run_until(10 * SEC, |c| caught_up(c, id, new_leader)), "member {id} catches up");
+    }
+    for i in 0..5 {
+        assert_eq!(read_on(&mut c, new_leader, &format!("/k{i}")), Ok(Some(format!("{i}"))));
+    }
+    assert!(c.run_until(5 * SEC, |c| !c.status(leader).unwrap().rejoining), "the blank member catches up");
+}
+
+/// Once caught up, a member back on a lost disk is a voter again: the cluster survives
+/// the loss of another member, which needs its vote.
+#[test]
+fn a_member_back_on_a_lost_disk_votes_again_once_caught_up() {
+    let mut c = Cluster::with_config(3, 43, small_snapshots);
+    let leader = elect(&mut c);
+    for i in 0..30 {
+        write_acked(&mut c, leader, &format!("/k{i}"), &format!("{i}"));
+    }
+    let f = others(&c, leader)[0];
+    c.restart_with_lost_disk(f);
+    assert!(c.status(f).unwrap().rejoining);
+    assert!(c.run_until(10 * SEC, |c| !c.status(f).unwrap().rejoining && caught_up(c, f, leader)));
+    // Every entry the leader had committed is on f, which was on nothing a moment ago.
+    assert_eq!(store_contents(&c, f), store_contents(&c, leader));
+    c.kill(leader);
+    let new_leader = elect(&mut c);
+    assert_ne!(new_leader, leader);
+    write_acked(&mut c, new_leader, "/after", "x");
+    for i in 0..30 {
+        assert_eq!(read_on(&mut c, new_leader, &format!("/k{i}")), Ok(Some(format!("{i}"))));
+    }
+    c.restart(leader);
+    assert!(c.run_until(10 * SEC, |c| caught_up(c, leader, new_leader)));
+    assert_eq!(store_contents(&c, leader), store_contents(&c, new_leader));
+}
+
+/// A heartbeat's commit index is what the leader remembers of the member; for a member
+/// back on a lost disk that is its old incarnation's log. Before the fix the member
+/// committed up to it whatever entries it now held at those indexes — here a deposed
+/// leader's uncommitted ones. It must commit only what matches the current leader's log,
+/// and ask that leader for a snapshot.
+#[test]
+fn a_member_on_a_lost_disk_commits_only_what_matches_the_leaders_log() {
+    use raft::eraftpb::{Entry, Message, MessageType};
+    use rand::SeedableRng;
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(44);
+    let config = MemberConfig::new(3, vec![1, 2, 3]);
+    let mut m: RaftMember<String> = RaftMember::recover(config, Disk::lost(), SimTime::ZERO, &mut rng);
+    let raft = |msg: Message| PeerMessage {
+        from: msg.from,
+        to: 3,
+        body: PeerBody::Raft { msg, payloads: Vec::new(), snapshot: None },
+    };
+    // The deposed leader 1 of term 1: entry 1 committed, 2 and 3 never were.
+    let mut append = Message::default();
+    append.set_msg_type(MessageType::MsgAppend);
+    (append.from, append.to, append.term, append.commit) = (1, 3, 1, 1);
+    let entries: Vec<Entry> = (1..=3).map(|index| Entry { index, term: 1, ..Default::default() }).collect();
+    append.set_entries(entries.into());
+    m.step(raft(append), SimTime(10), &mut rng);
+    m.ready(SimTime(10), &mut rng);
+    assert_eq!(m.status().commit_index, 1);
+    // The leader of term 2 (entries 2 and 3 of term 2 committed) remembers the old
+    // incarnation up to 3.
+    let mut heartbeat = Message::default();
+    heartbeat.set_msg_type(MessageType::MsgHeartbeat);
+    (heartbeat.from, heartbeat.to, heartbeat.term, heartbeat.commit) = (2, 3, 2, 3);
+    m.step(raft(heartbeat), SimTime(20), &mut rng);
+    let out = m.ready(SimTime(20), &mut rng);
+    let status = m.status();
+    assert_eq!((status.term, status.leader), (2, Some(2)));
+    assert_eq!(status.commit_index, 1, "committed a deposed leader's entries");
+    let asks_snapshot = out.messages.iter().any(|pm| {
+        matches!(&pm.body, PeerBody::Raft { msg, .. }
+            if pm.to == 2 && msg.get_msg_type() == MessageType::MsgAppendResponse && msg.reject && msg.request_snapshot == 3)
+    });
+    assert!(asks_snapshot, "asks the leader for a snapshot: {:?}", out.messages);
+    assert!(status.rejoining);
+}
+
 #[test]
 fn restarted_member_recovers_from_its_own_disk() {
     let mut c = Cluster::with_config(3, 24, small_snapshots);
