@@ -295,6 +295,11 @@ pub struct TaintAction {
     pub effect: Option<String>,
 }
 
+/// The argument of an action that takes none: written `{}`.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
 /// One timeline entry: a time and exactly one action.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -310,7 +315,7 @@ pub struct TimelineEntry {
     pub kill_host: Option<String>,
     pub restart_host: Option<String>,
     pub partition: Option<Vec<Vec<String>>>,
-    pub heal: Option<serde::de::IgnoredAny>,
+    pub heal: Option<NoArgs>,
     pub kill_process: Option<ProcessRef>,
     pub restart_process: Option<ProcessRef>,
     pub kill_leader: Option<String>,
@@ -321,7 +326,7 @@ pub struct TimelineEntry {
     pub taint: Option<TaintAction>,
     pub untaint: Option<TaintAction>,
     pub isolate_member: Option<String>,
-    pub isolate_etcd_leader: Option<serde::de::IgnoredAny>,
+    pub isolate_etcd_leader: Option<NoArgs>,
     pub lose_etcd_disk: Option<String>,
     pub slow_etcd_disk: Option<SlowDisk>,
     /// For API actions: send them through this control-plane host's API server
