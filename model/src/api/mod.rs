@@ -20,8 +20,8 @@ pub use meta::{ConditionStatus, IntOrString, ObjectMeta, ObjectReference, OwnerR
 pub use node::{Node, NodeCondition, NodeSpec, NodeStatus};
 pub use object::{Document, Kind, Object, ObjectKey};
 pub use pod::{
-    Container, ContainerStatus, Pod, PodCondition, PodPhase, PodSpec, PodStatus, PodTemplateSpec,
-    ResourceList, Resources,
+    Container, ContainerStatus, Pod, PodCondition, PodPhase, PodSpec, PodStatus, PodTemplateSpec, Probe,
+    ResourceList, Resources, RestartPolicy,
 };
 pub use quantity::Quantity;
 pub use scheduling::{Affinity, Taint, TaintEffect, Toleration, TolerationOperator};

@@ -2,20 +2,28 @@
 //! bound to its node through Pending/ContainerCreating to Running, and through graceful
 //! termination to deletion.
 //!
+//! The pods' containers run in [`pods`] (the runtime and pod workers), with behaviour
+//! from the scenario ([`behavior`]); the eviction manager is [`eviction`].
+//!
 //! Nothing survives a restart: a new Kubelet converges from what the API server holds.
+
+pub mod behavior;
+pub mod eviction;
+pub mod pods;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::api::node::condition as node_condition;
 use crate::api::pod::{condition, resource};
 use crate::api::{
     ConditionStatus, Kind, Lease, LeaseSpec, Node, NodeCondition, NodeSpec, NodeStatus, Object, ObjectKey,
-    ObjectMeta, Pod, PodCondition, PodPhase, PodStatus, Quantity, ResourceList, Resources, Taint,
-    EVENT_NORMAL, EVENT_WARNING,
+    ObjectMeta, Pod, PodPhase, PodStatus, Quantity, ResourceList, Resources, Taint, EVENT_NORMAL,
+    EVENT_WARNING,
 };
 use crate::client::{
     ApiRequest, ApiResult, Cache, Component, EventRecorder, Output, Tagged, WatchEvent, WatchSpec,
@@ -42,8 +50,6 @@ pub const MAX_WAIT_FOR_CONTAINER_RUNTIME: Duration = Duration::from_secs(30);
 /// without a successful relist.
 pub const PLEG_RELIST_PERIOD: Duration = Duration::from_secs(1);
 pub const PLEG_RELIST_THRESHOLD: Duration = Duration::from_secs(180);
-/// KubeletConfiguration evictionHard default memory.available<100Mi.
-pub const EVICTION_HARD_MEMORY_BYTES: i64 = 100 << 20;
 /// The kubelet's reported version.
 pub const KUBELET_VERSION: &str = "v1.33.0";
 /// Namespace of node Leases.
@@ -59,8 +65,15 @@ pub struct KubeletConfig {
     pub register_with_taints: Vec<Taint>,
     /// Registers the node cordoned (--register-schedulable=false).
     pub unschedulable: bool,
-    /// Simulated image pull plus container start.
+    /// How long an image pull takes for a container no behaviour describes.
     pub pod_start_latency: Duration,
+    /// --kube-reserved and --system-reserved (default none).
+    pub kube_reserved: ResourceList,
+    pub system_reserved: ResourceList,
+    /// --eviction-hard, --eviction-soft and friends.
+    pub eviction: eviction::EvictionConfig,
+    /// What containers do once started (the scenario's `behaviors`).
+    pub behaviors: Arc<behavior::Behaviors>,
     pub node_status_update_frequency: Duration,
     pub node_status_report_frequency: Duration,
     pub node_lease_duration_seconds: i32,
@@ -76,6 +89,10 @@ impl KubeletConfig {
             register_with_taints: Vec::new(),
             unschedulable: false,
             pod_start_latency: Duration::from_secs(1),
+            kube_reserved: ResourceList::new(),
+            system_reserved: ResourceList::new(),
+            eviction: eviction::EvictionConfig::default(),
+            behaviors: Arc::default(),
             node_status_update_frequency: NODE_STATUS_UPDATE_FREQUENCY,
             node_status_report_frequency: NODE_STATUS_REPORT_FREQUENCY,
             node_lease_duration_seconds: NODE_LEASE_DURATION_SECONDS,
@@ -86,25 +103,36 @@ impl KubeletConfig {
     /// capacity - kube-reserved - system-reserved - hard eviction threshold
     /// (pkg/kubelet/cm/node_container_manager_linux.go GetNodeAllocatableAbsolute).
     pub fn allocatable(&self) -> ResourceList {
-        let mut a = self.capacity.clone();
-        if let Some(m) = self.capacity.get(resource::MEMORY) {
-            a.insert(
-                resource::MEMORY.into(),
-                Quantity::from_bytes_binary((m.value() - EVICTION_HARD_MEMORY_BYTES).max(0)),
-            );
+        let mut a = ResourceList::new();
+        for (name, cap) in &self.capacity {
+            let reserved = |l: &ResourceList| l.get(name).map_or(0, |q| q.milli_value());
+            let eviction = self.eviction.reservation(name, cap.value()) * 1000;
+            let milli = cap.milli_value()
+                - reserved(&self.kube_reserved)
+                - reserved(&self.system_reserved)
+                - eviction;
+            let q = if name == resource::CPU {
+                Quantity::from_milli(milli.max(0))
+            } else if milli == cap.milli_value() {
+                cap.clone()
+            } else {
+                Quantity::from_bytes_binary((milli / 1000).max(0))
+            };
+            a.insert(name.clone(), q);
         }
         a
     }
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Stage {
-    /// Containers are being created; Running at this time.
-    Creating {
-        running_at: SimTime,
-    },
-    Running,
+    /// Admitted: its containers run (or wait to).
+    Active,
+    /// Refused at admission, or terminal before this kubelet took it on.
     Rejected,
+    /// Reached Succeeded or Failed (or was evicted); holds no resources.
+    Finished,
+    /// Being deleted.
     Terminating,
 }
 
@@ -138,8 +166,13 @@ pub struct Kubelet {
     /// Pods whose watch event arrived since the last tick.
     dirty: BTreeSet<(String, String)>,
     status: StatusManager,
-    /// When a pod's next step is due (its containers finish starting).
+    /// When a pod's next full sync is due (a pull or start finishing, a probe, an exit
+    /// seen by the PLEG, a back-off resync).
     timers: BTreeSet<(SimTime, (String, String))>,
+    /// Images on the node (the runtime's image store).
+    images: BTreeSet<String>,
+    /// Crash requests of the host already acted on.
+    crashes_seen: usize,
 }
 
 /// Pod condition types the kubelet owns (pkg/kubelet/types PodConditionsByKubelet); the
@@ -226,6 +259,21 @@ struct PodWork {
     stage: Stage,
     /// Counted in `used` (admitted and not finished).
     requests: Option<Resources>,
+    containers: Vec<pods::ContainerRun>,
+    /// Its entry in `timers`.
+    next_sync: Option<SimTime>,
+}
+
+impl PodWork {
+    fn new(p: &Pod, stage: Stage) -> Self {
+        PodWork {
+            uid: p.metadata.uid.clone(),
+            stage,
+            requests: None,
+            containers: Vec::new(),
+            next_sync: None,
+        }
+    }
 }
 
 impl Kubelet {
@@ -250,6 +298,8 @@ impl Kubelet {
             dirty: BTreeSet::new(),
             status: StatusManager::default(),
             timers: BTreeSet::new(),
+            images: BTreeSet::new(),
+            crashes_seen: 0,
         }
     }
 
@@ -514,6 +564,9 @@ impl Kubelet {
     fn forget_pod(&mut self, key: &(String, String)) {
         self.status.desired.remove(key);
         if let Some(w) = self.pods.remove(key) {
+            if let Some(t) = w.next_sync {
+                self.timers.remove(&(t, key.clone()));
+            }
             if let Some(r) = w.requests {
                 self.used.sub(&r);
                 self.used.pods -= 1;
@@ -521,16 +574,57 @@ impl Kubelet {
         }
     }
 
+    /// Releases what an admitted pod holds once it is finished or going away.
+    fn release(&mut self, key: &(String, String)) {
+        if let Some(w) = self.pods.get_mut(key) {
+            if let Some(t) = w.next_sync.take() {
+                self.timers.remove(&(t, key.clone()));
+            }
+            if let Some(r) = w.requests.take() {
+                self.used.sub(&r);
+                self.used.pods -= 1;
+            }
+        }
+    }
+
+    /// The first PLEG relist at or after `t`: relists run every second from the
+    /// kubelet's start, and a container's exit is seen at the next one.
+    fn pleg_after(&self, t: SimTime) -> SimTime {
+        let p = PLEG_RELIST_PERIOD.as_millis() as u64;
+        let since = t.saturating_sub(self.started_at).as_millis() as u64;
+        self.started_at + Duration::from_millis(since.div_ceil(p) * p)
+    }
+
+    /// Schedules a pod's next full sync (replacing the one scheduled before).
+    fn schedule(&mut self, key: &(String, String), at: Option<SimTime>) {
+        let Some(w) = self.pods.get_mut(key) else { return };
+        if let Some(t) = w.next_sync.take() {
+            self.timers.remove(&(t, key.clone()));
+        }
+        if let Some(t) = at {
+            w.next_sync = Some(t);
+            self.timers.insert((t, key.clone()));
+        }
+    }
+
     /// Syncs the pods whose watch event arrived or whose timer is due: the pod workers'
     /// `SyncPod` for just those pods, so a tick costs what changed, not the node's pods.
-    fn sync_pods(&mut self, now: SimTime, out: &mut Output) {
+    /// A watch event alone (the kubelet's own status write coming back, the node
+    /// lifecycle controller marking the pod NotReady) only reconciles the status, as
+    /// the kubelet's config source turns status-only changes into RECONCILE.
+    fn sync_pods(&mut self, now: SimTime, rng: &mut ChaCha8Rng, out: &mut Output) {
         let mut keys = std::mem::take(&mut self.dirty);
+        let mut due = BTreeSet::new();
         while let Some((t, _)) = self.timers.first() {
             if *t > now {
                 break;
             }
             let (_, k) = self.timers.pop_first().expect("non-empty");
-            keys.insert(k);
+            if let Some(w) = self.pods.get_mut(&k) {
+                w.next_sync = None;
+            }
+            keys.insert(k.clone());
+            due.insert(k);
         }
         for k in keys {
             let Some(o) = self.cache.get(&ObjectKey::new(Kind::Pod, k.0.clone(), k.1.clone())).cloned()
@@ -542,36 +636,81 @@ impl Kubelet {
             if self.pods.get(&k).is_some_and(|w| w.uid != p.metadata.uid) {
                 self.forget_pod(&k);
             }
-            let stage = self.pods.get(&k).map(|w| w.stage.clone());
+            let stage = self.pods.get(&k).map(|w| w.stage);
             if p.metadata.deletion_timestamp.is_some() {
                 if stage != Some(Stage::Terminating) {
                     self.terminate(&o, p, now, out);
-                    self.set_stage(&k, p, Stage::Terminating);
                 }
                 continue;
             }
-            if matches!(p.phase(), PodPhase::Succeeded | PodPhase::Failed) {
-                if stage.is_none() {
-                    self.set_stage(&k, p, Stage::Rejected);
-                } else if let Some(r) = self.pods.get_mut(&k).and_then(|w| w.requests.take()) {
-                    self.used.sub(&r);
-                    self.used.pods -= 1;
-                }
-                continue;
-            }
+            let api_terminal = matches!(p.phase(), PodPhase::Succeeded | PodPhase::Failed);
             match stage {
-                None => {
-                    let st = self.admit(&o, p, now, out);
-                    self.set_stage(&k, p, st);
+                None if api_terminal => {
+                    // Finished before this kubelet took it on: nothing to run.
+                    self.pods.insert(k.clone(), PodWork::new(p, Stage::Rejected));
                 }
-                Some(Stage::Creating { running_at }) if running_at <= now => {
-                    self.start(&o, p, now, out);
-                    self.set_stage(&k, p, Stage::Running);
+                None => self.admit(&o, p, now, rng, out),
+                Some(Stage::Active) if api_terminal => {
+                    // Marked terminal by someone else (PodGC, an eviction): stop it.
+                    if let Some(w) = self.pods.get_mut(&k) {
+                        pods::kill_all(&mut w.containers, now);
+                        w.stage = Stage::Finished;
+                    }
+                    self.release(&k);
                 }
-                Some(Stage::Creating { .. } | Stage::Running) => self.reconcile_status(&k, p, out),
+                Some(Stage::Active) if due.contains(&k) => self.sync_pod(&k, &o, p, now, rng, out),
+                Some(Stage::Active | Stage::Finished) => self.reconcile_status(&k, p, out),
                 _ => {}
             }
         }
+    }
+
+    /// One full sync of an admitted pod: advance its containers to `now`, record what
+    /// happened, write the status if it changed and schedule the next look.
+    fn sync_pod(
+        &mut self,
+        k: &(String, String),
+        o: &Arc<Object>,
+        p: &Pod,
+        now: SimTime,
+        rng: &mut ChaCha8Rng,
+        out: &mut Output,
+    ) {
+        let Some(w) = self.pods.get_mut(k) else { return };
+        let images = pods::Images { present: &self.images, unpullable: &self.host.unpullable_images };
+        let r = pods::sync_containers(&mut w.containers, p, images, now);
+        let base = self.status.desired.get(k).map(|(_, s)| s.clone()).unwrap_or_default();
+        let status = pods::pod_status(&w.containers, p, &base, true, now);
+        for img in r.pulled {
+            self.images.insert(img);
+        }
+        for e in r.events {
+            let type_ = if e.warning { EVENT_WARNING } else { EVENT_NORMAL };
+            let ev = self.recorder.record(o, type_, e.reason, &e.message, now);
+            self.send(out, Sent::Other, ev);
+        }
+        let terminal = matches!(status.phase, Some(PodPhase::Succeeded | PodPhase::Failed));
+        if self.status.desired.get(k).is_none_or(|(_, s)| *s != status) {
+            self.post_status(p, status, out);
+        }
+        if terminal {
+            if let Some(w) = self.pods.get_mut(k) {
+                w.stage = Stage::Finished;
+            }
+            self.release(k);
+            return;
+        }
+        let mut next = r.wake;
+        if let Some(e) = r.exit_wake {
+            let seen = self.pleg_after(e);
+            next = Some(next.map_or(seen, |t| t.min(seen)));
+        }
+        if r.backoff_resync {
+            // wait.Jitter(backOffPeriod, 0.5).
+            let t = now + pods::POD_BACKOFF_RESYNC.mul_f64(1.0 + rng.gen::<f64>() * 0.5);
+            next = Some(next.map_or(t, |x| x.min(t)));
+        }
+        self.schedule(k, next);
     }
 
     /// Records the status the kubelet computed for a pod and writes it.
@@ -598,20 +737,31 @@ impl Kubelet {
         self.post_status(p, want, out);
     }
 
-    fn set_stage(&mut self, k: &(String, String), p: &Pod, stage: Stage) {
-        if let Stage::Creating { running_at } = stage {
-            self.timers.insert((running_at, k.clone()));
-        }
-        let w = self.pods.entry(k.clone()).or_insert_with(|| PodWork {
-            uid: p.metadata.uid.clone(),
-            stage: stage.clone(),
-            requests: None,
-        });
-        w.stage = stage;
+    /// Rejects a pod at admission (kubelet.go rejectPod): a Warning event with the
+    /// reason and message, and phase Failed with "Pod was rejected: " before it.
+    fn reject(
+        &mut self,
+        o: &Arc<Object>,
+        p: &Pod,
+        reason: &str,
+        message: &str,
+        now: SimTime,
+        out: &mut Output,
+    ) {
+        let mut np = p.clone();
+        np.status.phase = Some(PodPhase::Failed);
+        np.status.reason = reason.into();
+        np.status.message = format!("Pod was rejected: {message}");
+        np.metadata.resource_version = 0;
+        self.send(out, Sent::Other, ApiRequest::UpdateStatus(Object::Pod(np)));
+        let ev = self.recorder.record(o, EVENT_WARNING, reason, message, now);
+        self.send(out, Sent::Other, ev);
+        let key = (p.metadata.namespace.clone(), p.metadata.name.clone());
+        self.pods.insert(key, PodWork::new(p, Stage::Rejected));
     }
 
-    /// Admission (lifecycle.PredicateAdmitHandler) then ContainerCreating.
-    fn admit(&mut self, o: &Arc<Object>, p: &Pod, now: SimTime, out: &mut Output) -> Stage {
+    /// Admission (lifecycle.PredicateAdmitHandler), then the pod's first sync.
+    fn admit(&mut self, o: &Arc<Object>, p: &Pod, now: SimTime, rng: &mut ChaCha8Rng, out: &mut Output) {
         let used = self.used;
         let alloc = Resources::from_list(&self.config.allocatable());
         let req = p.requests();
@@ -624,141 +774,65 @@ impl Kubelet {
             insufficient = Some(("memory", req.memory_bytes, used.memory_bytes, alloc.memory_bytes));
         }
         if let Some((res, requested, in_use, cap)) = insufficient {
-            // pkg/kubelet/lifecycle/predicate.go: reason OutOf<resource>.
+            // pkg/kubelet/lifecycle/predicate.go: reason OutOf<resource> and
+            // "Node didn't have enough resource: ...".
             let reason = format!("OutOf{res}");
-            let message = format!(
-                "Pod was rejected: Node didn't have enough resource: {res}, requested: {requested}, used: {in_use}, capacity: {cap}"
-            );
-            let mut np = p.clone();
-            np.status.phase = Some(PodPhase::Failed);
-            np.status.reason = reason.clone();
-            np.status.message = message.clone();
-            np.metadata.resource_version = 0;
-            self.send(out, Sent::Other, ApiRequest::UpdateStatus(Object::Pod(np)));
-            let ev = self.recorder.record(o, EVENT_WARNING, &reason, &message, now);
-            self.send(out, Sent::Other, ev);
-            return Stage::Rejected;
+            let message =
+                format!("Node didn't have enough resource: {res}, requested: {requested}, used: {in_use}, capacity: {cap}");
+            self.reject(o, p, &reason, &message, now, out);
+            return;
         }
         self.used.add(&req);
         self.used.pods += 1;
         let key = (p.metadata.namespace.clone(), p.metadata.name.clone());
-        self.pods.insert(
-            key,
-            PodWork { uid: p.metadata.uid.clone(), stage: Stage::Rejected, requests: Some(req) },
-        );
-        let mut np = p.clone();
-        np.status.conditions.retain(|c| !KUBELET_CONDITIONS.contains(&c.type_.as_str()));
-        let names: Vec<String> = p.spec.containers.iter().map(|c| c.name.clone()).collect();
-        let unready = format!("containers with unready status: [{}]", names.join(" "));
-        let cond = |t: &str, s, reason: &str, msg: &str| PodCondition {
-            type_: t.into(),
-            status: s,
-            last_transition_time: Some(now),
-            reason: reason.into(),
-            message: msg.into(),
-            ..Default::default()
-        };
-        np.set_condition(cond(condition::POD_READY_TO_START_CONTAINERS, ConditionStatus::False, "", ""));
-        np.set_condition(cond(condition::INITIALIZED, ConditionStatus::True, "", ""));
-        np.set_condition(cond(condition::READY, ConditionStatus::False, "ContainersNotReady", &unready));
-        np.set_condition(cond(
-            condition::CONTAINERS_READY,
-            ConditionStatus::False,
-            "ContainersNotReady",
-            &unready,
-        ));
-        np.status.phase = Some(PodPhase::Pending);
-        np.status.host_ip = self.config.internal_ip.clone();
-        np.status.pod_ip = self.pod_ip();
-        np.status.start_time = Some(now);
-        np.status.container_statuses = p
+        let mut w = PodWork::new(p, Stage::Active);
+        w.requests = Some(req);
+        let default_pull = self.config.pod_start_latency;
+        w.containers = p
             .spec
             .containers
             .iter()
-            .map(|c| crate::api::ContainerStatus {
-                name: c.name.clone(),
-                image: c.image.clone(),
-                state: crate::api::pod::ContainerState {
-                    waiting: Some(crate::api::pod::ContainerStateWaiting {
-                        reason: "ContainerCreating".into(),
-                        message: String::new(),
-                    }),
-                    ..Default::default()
-                },
-                started: Some(false),
-                ..Default::default()
+            .map(|c| {
+                let b = self.config.behaviors.find(
+                    &c.image,
+                    &c.name,
+                    &p.metadata.labels,
+                    &p.metadata.annotations,
+                );
+                pods::ContainerRun::new(c, b, default_pull)
             })
             .collect();
-        self.post_status(p, np.status, out);
-        for c in &p.spec.containers {
-            let ev = self.recorder.record(
-                o,
-                EVENT_NORMAL,
-                "Pulling",
-                &format!("Pulling image \"{}\"", c.image),
-                now,
-            );
-            self.send(out, Sent::Other, ev);
-        }
-        let running_at = now + self.config.pod_start_latency;
-        out.wake_no_later_than(running_at);
-        Stage::Creating { running_at }
-    }
-
-    fn start(&mut self, o: &Arc<Object>, p: &Pod, now: SimTime, out: &mut Output) {
-        let pull = self.config.pod_start_latency;
-        for c in &p.spec.containers {
-            // pkg/kubelet/images/image_manager.go and kuberuntime_container.go messages.
-            let secs = format!("{:.3}s", pull.as_secs_f64());
-            let msgs = [
-                ("Pulled", format!("Successfully pulled image \"{}\" in {secs} ({secs} including waiting). Image size: 0 bytes.", c.image)),
-                ("Created", format!("Created container: {}", c.name)),
-                ("Started", format!("Started container {}", c.name)),
-            ];
-            for (reason, msg) in msgs {
-                let ev = self.recorder.record(o, EVENT_NORMAL, reason, &msg, now);
-                self.send(out, Sent::Other, ev);
-            }
-        }
-        let key = (p.metadata.namespace.clone(), p.metadata.name.clone());
-        let mut np = p.clone();
-        if let Some((_, desired)) = self.status.desired.get(&key) {
-            np.status = desired.clone();
-        }
-        let cond = |t: &str| PodCondition {
-            type_: t.into(),
-            status: ConditionStatus::True,
-            last_transition_time: Some(now),
+        self.pods.insert(key.clone(), w);
+        // The first status: Pending, sandbox not yet ready, containers creating.
+        let mut base = PodStatus {
+            phase: Some(PodPhase::Pending),
+            host_ip: self.config.internal_ip.clone(),
+            pod_ip: self.pod_ip(),
+            start_time: Some(now),
             ..Default::default()
         };
-        np.set_condition(cond(condition::POD_READY_TO_START_CONTAINERS));
-        np.set_condition(cond(condition::READY));
-        np.set_condition(cond(condition::CONTAINERS_READY));
-        np.status.phase = Some(PodPhase::Running);
-        for cs in &mut np.status.container_statuses {
-            cs.state = crate::api::pod::ContainerState {
-                running: Some(crate::api::pod::ContainerStateRunning { started_at: Some(now) }),
-                ..Default::default()
-            };
-            cs.ready = true;
-            cs.started = Some(true);
-            cs.container_id = format!("containerd://{}", &p.metadata.uid.replace('-', ""));
-        }
-        self.post_status(p, np.status, out);
+        base.conditions.extend(
+            p.status.conditions.iter().filter(|c| !KUBELET_CONDITIONS.contains(&c.type_.as_str())).cloned(),
+        );
+        let first = pods::pod_status(&self.pods[&key].containers, p, &base, false, now);
+        self.status.desired.insert(key.clone(), (p.metadata.uid.clone(), first));
+        self.sync_pod(&key, o, p, now, rng, out);
     }
 
     /// Stops the containers (they exit on SIGTERM at once) and finishes the deletion.
     fn terminate(&mut self, o: &Arc<Object>, p: &Pod, now: SimTime, out: &mut Output) {
-        for c in &p.spec.containers {
-            let ev = self.recorder.record(
-                o,
-                EVENT_NORMAL,
-                "Killing",
-                &format!("Stopping container {}", c.name),
-                now,
-            );
+        let key = (p.metadata.namespace.clone(), p.metadata.name.clone());
+        let events = match self.pods.get_mut(&key) {
+            Some(w) => pods::kill_all(&mut w.containers, now),
+            None => Vec::new(),
+        };
+        for e in events {
+            let ev = self.recorder.record(o, EVENT_NORMAL, e.reason, &e.message, now);
             self.send(out, Sent::Other, ev);
         }
+        self.release(&key);
+        let w = self.pods.entry(key).or_insert_with(|| PodWork::new(p, Stage::Terminating));
+        w.stage = Stage::Terminating;
         let req = ApiRequest::Delete {
             key: o.key(),
             grace_period_seconds: Some(0),
@@ -767,11 +841,51 @@ impl Kubelet {
         self.send(out, Sent::Other, req);
         self.recorder.forget(&o.key());
     }
+
+    /// Crash requests from the host (a scenario fault) made since this kubelet started:
+    /// the matching running containers exit, and the PLEG sees it at its next relist.
+    fn apply_crashes(&mut self) {
+        let new: Vec<crate::host::CrashRequest> =
+            self.host.crashes.iter().skip(self.crashes_seen).cloned().collect();
+        self.crashes_seen = self.host.crashes.len();
+        for c in new {
+            if c.at < self.started_at {
+                continue;
+            }
+            let keys: Vec<(String, String)> = self
+                .pods
+                .iter()
+                .filter(|((ns, name), w)| {
+                    w.stage == Stage::Active
+                        && c.namespace.as_ref().is_none_or(|n| n == ns)
+                        && behavior::glob(&c.pod, name)
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in keys {
+                let Some(w) = self.pods.get_mut(&k) else { continue };
+                let names: Vec<String> = w
+                    .containers
+                    .iter()
+                    .filter(|x| c.container.as_ref().is_none_or(|n| *n == x.name))
+                    .map(|x| x.name.clone())
+                    .collect();
+                let mut crashed = false;
+                for n in names {
+                    crashed |= pods::crash(&mut w.containers, &n, c.at, c.exit_code);
+                }
+                if crashed {
+                    let seen = self.pleg_after(c.at);
+                    let at = self.pods[&k].next_sync.map_or(seen, |t| t.min(seen));
+                    self.schedule(&k, Some(at));
+                }
+            }
+        }
+    }
 }
 
 /// `wait.JitterUntil(period, 0.04)`: each wait is period * (1 + rand * 0.04).
 fn jittered(period: Duration, rng: &mut ChaCha8Rng) -> Duration {
-    use rand::Rng;
     period.mul_f64(1.0 + rng.gen::<f64>() * HEARTBEAT_JITTER)
 }
 
@@ -846,7 +960,8 @@ impl Component for Kubelet {
             self.sync_node_status(now, &mut out);
             self.next_status_check = now + jittered(self.config.node_status_update_frequency, rng);
         }
-        self.sync_pods(now, &mut out);
+        self.apply_crashes();
+        self.sync_pods(now, rng, &mut out);
         if let Some((t, _)) = self.timers.first() {
             out.wake_no_later_than(*t);
         }

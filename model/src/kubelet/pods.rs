@@ -1,0 +1,912 @@
+//! The kubelet's pod workers and container runtime, as upstream's kuberuntime manager
+//! drives them (pkg/kubelet/kuberuntime/kuberuntime_manager.go SyncPod, v1.33):
+//! image pulls with their back-off, container starts, exits by the container's own
+//! behaviour or by OOM, restart policies with the crash-loop back-off, liveness /
+//! readiness / startup probes, and the pod status the status manager writes
+//! (pkg/kubelet/kubelet_pods.go getPhase, pkg/kubelet/status/generate.go).
+//!
+//! Everything here is driven by `now` and returns what to do (events, the next time to
+//! look); nothing sleeps.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use super::behavior::{ContainerBehavior, ProbeScript};
+use crate::api::pod::{
+    condition, ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
+};
+use crate::api::{
+    ConditionStatus, ContainerStatus, Pod, PodCondition, PodPhase, PodStatus, Probe, RestartPolicy,
+};
+use crate::time::{go_duration, SimTime};
+
+/// pkg/kubelet/kubelet.go initialCrashLoopBackOff and MaxContainerBackOff.
+pub const INITIAL_CRASH_LOOP_BACKOFF: Duration = Duration::from_secs(10);
+pub const MAX_CRASH_LOOP_BACKOFF: Duration = Duration::from_secs(300);
+/// flowcontrol.Backoff's HasExpiredFunc in the kubelet: an entry not updated for 600 s
+/// (the container ran 10 minutes) starts over at the initial back-off.
+pub const BACKOFF_RESET: Duration = Duration::from_secs(600);
+/// pkg/kubelet/kubelet.go imageBackOffPeriod and MaxImageBackOff.
+pub const INITIAL_IMAGE_BACKOFF: Duration = Duration::from_secs(10);
+pub const MAX_IMAGE_BACKOFF: Duration = Duration::from_secs(300);
+/// pod_workers.go backOffPeriod: a pod whose sync hit a back-off is synced again after
+/// wait.Jitter(10 s, 0.5), i.e. in [10 s, 15 s).
+pub const POD_BACKOFF_RESYNC: Duration = Duration::from_secs(10);
+/// The exit code of a process killed by SIGKILL (an OOM kill, a kill after the grace
+/// period).
+pub const EXIT_SIGKILL: i32 = 137;
+
+/// One event the kubelet records on the pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PodEvent {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl PodEvent {
+    fn normal(reason: &'static str, message: String) -> Self {
+        PodEvent { warning: false, reason, message }
+    }
+    fn warning(reason: &'static str, message: String) -> Self {
+        PodEvent { warning: true, reason, message }
+    }
+}
+
+/// A finished container instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Terminated {
+    pub exit_code: i32,
+    pub reason: String,
+    pub started_at: SimTime,
+    pub finished_at: SimTime,
+    pub id: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum State {
+    /// Not started, or waiting to start again: the reason kubectl shows.
+    Waiting {
+        reason: String,
+        message: String,
+    },
+    /// Pulling its image: done (or failed) at this time.
+    Pulling {
+        done_at: SimTime,
+        error: Option<String>,
+    },
+    /// Created, running from this time.
+    Starting {
+        running_at: SimTime,
+    },
+    Running {
+        started_at: SimTime,
+        id: String,
+    },
+    Terminated(Terminated),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ProbeKind {
+    Liveness,
+    Readiness,
+    Startup,
+}
+
+impl ProbeKind {
+    fn name(self) -> &'static str {
+        match self {
+            ProbeKind::Liveness => "Liveness",
+            ProbeKind::Readiness => "Readiness",
+            ProbeKind::Startup => "Startup",
+        }
+    }
+}
+
+/// pkg/kubelet/prober/worker.go: one probe of one running container.
+#[derive(Clone, Debug)]
+struct ProbeWorker {
+    kind: ProbeKind,
+    probe: Probe,
+    script: ProbeScript,
+    next_at: SimTime,
+    /// Consecutive identical raw results, and the last raw result.
+    run: i32,
+    last: Option<bool>,
+    /// The result the kubelet acts on (None: unknown yet).
+    result: Option<bool>,
+}
+
+/// One container of a pod, as the runtime and the kubelet know it.
+#[derive(Clone, Debug)]
+pub struct ContainerRun {
+    pub name: String,
+    pub image: String,
+    behavior: ContainerBehavior,
+    pull_policy_always: bool,
+    state: State,
+    pub last: Option<Terminated>,
+    pub restart_count: i32,
+    /// The crash-loop back-off entry: (last update, current back-off).
+    crash_backoff: Option<(SimTime, Duration)>,
+    /// The image pull back-off entry: (last failure, current back-off, the error).
+    pull_backoff: Option<(SimTime, Duration, String)>,
+    probes: Vec<ProbeWorker>,
+    memory_limit: Option<i64>,
+    memory_request: i64,
+    instance: u32,
+}
+
+/// What happened in one sync of a pod.
+#[derive(Debug, Default)]
+pub struct SyncResult {
+    pub events: Vec<PodEvent>,
+    /// Images this sync finished pulling (the node's image cache learns them).
+    pub pulled: Vec<String>,
+    /// When to look at the pod again for its own next step (a pull or start finishing,
+    /// a probe due).
+    pub wake: Option<SimTime>,
+    /// When a container exits: the kubelet learns of it at its next PLEG relist.
+    pub exit_wake: Option<SimTime>,
+    /// The pod hit a back-off: resync it in [10 s, 15 s) (the caller adds the jitter).
+    pub backoff_resync: bool,
+}
+
+impl SyncResult {
+    fn wake_at(&mut self, t: SimTime) {
+        self.wake = Some(self.wake.map_or(t, |w| w.min(t)));
+    }
+    fn exit_at(&mut self, t: SimTime) {
+        self.exit_wake = Some(self.exit_wake.map_or(t, |w| w.min(t)));
+    }
+}
+
+/// What the node's runtime and registry offer a pull.
+#[derive(Clone, Copy, Debug)]
+pub struct Images<'a> {
+    /// Images on the node.
+    pub present: &'a BTreeSet<String>,
+    /// Images (`*` globs) the registry does not serve.
+    pub unpullable: &'a BTreeSet<String>,
+}
+
+/// `format.Pod`: `name_namespace(uid)`.
+pub fn format_pod(p: &Pod) -> String {
+    format!("{}_{}({})", p.metadata.name, p.metadata.namespace, p.metadata.uid)
+}
+
+/// The reference containerd reports in pull errors: short names get docker.io/library.
+fn normalized_image(image: &str) -> String {
+    let with_tag = if image.rsplit('/').next().is_some_and(|last| last.contains(':') || last.contains('@')) {
+        image.to_string()
+    } else {
+        format!("{image}:latest")
+    };
+    let first = with_tag.split('/').next().unwrap_or_default();
+    if !with_tag.contains('/') {
+        format!("docker.io/library/{with_tag}")
+    } else if first.contains('.') || first.contains(':') || first == "localhost" {
+        with_tag
+    } else {
+        format!("docker.io/{with_tag}")
+    }
+}
+
+/// containerd's error for an image that does not exist.
+pub fn image_not_found_error(image: &str) -> String {
+    let r = normalized_image(image);
+    format!(
+        "rpc error: code = NotFound desc = failed to pull and unpack image \"{r}\": failed to resolve reference \"{r}\": {r}: not found"
+    )
+}
+
+/// SetDefaults_Container: imagePullPolicy Always for `:latest` or no tag, else
+/// IfNotPresent.
+fn pulls_always(image: &str, policy: &str) -> bool {
+    match policy {
+        "Always" => true,
+        "IfNotPresent" | "Never" => false,
+        _ => {
+            let last = image.rsplit('/').next().unwrap_or(image);
+            !last.contains('@') && (!last.contains(':') || last.ends_with(":latest"))
+        }
+    }
+}
+
+impl ContainerRun {
+    pub fn new(
+        c: &crate::api::Container,
+        behavior: Option<&ContainerBehavior>,
+        default_pull: Duration,
+    ) -> Self {
+        let mut behavior = behavior.cloned().unwrap_or_default();
+        behavior.pull_duration.get_or_insert(default_pull);
+        let mem = |r: &crate::api::ResourceList| r.get("memory").map(|q| q.value());
+        let memory_limit = mem(&c.resources.limits);
+        let memory_request = mem(&c.resources.requests).or(memory_limit).unwrap_or(0);
+        let probe = |kind, p: &Option<Probe>, script: &ProbeScript| {
+            p.as_ref().map(|p| ProbeWorker {
+                kind,
+                probe: p.clone(),
+                script: script.clone(),
+                next_at: SimTime::ZERO,
+                run: 0,
+                last: None,
+                result: None,
+            })
+        };
+        let probes = [
+            probe(ProbeKind::Startup, &c.startup_probe, &behavior.startup),
+            probe(ProbeKind::Liveness, &c.liveness_probe, &behavior.liveness),
+            probe(ProbeKind::Readiness, &c.readiness_probe, &behavior.readiness),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        ContainerRun {
+            name: c.name.clone(),
+            image: c.image.clone(),
+            pull_policy_always: pulls_always(&c.image, &c.image_pull_policy),
+            behavior,
+            state: State::Waiting { reason: "ContainerCreating".into(), message: String::new() },
+            last: None,
+            restart_count: 0,
+            crash_backoff: None,
+            pull_backoff: None,
+            probes,
+            memory_limit,
+            memory_request,
+            instance: 0,
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        matches!(self.state, State::Running { .. })
+    }
+
+    /// Memory the container uses now (its working set).
+    pub fn memory_bytes(&self, now: SimTime) -> i64 {
+        match (&self.state, &self.behavior.memory) {
+            (State::Running { started_at, .. }, Some(p)) => p.at(now.saturating_sub(*started_at)).max(0),
+            (State::Running { .. }, None) => self.memory_request,
+            _ => 0,
+        }
+    }
+
+    /// Bytes the container wrote to its writable layer and logs; they stay until the
+    /// container is removed (a restart starts a new layer).
+    pub fn disk_bytes(&self, now: SimTime) -> i64 {
+        let Some(p) = &self.behavior.disk else { return 0 };
+        match &self.state {
+            State::Running { started_at, .. } => p.at(now.saturating_sub(*started_at)).max(0),
+            State::Terminated(t) => p.at(t.finished_at.saturating_sub(t.started_at)).max(0),
+            _ => 0,
+        }
+    }
+
+    pub fn processes(&self) -> i64 {
+        if self.is_running() {
+            self.behavior.processes.unwrap_or(1)
+        } else {
+            0
+        }
+    }
+
+    /// Its exit code when stopped with SIGTERM.
+    fn sigterm_exit_code(&self) -> i32 {
+        // 128 + SIGTERM(15): a process without a handler dies of the signal.
+        self.behavior.sigterm_exit_code.unwrap_or(143)
+    }
+
+    pub fn memory_request(&self) -> i64 {
+        self.memory_request
+    }
+
+    fn started_probe_ok(&self) -> bool {
+        self.probes.iter().filter(|w| w.kind == ProbeKind::Startup).all(|w| w.result == Some(true))
+    }
+
+    fn ready(&self) -> bool {
+        self.is_running()
+            && self.started_probe_ok()
+            && self.probes.iter().filter(|w| w.kind == ProbeKind::Readiness).all(|w| w.result == Some(true))
+    }
+
+    /// When this container's own next step is due, and when it exits.
+    fn next_at(&self) -> (Option<SimTime>, Option<SimTime>) {
+        let mut t = match &self.state {
+            State::Pulling { done_at, .. } => Some(*done_at),
+            State::Starting { running_at } => Some(*running_at),
+            _ => None,
+        };
+        let mut exit = None;
+        if let State::Running { started_at, .. } = &self.state {
+            exit = self.exit_at(*started_at);
+            for w in &self.probes {
+                t = Some(t.map_or(w.next_at, |x| x.min(w.next_at)));
+            }
+        }
+        (t, exit)
+    }
+
+    /// When a running container exits on its own or is OOM-killed.
+    fn exit_at(&self, started_at: SimTime) -> Option<SimTime> {
+        let own = self.behavior.exit.as_ref().map(|e| started_at + e.after);
+        let oom = self.oom_at(started_at);
+        match (own, oom) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn oom_at(&self, started_at: SimTime) -> Option<SimTime> {
+        let limit = self.memory_limit?;
+        let profile = self.behavior.memory.as_ref()?;
+        profile.reaches(limit).map(|d| started_at + d)
+    }
+
+    /// A new container ID: 64 hex digits as containerd's, derived from the pod, the
+    /// container and the instance so that a replay gives the same IDs.
+    fn new_id(&mut self, pod_uid: &str) -> String {
+        self.instance += 1;
+        // FNV-1a over the pod UID, container name and instance, widened by splitmix64.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in pod_uid.bytes().chain(self.name.bytes()).chain(self.instance.to_le_bytes()) {
+            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+        }
+        let mut words = [0u64; 4];
+        for w in &mut words {
+            h = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = h;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            *w = z ^ (z >> 31);
+        }
+        format!("containerd://{:016x}{:016x}{:016x}{:016x}", words[0], words[1], words[2], words[3])
+    }
+
+    fn terminate(&mut self, now: SimTime, exit_code: i32, reason: &str) {
+        if let State::Running { started_at, id } = &self.state {
+            self.state = State::Terminated(Terminated {
+                exit_code,
+                reason: reason.into(),
+                started_at: *started_at,
+                finished_at: now,
+                id: id.clone(),
+            });
+            for w in &mut self.probes {
+                w.result = None;
+                w.run = 0;
+                w.last = None;
+            }
+        }
+    }
+
+    /// Kill from the kubelet (pod deletion, eviction, a failed liveness probe): SIGTERM,
+    /// and the simulated process exits at once.
+    pub fn kill(&mut self, now: SimTime) {
+        let code = self.sigterm_exit_code();
+        self.terminate(now, code, if code == 0 { "Completed" } else { "Error" });
+    }
+
+    /// The container status the kubelet reports.
+    fn status(&self) -> ContainerStatus {
+        let state = match &self.state {
+            State::Waiting { reason, message } => ContainerState {
+                waiting: Some(ContainerStateWaiting { reason: reason.clone(), message: message.clone() }),
+                ..Default::default()
+            },
+            State::Pulling { .. } | State::Starting { .. } => {
+                // Between restarts the previous reason stays (CrashLoopBackOff is replaced
+                // by the new instance only once it runs); a first start shows
+                // ContainerCreating.
+                ContainerState {
+                    waiting: Some(ContainerStateWaiting {
+                        reason: "ContainerCreating".into(),
+                        message: String::new(),
+                    }),
+                    ..Default::default()
+                }
+            }
+            State::Running { started_at, .. } => ContainerState {
+                running: Some(ContainerStateRunning { started_at: Some(*started_at) }),
+                ..Default::default()
+            },
+            State::Terminated(t) => ContainerState { terminated: Some(terminated(t)), ..Default::default() },
+        };
+        let id = match &self.state {
+            State::Running { id, .. } => id.clone(),
+            State::Terminated(t) => t.id.clone(),
+            _ => self.last.as_ref().map(|t| t.id.clone()).unwrap_or_default(),
+        };
+        ContainerStatus {
+            name: self.name.clone(),
+            state,
+            last_state: self
+                .last
+                .as_ref()
+                .map(|t| ContainerState { terminated: Some(terminated(t)), ..Default::default() })
+                .unwrap_or_default(),
+            ready: self.ready(),
+            restart_count: self.restart_count,
+            image: self.image.clone(),
+            image_id: String::new(),
+            container_id: id,
+            started: Some(self.is_running() && self.started_probe_ok()),
+        }
+    }
+}
+
+fn terminated(t: &Terminated) -> ContainerStateTerminated {
+    ContainerStateTerminated {
+        exit_code: t.exit_code,
+        reason: t.reason.clone(),
+        message: String::new(),
+        started_at: Some(t.started_at),
+        finished_at: Some(t.finished_at),
+    }
+}
+
+/// `ShouldContainerBeRestarted` (pkg/kubelet/container/helpers.go).
+fn should_restart(policy: RestartPolicy, exit_code: i32) -> bool {
+    match policy {
+        RestartPolicy::Always => true,
+        RestartPolicy::OnFailure => exit_code != 0,
+        RestartPolicy::Never => false,
+    }
+}
+
+/// Ensures a container's image, as image_manager.go EnsureImageExists does. Returns
+/// true when the image is there and the container can be created now.
+fn ensure_image(c: &mut ContainerRun, images: Images, now: SimTime, r: &mut SyncResult) -> bool {
+    if !c.pull_policy_always && images.present.contains(&c.image) {
+        r.events.push(PodEvent::normal(
+            "Pulled",
+            format!("Container image \"{}\" already present on machine", c.image),
+        ));
+        return true;
+    }
+    if let Some((failed_at, backoff, error)) = &c.pull_backoff {
+        if now.saturating_sub(*failed_at) < *backoff {
+            r.events.push(PodEvent::normal("BackOff", format!("Back-off pulling image \"{}\"", c.image)));
+            r.events.push(PodEvent::warning("Failed", "Error: ImagePullBackOff".into()));
+            c.state = State::Waiting {
+                reason: "ImagePullBackOff".into(),
+                message: format!("Back-off pulling image \"{}\": ErrImagePull: {error}", c.image),
+            };
+            r.backoff_resync = true;
+            return false;
+        }
+    }
+    r.events.push(PodEvent::normal("Pulling", format!("Pulling image \"{}\"", c.image)));
+    let done_at = now + c.behavior.pull_duration.unwrap_or_default();
+    let error = if images.unpullable.iter().any(|g| super::behavior::glob(g, &c.image)) {
+        Some(image_not_found_error(&c.image))
+    } else {
+        c.behavior.pull_error.clone()
+    };
+    c.state = State::Pulling { done_at, error };
+    r.wake_at(done_at);
+    false
+}
+
+/// Creates and starts a container whose image is present.
+fn create(c: &mut ContainerRun, now: SimTime, r: &mut SyncResult) {
+    // kuberuntime_container.go startContainer (v1.33 messages).
+    r.events.push(PodEvent::normal("Created", format!("Created container: {}", c.name)));
+    let running_at = now + c.behavior.start_duration;
+    c.state = State::Starting { running_at };
+    r.wake_at(running_at);
+}
+
+/// `doBackOff`: whether a restart must wait, recording the BackOff event and the
+/// CrashLoopBackOff reason if so; otherwise advances the back-off entry.
+fn crash_backoff(c: &mut ContainerRun, p: &Pod, now: SimTime, r: &mut SyncResult) -> bool {
+    let Some(finished) = c.last.as_ref().map(|t| t.finished_at) else { return false };
+    if let Some((last_update, backoff)) = c.crash_backoff {
+        let expired = finished.saturating_sub(last_update) > BACKOFF_RESET;
+        if !expired && now.saturating_sub(finished) < backoff {
+            let pod = format_pod(p);
+            r.events.push(PodEvent::warning(
+                "BackOff",
+                format!("Back-off restarting failed container {} in pod {pod}", c.name),
+            ));
+            c.state = State::Waiting {
+                reason: "CrashLoopBackOff".into(),
+                message: format!(
+                    "back-off {} restarting failed container={} pod={pod}",
+                    go_duration(backoff),
+                    c.name
+                ),
+            };
+            r.backoff_resync = true;
+            return true;
+        }
+        c.crash_backoff = Some((
+            now,
+            if expired { INITIAL_CRASH_LOOP_BACKOFF } else { (backoff * 2).min(MAX_CRASH_LOOP_BACKOFF) },
+        ));
+    } else {
+        c.crash_backoff = Some((now, INITIAL_CRASH_LOOP_BACKOFF));
+    }
+    false
+}
+
+/// Advances one container to `now`: pulls finishing, starts completing, exits, probes.
+fn advance(c: &mut ContainerRun, p: &Pod, now: SimTime, r: &mut SyncResult) {
+    let pod_uid = p.metadata.uid.clone();
+    loop {
+        match c.state.clone() {
+            State::Pulling { done_at, error } if done_at <= now => match error {
+                None => {
+                    let took = go_duration(c.behavior.pull_duration.unwrap_or_default());
+                    let size = c.behavior.image_size_bytes.unwrap_or(0);
+                    r.events.push(PodEvent::normal(
+                        "Pulled",
+                        format!("Successfully pulled image \"{}\" in {took} ({took} including waiting). Image size: {size} bytes.", c.image),
+                    ));
+                    r.pulled.push(c.image.clone());
+                    c.pull_backoff = None;
+                    create(c, done_at, r);
+                }
+                Some(err) => {
+                    r.events.push(PodEvent::warning(
+                        "Failed",
+                        format!("Failed to pull image \"{}\": {err}", c.image),
+                    ));
+                    r.events.push(PodEvent::warning("Failed", "Error: ErrImagePull".into()));
+                    let backoff = match &c.pull_backoff {
+                        Some((last, b, _)) if done_at.saturating_sub(*last) <= BACKOFF_RESET => {
+                            (*b * 2).min(MAX_IMAGE_BACKOFF)
+                        }
+                        _ => INITIAL_IMAGE_BACKOFF,
+                    };
+                    c.pull_backoff = Some((done_at, backoff, err.clone()));
+                    c.state = State::Waiting { reason: "ErrImagePull".into(), message: err };
+                    r.backoff_resync = true;
+                    return;
+                }
+            },
+            State::Starting { running_at } if running_at <= now => {
+                r.events.push(PodEvent::normal("Started", format!("Started container {}", c.name)));
+                let id = c.new_id(&pod_uid);
+                c.state = State::Running { started_at: running_at, id };
+                for w in &mut c.probes {
+                    w.next_at = running_at + Duration::from_secs(w.probe.initial_delay() as u64);
+                    w.result = match w.kind {
+                        ProbeKind::Liveness => Some(true),
+                        ProbeKind::Readiness => Some(false),
+                        ProbeKind::Startup => None,
+                    };
+                }
+            }
+            State::Running { started_at, .. } => {
+                let exit = c.exit_at(started_at).filter(|t| *t <= now);
+                let probe_due = c.probes.iter().map(|w| w.next_at).min().filter(|t| *t <= now);
+                match (exit, probe_due) {
+                    (Some(e), p) if p.is_none_or(|p| e <= p) => {
+                        let oom = c.oom_at(started_at) == Some(e);
+                        let (code, reason) = if oom {
+                            (EXIT_SIGKILL, "OOMKilled")
+                        } else {
+                            let code = c.behavior.exit.as_ref().map_or(0, |x| x.code);
+                            (code, if code == 0 { "Completed" } else { "Error" })
+                        };
+                        c.terminate(e, code, reason);
+                        return;
+                    }
+                    (_, Some(t)) => {
+                        if run_probes(c, t, r) {
+                            return;
+                        }
+                    }
+                    _ => return,
+                }
+            }
+            _ => return,
+        }
+    }
+}
+
+/// Runs the probes due at `t`; returns true when a liveness or startup failure killed
+/// the container.
+fn run_probes(c: &mut ContainerRun, t: SimTime, r: &mut SyncResult) -> bool {
+    let State::Running { started_at, .. } = c.state.clone() else { return false };
+    let elapsed = t.saturating_sub(started_at);
+    let started = c.started_probe_ok();
+    let mut kill = None;
+    for w in c.probes.iter_mut().filter(|w| w.next_at <= t) {
+        w.next_at = t + Duration::from_secs(w.probe.period() as u64);
+        // worker.go doProbe: only the startup probe runs until it succeeds; a startup
+        // probe that succeeded stops.
+        match w.kind {
+            ProbeKind::Startup if w.result == Some(true) => continue,
+            ProbeKind::Liveness | ProbeKind::Readiness if !started => continue,
+            _ => {}
+        }
+        let ok = w.script.succeeds_at(elapsed);
+        if !ok {
+            let output = w
+                .script
+                .failure_output
+                .clone()
+                .unwrap_or_else(|| "HTTP probe failed with statuscode: 500".into());
+            r.events
+                .push(PodEvent::warning("Unhealthy", format!("{} probe failed: {output}", w.kind.name())));
+        }
+        w.run = if w.last == Some(ok) { w.run + 1 } else { 1 };
+        w.last = Some(ok);
+        let threshold = if ok { w.probe.success_threshold() } else { w.probe.failure_threshold() };
+        if w.run >= threshold {
+            w.result = Some(ok);
+        }
+        if !ok && w.run >= w.probe.failure_threshold() && w.kind != ProbeKind::Readiness {
+            kill = Some(w.kind);
+        }
+    }
+    if let Some(kind) = kill {
+        let what = if kind == ProbeKind::Liveness { "liveness" } else { "startup" };
+        r.events.push(PodEvent::normal(
+            "Killing",
+            format!("Container {} failed {what} probe, will be restarted", c.name),
+        ));
+        c.kill(t);
+        return true;
+    }
+    false
+}
+
+/// One sync of a pod's containers (kuberuntime_manager.go SyncPod): advance each to
+/// `now`, then start what should run.
+pub fn sync_containers(containers: &mut [ContainerRun], p: &Pod, images: Images, now: SimTime) -> SyncResult {
+    let mut r = SyncResult::default();
+    let policy = p.spec.restart_policy.unwrap_or_default();
+    for c in containers.iter_mut() {
+        advance(c, p, now, &mut r);
+        let needs_start = match &c.state {
+            State::Waiting { .. } => true,
+            State::Terminated(t) => {
+                let t = t.clone();
+                if should_restart(policy, t.exit_code) {
+                    c.last = Some(t);
+                    c.restart_count += 1;
+                    true
+                } else {
+                    false
+                }
+            }
+            _ => false,
+        };
+        if needs_start {
+            if crash_backoff(c, p, now, &mut r) {
+                continue;
+            }
+            if ensure_image(c, images, now, &mut r) {
+                create(c, now, &mut r);
+                // A container that starts at once runs in this sync.
+                advance(c, p, now, &mut r);
+            }
+        }
+        let (step, exit) = c.next_at();
+        if let Some(t) = step {
+            r.wake_at(t);
+        }
+        if let Some(t) = exit {
+            r.exit_at(t);
+        }
+    }
+    r
+}
+
+/// Stops every running container (pod deletion or eviction); records Killing events.
+pub fn kill_all(containers: &mut [ContainerRun], now: SimTime) -> Vec<PodEvent> {
+    let mut events = Vec::new();
+    for c in containers.iter_mut() {
+        if c.is_running() {
+            // kuberuntime_container.go killContainer.
+            events.push(PodEvent::normal("Killing", format!("Stopping container {}", c.name)));
+            c.kill(now);
+        } else if !matches!(c.state, State::Terminated(_)) {
+            c.state = State::Waiting { reason: String::new(), message: String::new() };
+        }
+    }
+    events
+}
+
+/// Crash one container (a scenario fault): it exits with `exit_code` now.
+pub fn crash(containers: &mut [ContainerRun], name: &str, now: SimTime, exit_code: i32) -> bool {
+    let Some(c) = containers.iter_mut().find(|c| c.name == name && c.is_running()) else { return false };
+    c.terminate(now, exit_code, if exit_code == 0 { "Completed" } else { "Error" });
+    true
+}
+
+/// `getPhase` (kubelet_pods.go) for regular containers.
+pub fn phase(containers: &[ContainerRun], policy: RestartPolicy) -> PodPhase {
+    let (mut running, mut stopped, mut succeeded, mut waiting) = (0, 0, 0, 0);
+    for c in containers {
+        match &c.state {
+            State::Running { .. } => running += 1,
+            State::Terminated(t) => {
+                stopped += 1;
+                if t.exit_code == 0 {
+                    succeeded += 1;
+                }
+            }
+            _ if c.last.is_some() => stopped += 1,
+            _ => waiting += 1,
+        }
+    }
+    if waiting > 0 {
+        return PodPhase::Pending;
+    }
+    if running > 0 {
+        return PodPhase::Running;
+    }
+    if stopped > 0 {
+        return match policy {
+            RestartPolicy::Always => PodPhase::Running,
+            _ if stopped == succeeded => PodPhase::Succeeded,
+            RestartPolicy::Never => PodPhase::Failed,
+            RestartPolicy::OnFailure => PodPhase::Running,
+        };
+    }
+    PodPhase::Pending
+}
+
+/// The pod status the kubelet computes (generateAPIPodStatus): container statuses, the
+/// kubelet's conditions and the phase. `base` carries what does not change (IPs, start
+/// time, QoS).
+pub fn pod_status(
+    containers: &[ContainerRun],
+    p: &Pod,
+    base: &PodStatus,
+    sandbox_ready: bool,
+    now: SimTime,
+) -> PodStatus {
+    let mut s = base.clone();
+    let policy = p.spec.restart_policy.unwrap_or_default();
+    let ph = match base.phase {
+        // A terminal phase is never left.
+        Some(PodPhase::Succeeded) | Some(PodPhase::Failed) => base.phase.unwrap_or_default(),
+        _ => phase(containers, policy),
+    };
+    s.phase = Some(ph);
+    s.container_statuses = containers.iter().map(|c| c.status()).collect();
+    let unready: Vec<&str> = containers.iter().filter(|c| !c.ready()).map(|c| c.name.as_str()).collect();
+    let cond = |type_: &str, ok: bool, reason: &str, message: String| PodCondition {
+        type_: type_.into(),
+        status: if ok { ConditionStatus::True } else { ConditionStatus::False },
+        last_transition_time: Some(now),
+        reason: if ok { String::new() } else { reason.into() },
+        message: if ok { String::new() } else { message },
+        ..Default::default()
+    };
+    let terminal = matches!(ph, PodPhase::Succeeded | PodPhase::Failed);
+    let (reason, message) = if terminal {
+        (if ph == PodPhase::Succeeded { "PodCompleted" } else { "PodFailed" }, String::new())
+    } else {
+        ("ContainersNotReady", format!("containers with unready status: [{}]", unready.join(" ")))
+    };
+    let ready = unready.is_empty() && !terminal;
+    let sandbox = sandbox_ready && !terminal;
+    let mut set = |c: PodCondition| match s.conditions.iter_mut().find(|x| x.type_ == c.type_) {
+        Some(old) => {
+            let keep = old.status == c.status;
+            let t = old.last_transition_time;
+            *old = c;
+            if keep {
+                old.last_transition_time = t;
+            }
+        }
+        None => s.conditions.push(c),
+    };
+    set(cond(condition::POD_READY_TO_START_CONTAINERS, sandbox, "", String::new()));
+    set(cond(condition::INITIALIZED, true, "", String::new()));
+    set(cond(condition::READY, ready, reason, message.clone()));
+    set(cond(condition::CONTAINERS_READY, ready, reason, message));
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{Container, ObjectMeta, PodSpec};
+    use std::sync::Arc;
+
+    fn pod(policy: RestartPolicy) -> Pod {
+        let c = Container { name: "app".into(), image: "app:v1".into(), ..Default::default() };
+        Pod {
+            metadata: ObjectMeta {
+                name: "p".into(),
+                namespace: "default".into(),
+                uid: "uid-1".into(),
+                ..Default::default()
+            },
+            spec: Arc::new(PodSpec {
+                containers: vec![c],
+                restart_policy: Some(policy),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// A container that crashes 5 s after each start restarts at once the first time,
+    /// then after 10 s, 20 s, 40 s... of back-off (each checked on a 10-15 s resync).
+    #[test]
+    fn crash_loop_back_off_doubles() {
+        let p = pod(RestartPolicy::Always);
+        let b = ContainerBehavior {
+            exit: Some(super::super::behavior::Exit { after: Duration::from_secs(5), code: 1 }),
+            pull_duration: Some(Duration::from_secs(1)),
+            ..Default::default()
+        };
+        let mut cs = vec![ContainerRun::new(&p.spec.containers[0], Some(&b), Duration::from_secs(1))];
+        let (mut present, unpullable) = (BTreeSet::new(), BTreeSet::new());
+        let mut now = SimTime::ZERO;
+        let mut starts = Vec::new();
+        let mut waits = Vec::new();
+        for _ in 0..200 {
+            let images = Images { present: &present, unpullable: &unpullable };
+            let r = sync_containers(&mut cs, &p, images, now);
+            present.extend(r.pulled.iter().cloned());
+            for e in &r.events {
+                if e.reason == "Started" {
+                    starts.push(now.as_millis());
+                }
+                if e.reason == "BackOff" {
+                    waits.push(cs[0].status().state.waiting.unwrap().message);
+                }
+            }
+            let wake = [r.wake, r.exit_wake].into_iter().flatten().min();
+            let next = if r.backoff_resync {
+                now + POD_BACKOFF_RESYNC
+            } else {
+                wake.unwrap_or(now + Duration::from_secs(1))
+            };
+            now = next.max(now + Duration::from_millis(1));
+            if starts.len() >= 5 {
+                break;
+            }
+        }
+        // Start at 1 s (after the pull); exits at 6 s; restarts at once (no entry yet).
+        assert_eq!(starts[0], 1_000);
+        assert_eq!(starts[1], 6_000);
+        // Second exit at 11 s: back-off 10 s, checked every 10 s here -> 21 s.
+        assert_eq!(starts[2], 21_000);
+        assert!(
+            waits[0].starts_with("back-off 10s restarting failed container=app pod=p_default(uid-1)"),
+            "{waits:?}"
+        );
+        assert!(waits.iter().any(|w| w.starts_with("back-off 20s")), "{waits:?}");
+        assert_eq!(cs[0].restart_count, 4);
+    }
+
+    #[test]
+    fn phases() {
+        let p = pod(RestartPolicy::Never);
+        let mut c = ContainerRun::new(&p.spec.containers[0], None, Duration::ZERO);
+        assert_eq!(phase(std::slice::from_ref(&c), RestartPolicy::Never), PodPhase::Pending);
+        c.state = State::Terminated(Terminated {
+            exit_code: 1,
+            reason: "Error".into(),
+            started_at: SimTime::ZERO,
+            finished_at: SimTime::ZERO,
+            id: String::new(),
+        });
+        assert_eq!(phase(std::slice::from_ref(&c), RestartPolicy::Never), PodPhase::Failed);
+        assert_eq!(phase(std::slice::from_ref(&c), RestartPolicy::Always), PodPhase::Running);
+        assert_eq!(phase(std::slice::from_ref(&c), RestartPolicy::OnFailure), PodPhase::Running);
+    }
+
+    #[test]
+    fn pull_errors_name_the_reference() {
+        assert_eq!(normalized_image("nginx"), "docker.io/library/nginx:latest");
+        assert_eq!(normalized_image("nginx:bad"), "docker.io/library/nginx:bad");
+        assert_eq!(normalized_image("quay.io/x/y:1"), "quay.io/x/y:1");
+        assert_eq!(normalized_image("team/app:2"), "docker.io/team/app:2");
+        assert!(pulls_always("nginx", ""));
+        assert!(pulls_always("nginx:latest", ""));
+        assert!(!pulls_always("nginx:1.27", ""));
+    }
+}
