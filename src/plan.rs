@@ -1,17 +1,19 @@
 //! A loaded scenario turned into what the run does: the world's configuration (component
 //! flags applied over upstream defaults), the workloads, the timeline and the checks.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kubesim_faults::Fault;
 use kubesim_model::api::{Kind, ObjectKey, ResourceList, Selector, TaintEffect};
+use kubesim_model::kubelet::behavior::Behaviors;
 use kubesim_model::kubelet::KubeletConfig;
 use kubesim_sim::{ClientRate, WorkerSpec, WorldConfig};
 
 use crate::run::{Check, Compare, Condition, Plan, Step, TimedStep, Timing};
 use crate::scenario::{render_yaml, times, NodePool, Scenario, ScenarioError};
 
-fn worker(pool: &NodePool, i: u32, index: usize) -> WorkerSpec {
+fn worker(pool: &NodePool, i: u32, index: usize, behaviors: &Arc<Behaviors>) -> WorkerSpec {
     let mut cap = ResourceList::new();
     cap.insert("cpu".into(), pool.capacity.cpu.clone());
     cap.insert("memory".into(), pool.capacity.memory.clone());
@@ -34,6 +36,10 @@ fn worker(pool: &NodePool, i: u32, index: usize) -> WorkerSpec {
     if let Some(d) = &kn.node_status_update_frequency {
         k.node_status_update_frequency = d.time.as_duration();
     }
+    k.kube_reserved = kn.kube_reserved.clone().into_iter().collect();
+    k.system_reserved = kn.system_reserved.clone().into_iter().collect();
+    k.eviction = kn.eviction().expect("validated");
+    k.behaviors = behaviors.clone();
     k.internal_ip = format!("10.0.{}.{}", index / 250, index % 250 + 10);
     // KubeletConfiguration kubeAPIQPS 50, kubeAPIBurst 100 (v1.27+).
     let rate = ClientRate { qps: kn.kube_api_qps.unwrap_or(50.0), burst: kn.kube_api_burst.unwrap_or(100) };
@@ -78,12 +84,13 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
     if let Some(b) = kcm.kube_api_burst {
         world.controller_manager_rate.burst = b;
     }
+    let behaviors = Arc::new(Behaviors(s.behaviors.iter().map(|b| b.to_model()).collect()));
     let mut index = 0;
     let mut counters = std::collections::BTreeMap::new();
     for pool in &s.node_pools {
         for i in 1..=pool.count {
             index += 1;
-            world.workers.push(worker(pool, i, index));
+            world.workers.push(worker(pool, i, index, &behaviors));
         }
         counters.insert(pool.name.clone(), pool.count);
     }
@@ -113,7 +120,7 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
             for _ in 0..a.count {
                 *c += 1;
                 index += 1;
-                ws.push(worker(pool, *c, index));
+                ws.push(worker(pool, *c, index, &behaviors));
             }
             Step::AddWorkers(ws)
         } else if let Some(n) = &e.remove_node {
@@ -146,6 +153,29 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
             Step::Fault(Fault::LoseEtcdDisk(h.clone()))
         } else if let Some(d) = &e.slow_etcd_disk {
             Step::Fault(Fault::SlowEtcdDisk { host: d.host.clone(), fsync: d.fsync.time.as_duration() })
+        } else if let Some(a) = &e.memory_hog {
+            Step::Fault(Fault::MemoryHog {
+                host: a.node.clone(),
+                bytes: a.size.value(),
+                per_second: a.per_second.as_ref().map_or(0, |q| q.value()),
+            })
+        } else if let Some(a) = &e.fill_disk {
+            Step::Fault(Fault::FillDisk { host: a.node.clone(), bytes: a.size.value() })
+        } else if let Some(a) = &e.fill_inodes {
+            Step::Fault(Fault::FillInodes { host: a.node.clone(), inodes: a.inodes })
+        } else if let Some(a) = &e.exhaust_pids {
+            Step::Fault(Fault::ExhaustPids { host: a.node.clone(), pids: a.pids })
+        } else if let Some(i) = &e.unpullable_image {
+            Step::Fault(Fault::UnpullableImage(i.clone()))
+        } else if let Some(i) = &e.pullable_image {
+            Step::Fault(Fault::PullableImage(i.clone()))
+        } else if let Some(c) = &e.crash_container {
+            Step::Fault(Fault::CrashContainer {
+                pod: c.pod.clone(),
+                namespace: c.namespace.clone(),
+                container: c.container.clone(),
+                exit_code: c.exit_code,
+            })
         } else if let Some(t) = e.taint.as_ref().or(e.untaint.as_ref()) {
             Step::Taint {
                 node: t.node.clone(),

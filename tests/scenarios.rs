@@ -148,3 +148,23 @@ fn statefulset_out_of_service_passes_and_is_deterministic() {
 fn kcm_failover_passes_and_is_deterministic() {
     assert_passes_and_replays("kcm-failover.yaml");
 }
+
+#[test]
+fn crashloop_passes_and_is_deterministic() {
+    assert_passes_and_replays("crashloop.yaml");
+}
+
+#[test]
+fn oom_kill_passes_and_is_deterministic() {
+    assert_passes_and_replays("oom-kill.yaml");
+}
+
+#[test]
+fn bad_image_passes_and_is_deterministic() {
+    assert_passes_and_replays("bad-image.yaml");
+}
+
+#[test]
+fn liveness_restart_passes_and_is_deterministic() {
+    assert_passes_and_replays("liveness-restart.yaml");
+}

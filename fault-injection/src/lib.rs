@@ -7,6 +7,8 @@
 pub mod etcd_fuzz;
 pub mod linearizability;
 
+use kubesim_model::host::{CrashRequest, MemoryHog};
+use kubesim_model::kubelet::behavior::Profile;
 use kubesim_sim::World;
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +42,23 @@ pub enum Fault {
     StopContainerRuntime(String),
     /// The container runtime answers again.
     StartContainerRuntime(String),
+    /// A process outside the pods on a worker uses `bytes` of memory, growing by
+    /// `per_second` (both zero: it exits).
+    MemoryHog { host: String, bytes: i64, per_second: i64 },
+    /// Something other than pods and images takes `bytes` of a worker's node
+    /// filesystem (zero frees it).
+    FillDisk { host: String, bytes: i64 },
+    /// ... or `inodes` of its inodes.
+    FillInodes { host: String, inodes: i64 },
+    /// Processes outside the pods hold `pids` process IDs on a worker.
+    ExhaustPids { host: String, pids: i64 },
+    /// The registry stops serving an image (`*` globs match): pulls fail with NotFound.
+    UnpullableImage(String),
+    /// The registry serves it again.
+    PullableImage(String),
+    /// Running containers of the matching pods exit with `exit_code`, as if they had
+    /// crashed (pod names may use `*`; no container name means all of them).
+    CrashContainer { pod: String, namespace: Option<String>, container: Option<String>, exit_code: i32 },
 }
 
 impl Fault {
@@ -81,6 +100,45 @@ impl Fault {
             Fault::StartContainerRuntime(h) => {
                 world.set_host_state(h, |s| s.container_runtime_down_since = None)
             }
+            Fault::MemoryHog { host, bytes, per_second } => {
+                let since = kubesim_sim::now();
+                let (bytes, per_second) = (*bytes, *per_second);
+                world.set_host_state(host, |s| {
+                    s.memory_hog = (bytes > 0 || per_second > 0).then_some(MemoryHog {
+                        since,
+                        profile: Profile::Linear { start: bytes, per_second },
+                    });
+                })
+            }
+            Fault::FillDisk { host, bytes } => world.set_host_state(host, |s| s.disk_filled_bytes = *bytes),
+            Fault::FillInodes { host, inodes } => world.set_host_state(host, |s| s.inodes_filled = *inodes),
+            Fault::ExhaustPids { host, pids } => world.set_host_state(host, |s| s.pids_used = *pids),
+            Fault::UnpullableImage(image) | Fault::PullableImage(image) => {
+                let add = matches!(self, Fault::UnpullableImage(_));
+                for h in world.worker_names() {
+                    world.set_host_state(&h, |s| {
+                        if add {
+                            s.unpullable_images.insert(image.clone());
+                        } else {
+                            s.unpullable_images.remove(image);
+                        }
+                    })?;
+                }
+                Ok(())
+            }
+            Fault::CrashContainer { pod, namespace, container, exit_code } => {
+                let request = CrashRequest {
+                    at: kubesim_sim::now(),
+                    pod: pod.clone(),
+                    namespace: namespace.clone(),
+                    container: container.clone(),
+                    exit_code: *exit_code,
+                };
+                for h in world.worker_names() {
+                    world.set_host_state(&h, |s| s.crashes.push(request.clone()))?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -91,12 +149,21 @@ impl Fault {
             | Fault::RestartHost(h)
             | Fault::StopContainerRuntime(h)
             | Fault::StartContainerRuntime(h) => vec![h.as_str()],
+            Fault::MemoryHog { host, .. }
+            | Fault::FillDisk { host, .. }
+            | Fault::FillInodes { host, .. }
+            | Fault::ExhaustPids { host, .. } => vec![host.as_str()],
             Fault::KillProcess { host, .. } | Fault::RestartProcess { host, .. } => vec![host.as_str()],
             Fault::IsolateMember(h) | Fault::LoseEtcdDisk(h) | Fault::SlowEtcdDisk { host: h, .. } => {
                 vec![h.as_str()]
             }
             Fault::Partition(groups) => groups.iter().flatten().map(String::as_str).collect(),
-            Fault::Heal | Fault::KillLeader(_) | Fault::IsolateEtcdLeader => Vec::new(),
+            Fault::Heal
+            | Fault::KillLeader(_)
+            | Fault::IsolateEtcdLeader
+            | Fault::UnpullableImage(_)
+            | Fault::PullableImage(_)
+            | Fault::CrashContainer { .. } => Vec::new(),
         }
     }
 }

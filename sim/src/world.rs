@@ -312,6 +312,15 @@ impl World {
         self.hosts.keys().cloned().collect()
     }
 
+    /// The hosts that run a kubelet (the worker nodes).
+    pub fn worker_names(&self) -> Vec<String> {
+        self.hosts
+            .iter()
+            .filter(|(_, h)| h.processes.contains_key("kubelet"))
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
     /// Message counts of the simulated network so far.
     pub fn net_stats(&self) -> crate::net::NetStats {
         self.net.stats()

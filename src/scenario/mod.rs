@@ -6,6 +6,7 @@
 //! line and an error inside the manifest at the manifest's own line. The few checks that
 //! need the whole file (host names, times past the duration) find their line by search.
 
+mod behaviors;
 mod duration;
 
 use std::cell::RefCell;
@@ -17,6 +18,7 @@ use kubesim_model::api::{parse_manifests, Document, Kind, Object, Quantity, Tain
 use kubesim_model::time::SimTime;
 use serde::{Deserialize, Deserializer};
 
+pub use behaviors::*;
 pub use duration::{parse_duration, Dur};
 
 /// A user error in a scenario (or a manifest it names).
@@ -66,6 +68,9 @@ pub struct Scenario {
     pub node_pools: Vec<NodePool>,
     #[serde(default)]
     pub workloads: Vec<ManifestSource>,
+    /// What containers do once started, first match wins.
+    #[serde(default)]
+    pub behaviors: Vec<BehaviorSpec>,
     #[serde(default)]
     pub timeline: Vec<TimelineEntry>,
     #[serde(default)]
@@ -169,6 +174,32 @@ pub struct KubeletKnobs {
     pub kube_api_qps: Option<f64>,
     #[serde(rename = "kubeAPIBurst")]
     pub kube_api_burst: Option<u32>,
+    /// KubeletConfiguration kubeReserved / systemReserved (default none).
+    #[serde(default)]
+    pub kube_reserved: BTreeMap<String, Quantity>,
+    #[serde(default)]
+    pub system_reserved: BTreeMap<String, Quantity>,
+    /// evictionHard: replaces the defaults (memory.available 100Mi, nodefs.available
+    /// 10%, nodefs.inodesFree 5%, imagefs.available 15%) when given.
+    pub eviction_hard: Option<Thresholds>,
+    pub eviction_soft: Option<Thresholds>,
+    pub eviction_soft_grace_period: Option<GracePeriods>,
+    /// evictionPressureTransitionPeriod (default 5m).
+    pub eviction_pressure_transition_period: Option<Dur>,
+    /// evictionMaxPodGracePeriod (default 0).
+    pub eviction_max_pod_grace_period: Option<i64>,
+}
+
+impl KubeletKnobs {
+    pub fn eviction(&self) -> Result<kubesim_model::kubelet::eviction::EvictionConfig, String> {
+        eviction_config(
+            self.eviction_hard.as_ref(),
+            self.eviction_soft.as_ref(),
+            self.eviction_soft_grace_period.as_ref(),
+            self.eviction_pressure_transition_period.as_ref(),
+            self.eviction_max_pod_grace_period,
+        )
+    }
 }
 
 /// Manifests from a file (`path:`) or inline (`manifest:`).
@@ -329,6 +360,13 @@ pub struct TimelineEntry {
     pub isolate_etcd_leader: Option<NoArgs>,
     pub lose_etcd_disk: Option<String>,
     pub slow_etcd_disk: Option<SlowDisk>,
+    pub memory_hog: Option<MemoryHogAction>,
+    pub fill_disk: Option<FillDiskAction>,
+    pub fill_inodes: Option<FillInodesAction>,
+    pub exhaust_pids: Option<ExhaustPidsAction>,
+    pub unpullable_image: Option<String>,
+    pub pullable_image: Option<String>,
+    pub crash_container: Option<CrashContainerAction>,
     /// For API actions: send them through this control-plane host's API server
     /// (`isolated`: the host the last isolation cut off) instead of the load balancer.
     pub via: Option<String>,
@@ -354,7 +392,7 @@ pub const TIMELINE_ACTIONS: &str =
     "apply, delete, scale, cordon, uncordon, taint, untaint, addNodes, removeNode, \
 killHost, restartHost, killProcess, restartProcess, killLeader, stopKubelet, startKubelet, \
 stopContainerRuntime, startContainerRuntime, isolateMember, isolateEtcdLeader, loseEtcdDisk, \
-slowEtcdDisk, partition, heal";
+slowEtcdDisk, partition, heal, memoryHog, fillDisk, fillInodes, exhaustPids, unpullableImage, pullableImage, crashContainer";
 
 /// Components with a leader Lease that `killLeader` can name.
 pub const LEADER_COMPONENTS: [&str; 3] = ["etcd", "kube-controller-manager", "kube-scheduler"];
@@ -364,6 +402,16 @@ pub const CONTROL_PLANE_PROCESSES: [&str; 4] =
 pub const WORKER_PROCESSES: [&str; 1] = ["kubelet"];
 
 impl TimelineEntry {
+    /// The worker a resource fault names.
+    fn resource_fault_node(&self) -> Option<&String> {
+        self.memory_hog
+            .as_ref()
+            .map(|a| &a.node)
+            .or(self.fill_disk.as_ref().map(|a| &a.node))
+            .or(self.fill_inodes.as_ref().map(|a| &a.node))
+            .or(self.exhaust_pids.as_ref().map(|a| &a.node))
+    }
+
     fn action_count(&self) -> usize {
         [
             self.apply.is_some(),
@@ -390,6 +438,13 @@ impl TimelineEntry {
             self.isolate_etcd_leader.is_some(),
             self.lose_etcd_disk.is_some(),
             self.slow_etcd_disk.is_some(),
+            self.memory_hog.is_some(),
+            self.fill_disk.is_some(),
+            self.fill_inodes.is_some(),
+            self.exhaust_pids.is_some(),
+            self.unpullable_image.is_some(),
+            self.pullable_image.is_some(),
+            self.crash_container.is_some(),
         ]
         .iter()
         .filter(|x| **x)
@@ -658,6 +713,37 @@ fn validate(s: &Scenario, text: &str, path: &Path) -> Result<(), ScenarioError> 
             "use 1, 3 or 5",
         ));
     }
+    for pool in &s.node_pools {
+        if let Err(m) = pool.kubelet.eviction() {
+            let pool_line = find_line(text, &format!("name: {}", pool.name), 1);
+            return Err(err(
+                find_line(text, "evictionSoft:", pool_line),
+                format!("node pool {}: {m}", pool.name),
+                "each evictionSoft signal needs an evictionSoftGracePeriod entry",
+            ));
+        }
+    }
+    let behaviors_line = find_line(text, "behaviors:", 1);
+    let mut names = std::collections::BTreeSet::new();
+    for b in &s.behaviors {
+        let line = find_line(text, &format!("name: {}", b.name), behaviors_line);
+        if !names.insert(b.name.as_str()) {
+            return Err(err(
+                line,
+                format!("behavior {:?} is defined twice", b.name),
+                "give each behavior its own name",
+            ));
+        }
+        for (what, u) in [("memory", &b.memory), ("disk", &b.disk)] {
+            if let Some(Err(m)) = u.as_ref().map(UsageSpec::check) {
+                return Err(err(
+                    find_line(text, &format!("{what}:"), line),
+                    format!("behavior {}: {what}: {m}", b.name),
+                    "e.g. {constant: 200Mi}, {start: 100Mi, perSecond: 1Mi} or {steps: [{after: 30s, value: 1Gi}]}",
+                ));
+            }
+        }
+    }
     let mut counters: BTreeMap<&str, u32> = s.node_pools.iter().map(|p| (p.name.as_str(), p.count)).collect();
     for e in &s.timeline {
         let at_line = find_line(text, &format!("at: {}", e.at.text), timeline_line);
@@ -712,6 +798,7 @@ fn validate(s: &Scenario, text: &str, path: &Path) -> Result<(), ScenarioError> 
         .chain(e.partition.iter().flatten().flatten())
         .chain(e.kill_process.iter().chain(&e.restart_process).map(|p| &p.host))
         .chain(e.taint.iter().chain(&e.untaint).map(|t| &t.node))
+        .chain(e.resource_fault_node())
         .collect();
         for h in named {
             if !hosts.contains(h) {
@@ -760,6 +847,7 @@ fn validate(s: &Scenario, text: &str, path: &Path) -> Result<(), ScenarioError> 
             [&e.stop_kubelet, &e.start_kubelet, &e.stop_container_runtime, &e.start_container_runtime]
                 .into_iter()
                 .flatten()
+                .chain(e.resource_fault_node())
         {
             if hosts.iter().take(hp as usize).any(|h| h == for_worker) {
                 return Err(err(

@@ -50,6 +50,15 @@ pub const MAX_WAIT_FOR_CONTAINER_RUNTIME: Duration = Duration::from_secs(30);
 /// without a successful relist.
 pub const PLEG_RELIST_PERIOD: Duration = Duration::from_secs(1);
 pub const PLEG_RELIST_THRESHOLD: Duration = Duration::from_secs(180);
+/// eviction_manager.go podCleanupPollFreq: after an eviction the manager polls every
+/// second until the pod's resources are reclaimed (here at once).
+pub const POD_CLEANUP_POLL: Duration = Duration::from_secs(1);
+/// The kernel's pid_max on 64-bit hosts as systemd sets it (4194304); the
+/// pid.available signal's capacity.
+pub const PID_MAX: i64 = 4_194_304;
+/// Bytes per inode of an ext4 file system made with the default inode ratio (16 KiB):
+/// the node filesystem's inode count is its size over this.
+pub const BYTES_PER_INODE: i64 = 16_384;
 /// The kubelet's reported version.
 pub const KUBELET_VERSION: &str = "v1.33.0";
 /// Namespace of node Leases.
@@ -169,10 +178,13 @@ pub struct Kubelet {
     /// When a pod's next full sync is due (a pull or start finishing, a probe, an exit
     /// seen by the PLEG, a back-off resync).
     timers: BTreeSet<(SimTime, (String, String))>,
-    /// Images on the node (the runtime's image store).
+    /// Images on the node (the runtime's image store), and their sizes.
     images: BTreeSet<String>,
+    image_sizes: BTreeMap<String, i64>,
     /// Crash requests of the host already acted on.
     crashes_seen: usize,
+    eviction: eviction::EvictionManager,
+    next_eviction_check: SimTime,
 }
 
 /// Pod condition types the kubelet owns (pkg/kubelet/types PodConditionsByKubelet); the
@@ -262,6 +274,8 @@ struct PodWork {
     containers: Vec<pods::ContainerRun>,
     /// Its entry in `timers`.
     next_sync: Option<SimTime>,
+    /// spec.priority, for the eviction ranking.
+    priority: i32,
 }
 
 impl PodWork {
@@ -272,6 +286,7 @@ impl PodWork {
             requests: None,
             containers: Vec::new(),
             next_sync: None,
+            priority: p.spec.priority.unwrap_or(0),
         }
     }
 }
@@ -279,6 +294,7 @@ impl PodWork {
 impl Kubelet {
     pub fn new(config: KubeletConfig, now: SimTime) -> Self {
         let recorder = EventRecorder::new("kubelet", config.node_name.clone());
+        let eviction = eviction::EvictionManager::new(config.eviction.clone());
         Kubelet {
             config,
             cache: Cache::default(),
@@ -299,7 +315,10 @@ impl Kubelet {
             status: StatusManager::default(),
             timers: BTreeSet::new(),
             images: BTreeSet::new(),
+            image_sizes: BTreeMap::new(),
             crashes_seen: 0,
+            eviction,
+            next_eviction_check: now,
         }
     }
 
@@ -360,28 +379,42 @@ impl Kubelet {
             // utilerrors.NewAggregate: "[a, b]".
             (ConditionStatus::False, "KubeletNotReady", format!("[{}]", errs.join(", ")))
         };
-        let specs: [(&str, ConditionStatus, &str, String, &'static str); 4] = [
+        // pkg/kubelet/nodestatus/setters.go MemoryPressureCondition, DiskPressureCondition,
+        // PIDPressureCondition: True while the eviction manager reports the pressure.
+        let pressure =
+            |c: &str, yes: (&'static str, &str, &'static str), no: (&'static str, &str, &'static str)| {
+                let on = self.eviction.has(c);
+                let (reason, message, event) = if on { yes } else { no };
+                let status = if on { ConditionStatus::True } else { ConditionStatus::False };
+                (status, reason, message.to_string(), event)
+            };
+        let mem = pressure(
+            node_condition::MEMORY_PRESSURE,
             (
-                node_condition::MEMORY_PRESSURE,
-                ConditionStatus::False,
+                "KubeletHasInsufficientMemory",
+                "kubelet has insufficient memory available",
+                "NodeHasInsufficientMemory",
+            ),
+            (
                 "KubeletHasSufficientMemory",
-                "kubelet has sufficient memory available".into(),
+                "kubelet has sufficient memory available",
                 "NodeHasSufficientMemory",
             ),
-            (
-                node_condition::DISK_PRESSURE,
-                ConditionStatus::False,
-                "KubeletHasNoDiskPressure",
-                "kubelet has no disk pressure".into(),
-                "NodeHasNoDiskPressure",
-            ),
-            (
-                node_condition::PID_PRESSURE,
-                ConditionStatus::False,
-                "KubeletHasSufficientPID",
-                "kubelet has sufficient PID available".into(),
-                "NodeHasSufficientPID",
-            ),
+        );
+        let disk = pressure(
+            node_condition::DISK_PRESSURE,
+            ("KubeletHasDiskPressure", "kubelet has disk pressure", "NodeHasDiskPressure"),
+            ("KubeletHasNoDiskPressure", "kubelet has no disk pressure", "NodeHasNoDiskPressure"),
+        );
+        let pid = pressure(
+            node_condition::PID_PRESSURE,
+            ("KubeletHasInsufficientPID", "kubelet has insufficient PID available", "NodeHasInsufficientPID"),
+            ("KubeletHasSufficientPID", "kubelet has sufficient PID available", "NodeHasSufficientPID"),
+        );
+        let specs: [(&str, ConditionStatus, &str, String, &'static str); 4] = [
+            (node_condition::MEMORY_PRESSURE, mem.0, mem.1, mem.2, mem.3),
+            (node_condition::DISK_PRESSURE, disk.0, disk.1, disk.2, disk.3),
+            (node_condition::PID_PRESSURE, pid.0, pid.1, pid.2, pid.3),
             (
                 node_condition::READY,
                 ready,
@@ -682,6 +715,8 @@ impl Kubelet {
         let base = self.status.desired.get(k).map(|(_, s)| s.clone()).unwrap_or_default();
         let status = pods::pod_status(&w.containers, p, &base, true, now);
         for img in r.pulled {
+            let size = w.containers.iter().find(|c| c.image == img).map_or(0, |c| c.image_size_bytes());
+            self.image_sizes.insert(img.clone(), size);
             self.images.insert(img);
         }
         for e in r.events {
@@ -782,6 +817,17 @@ impl Kubelet {
             self.reject(o, p, &reason, &message, now, out);
             return;
         }
+        // eviction_manager.go Admit: under pressure, refuse what the pressure forbids.
+        let best_effort = p.status.qos_class == "BestEffort";
+        let tolerates = p.spec.tolerations.iter().any(|t| {
+            t.key == crate::controllers::node_lifecycle::TAINT_NODE_MEMORY_PRESSURE
+                && t.effect.is_none_or(|e| e == crate::api::TaintEffect::NoSchedule)
+        });
+        let critical = p.spec.priority.unwrap_or(0) >= eviction::SYSTEM_CRITICAL_PRIORITY;
+        if let Err(message) = self.eviction.admit(best_effort, tolerates, critical) {
+            self.reject(o, p, eviction::REASON_EVICTED, &message, now, out);
+            return;
+        }
         self.used.add(&req);
         self.used.pods += 1;
         let key = (p.metadata.namespace.clone(), p.metadata.name.clone());
@@ -840,6 +886,138 @@ impl Kubelet {
         };
         self.send(out, Sent::Other, req);
         self.recorder.forget(&o.key());
+    }
+
+    /// The eviction manager's signals as cAdvisor and the runtime would report them
+    /// (eviction/helpers.go makeSignalObservations). Disk signals exist only for a node
+    /// with an ephemeral-storage capacity; the image filesystem is the node filesystem.
+    fn observations(&self, now: SimTime) -> eviction::Observations {
+        use eviction::{Observation, Signal};
+        let mut obs = eviction::Observations::new();
+        let active = self.pods.values().filter(|w| w.stage == Stage::Active);
+        let (mut memory, mut disk, mut pids) = (0i64, 0i64, 0i64);
+        for w in active {
+            for c in &w.containers {
+                memory += c.memory_bytes(now);
+                disk += c.disk_bytes(now);
+                pids += c.processes();
+            }
+        }
+        if let Some(cap) = self.config.capacity.get(resource::MEMORY).map(Quantity::value) {
+            let hog = self.host.memory_hog.as_ref().map_or(0, |h| h.bytes(now));
+            obs.insert(Signal::MemoryAvailable, Observation { available: cap - hog - memory, capacity: cap });
+        }
+        if let Some(cap) = self.config.capacity.get(resource::EPHEMERAL_STORAGE).map(Quantity::value) {
+            let images: i64 = self.images.iter().filter_map(|i| self.image_sizes.get(i)).sum();
+            let used = self.host.disk_filled_bytes + images + disk;
+            let fs = Observation { available: cap - used, capacity: cap };
+            obs.insert(Signal::NodeFsAvailable, fs);
+            obs.insert(Signal::ImageFsAvailable, fs);
+            let inodes = cap / BYTES_PER_INODE;
+            let used_inodes = self.host.inodes_filled + used / BYTES_PER_INODE;
+            obs.insert(
+                Signal::NodeFsInodesFree,
+                Observation { available: inodes - used_inodes, capacity: inodes },
+            );
+        }
+        let used_pids = self.host.pids_used + pids;
+        obs.insert(Signal::PidAvailable, Observation { available: PID_MAX - used_pids, capacity: PID_MAX });
+        obs
+    }
+
+    /// One `synchronize` of the eviction manager. Returns true when it evicted a pod.
+    fn eviction_pass(&mut self, now: SimTime, out: &mut Output) -> bool {
+        let mut obs = self.observations(now);
+        let Some(decision) = self.eviction.observe(now, &obs) else { return false };
+        let Some(node) = self.cache.get(&self.node_key()).cloned() else { return false };
+        // eviction_manager.go: "Attempting to reclaim %s" on the node.
+        let msg = format!("Attempting to reclaim {}", decision.resource);
+        let ev = self.recorder.record(&node, EVENT_WARNING, "EvictionThresholdMet", &msg, now);
+        self.send(out, Sent::Other, ev);
+        if decision.threshold.signal.is_disk() {
+            // reclaimNodeLevelResources: delete unused images, then look again.
+            let used: BTreeSet<String> = self
+                .pods
+                .values()
+                .filter(|w| w.stage == Stage::Active)
+                .flat_map(|w| w.containers.iter().map(|c| c.image.clone()))
+                .collect();
+            self.images.retain(|i| used.contains(i));
+            self.image_sizes.retain(|i, _| used.contains(i));
+            obs = self.observations(now);
+            if !self.eviction.still_met(&decision.threshold, &obs) {
+                return false;
+            }
+        }
+        let mut usage: Vec<eviction::PodUsage<(String, String)>> = self
+            .pods
+            .iter()
+            .filter(|(_, w)| w.stage == Stage::Active && w.priority < eviction::SYSTEM_CRITICAL_PRIORITY)
+            .map(|(k, w)| {
+                let mut u = eviction::PodUsage { key: k.clone(), priority: w.priority, ..Default::default() };
+                for c in &w.containers {
+                    let (m, d) = (c.memory_bytes(now), c.disk_bytes(now));
+                    u.memory += m;
+                    u.memory_request += c.memory_request();
+                    u.disk += d;
+                    u.inodes += d / BYTES_PER_INODE;
+                    u.pids += c.processes();
+                    u.containers.push((c.name.clone(), m, c.memory_request(), d, 0));
+                }
+                u
+            })
+            .collect();
+        eviction::rank(decision.resource, &mut usage);
+        let Some(victim) = usage.first() else { return false };
+        let message = self.eviction.message(decision.resource, victim, &obs);
+        let key = victim.key.clone();
+        let Some(o) = self.cache.get(&ObjectKey::new(Kind::Pod, key.0.clone(), key.1.clone())).cloned()
+        else {
+            return false;
+        };
+        let p = o.as_pod().expect("pod");
+        self.evict(&key, &o, p, &message, now, out);
+        true
+    }
+
+    /// `evictPod`: the Evicted event, the containers killed, and the pod Failed with
+    /// reason Evicted and a DisruptionTarget condition.
+    fn evict(
+        &mut self,
+        key: &(String, String),
+        o: &Arc<Object>,
+        p: &Pod,
+        message: &str,
+        now: SimTime,
+        out: &mut Output,
+    ) {
+        let ev = self.recorder.record(o, EVENT_WARNING, eviction::REASON_EVICTED, message, now);
+        self.send(out, Sent::Other, ev);
+        let Some(w) = self.pods.get_mut(key) else { return };
+        let killed = pods::kill_all(&mut w.containers, now);
+        w.stage = Stage::Finished;
+        for e in killed {
+            let ev = self.recorder.record(o, EVENT_NORMAL, e.reason, &e.message, now);
+            self.send(out, Sent::Other, ev);
+        }
+        let base = self.status.desired.get(key).map(|(_, s)| s.clone()).unwrap_or_default();
+        let mut base = base;
+        base.phase = Some(PodPhase::Failed);
+        base.reason = eviction::REASON_EVICTED.into();
+        base.message = message.to_string();
+        let mut status = pods::pod_status(&self.pods[key].containers, p, &base, false, now);
+        // Pod disruption conditions (v1.31 GA): DisruptionTarget, TerminationByKubelet.
+        status.conditions.retain(|c| c.type_ != condition::DISRUPTION_TARGET);
+        status.conditions.push(crate::api::PodCondition {
+            type_: condition::DISRUPTION_TARGET.into(),
+            status: ConditionStatus::True,
+            last_transition_time: Some(now),
+            reason: "TerminationByKubelet".into(),
+            message: message.to_string(),
+            ..Default::default()
+        });
+        self.release(key);
+        self.post_status(p, status, out);
     }
 
     /// Crash requests from the host (a scenario fault) made since this kubelet started:
@@ -962,6 +1140,14 @@ impl Component for Kubelet {
         }
         self.apply_crashes();
         self.sync_pods(now, rng, &mut out);
+        if now >= self.next_eviction_check {
+            // eviction_manager.go start: after an eviction, wait (polling every 1 s) for
+            // the pod's cleanup, else sleep the monitoring interval.
+            let evicted = self.eviction_pass(now, &mut out);
+            let wait = if evicted { POD_CLEANUP_POLL } else { eviction::MONITORING_INTERVAL };
+            self.next_eviction_check = now + wait;
+        }
+        out.wake_no_later_than(self.next_eviction_check);
         if let Some((t, _)) = self.timers.first() {
             out.wake_no_later_than(*t);
         }

@@ -135,6 +135,10 @@ pub struct ContainerRun {
     memory_limit: Option<i64>,
     memory_request: i64,
     instance: u32,
+    /// The finish time of the newest exited instance doBackOff looks at.
+    backoff_ref: Option<SimTime>,
+    /// Killed by a failed liveness or startup probe, to be restarted in this sync.
+    probe_killed: bool,
 }
 
 /// What happened in one sync of a pod.
@@ -257,6 +261,8 @@ impl ContainerRun {
             memory_limit,
             memory_request,
             instance: 0,
+            backoff_ref: None,
+            probe_killed: false,
         }
     }
 
@@ -296,6 +302,11 @@ impl ContainerRun {
     fn sigterm_exit_code(&self) -> i32 {
         // 128 + SIGTERM(15): a process without a handler dies of the signal.
         self.behavior.sigterm_exit_code.unwrap_or(143)
+    }
+
+    /// The size of its image on disk (from its behaviour; 0 when unknown).
+    pub fn image_size_bytes(&self) -> i64 {
+        self.behavior.image_size_bytes.unwrap_or(0)
     }
 
     pub fn memory_request(&self) -> i64 {
@@ -492,6 +503,9 @@ fn ensure_image(c: &mut ContainerRun, images: Images, now: SimTime, r: &mut Sync
 
 /// Creates and starts a container whose image is present.
 fn create(c: &mut ContainerRun, now: SimTime, r: &mut SyncResult) {
+    if c.last.is_some() {
+        c.restart_count += 1;
+    }
     // kuberuntime_container.go startContainer (v1.33 messages).
     r.events.push(PodEvent::normal("Created", format!("Created container: {}", c.name)));
     let running_at = now + c.behavior.start_duration;
@@ -502,7 +516,7 @@ fn create(c: &mut ContainerRun, now: SimTime, r: &mut SyncResult) {
 /// `doBackOff`: whether a restart must wait, recording the BackOff event and the
 /// CrashLoopBackOff reason if so; otherwise advances the back-off entry.
 fn crash_backoff(c: &mut ContainerRun, p: &Pod, now: SimTime, r: &mut SyncResult) -> bool {
-    let Some(finished) = c.last.as_ref().map(|t| t.finished_at) else { return false };
+    let Some(finished) = c.backoff_ref else { return false };
     if let Some((last_update, backoff)) = c.crash_backoff {
         let expired = finished.saturating_sub(last_update) > BACKOFF_RESET;
         if !expired && now.saturating_sub(finished) < backoff {
@@ -533,7 +547,9 @@ fn crash_backoff(c: &mut ContainerRun, p: &Pod, now: SimTime, r: &mut SyncResult
 }
 
 /// Advances one container to `now`: pulls finishing, starts completing, exits, probes.
-fn advance(c: &mut ContainerRun, p: &Pod, now: SimTime, r: &mut SyncResult) {
+/// Returns true when a pull failed in this call: the sync that pulled ends with
+/// ErrImagePull (the pull ran inside SyncPod upstream) and does not try again.
+fn advance(c: &mut ContainerRun, p: &Pod, now: SimTime, r: &mut SyncResult) -> bool {
     let pod_uid = p.metadata.uid.clone();
     loop {
         match c.state.clone() {
@@ -564,7 +580,7 @@ fn advance(c: &mut ContainerRun, p: &Pod, now: SimTime, r: &mut SyncResult) {
                     c.pull_backoff = Some((done_at, backoff, err.clone()));
                     c.state = State::Waiting { reason: "ErrImagePull".into(), message: err };
                     r.backoff_resync = true;
-                    return;
+                    return true;
                 }
             },
             State::Starting { running_at } if running_at <= now => {
@@ -593,17 +609,17 @@ fn advance(c: &mut ContainerRun, p: &Pod, now: SimTime, r: &mut SyncResult) {
                             (code, if code == 0 { "Completed" } else { "Error" })
                         };
                         c.terminate(e, code, reason);
-                        return;
+                        return false;
                     }
                     (_, Some(t)) => {
                         if run_probes(c, t, r) {
-                            return;
+                            return false;
                         }
                     }
-                    _ => return,
+                    _ => return false,
                 }
             }
-            _ => return,
+            _ => return false,
         }
     }
 }
@@ -651,6 +667,7 @@ fn run_probes(c: &mut ContainerRun, t: SimTime, r: &mut SyncResult) -> bool {
             format!("Container {} failed {what} probe, will be restarted", c.name),
         ));
         c.kill(t);
+        c.probe_killed = true;
         return true;
     }
     false
@@ -662,14 +679,23 @@ pub fn sync_containers(containers: &mut [ContainerRun], p: &Pod, images: Images,
     let mut r = SyncResult::default();
     let policy = p.spec.restart_policy.unwrap_or_default();
     for c in containers.iter_mut() {
-        advance(c, p, now, &mut r);
+        let pull_failed = advance(c, p, now, &mut r);
         let needs_start = match &c.state {
-            State::Waiting { .. } => true,
+            State::Waiting { .. } => !pull_failed,
             State::Terminated(t) => {
                 let t = t.clone();
                 if should_restart(policy, t.exit_code) {
+                    // The exited instance becomes lastState; restartCount counts the new
+                    // instance when it is created (the kuberuntime restartCount label).
+                    // doBackOff looks at the newest exited instance the runtime reports.
+                    // A container killed for a failed probe is restarted in the same
+                    // SyncPod, whose runtime status still shows it running: the newest
+                    // exited instance is then the one before (none: no back-off).
+                    if !std::mem::take(&mut c.probe_killed) {
+                        c.backoff_ref = Some(t.finished_at);
+                    }
                     c.last = Some(t);
-                    c.restart_count += 1;
+                    c.state = State::Waiting { reason: String::new(), message: String::new() };
                     true
                 } else {
                     false
