@@ -168,3 +168,18 @@ fn bad_image_passes_and_is_deterministic() {
 fn liveness_restart_passes_and_is_deterministic() {
     assert_passes_and_replays("liveness-restart.yaml");
 }
+
+#[test]
+fn memory_pressure_passes_and_is_deterministic() {
+    assert_passes_and_replays("memory-pressure.yaml");
+}
+
+#[test]
+fn disk_pressure_passes_and_is_deterministic() {
+    assert_passes_and_replays("disk-pressure.yaml");
+}
+
+#[test]
+fn cluster_full_passes_and_is_deterministic() {
+    assert_passes_and_replays("cluster-full.yaml");
+}

@@ -898,13 +898,13 @@ impl Kubelet {
         let (mut memory, mut disk, mut pids) = (0i64, 0i64, 0i64);
         for w in active {
             for c in &w.containers {
-                memory += c.memory_bytes(now);
+                memory += pages(c.memory_bytes(now));
                 disk += c.disk_bytes(now);
                 pids += c.processes();
             }
         }
         if let Some(cap) = self.config.capacity.get(resource::MEMORY).map(Quantity::value) {
-            let hog = self.host.memory_hog.as_ref().map_or(0, |h| h.bytes(now));
+            let hog = pages(self.host.memory_hog.as_ref().map_or(0, |h| h.bytes(now)));
             obs.insert(Signal::MemoryAvailable, Observation { available: cap - hog - memory, capacity: cap });
         }
         if let Some(cap) = self.config.capacity.get(resource::EPHEMERAL_STORAGE).map(Quantity::value) {
@@ -956,7 +956,7 @@ impl Kubelet {
             .map(|(k, w)| {
                 let mut u = eviction::PodUsage { key: k.clone(), priority: w.priority, ..Default::default() };
                 for c in &w.containers {
-                    let (m, d) = (c.memory_bytes(now), c.disk_bytes(now));
+                    let (m, d) = (pages(c.memory_bytes(now)), c.disk_bytes(now));
                     u.memory += m;
                     u.memory_request += c.memory_request();
                     u.disk += d;
@@ -1060,6 +1060,11 @@ impl Kubelet {
             }
         }
     }
+}
+
+/// Memory is used in whole 4 KiB pages: cgroup and cAdvisor figures are page multiples.
+fn pages(bytes: i64) -> i64 {
+    (bytes.max(0) + 4095) / 4096 * 4096
 }
 
 /// `wait.JitterUntil(period, 0.04)`: each wait is period * (1 + rand * 0.04).
