@@ -987,3 +987,465 @@ impl Controller for JobController {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::pod::{ContainerState, ContainerStateTerminated, ContainerStatus};
+    use rand::SeedableRng;
+
+    /// The controller with an informer cache, serving its requests as the API server
+    /// would, and the kubelet's part played by the test.
+    struct Harness {
+        c: JobController,
+        cache: Cache,
+        rng: ChaCha8Rng,
+        now: SimTime,
+        rv: u64,
+        created: usize,
+        /// Every request the controller sent, with its time.
+        sent: Vec<(SimTime, ApiRequest)>,
+        wake: Option<SimTime>,
+    }
+
+    fn job(
+        name: &str,
+        completions: Option<i32>,
+        parallelism: Option<i32>,
+        backoff_limit: Option<i32>,
+    ) -> Job {
+        let mut j = Job {
+            metadata: ObjectMeta {
+                name: name.into(),
+                namespace: "default".into(),
+                uid: format!("{name}-uid"),
+                generation: 1,
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        j.spec.completions = completions;
+        j.spec.parallelism = parallelism;
+        j.spec.backoff_limit = backoff_limit;
+        j.spec.template.metadata.labels.insert("app".into(), name.into());
+        Arc::make_mut(&mut j.spec.template.spec).restart_policy = Some(RestartPolicy::Never);
+        j
+    }
+
+    impl Harness {
+        fn new(j: Job) -> Self {
+            let mut h = Harness {
+                c: JobController::new(),
+                cache: Cache::default(),
+                rng: ChaCha8Rng::seed_from_u64(1),
+                now: SimTime::ZERO,
+                rv: 0,
+                created: 0,
+                sent: Vec::new(),
+                wake: None,
+            };
+            h.apply(WatchEventType::Added, Object::Job(j));
+            h
+        }
+
+        fn apply(&mut self, type_: WatchEventType, mut obj: Object) -> Arc<Object> {
+            self.rv += 1;
+            obj.meta_mut().resource_version = self.rv;
+            let ev = WatchEvent { type_, object: Arc::new(obj) };
+            self.cache.apply(&ev);
+            self.c.on_event(&ev, &self.cache);
+            ev.object
+        }
+
+        /// A change from outside the controller (the kubelet, a user), then a tick as
+        /// the controller manager ticks after each delivery.
+        fn external(&mut self, type_: WatchEventType, obj: Object) {
+            self.apply(type_, obj);
+            self.step(self.now);
+        }
+
+        fn job(&self) -> Job {
+            let key = ObjectKey::new(
+                Kind::Job,
+                "default",
+                self.cache.list(Kind::Job).next().unwrap().meta().name.clone(),
+            );
+            self.cache.get(&key).unwrap().as_job().unwrap().clone()
+        }
+
+        fn pods(&self) -> Vec<Pod> {
+            self.cache.list(Kind::Pod).filter_map(|o| o.as_pod().cloned()).collect()
+        }
+
+        fn pod(&self, name: &str) -> Pod {
+            self.cache.get(&ObjectKey::new(Kind::Pod, "default", name)).unwrap().as_pod().unwrap().clone()
+        }
+
+        /// What the API server does with a request.
+        fn serve(&mut self, r: ApiRequest) -> ApiResult {
+            match r {
+                ApiRequest::Create(Object::Pod(mut p)) => {
+                    self.created += 1;
+                    p.metadata.name = format!("{}{:05}", p.metadata.generate_name, self.created);
+                    p.metadata.uid = format!("pod-uid-{}", self.created);
+                    p.metadata.creation_timestamp = Some(self.now);
+                    p.status.phase = Some(PodPhase::Pending);
+                    Ok(self.apply(WatchEventType::Added, Object::Pod(p)))
+                }
+                ApiRequest::UpdateStatus(Object::Job(j)) => {
+                    let mut cur = self.job();
+                    cur.status = j.status;
+                    Ok(self.apply(WatchEventType::Modified, Object::Job(cur)))
+                }
+                ApiRequest::Delete { key, .. } => {
+                    let mut p = self.pod(&key.name);
+                    p.metadata.deletion_timestamp = Some(self.now + Duration::from_secs(30));
+                    p.metadata.deletion_grace_period_seconds = Some(30);
+                    Ok(self.apply(WatchEventType::Modified, Object::Pod(p)))
+                }
+                ApiRequest::Create(o) | ApiRequest::Update(o) => Ok(Arc::new(o)),
+                other => panic!("unexpected request {other:?}"),
+            }
+        }
+
+        /// Ticks at `now` until the controller has nothing more to send, as the
+        /// controller manager ticks after each batch of deliveries.
+        fn step(&mut self, now: SimTime) {
+            self.now = now;
+            for _ in 0..10 {
+                let mut out = Requests::default();
+                self.c.reconcile(&self.cache, now, &mut self.rng, &mut out);
+                self.wake = out.wake_at;
+                if out.items.is_empty() {
+                    return;
+                }
+                for (tag, r) in out.items {
+                    self.sent.push((now, r.clone()));
+                    let result = self.serve(r);
+                    self.c.on_response(tag, &result, &self.cache, now);
+                }
+            }
+            panic!("the controller does not settle at {now:?}");
+        }
+
+        /// Steps through every wake-up up to `t`, then at `t`.
+        fn advance_to(&mut self, t: SimTime) {
+            while let Some(w) = self.wake.filter(|w| *w <= t) {
+                self.step(w);
+            }
+            self.step(t);
+        }
+
+        /// The kubelet ends a pod: phase, a terminated container, Ready=False.
+        fn finish(&mut self, name: &str, phase: PodPhase) {
+            let mut p = self.pod(name);
+            p.status.phase = Some(phase);
+            p.status.container_statuses = vec![ContainerStatus {
+                name: "main".into(),
+                state: ContainerState {
+                    terminated: Some(ContainerStateTerminated {
+                        exit_code: if phase == PodPhase::Succeeded { 0 } else { 1 },
+                        finished_at: Some(self.now),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                ..Default::default()
+            }];
+            self.external(WatchEventType::Modified, Object::Pod(p));
+        }
+
+        fn creates(&self) -> Vec<SimTime> {
+            self.sent
+                .iter()
+                .filter(|(_, r)| matches!(r, ApiRequest::Create(Object::Pod(_))))
+                .map(|(t, _)| *t)
+                .collect()
+        }
+
+        /// Events recorded: (type, reason, message).
+        fn events(&self) -> Vec<(String, String, String)> {
+            self.sent
+                .iter()
+                .filter_map(|(_, r)| match r {
+                    ApiRequest::Create(Object::Event(e)) => {
+                        Some((e.type_.clone(), e.reason.clone(), e.message.clone()))
+                    }
+                    _ => None,
+                })
+                .collect()
+        }
+
+        fn active_pod_names(&self) -> Vec<String> {
+            self.pods().into_iter().filter(is_active).map(|p| p.metadata.name).collect()
+        }
+    }
+
+    fn secs(s: u64) -> SimTime {
+        SimTime::from_secs(s)
+    }
+
+    fn condition_types(j: &Job) -> Vec<&str> {
+        j.status.conditions.iter().map(|c| c.type_.as_str()).collect()
+    }
+
+    /// completions 3, parallelism 2: two pods, a third as the first succeeds, then
+    /// SuccessCriteriaMet and Complete once all three have.
+    #[test]
+    fn runs_completions_with_parallelism() {
+        let mut h = Harness::new(job("pi", Some(3), Some(2), None));
+        h.step(secs(0));
+        assert_eq!(h.creates().len(), 2);
+        let j = h.job();
+        assert_eq!((j.status.active, j.status.ready, j.status.start_time), (2, Some(0), Some(secs(0))));
+        let p = h.pod("pi-00001");
+        assert_eq!(p.metadata.generate_name, "pi-");
+        for (k, v) in [
+            (LABEL_CONTROLLER_UID, "pi-uid"),
+            (LABEL_LEGACY_CONTROLLER_UID, "pi-uid"),
+            (LABEL_JOB_NAME, "pi"),
+            (LABEL_LEGACY_JOB_NAME, "pi"),
+            ("app", "pi"),
+        ] {
+            assert_eq!(p.metadata.labels.get(k).map(String::as_str), Some(v), "label {k}");
+        }
+        let owner = p.metadata.controller_of().unwrap();
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str(), owner.block_owner_deletion),
+            ("Job", "pi", Some(true))
+        );
+        assert!(p.metadata.finalizers.is_empty());
+
+        h.advance_to(secs(5));
+        h.finish("pi-00001", PodPhase::Succeeded);
+        h.advance_to(secs(5));
+        assert_eq!(h.creates().len(), 2, "pod events sync after the batch period");
+        h.advance_to(secs(6));
+        assert_eq!(h.creates(), vec![secs(0), secs(0), secs(6)]);
+        let j = h.job();
+        assert_eq!((j.status.succeeded, j.status.active), (1, 2));
+
+        h.advance_to(secs(20));
+        h.finish("pi-00002", PodPhase::Succeeded);
+        h.finish("pi-00003", PodPhase::Succeeded);
+        h.advance_to(secs(30));
+        assert_eq!(h.creates().len(), 3);
+        let j = h.job();
+        assert_eq!((j.status.succeeded, j.status.failed, j.status.active), (3, 0, 0));
+        assert_eq!(condition_types(&j), vec![CONDITION_SUCCESS_CRITERIA_MET, CONDITION_COMPLETE]);
+        for c in &j.status.conditions {
+            assert_eq!(
+                (c.reason.as_str(), c.message.as_str()),
+                (REASON_COMPLETIONS_REACHED, MESSAGE_COMPLETIONS_REACHED)
+            );
+            assert_eq!(c.last_transition_time, Some(secs(21)));
+        }
+        assert_eq!(j.status.completion_time, Some(secs(21)));
+        let ev = h.events();
+        let created: Vec<_> =
+            ev.iter().filter(|e| e.1 == EVENT_SUCCESSFUL_CREATE).map(|e| e.2.as_str()).collect();
+        assert_eq!(created, vec!["Created pod: pi-00001", "Created pod: pi-00002", "Created pod: pi-00003"]);
+        assert_eq!(
+            ev.last().unwrap(),
+            &(EVENT_NORMAL.into(), EVENT_COMPLETED.into(), MESSAGE_COMPLETED.into())
+        );
+    }
+
+    /// Without completions or parallelism both default to 1; without completions but with
+    /// parallelism, the Job is a work queue, done when one pod succeeded and none runs.
+    #[test]
+    fn defaults_and_work_queue() {
+        let mut h = Harness::new(job("one", None, None, None));
+        h.step(secs(0));
+        assert_eq!(h.creates().len(), 1);
+
+        let mut h = Harness::new(job("queue", None, Some(3), None));
+        h.step(secs(0));
+        assert_eq!(h.creates().len(), 3);
+        h.finish("queue-00001", PodPhase::Succeeded);
+        h.advance_to(secs(10));
+        assert_eq!(h.creates().len(), 3, "no replacement once a pod succeeded");
+        assert!(!is_finished(&h.job()));
+        h.finish("queue-00002", PodPhase::Succeeded);
+        h.finish("queue-00003", PodPhase::Succeeded);
+        h.advance_to(secs(20));
+        assert_eq!(condition_types(&h.job()), vec![CONDITION_SUCCESS_CRITERIA_MET, CONDITION_COMPLETE]);
+    }
+
+    /// Pods that keep failing exhaust backoffLimit: FailureTarget then Failed with
+    /// BackoffLimitExceeded and upstream's message, and a Warning event.
+    #[test]
+    fn failing_pods_hit_backoff_limit() {
+        let mut h = Harness::new(job("fail", Some(1), Some(1), Some(2)));
+        let mut t = secs(0);
+        h.step(t);
+        while !is_finished(&h.job()) {
+            for name in h.active_pod_names() {
+                h.finish(&name, PodPhase::Failed);
+            }
+            t = h.wake.expect("a wake-up while the Job runs");
+            assert!(t < secs(600), "the Job does not fail");
+            h.advance_to(t);
+        }
+        let j = h.job();
+        assert_eq!(h.creates().len(), 3, "backoffLimit 2: the third failure fails the Job");
+        assert_eq!((j.status.failed, j.status.succeeded, j.status.active), (3, 0, 0));
+        assert_eq!(condition_types(&j), vec![CONDITION_FAILURE_TARGET, CONDITION_FAILED]);
+        for c in &j.status.conditions {
+            assert_eq!(c.reason, "BackoffLimitExceeded");
+            assert_eq!(c.message, "Job has reached the specified backoff limit");
+        }
+        assert_eq!(j.status.completion_time, None);
+        let ev = h.events();
+        assert_eq!(
+            ev.last().unwrap(),
+            &(
+                EVENT_WARNING.into(),
+                "BackoffLimitExceeded".into(),
+                "Job has reached the specified backoff limit".into()
+            )
+        );
+        // A finished Job creates nothing more.
+        let n = h.sent.len();
+        h.advance_to(t + Duration::from_secs(3600));
+        assert_eq!(h.sent.len(), n);
+    }
+
+    /// A Job failing with pods still running deletes them (SuccessfulDelete), counts them
+    /// failed, and is Failed only once they are gone.
+    #[test]
+    fn failing_job_deletes_active_pods() {
+        let mut h = Harness::new(job("par", Some(4), Some(2), Some(0)));
+        h.step(secs(0));
+        h.finish("par-00001", PodPhase::Failed);
+        h.advance_to(secs(1));
+        let j = h.job();
+        assert_eq!(condition_types(&j), vec![CONDITION_FAILURE_TARGET]);
+        assert_eq!((j.status.failed, j.status.active, j.status.terminating), (2, 0, Some(1)));
+        assert!(h.pod("par-00002").metadata.deletion_timestamp.is_some());
+        assert!(h.events().contains(&(
+            EVENT_NORMAL.into(),
+            EVENT_SUCCESSFUL_DELETE.into(),
+            "Deleted pod: par-00002".into()
+        )));
+        let p = h.pod("par-00002");
+        h.external(WatchEventType::Deleted, Object::Pod(p));
+        h.advance_to(secs(5));
+        let j = h.job();
+        assert_eq!(condition_types(&j), vec![CONDITION_FAILURE_TARGET, CONDITION_FAILED]);
+        assert_eq!((j.status.failed, j.status.terminating), (2, Some(0)));
+        assert_eq!(h.creates().len(), 2);
+    }
+
+    /// Each re-creation after a failure waits twice as long as the one before: 10 s,
+    /// 20 s, 40 s ... (DefaultJobPodFailureBackOff), until backoffLimit (6) is passed.
+    #[test]
+    fn backoff_between_recreations_doubles() {
+        let mut h = Harness::new(job("crash", Some(1), Some(1), None));
+        h.step(secs(0));
+        while !is_finished(&h.job()) {
+            for name in h.active_pod_names() {
+                h.finish(&name, PodPhase::Failed);
+            }
+            let t = h.wake.expect("a wake-up while the Job runs");
+            assert!(t < secs(3600), "the Job does not fail");
+            h.advance_to(t);
+        }
+        let creates = h.creates();
+        let gaps: Vec<u64> = creates.windows(2).map(|w| w[1].saturating_sub(w[0]).as_secs()).collect();
+        assert_eq!(gaps, vec![10, 20, 40, 80, 160, 320]);
+        assert_eq!(h.job().status.failed, 7);
+    }
+
+    #[test]
+    fn backoff_record_doubles_up_to_the_cap_and_resets_on_success() {
+        let at = |failures, last| BackoffRecord {
+            failures_after_last_success: failures,
+            last_failure_time: Some(last),
+        };
+        let delays: Vec<u64> = (1..=9).map(|n| at(n, secs(100)).remaining(secs(100)).as_secs()).collect();
+        assert_eq!(delays, vec![10, 20, 40, 80, 160, 320, 600, 600, 600]);
+        assert_eq!(at(2, secs(100)).remaining(secs(115)), Duration::from_secs(5));
+        assert_eq!(at(2, secs(100)).remaining(secs(125)), Duration::ZERO);
+        assert_eq!(BackoffRecord::default().remaining(secs(5)), Duration::ZERO);
+
+        let r = BackoffRecord::default().next(vec![], vec![secs(3), secs(1)]);
+        assert_eq!(r, at(2, secs(3)));
+        // A success keeps only the failures after it.
+        assert_eq!(r.next(vec![secs(5)], vec![secs(4), secs(6), secs(7)]), at(2, secs(7)));
+        assert_eq!(r.next(vec![secs(5)], vec![]), BackoffRecord::default());
+        assert_eq!(r.next(vec![], vec![]), r);
+    }
+
+    /// restartPolicy OnFailure: container restarts of running pods count against
+    /// backoffLimit.
+    #[test]
+    fn on_failure_restarts_count_against_backoff_limit() {
+        let mut j = job("retry", Some(1), Some(1), Some(2));
+        Arc::make_mut(&mut j.spec.template.spec).restart_policy = Some(RestartPolicy::OnFailure);
+        let mut h = Harness::new(j);
+        h.step(secs(0));
+        let mut p = h.pod("retry-00001");
+        p.status.phase = Some(PodPhase::Running);
+        p.status.container_statuses =
+            vec![ContainerStatus { name: "main".into(), restart_count: 1, ..Default::default() }];
+        h.external(WatchEventType::Modified, Object::Pod(p.clone()));
+        h.advance_to(secs(5));
+        assert!(h.job().status.conditions.is_empty());
+        p.status.container_statuses[0].restart_count = 2;
+        h.external(WatchEventType::Modified, Object::Pod(p));
+        h.advance_to(secs(10));
+        let j = h.job();
+        assert_eq!(condition_types(&j), vec![CONDITION_FAILURE_TARGET]);
+        assert_eq!(j.status.conditions[0].reason, REASON_BACKOFF_LIMIT_EXCEEDED);
+    }
+
+    /// activeDeadlineSeconds: the Job fails with DeadlineExceeded when it passes, woken
+    /// for it without any pod event.
+    #[test]
+    fn active_deadline_fails_the_job() {
+        let mut j = job("slow", Some(1), Some(1), None);
+        j.spec.active_deadline_seconds = Some(30);
+        let mut h = Harness::new(j);
+        h.step(secs(0));
+        h.advance_to(secs(29));
+        assert!(h.job().status.conditions.is_empty());
+        assert_eq!(h.wake, Some(secs(30)));
+        h.advance_to(secs(30));
+        let j = h.job();
+        assert_eq!(condition_types(&j), vec![CONDITION_FAILURE_TARGET]);
+        assert_eq!(
+            (j.status.conditions[0].reason.as_str(), j.status.conditions[0].message.as_str()),
+            ("DeadlineExceeded", "Job was active longer than specified deadline")
+        );
+        assert!(h.pod("slow-00001").metadata.deletion_timestamp.is_some());
+    }
+
+    #[test]
+    fn finished_time_follows_upstream_lookups() {
+        let mut p = Pod::default();
+        p.metadata.creation_timestamp = Some(secs(1));
+        assert_eq!(finished_time(&p), secs(1));
+        p.metadata.deletion_timestamp = Some(secs(40));
+        p.metadata.deletion_grace_period_seconds = Some(30);
+        assert_eq!(finished_time(&p), secs(10));
+        p.status.conditions.push(crate::api::PodCondition {
+            type_: condition::READY.into(),
+            status: ConditionStatus::False,
+            last_transition_time: Some(secs(7)),
+            ..Default::default()
+        });
+        assert_eq!(finished_time(&p), secs(7));
+        let done = |t| ContainerStatus {
+            state: ContainerState {
+                terminated: Some(ContainerStateTerminated { finished_at: Some(t), ..Default::default() }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        p.status.container_statuses = vec![done(secs(5)), done(secs(6))];
+        assert_eq!(finished_time(&p), secs(6));
+        p.status.container_statuses.push(ContainerStatus::default());
+        assert_eq!(finished_time(&p), secs(7), "a running container: no finish time from containers");
+    }
+}
