@@ -5,6 +5,7 @@
 pub mod daemonset;
 pub mod deployment;
 pub mod garbage_collector;
+pub mod job;
 pub mod node_lifecycle;
 pub mod podgc;
 pub mod replicaset;
@@ -130,6 +131,7 @@ impl ControllerManager {
                 Box::new(replicaset::ReplicaSetController::new()),
                 Box::new(daemonset::DaemonSetController::new()),
                 Box::new(statefulset::StatefulSetController::new()),
+                Box::new(job::JobController::new()),
                 Box::new(garbage_collector::GarbageCollector::new()),
                 Box::new(node_lifecycle::NodeLifecycleController::new(&config)),
                 Box::new(taint_eviction::TaintEvictionController::new()),
@@ -154,6 +156,8 @@ impl Component for ControllerManager {
             Kind::ReplicaSet,
             Kind::DaemonSet,
             Kind::StatefulSet,
+            // Before pods, so that a relist delivers a pod's Job first.
+            Kind::Job,
             Kind::Pod,
         ]
         .into_iter()
