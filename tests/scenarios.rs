@@ -183,3 +183,8 @@ fn disk_pressure_passes_and_is_deterministic() {
 fn cluster_full_passes_and_is_deterministic() {
     assert_passes_and_replays("cluster-full.yaml");
 }
+
+#[test]
+fn job_passes_and_is_deterministic() {
+    assert_passes_and_replays("job.yaml");
+}
