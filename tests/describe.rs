@@ -114,3 +114,46 @@ fn pending_pod_solo_running_at_90s() {
     let text = describe("pod", "solo", pending_pod(), "90s");
     insta::assert_snapshot!("pending_pod_solo_at_90s", text);
 }
+
+fn crashloop() -> &'static str {
+    static TRACE: OnceLock<PathBuf> = OnceLock::new();
+    trace("crashloop.yaml", &TRACE)
+}
+
+fn memory_pressure() -> &'static str {
+    static TRACE: OnceLock<PathBuf> = OnceLock::new();
+    trace("memory-pressure.yaml", &TRACE)
+}
+
+/// A crash-looping pod: waiting in CrashLoopBackOff, the last exit as Last State, the
+/// restart count, and the BackOff events.
+#[test]
+fn crashloop_pod_in_back_off_at_100s() {
+    let text = describe("pod", "crasher", crashloop(), "100s");
+    assert!(text.contains("Reason:       CrashLoopBackOff"), "{text}");
+    insta::assert_snapshot!("crashloop_crasher_at_100s", text);
+}
+
+/// `get pods` shows the restarts with the time since the last one.
+#[test]
+fn crashloop_get_pods_shows_restarts_ago() {
+    let text = kubesim(&["get", "pods", "--trace", crashloop(), "--at", "100s"]);
+    assert!(text.contains("CrashLoopBackOff   3 (28s ago)"), "{text}");
+}
+
+/// An evicted pod: Failed, reason Evicted with the eviction manager's message, the
+/// DisruptionTarget condition, and the Evicted and Killing events.
+#[test]
+fn memory_pressure_evicted_pod_at_70s() {
+    let text = describe("pod", "web-688fc659dd-2h4h8", memory_pressure(), "70s");
+    assert!(text.contains("Reason:           Evicted"), "{text}");
+    insta::assert_snapshot!("memory_pressure_evicted_web_pod_at_70s", text);
+}
+
+/// The node under memory pressure: the condition, the taint and the events.
+#[test]
+fn memory_pressure_node_1_at_70s() {
+    let text = describe("node", "node-1", memory_pressure(), "70s");
+    assert!(text.contains("MemoryPressure   True"), "{text}");
+    insta::assert_snapshot!("memory_pressure_node_1_at_70s", text);
+}

@@ -479,9 +479,51 @@ fn describe_containers(w: &mut PrefixWriter, label: &str, cs: &[Container], stat
                 w!(w, 3, "{k}:\t{}\n", quantity(q));
             }
         }
+        // describeContainerProbe.
+        for (title, probe) in [
+            ("Liveness", &c.liveness_probe),
+            ("Readiness", &c.readiness_probe),
+            ("Startup", &c.startup_probe),
+        ] {
+            if let Some(p) = probe {
+                w!(w, 2, "{title}:\t{}\n", describe_probe(p));
+            }
+        }
         w!(w, 2, "Environment:\t<none>\n");
         w!(w, 2, "Mounts:\t<none>\n");
     }
+}
+
+/// `DescribeProbe`: the handler and its timing, with the API server's defaults
+/// (SetDefaults_Probe, SetDefaults_HTTPGetAction scheme HTTP).
+fn describe_probe(p: &kubesim_model::api::Probe) -> String {
+    let attrs = format!(
+        "delay={}s timeout={}s period={}s #success={} #failure={}",
+        p.initial_delay(),
+        p.timeout_seconds.unwrap_or(1),
+        p.period(),
+        p.success_threshold(),
+        p.failure_threshold()
+    );
+    if let Some(e) = &p.exec {
+        // Go's %v of a []string.
+        return format!("exec [{}] {attrs}", e.command.join(" "));
+    }
+    if let Some(h) = &p.http_get {
+        let scheme = if h.scheme.is_empty() { "http".to_string() } else { h.scheme.to_lowercase() };
+        let port = h.port.to_string();
+        // net.JoinHostPort brackets IPv6 hosts.
+        let host = if h.host.contains(':') { format!("[{}]", h.host) } else { h.host.clone() };
+        let authority = if port.is_empty() { host } else { format!("{host}:{port}") };
+        return format!("http-get {scheme}://{authority}{} {attrs}", h.path);
+    }
+    if let Some(t) = &p.tcp_socket {
+        return format!("tcp-socket {}:{} {attrs}", t.host, t.port);
+    }
+    if let Some(g) = &p.grpc {
+        return format!("grpc <pod>:{} {} {attrs}", g.port, g.service.as_deref().unwrap_or(""));
+    }
+    format!("unknown {attrs}")
 }
 
 /// `describeStatus`.

@@ -46,44 +46,64 @@ fn age(created: Option<SimTime>, now: SimTime) -> String {
     created.map_or("<unknown>".into(), |t| human_duration(now.saturating_sub(t)))
 }
 
-/// kubectl's pod STATUS column (printPod).
-pub fn pod_status(p: &Pod) -> String {
+/// kubectl's pod STATUS, READY and RESTARTS columns (printers/internalversion
+/// printPod, v1.33): the phase or status reason, overridden by each container's waiting
+/// or terminated reason (the first container's wins); restarts with the time since the
+/// latest restart.
+fn pod_columns(p: &Pod, now: SimTime) -> (String, usize, String) {
     let mut reason = p.phase().as_str().to_string();
     if !p.status.reason.is_empty() {
         reason = p.status.reason.clone();
     }
-    for cs in &p.status.container_statuses {
-        if let Some(w) = &cs.state.waiting {
-            if !w.reason.is_empty() {
-                reason = w.reason.clone();
-            }
+    let mut restarts = 0;
+    let mut ready = 0;
+    let mut last_restart: Option<SimTime> = None;
+    let mut has_running = false;
+    for cs in p.status.container_statuses.iter().rev() {
+        restarts += cs.restart_count;
+        if let Some(t) = cs.last_state.terminated.as_ref().and_then(|t| t.finished_at) {
+            last_restart = Some(last_restart.map_or(t, |l| l.max(t)));
+        }
+        if let Some(w) = cs.state.waiting.as_ref().filter(|w| !w.reason.is_empty()) {
+            reason = w.reason.clone();
         } else if let Some(t) = &cs.state.terminated {
-            reason =
-                if !t.reason.is_empty() { t.reason.clone() } else { format!("ExitCode:{}", t.exit_code) };
+            reason = if t.reason.is_empty() { format!("ExitCode:{}", t.exit_code) } else { t.reason.clone() };
+        } else if cs.ready && cs.state.running.is_some() {
+            has_running = true;
+            ready += 1;
         }
     }
-    if p.phase() == PodPhase::Running && p.status.container_statuses.iter().all(|c| c.state.running.is_some())
-    {
-        reason = "Running".into();
+    if reason == "Completed" && has_running {
+        let has_ready =
+            p.status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == ConditionStatus::True);
+        reason = if has_ready { "Running".into() } else { "NotReady".into() };
     }
-    if p.phase() == PodPhase::Succeeded && p.status.reason.is_empty() {
-        reason = "Completed".into();
+    let terminal = matches!(p.phase(), PodPhase::Succeeded | PodPhase::Failed);
+    if p.metadata.deletion_timestamp.is_some() && p.status.reason == "NodeLost" {
+        reason = "Unknown".into();
+    } else if p.metadata.deletion_timestamp.is_some() && !terminal {
+        reason = "Terminating".into();
     }
-    if p.metadata.deletion_timestamp.is_some() {
-        reason = if p.status.reason == "NodeLost" { "Unknown".into() } else { "Terminating".into() };
-    }
-    reason
+    let restarts = match last_restart {
+        Some(t) if restarts != 0 => format!("{restarts} ({} ago)", human_duration(now.saturating_sub(t))),
+        _ => restarts.to_string(),
+    };
+    (reason, ready, restarts)
+}
+
+/// kubectl's pod STATUS column.
+pub fn pod_status(p: &Pod) -> String {
+    pod_columns(p, SimTime::ZERO).0
 }
 
 fn pod_row(p: &Pod, wide: bool, now: SimTime) -> Vec<String> {
     let total = p.spec.containers.len();
-    let ready = p.status.container_statuses.iter().filter(|c| c.ready).count();
-    let restarts: i32 = p.status.container_statuses.iter().map(|c| c.restart_count).sum();
+    let (status, ready, restarts) = pod_columns(p, now);
     let mut row = vec![
         p.metadata.name.clone(),
         format!("{ready}/{total}"),
-        pod_status(p),
-        restarts.to_string(),
+        status,
+        restarts,
         age(p.metadata.creation_timestamp, now),
     ];
     if wide {

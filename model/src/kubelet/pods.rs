@@ -196,6 +196,35 @@ fn normalized_image(image: &str) -> String {
     }
 }
 
+/// A 64-hex-digit digest derived from the reference (FNV-1a widened by splitmix64), so a
+/// replay reports the same digest.
+fn digest(text: &str) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    let mut out = String::with_capacity(64);
+    for _ in 0..4 {
+        h = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = h;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        out += &format!("{:016x}", z ^ (z >> 31));
+    }
+    out
+}
+
+/// The imageID containerd reports: the repository with the image's digest.
+fn image_id(image: &str) -> String {
+    let full = normalized_image(image);
+    let repo = match (full.split_once('@'), full.rsplit_once(':')) {
+        (Some((r, _)), _) => r.to_string(),
+        (None, Some((r, tag))) if !tag.contains('/') => r.to_string(),
+        _ => full.clone(),
+    };
+    format!("{repo}@sha256:{}", digest(&full))
+}
+
 /// containerd's error for an image that does not exist.
 pub fn image_not_found_error(image: &str) -> String {
     let r = normalized_image(image);
@@ -360,20 +389,7 @@ impl ContainerRun {
     /// container and the instance so that a replay gives the same IDs.
     fn new_id(&mut self, pod_uid: &str) -> String {
         self.instance += 1;
-        // FNV-1a over the pod UID, container name and instance, widened by splitmix64.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in pod_uid.bytes().chain(self.name.bytes()).chain(self.instance.to_le_bytes()) {
-            h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-        }
-        let mut words = [0u64; 4];
-        for w in &mut words {
-            h = h.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = h;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            *w = z ^ (z >> 31);
-        }
-        format!("containerd://{:016x}{:016x}{:016x}{:016x}", words[0], words[1], words[2], words[3])
+        format!("containerd://{}", digest(&format!("{pod_uid}/{}/{}", self.name, self.instance)))
     }
 
     fn terminate(&mut self, now: SimTime, exit_code: i32, reason: &str) {
@@ -425,6 +441,9 @@ impl ContainerRun {
             },
             State::Terminated(t) => ContainerState { terminated: Some(terminated(t)), ..Default::default() },
         };
+        let ran =
+            !matches!(self.state, State::Waiting { .. } | State::Pulling { .. } | State::Starting { .. })
+                || self.last.is_some();
         let id = match &self.state {
             State::Running { id, .. } => id.clone(),
             State::Terminated(t) => t.id.clone(),
@@ -440,8 +459,10 @@ impl ContainerRun {
                 .unwrap_or_default(),
             ready: self.ready(),
             restart_count: self.restart_count,
-            image: self.image.clone(),
-            image_id: String::new(),
+            // Once a container ran, containerd reports the resolved reference and the
+            // image's digest.
+            image: if ran { normalized_image(&self.image) } else { self.image.clone() },
+            image_id: if ran { image_id(&self.image) } else { String::new() },
             container_id: id,
             started: Some(self.is_running() && self.started_probe_ok()),
         }
@@ -931,6 +952,9 @@ mod tests {
         assert_eq!(normalized_image("nginx:bad"), "docker.io/library/nginx:bad");
         assert_eq!(normalized_image("quay.io/x/y:1"), "quay.io/x/y:1");
         assert_eq!(normalized_image("team/app:2"), "docker.io/team/app:2");
+        assert_eq!(image_id("nginx:1.27").split_once('@').unwrap().0, "docker.io/library/nginx");
+        assert_eq!(image_id("quay.io/x/y@sha256:ab").split_once('@').unwrap().0, "quay.io/x/y");
+        assert_eq!(image_id("localhost:5000/app:1").split_once('@').unwrap().0, "localhost:5000/app");
         assert!(pulls_always("nginx", ""));
         assert!(pulls_always("nginx:latest", ""));
         assert!(!pulls_always("nginx:1.27", ""));
