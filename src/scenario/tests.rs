@@ -53,6 +53,22 @@ fn errors_name_the_line() {
             9,
             "greater than or equal to 0",
         ),
+        (
+            "name: x\nduration: 1m\nbehaviors:\n  - name: b\n    memory: {constant: 1Gi, perSecond: 1Mi}\n",
+            5,
+            "exactly one of constant",
+        ),
+        (
+            "name: x\nduration: 1m\nnodePools:\n  - name: w\n    capacity: {cpu: \"1\", memory: 1Gi}\n    kubelet:\n      evictionHard: {memory.free: 1Gi}\n",
+            7,
+            "unknown eviction signal",
+        ),
+        (
+            "name: x\nduration: 1m\nnodePools:\n  - name: w\n    capacity: {cpu: \"1\", memory: 1Gi}\n    kubelet:\n      evictionSoft: {memory.available: 1Gi}\n",
+            7,
+            "evictionSoftGracePeriod",
+        ),
+        ("name: x\nduration: 1m\ntimeline:\n  - at: 10s\n    memoryHog: {node: cp-1, size: 1Gi}\n", 5, "runs no kubelet"),
     ];
     for (text, line, needle) in cases {
         let e = load_text(text).unwrap_err();

@@ -1181,6 +1181,24 @@ mod tests {
         assert_eq!(a["cpu"].milli_value(), 4000);
     }
 
+    /// GetNodeAllocatableAbsolute: capacity - kube-reserved - system-reserved - the hard
+    /// thresholds on memory.available and nodefs.available.
+    #[test]
+    fn allocatable_subtracts_reservations_and_thresholds() {
+        let mut c = cfg();
+        c.capacity.insert("ephemeral-storage".into(), Quantity::parse("100Gi").unwrap());
+        c.kube_reserved.insert("cpu".into(), Quantity::parse("200m").unwrap());
+        c.kube_reserved.insert("memory".into(), Quantity::parse("1Gi").unwrap());
+        c.system_reserved.insert("memory".into(), Quantity::parse("512Mi").unwrap());
+        c.system_reserved.insert("ephemeral-storage".into(), Quantity::parse("10Gi").unwrap());
+        let a = c.allocatable();
+        assert_eq!(a["cpu"].milli_value(), 3800);
+        assert_eq!(a["memory"].value(), (16 << 30) - (1 << 30) - (512 << 20) - (100 << 20));
+        // nodefs.available<10%: float64(100Gi) * float64(float32(0.1)).
+        assert_eq!(a["ephemeral-storage"].value(), (100i64 << 30) - (10 << 30) - 10_737_418_400);
+        assert_eq!(a["pods"].value(), 110);
+    }
+
     #[test]
     fn registers_then_renews_lease_every_ten_seconds() {
         let mut k = Kubelet::new(cfg(), SimTime::ZERO);

@@ -929,6 +929,38 @@ mod tests {
         assert_eq!(cs[0].restart_count, 4);
     }
 
+    /// Runs a container that exits with code 1 `run` after each start for `until`,
+    /// returning the BackOff events seen.
+    fn back_offs(run: Duration, until: SimTime) -> usize {
+        let p = pod(RestartPolicy::Always);
+        let b = ContainerBehavior {
+            exit: Some(super::super::behavior::Exit { after: run, code: 1 }),
+            pull_duration: Some(Duration::ZERO),
+            ..Default::default()
+        };
+        let mut cs = vec![ContainerRun::new(&p.spec.containers[0], Some(&b), Duration::ZERO)];
+        let (mut present, unpullable) = (BTreeSet::new(), BTreeSet::new());
+        let (mut now, mut n) = (SimTime::ZERO, 0);
+        while now < until {
+            let images = Images { present: &present, unpullable: &unpullable };
+            let r = sync_containers(&mut cs, &p, images, now);
+            present.extend(r.pulled.iter().cloned());
+            n += r.events.iter().filter(|e| e.reason == "BackOff").count();
+            let wake = [r.wake, r.exit_wake].into_iter().flatten().min();
+            let next = if r.backoff_resync { now + POD_BACKOFF_RESYNC } else { wake.unwrap_or(until) };
+            now = next.max(now + Duration::from_millis(1));
+        }
+        n
+    }
+
+    /// flowcontrol.Backoff's expiry: a container that ran longer than 600 s (twice the
+    /// 300 s cap) restarts at once, as if it had never crashed; one that ran 100 s backs off.
+    #[test]
+    fn crash_loop_back_off_resets_after_ten_minutes_of_running() {
+        assert_eq!(back_offs(Duration::from_secs(700), SimTime::from_secs(2200)), 0);
+        assert!(back_offs(Duration::from_secs(100), SimTime::from_secs(350)) > 0);
+    }
+
     #[test]
     fn phases() {
         let p = pod(RestartPolicy::Never);
