@@ -188,3 +188,8 @@ fn cluster_full_passes_and_is_deterministic() {
 fn job_passes_and_is_deterministic() {
     assert_passes_and_replays("job.yaml");
 }
+
+#[test]
+fn rolling_update_passes_and_is_deterministic() {
+    assert_passes_and_replays("rolling-update.yaml");
+}

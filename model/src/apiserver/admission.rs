@@ -323,6 +323,13 @@ pub fn mutate(current: &Object, m: &MutationView<'_>, now: SimTime) -> Result<Op
             nm.deletion_grace_period_seconds = cm.deletion_grace_period_seconds;
             nm.namespace = cm.namespace.clone();
             nm.generation = cm.generation + i64::from(spec_changed);
+            // Defaulting runs on every decoded request, updates included: a replaced
+            // workload's template is defaulted as a created one's (the Deployment
+            // controller compares templates with its ReplicaSets'). Admission plugins
+            // that only act on create (node taints, DefaultTolerationSeconds) do not.
+            if matches!(key.kind, Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet | Kind::StatefulSet) {
+                default_object(&mut next);
+            }
             if let (Object::Pod(old), Object::Pod(new)) = (current, &mut next) {
                 // spec.nodeName changes only through pods/binding.
                 if old.spec.node_name != new.spec.node_name {
