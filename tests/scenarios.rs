@@ -193,3 +193,8 @@ fn job_passes_and_is_deterministic() {
 fn rolling_update_passes_and_is_deterministic() {
     assert_passes_and_replays("rolling-update.yaml");
 }
+
+#[test]
+fn event_ttl_passes_and_is_deterministic() {
+    assert_passes_and_replays("event-ttl.yaml");
+}

@@ -7,6 +7,7 @@ mod admission;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 
@@ -87,6 +88,26 @@ enum Pending {
     List,
     /// The watch cache's WATCH from a revision.
     Watch,
+    /// A lease for Events, asked for at this time.
+    Lease {
+        requested_at: SimTime,
+    },
+}
+
+/// --event-ttl default (1h): Events are stored on an etcd lease of this TTL.
+pub const EVENT_TTL: Duration = Duration::from_secs(3600);
+/// storage/etcd3 lease manager defaults (LeaseManagerConfig): a lease is reused for up to
+/// 5% of the TTL, at most 60 s, and for at most 1000 objects.
+const LEASE_REUSE_DURATION_SECONDS: u64 = 60;
+const LEASE_REUSE_DURATION_PERCENT: f64 = 0.05;
+const LEASE_MAX_OBJECT_COUNT: u64 = 1000;
+
+/// storage/etcd3 leaseManager: the lease the last objects with a TTL were attached to.
+#[derive(Debug)]
+struct EventLease {
+    id: i64,
+    expires: SimTime,
+    attached: u64,
 }
 
 /// A delete waiting on etcd, with what a retry needs.
@@ -120,6 +141,10 @@ pub struct ApiServer {
     waiting: Vec<ApiInput>,
     /// The cache has listed at least once (requests need not wait for a relist).
     listed_once: bool,
+    lease: Option<EventLease>,
+    /// Event writes waiting for a lease grant.
+    lease_waiting: Vec<(Pending, EtcdRequest<Arc<Object>>)>,
+    lease_granting: bool,
 }
 
 impl Default for ApiServer {
@@ -141,6 +166,9 @@ impl ApiServer {
             ready: false,
             waiting: Vec::new(),
             listed_once: false,
+            lease: None,
+            lease_waiting: Vec::new(),
+            lease_granting: false,
         }
     }
 
@@ -233,6 +261,34 @@ impl ApiServer {
         out.push(ApiOutput::ToEtcd { id: self.next_id, request });
     }
 
+    /// Sends a write of an object with a TTL (an Event) on a lease, as the registry's
+    /// TTLFunc and storage/etcd3 GetLease do: the current lease while it has more than the
+    /// TTL left and room for objects, else a new one of TTL plus the reuse duration.
+    fn send_with_lease(
+        &mut self,
+        pending: Pending,
+        request: EtcdRequest<Arc<Object>>,
+        now: SimTime,
+        out: &mut Vec<ApiOutput>,
+    ) {
+        if let Some(l) = &mut self.lease {
+            if now + EVENT_TTL < l.expires && l.attached < LEASE_MAX_OBJECT_COUNT {
+                l.attached += 1;
+                let id = l.id;
+                return self.send_to_etcd(pending, on_lease(request, id), out);
+            }
+        }
+        self.lease_waiting.push((pending, request));
+        if !self.lease_granting {
+            self.lease_granting = true;
+            let reuse = ((EVENT_TTL.as_secs() as f64 * LEASE_REUSE_DURATION_PERCENT) as u64)
+                .min(LEASE_REUSE_DURATION_SECONDS);
+            let ttl_seconds = (EVENT_TTL.as_secs() + reuse) as i64;
+            let request = EtcdRequest::LeaseGrant { id: 0, ttl_seconds };
+            self.send_to_etcd(Pending::Lease { requested_at: now }, request, out);
+        }
+    }
+
     fn reply(client: ClientId, tag: u64, result: ApiResult, out: &mut Vec<ApiOutput>) {
         if client != NOBODY {
             out.push(ApiOutput::Response { client, tag, result });
@@ -299,6 +355,9 @@ impl ApiServer {
             success: vec![Op::Put { key: etcd_key.clone(), value: Arc::new(obj) }],
             failure: vec![Op::Get { key: etcd_key }],
         };
+        if key.kind == Kind::Event {
+            return self.send_with_lease(Pending::Create { client, tag, key }, request, now, out);
+        }
         self.send_to_etcd(Pending::Create { client, tag, key }, request, out);
     }
 
@@ -359,7 +418,11 @@ impl ApiServer {
             success: vec![Op::Put { key: etcd_key.clone(), value: Arc::new(next) }],
             failure: vec![Op::Get { key: etcd_key }],
         };
-        self.send_to_etcd(Pending::Write { client, tag, key, mutation, conditional, tries }, request, out);
+        let pending = Pending::Write { client, tag, key: key.clone(), mutation, conditional, tries };
+        if key.kind == Kind::Event {
+            return self.send_with_lease(pending, request, now, out);
+        }
+        self.send_to_etcd(pending, request, out);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -455,6 +518,33 @@ impl ApiServer {
                 return;
             }
             (Pending::Watch, EtcdResponse::Events { events, .. }) => return self.fan_out(events, out),
+            (Pending::Lease { requested_at }, response) => {
+                self.lease_granting = false;
+                let waiting = std::mem::take(&mut self.lease_waiting);
+                match response {
+                    EtcdResponse::LeaseGrant { id, ttl_seconds, .. } => {
+                        let expires = requested_at + Duration::from_secs(ttl_seconds.max(0) as u64);
+                        self.lease = Some(EventLease { id, expires, attached: waiting.len() as u64 });
+                        for (p, request) in waiting {
+                            self.send_to_etcd(p, on_lease(request, id), out);
+                        }
+                    }
+                    other => {
+                        // The grant failed: so do the writes that waited for it.
+                        let message = match other {
+                            EtcdResponse::Error { message } => message,
+                            _ => "etcdserver: unexpected lease grant response".into(),
+                        };
+                        for (p, _) in waiting {
+                            self.next_id += 1;
+                            self.pending.insert(self.next_id, p);
+                            let error = EtcdResponse::Error { message: message.clone() };
+                            self.etcd_response(self.next_id, error, now, rng, out);
+                        }
+                    }
+                }
+                return;
+            }
             // A failed LIST, or a WATCH whose revision was compacted away (410 Gone):
             // the reflector relists.
             (Pending::List | Pending::Watch, _) => {
@@ -480,7 +570,7 @@ impl ApiServer {
                     | Pending::Write { client, tag, .. }
                     | Pending::Delete(PendingDelete { client, tag, .. })
                     | Pending::Get { client, tag, .. } => Self::reply(client, tag, Err(err), out),
-                    Pending::List | Pending::Watch => {}
+                    Pending::List | Pending::Watch | Pending::Lease { .. } => {}
                 }
                 return;
             }
@@ -543,7 +633,7 @@ impl ApiServer {
                     .ok_or_else(|| ApiError::not_found(key.kind, &key.name));
                 Self::reply(client, tag, result, out);
             }
-            Pending::List | Pending::Watch => {}
+            Pending::List | Pending::Watch | Pending::Lease { .. } => {}
         }
     }
 
@@ -671,6 +761,23 @@ fn committed(results: Vec<Option<crate::etcd::KeyValue<Arc<Object>>>>, key: &Obj
         .ok_or_else(|| ApiError::not_found(key.kind, &key.name))
 }
 
+/// The request with its puts attached to a lease.
+fn on_lease(request: EtcdRequest<Arc<Object>>, lease: i64) -> EtcdRequest<Arc<Object>> {
+    match request {
+        EtcdRequest::Txn { compare, success, failure } => {
+            let success = success
+                .into_iter()
+                .map(|op| match op {
+                    Op::Put { key, value } => Op::PutWithLease { key, value, lease },
+                    other => other,
+                })
+                .collect();
+            EtcdRequest::Txn { compare, success, failure }
+        }
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -685,6 +792,8 @@ mod tests {
         etcd: Member<Arc<Object>>,
         rng: ChaCha8Rng,
         out: Vec<ApiOutput>,
+        now: SimTime,
+        lease_grants: usize,
     }
 
     impl Harness {
@@ -694,6 +803,8 @@ mod tests {
                 etcd: Member::new(),
                 rng: ChaCha8Rng::seed_from_u64(1),
                 out: Vec::new(),
+                now: SimTime(1000),
+                lease_grants: 0,
             };
             let boot = h.api.start(SimTime::ZERO, &mut h.rng);
             h.pump(boot);
@@ -706,15 +817,23 @@ mod tests {
                 for o in outputs {
                     match o {
                         ApiOutput::ToEtcd { id, request } => {
-                            let (response, events) = self.etcd.handle(request);
+                            // The unreplicated member has no lessor: grant here.
+                            let (response, events) = match request {
+                                EtcdRequest::LeaseGrant { ttl_seconds, .. } => {
+                                    self.lease_grants += 1;
+                                    let id = self.lease_grants as i64;
+                                    (EtcdResponse::LeaseGrant { revision: 0, id, ttl_seconds }, Vec::new())
+                                }
+                                request => self.etcd.handle(request),
+                            };
                             next.extend(self.api.handle(
                                 ApiInput::EtcdEvents(events),
-                                SimTime(1000),
+                                self.now,
                                 &mut self.rng,
                             ));
                             next.extend(self.api.handle(
                                 ApiInput::EtcdResponse { id, response },
-                                SimTime(1000),
+                                self.now,
                                 &mut self.rng,
                             ));
                         }
@@ -729,7 +848,7 @@ mod tests {
             self.out.clear();
             let o = self.api.handle(
                 ApiInput::ClientRequest { client: 1, tag: 7, request },
-                SimTime(1000),
+                self.now,
                 &mut self.rng,
             );
             self.pump(o);
@@ -741,6 +860,32 @@ mod tests {
                 })
                 .expect("a response")
         }
+    }
+
+    /// Events go on a lease of --event-ttl plus the reuse window (60 s), shared by the
+    /// Events written while the lease has more than the TTL left.
+    #[test]
+    fn events_share_a_lease_for_its_reuse_window() {
+        let mut h = Harness::new();
+        let event = |name: &str| {
+            Object::Event(crate::api::Event {
+                metadata: ObjectMeta { name: name.into(), namespace: "default".into(), ..Default::default() },
+                reason: "Test".into(),
+                ..Default::default()
+            })
+        };
+        let r = h.call(ApiRequest::Create(event("a")));
+        assert!(r.is_ok(), "{r:?}");
+        assert_eq!(h.lease_grants, 1);
+        h.now = SimTime::from_secs(31);
+        assert!(h.call(ApiRequest::Create(event("b"))).is_ok());
+        assert_eq!(h.lease_grants, 1, "reused within 60 s");
+        h.now = SimTime::from_secs(62);
+        assert!(h.call(ApiRequest::Create(event("c"))).is_ok());
+        assert_eq!(h.lease_grants, 2, "a new lease once less than the TTL is left");
+        let pod_ok = h.call(ApiRequest::Create(pod("p")));
+        assert!(pod_ok.is_ok());
+        assert_eq!(h.lease_grants, 2, "objects without a TTL take no lease");
     }
 
     fn pod(name: &str) -> Object {
