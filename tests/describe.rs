@@ -145,7 +145,7 @@ fn crashloop_get_pods_shows_restarts_ago() {
 /// DisruptionTarget condition, and the Evicted and Killing events.
 #[test]
 fn memory_pressure_evicted_pod_at_70s() {
-    let text = describe("pod", "web-688fc659dd-2h4h8", memory_pressure(), "70s");
+    let text = describe("pod", "web-688fc659dd-5rjwx", memory_pressure(), "70s");
     assert!(text.contains("Reason:           Evicted"), "{text}");
     insta::assert_snapshot!("memory_pressure_evicted_web_pod_at_70s", text);
 }

@@ -198,3 +198,13 @@ fn rolling_update_passes_and_is_deterministic() {
 fn event_ttl_passes_and_is_deterministic() {
     assert_passes_and_replays("event-ttl.yaml");
 }
+
+#[test]
+fn crash_container_passes_and_is_deterministic() {
+    assert_passes_and_replays("crash-container.yaml");
+}
+
+#[test]
+fn pid_pressure_passes_and_is_deterministic() {
+    assert_passes_and_replays("pid-pressure.yaml");
+}

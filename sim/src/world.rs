@@ -589,6 +589,9 @@ fn from_api(p: Payload) -> Option<FromApi> {
     p.downcast::<FromApi>().ok().map(|b| *b)
 }
 
+/// How often a node component checks its host's state.
+const HOST_POLL_PERIOD: Duration = Duration::from_secs(1);
+
 /// Drives one model component: watch events and responses in, requests out, timers.
 async fn component_process(
     mut ep: Endpoint,
@@ -614,6 +617,12 @@ async fn component_process(
         let mut deadline = conn.next_deadline();
         for t in [wake, retry].into_iter().flatten() {
             deadline = deadline.min(t);
+        }
+        if host.is_some() {
+            // A node component looks at its host every second (the kubelet's PLEG relist
+            // period), so a host fault reaches it within a second.
+            let p = HOST_POLL_PERIOD.as_millis() as u64;
+            deadline = deadline.min(SimTime((now().as_millis() / p + 1) * p));
         }
         if let Some((msg, _)) = ep.recv_until(Some(deadline)).await {
             if let Some(m) = from_api(msg) {

@@ -111,6 +111,19 @@ impl Quantity {
         let text = if m % 1000 == 0 { (m / 1000).to_string() } else { format!("{m}m") };
         Quantity { milli: m as i128, text }
     }
+    /// A count printed in the largest exact decimal suffix (`210k`, `4M`), as a DecimalSI
+    /// quantity prints.
+    pub fn from_units_decimal(v: i64) -> Quantity {
+        let mut text = v.to_string();
+        for (suf, p) in [("E", 18), ("P", 15), ("T", 12), ("G", 9), ("M", 6), ("k", 3)] {
+            let d = 10i64.pow(p);
+            if v != 0 && v % d == 0 {
+                text = format!("{}{suf}", v / d);
+                break;
+            }
+        }
+        Quantity { milli: v as i128 * 1000, text }
+    }
     /// Bytes printed in the largest exact binary suffix (`32Gi`, `512Mi`), as kubelets report.
     pub fn from_bytes_binary(b: i64) -> Quantity {
         let mut text = b.to_string();
@@ -187,6 +200,14 @@ mod tests {
 
     fn m(s: &str) -> i64 {
         Quantity::parse(s).unwrap().milli_value()
+    }
+
+    #[test]
+    fn decimal_counts_print_as_decimal_si() {
+        assert_eq!(Quantity::from_units_decimal(209274).to_string(), "209274");
+        assert_eq!(Quantity::from_units_decimal(210000).to_string(), "210k");
+        assert_eq!(Quantity::from_units_decimal(4_000_000).to_string(), "4M");
+        assert_eq!(Quantity::from_units_decimal(0).to_string(), "0");
     }
 
     #[test]

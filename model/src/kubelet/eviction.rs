@@ -317,7 +317,12 @@ impl EvictionManager {
             m += &format!(
                 "Threshold quantity: {}, available: {}. ",
                 Quantity::from_bytes_binary(t.quantity(o.capacity)),
-                Quantity::from_bytes_binary(o.available)
+                // makeSignalObservations: inodes and PIDs are DecimalSI counts.
+                match t.signal {
+                    Signal::NodeFsInodesFree | Signal::PidAvailable =>
+                        Quantity::from_units_decimal(o.available),
+                    _ => Quantity::from_bytes_binary(o.available),
+                }
             );
         }
         for (name, mem, mem_req, disk, disk_req) in &pod.containers {

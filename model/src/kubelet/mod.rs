@@ -899,7 +899,7 @@ impl Kubelet {
         for w in active {
             for c in &w.containers {
                 memory += pages(c.memory_bytes(now));
-                disk += c.disk_bytes(now);
+                disk += pages(c.disk_bytes(now));
                 pids += c.processes();
             }
         }
@@ -956,7 +956,7 @@ impl Kubelet {
             .map(|(k, w)| {
                 let mut u = eviction::PodUsage { key: k.clone(), priority: w.priority, ..Default::default() };
                 for c in &w.containers {
-                    let (m, d) = (pages(c.memory_bytes(now)), c.disk_bytes(now));
+                    let (m, d) = (pages(c.memory_bytes(now)), pages(c.disk_bytes(now)));
                     u.memory += m;
                     u.memory_request += c.memory_request();
                     u.disk += d;
@@ -1062,7 +1062,8 @@ impl Kubelet {
     }
 }
 
-/// Memory is used in whole 4 KiB pages: cgroup and cAdvisor figures are page multiples.
+/// Memory is used in whole 4 KiB pages and files in whole 4 KiB blocks: cgroup and
+/// cAdvisor figures are multiples of them.
 fn pages(bytes: i64) -> i64 {
     (bytes.max(0) + 4095) / 4096 * 4096
 }
