@@ -181,6 +181,8 @@ pub struct Kubelet {
     /// Images on the node (the runtime's image store), and their sizes.
     images: BTreeSet<String>,
     image_sizes: BTreeMap<String, i64>,
+    /// The image puller's queue.
+    pulls: pods::PullQueue,
     /// Crash requests of the host already acted on.
     crashes_seen: usize,
     eviction: eviction::EvictionManager,
@@ -316,6 +318,7 @@ impl Kubelet {
             timers: BTreeSet::new(),
             images: BTreeSet::new(),
             image_sizes: BTreeMap::new(),
+            pulls: pods::PullQueue::default(),
             crashes_seen: 0,
             eviction,
             next_eviction_check: now,
@@ -711,7 +714,7 @@ impl Kubelet {
     ) {
         let Some(w) = self.pods.get_mut(k) else { return };
         let images = pods::Images { present: &self.images, unpullable: &self.host.unpullable_images };
-        let r = pods::sync_containers(&mut w.containers, p, images, now);
+        let r = pods::sync_containers(&mut w.containers, p, images, &mut self.pulls, now);
         let base = self.status.desired.get(k).map(|(_, s)| s.clone()).unwrap_or_default();
         let status = pods::pod_status(&w.containers, p, &base, true, now);
         for img in r.pulled {

@@ -70,9 +70,12 @@ enum State {
         reason: String,
         message: String,
     },
-    /// Pulling its image: done (or failed) at this time.
+    /// Pulling its image: asked for at `requested_at`, done (or failed) at `done_at`
+    /// after `took` of pulling (the rest waited in the node's pull queue).
     Pulling {
+        requested_at: SimTime,
         done_at: SimTime,
+        took: Duration,
         error: Option<String>,
     },
     /// Created, running from this time.
@@ -490,7 +493,13 @@ fn should_restart(policy: RestartPolicy, exit_code: i32) -> bool {
 
 /// Ensures a container's image, as image_manager.go EnsureImageExists does. Returns
 /// true when the image is there and the container can be created now.
-fn ensure_image(c: &mut ContainerRun, images: Images, now: SimTime, r: &mut SyncResult) -> bool {
+fn ensure_image(
+    c: &mut ContainerRun,
+    images: Images,
+    queue: &mut PullQueue,
+    now: SimTime,
+    r: &mut SyncResult,
+) -> bool {
     if !c.pull_policy_always && images.present.contains(&c.image) {
         r.events.push(PodEvent::normal(
             "Pulled",
@@ -511,15 +520,37 @@ fn ensure_image(c: &mut ContainerRun, images: Images, now: SimTime, r: &mut Sync
         }
     }
     r.events.push(PodEvent::normal("Pulling", format!("Pulling image \"{}\"", c.image)));
-    let done_at = now + c.behavior.pull_duration.unwrap_or_default();
     let error = if images.unpullable.iter().any(|g| super::behavior::glob(g, &c.image)) {
         Some(image_not_found_error(&c.image))
     } else {
         c.behavior.pull_error.clone()
     };
-    c.state = State::Pulling { done_at, error };
+    // serializeImagePulls (default true): one pull at a time on the node. A pull queued
+    // behind another of the same image finds its content present and takes no time.
+    let start = now.max(queue.free_at);
+    let took = if error.is_none() && queue.done.get(&c.image).is_some_and(|t| *t <= start) {
+        Duration::ZERO
+    } else {
+        c.behavior.pull_duration.unwrap_or_default()
+    };
+    let done_at = start + took;
+    queue.free_at = done_at;
+    if error.is_none() {
+        queue.done.insert(c.image.clone(), done_at);
+    }
+    c.state = State::Pulling { requested_at: now, done_at, took, error };
     r.wake_at(done_at);
     false
+}
+
+/// The node's image puller (pkg/kubelet/images/puller.go serialImagePuller): pulls run
+/// one after another.
+#[derive(Clone, Debug, Default)]
+pub struct PullQueue {
+    /// When the pull in progress (and those queued) will be done.
+    pub free_at: SimTime,
+    /// When each image's latest successful pull is done.
+    pub done: std::collections::BTreeMap<String, SimTime>,
 }
 
 /// Creates and starts a container whose image is present.
@@ -574,13 +605,14 @@ fn advance(c: &mut ContainerRun, p: &Pod, now: SimTime, r: &mut SyncResult) -> b
     let pod_uid = p.metadata.uid.clone();
     loop {
         match c.state.clone() {
-            State::Pulling { done_at, error } if done_at <= now => match error {
+            State::Pulling { requested_at, done_at, took, error } if done_at <= now => match error {
                 None => {
-                    let took = go_duration(c.behavior.pull_duration.unwrap_or_default());
+                    let waited = go_duration(done_at.saturating_sub(requested_at));
+                    let took = go_duration(took);
                     let size = c.behavior.image_size_bytes.unwrap_or(0);
                     r.events.push(PodEvent::normal(
                         "Pulled",
-                        format!("Successfully pulled image \"{}\" in {took} ({took} including waiting). Image size: {size} bytes.", c.image),
+                        format!("Successfully pulled image \"{}\" in {took} ({waited} including waiting). Image size: {size} bytes.", c.image),
                     ));
                     r.pulled.push(c.image.clone());
                     c.pull_backoff = None;
@@ -696,7 +728,13 @@ fn run_probes(c: &mut ContainerRun, t: SimTime, r: &mut SyncResult) -> bool {
 
 /// One sync of a pod's containers (kuberuntime_manager.go SyncPod): advance each to
 /// `now`, then start what should run.
-pub fn sync_containers(containers: &mut [ContainerRun], p: &Pod, images: Images, now: SimTime) -> SyncResult {
+pub fn sync_containers(
+    containers: &mut [ContainerRun],
+    p: &Pod,
+    images: Images,
+    queue: &mut PullQueue,
+    now: SimTime,
+) -> SyncResult {
     let mut r = SyncResult::default();
     let policy = p.spec.restart_policy.unwrap_or_default();
     for c in containers.iter_mut() {
@@ -728,7 +766,7 @@ pub fn sync_containers(containers: &mut [ContainerRun], p: &Pod, images: Images,
             if crash_backoff(c, p, now, &mut r) {
                 continue;
             }
-            if ensure_image(c, images, now, &mut r) {
+            if ensure_image(c, images, queue, now, &mut r) {
                 create(c, now, &mut r);
                 // A container that starts at once runs in this sync.
                 advance(c, p, now, &mut r);
@@ -895,7 +933,7 @@ mod tests {
         let mut waits = Vec::new();
         for _ in 0..200 {
             let images = Images { present: &present, unpullable: &unpullable };
-            let r = sync_containers(&mut cs, &p, images, now);
+            let r = sync_containers(&mut cs, &p, images, &mut PullQueue::default(), now);
             present.extend(r.pulled.iter().cloned());
             for e in &r.events {
                 if e.reason == "Started" {
@@ -943,7 +981,7 @@ mod tests {
         let (mut now, mut n) = (SimTime::ZERO, 0);
         while now < until {
             let images = Images { present: &present, unpullable: &unpullable };
-            let r = sync_containers(&mut cs, &p, images, now);
+            let r = sync_containers(&mut cs, &p, images, &mut PullQueue::default(), now);
             present.extend(r.pulled.iter().cloned());
             n += r.events.iter().filter(|e| e.reason == "BackOff").count();
             let wake = [r.wake, r.exit_wake].into_iter().flatten().min();
@@ -959,6 +997,43 @@ mod tests {
     fn crash_loop_back_off_resets_after_ten_minutes_of_running() {
         assert_eq!(back_offs(Duration::from_secs(700), SimTime::from_secs(2200)), 0);
         assert!(back_offs(Duration::from_secs(100), SimTime::from_secs(350)) > 0);
+    }
+
+    /// serializeImagePulls: pulls on a node run one after another; a pull queued behind
+    /// one of the same image takes no time of its own.
+    #[test]
+    fn image_pulls_are_serialized() {
+        let mut p = pod(RestartPolicy::Always);
+        let spec = Arc::make_mut(&mut p.spec);
+        spec.containers.push(Container {
+            name: "side".into(),
+            image: "side:v1".into(),
+            ..Default::default()
+        });
+        spec.containers.push(Container {
+            name: "again".into(),
+            image: "app:v1".into(),
+            ..Default::default()
+        });
+        let second = Duration::from_secs(1);
+        let mut cs: Vec<ContainerRun> =
+            p.spec.containers.iter().map(|c| ContainerRun::new(c, None, second)).collect();
+        let (present, unpullable) = (BTreeSet::new(), BTreeSet::new());
+        let mut queue = PullQueue::default();
+        let mut pulled = Vec::new();
+        for t in [0, 1000, 2000] {
+            let images = Images { present: &present, unpullable: &unpullable };
+            let r = sync_containers(&mut cs, &p, images, &mut queue, SimTime(t));
+            pulled.extend(r.events.into_iter().filter(|e| e.reason == "Pulled").map(|e| (t, e.message)));
+        }
+        assert_eq!(
+            pulled,
+            vec![
+                (1000, "Successfully pulled image \"app:v1\" in 1s (1s including waiting). Image size: 0 bytes.".into()),
+                (2000, "Successfully pulled image \"side:v1\" in 1s (2s including waiting). Image size: 0 bytes.".into()),
+                (2000, "Successfully pulled image \"app:v1\" in 0s (2s including waiting). Image size: 0 bytes.".into()),
+            ]
+        );
     }
 
     #[test]
