@@ -208,3 +208,8 @@ fn crash_container_passes_and_is_deterministic() {
 fn pid_pressure_passes_and_is_deterministic() {
     assert_passes_and_replays("pid-pressure.yaml");
 }
+
+#[test]
+fn inode_pressure_passes_and_is_deterministic() {
+    assert_passes_and_replays("inode-pressure.yaml");
+}
