@@ -721,26 +721,6 @@ pub fn evaluate(cond: &Condition, sink: &TraceSink) -> (bool, String) {
     }
 }
 
-/// Does `text` match `pattern`, where `*` stands for any run of characters?
-pub fn glob_match(pattern: &str, text: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == text;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
-        return false;
-    }
-    let mut rest = &text[first.len()..text.len() - last.len()];
-    for mid in &parts[1..parts.len() - 1] {
-        match rest.find(mid) {
-            Some(i) => rest = &rest[i + mid.len()..],
-            None => return false,
-        }
-    }
-    true
-}
-
 fn find_event(
     state: &Cache,
     reason: &str,
@@ -764,7 +744,7 @@ fn find_event(
             continue;
         }
         let mismatch = message.as_ref().is_some_and(|m| e.message != *m)
-            || pattern.as_ref().is_some_and(|p| !glob_match(p, &e.message));
+            || pattern.as_ref().is_some_and(|p| !kubesim_model::kubelet::behavior::glob(p, &e.message));
         if mismatch {
             same_reason.push(e.message.clone());
             continue;

@@ -111,7 +111,8 @@ pub struct ContainerBehavior {
     pub startup: ProbeScript,
 }
 
-pub(crate) fn glob(pattern: &str, text: &str) -> bool {
+/// Does `text` match `pattern`, where `*` stands for any run of characters?
+pub fn glob(pattern: &str, text: &str) -> bool {
     let parts: Vec<&str> = pattern.split('*').collect();
     if parts.len() == 1 {
         return pattern == text;

@@ -598,16 +598,9 @@ impl Kubelet {
 
     /// Forgets a pod: it left the node or was replaced by another with its name.
     fn forget_pod(&mut self, key: &(String, String)) {
+        self.release(key);
+        self.pods.remove(key);
         self.status.desired.remove(key);
-        if let Some(w) = self.pods.remove(key) {
-            if let Some(t) = w.next_sync {
-                self.timers.remove(&(t, key.clone()));
-            }
-            if let Some(r) = w.requests {
-                self.used.sub(&r);
-                self.used.pods -= 1;
-            }
-        }
     }
 
     /// Releases what an admitted pod holds once it is finished or going away.
@@ -715,8 +708,9 @@ impl Kubelet {
         let Some(w) = self.pods.get_mut(k) else { return };
         let images = pods::Images { present: &self.images, unpullable: &self.host.unpullable_images };
         let r = pods::sync_containers(&mut w.containers, p, images, &mut self.pulls, now);
-        let base = self.status.desired.get(k).map(|(_, s)| s.clone()).unwrap_or_default();
-        let status = pods::pod_status(&w.containers, p, &base, true, now);
+        let empty = PodStatus::default();
+        let base = self.status.desired.get(k).map_or(&empty, |(_, s)| s);
+        let status = pods::pod_status(&w.containers, p, base, true, now);
         for img in r.pulled {
             let size = w.containers.iter().find(|c| c.image == img).map_or(0, |c| c.image_size_bytes());
             self.image_sizes.insert(img.clone(), size);
@@ -822,10 +816,14 @@ impl Kubelet {
         }
         // eviction_manager.go Admit: under pressure, refuse what the pressure forbids.
         let best_effort = p.status.qos_class == "BestEffort";
-        let tolerates = p.spec.tolerations.iter().any(|t| {
-            t.key == crate::controllers::node_lifecycle::TAINT_NODE_MEMORY_PRESSURE
-                && t.effect.is_none_or(|e| e == crate::api::TaintEffect::NoSchedule)
-        });
+        // v1helper.TolerationsTolerateTaint with the memory-pressure NoSchedule taint.
+        let memory_pressure = Taint {
+            key: crate::controllers::node_lifecycle::TAINT_NODE_MEMORY_PRESSURE.into(),
+            value: String::new(),
+            effect: crate::api::TaintEffect::NoSchedule,
+            time_added: None,
+        };
+        let tolerates = p.spec.tolerations.iter().any(|t| t.tolerates(&memory_pressure));
         let critical = p.spec.priority.unwrap_or(0) >= eviction::SYSTEM_CRITICAL_PRIORITY;
         if let Err(message) = self.eviction.admit(best_effort, tolerates, critical) {
             self.reject(o, p, eviction::REASON_EVICTED, &message, now, out);
@@ -1003,8 +1001,7 @@ impl Kubelet {
             let ev = self.recorder.record(o, EVENT_NORMAL, e.reason, &e.message, now);
             self.send(out, Sent::Other, ev);
         }
-        let base = self.status.desired.get(key).map(|(_, s)| s.clone()).unwrap_or_default();
-        let mut base = base;
+        let mut base = self.status.desired.get(key).map(|(_, s)| s.clone()).unwrap_or_default();
         base.phase = Some(PodPhase::Failed);
         base.reason = eviction::REASON_EVICTED.into();
         base.message = message.to_string();
