@@ -4,6 +4,7 @@
 //! [`ApiInput::EtcdResponse`]), as the real one talks gRPC, so replication slots in.
 
 mod admission;
+pub mod server;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use crate::etcd::{Compare, CompareOp, CompareTarget, EtcdRequest, EtcdResponse, 
 use crate::time::SimTime;
 
 pub use admission::{default_object, uuid_v4, validate_name};
+pub use server::ApiServerProcess;
 
 impl Stamp for Arc<Object> {
     /// etcd's mod revision is the object's resourceVersion.
@@ -47,8 +49,44 @@ pub enum ApiOutput {
     ToEtcd { id: u64, request: EtcdRequest<Arc<Object>> },
 }
 
-#[derive(Clone, Debug, Default)]
-pub struct ApiServerConfig {}
+/// kube-apiserver flags this simulation honours, with upstream's defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiServerConfig {
+    /// --max-requests-inflight (default 400): with API Priority and Fairness on (the
+    /// default), it and the mutating limit add up to the server's concurrency limit.
+    pub max_requests_inflight: u32,
+    /// --max-mutating-requests-inflight (default 200).
+    pub max_mutating_requests_inflight: u32,
+    /// --event-ttl (default 1h): Events are stored on an etcd lease of this TTL.
+    pub event_ttl: Duration,
+    /// --etcd-compaction-interval (default 5m; 0 turns compaction off).
+    pub etcd_compaction_interval: Duration,
+    /// --request-timeout (default 1m): how long a non-long-running request may take.
+    pub request_timeout: Duration,
+}
+
+impl Default for ApiServerConfig {
+    fn default() -> Self {
+        ApiServerConfig {
+            max_requests_inflight: 400,
+            max_mutating_requests_inflight: 200,
+            event_ttl: EVENT_TTL,
+            etcd_compaction_interval: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How often an API server checks its etcd (its /readyz etcd check and the watch
+/// stream's liveness).
+pub const ETCD_PING_INTERVAL: Duration = Duration::from_secs(1);
+/// kube-apiserver --etcd-healthcheck-timeout (2 s): unanswered this long, etcd is
+/// unhealthy and the server not ready.
+pub const ETCD_HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// A watch whose member has not answered for this long is given up and relisted.
+pub const ETCD_WATCH_GIVE_UP: Duration = Duration::from_secs(5);
+/// A cache that has not listed in this long lists again.
+pub const RELIST_RETRY: Duration = Duration::from_secs(5);
 
 /// A change to apply to the current object (retried on a fresh read when the write races
 /// and the client set no resourceVersion, as `GuaranteedUpdate` does).
@@ -125,6 +163,7 @@ struct PendingDelete {
 const NOBODY: ClientId = u64::MAX;
 
 pub struct ApiServer {
+    config: ApiServerConfig,
     cache: Cache,
     watches: BTreeMap<WatchKey, WatchSpec>,
     /// Watches without a node filter, by kind (`None` = every kind).
@@ -154,8 +193,9 @@ impl Default for ApiServer {
 }
 
 impl ApiServer {
-    pub fn new(_config: ApiServerConfig) -> Self {
+    pub fn new(config: ApiServerConfig) -> Self {
         ApiServer {
+            config,
             cache: Cache::default(),
             watches: BTreeMap::new(),
             by_kind: BTreeMap::new(),
@@ -272,7 +312,7 @@ impl ApiServer {
         out: &mut Vec<ApiOutput>,
     ) {
         if let Some(l) = &mut self.lease {
-            if now + EVENT_TTL < l.expires && l.attached < LEASE_MAX_OBJECT_COUNT {
+            if now + self.config.event_ttl < l.expires && l.attached < LEASE_MAX_OBJECT_COUNT {
                 l.attached += 1;
                 let id = l.id;
                 return self.send_to_etcd(pending, on_lease(request, id), out);
@@ -281,9 +321,10 @@ impl ApiServer {
         self.lease_waiting.push((pending, request));
         if !self.lease_granting {
             self.lease_granting = true;
-            let reuse = ((EVENT_TTL.as_secs() as f64 * LEASE_REUSE_DURATION_PERCENT) as u64)
-                .min(LEASE_REUSE_DURATION_SECONDS);
-            let ttl_seconds = (EVENT_TTL.as_secs() + reuse) as i64;
+            let ttl = self.config.event_ttl.as_secs();
+            let reuse =
+                ((ttl as f64 * LEASE_REUSE_DURATION_PERCENT) as u64).min(LEASE_REUSE_DURATION_SECONDS);
+            let ttl_seconds = (ttl + reuse) as i64;
             let request = EtcdRequest::LeaseGrant { id: 0, ttl_seconds };
             self.send_to_etcd(Pending::Lease { requested_at: now }, request, out);
         }

@@ -5,8 +5,14 @@
 //! a [`Cache`]; `tick` reads the cache and returns the API requests it wants plus its next
 //! wake-up. The driver in kubesim-sim carries requests to the API server and responses back.
 
+pub mod connection;
+pub mod process;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
+
+pub use connection::{ApiConnection, Delivery, TokenBucket};
+pub use process::{ClientProcess, ClientRate, Kubectl, STARTUP_DELAY};
 
 use rand_chacha::ChaCha8Rng;
 

@@ -1,24 +1,19 @@
-//! The client side of a simulated process: request/response matching, watch registration
-//! with relist on a lost batch, and client-go's token-bucket rate limiter.
+//! client-go's transport as a process sees it: request/response matching with a
+//! timeout, the token-bucket rate limiter, watch registration with relist (the
+//! reflector's Replace) after a lost batch or a dropped stream, and load-balancer failover
+//! between API servers.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kubesim_model::api::{Object, ObjectKey};
-use kubesim_model::client::{ApiError, ApiResult, Tagged, WatchEvent, WatchEventType, WatchSpec};
-use kubesim_model::time::SimTime;
+use crate::api::{Object, ObjectKey};
+use crate::client::{ApiError, ApiResult, Tagged, WatchEvent, WatchEventType, WatchSpec};
+use crate::time::SimTime;
+use crate::wire::{Addr, ClientId, FromApi, Message, ToApi};
 
-use crate::messages::{ClientId, FromApi, ToApi};
-use crate::net::Sender;
-
-/// Simulated time since the start of the run.
-pub fn now() -> SimTime {
-    SimTime(madsim::time::TimeHandle::current().elapsed().as_millis() as u64)
-}
-
-/// client-go's `flowcontrol.NewTokenBucketRateLimiter(qps, burst)`.
+/// client-go's `flowcontrol.NewTokenBucketRateLimiter(qps, burst)`: a bucket of `burst`
+/// tokens refilled at `qps` a second; qps 0 means no limit.
 #[derive(Clone, Debug)]
 pub struct TokenBucket {
     qps: f64,
@@ -41,7 +36,7 @@ impl TokenBucket {
     /// Takes one token if there is one.
     pub fn try_take(&mut self, now: SimTime) -> bool {
         if self.qps <= 0.0 {
-            return true; // qps 0 = no limit
+            return true;
         }
         self.refill(now);
         if self.tokens >= 1.0 {
@@ -52,7 +47,7 @@ impl TokenBucket {
         }
     }
 
-    /// When the next token will be there.
+    /// When the next token will be there (rounded up to the next millisecond, plus one).
     pub fn next_token_at(&self, now: SimTime) -> SimTime {
         let missing = (1.0 - self.tokens).max(0.0);
         now + Duration::from_micros(((missing / self.qps) * 1e6).ceil() as u64 + 1000)
@@ -69,12 +64,20 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// interval while a backend fails; two failures in a row take it out).
 pub const NOT_READY_RECHECK: Duration = Duration::from_secs(1);
 
-/// The connection of one process to the API server.
+/// What the connection hands to the component above it.
+#[derive(Debug)]
+pub enum Delivery {
+    Event(WatchEvent),
+    Response(u64, ApiResult),
+}
+
+type Batch = (Vec<(u64, ApiResult)>, Vec<(u64, Vec<WatchEvent>)>);
+
+/// The connection of one process to the API servers.
 pub struct ApiConnection {
-    ep: Sender,
     /// The API servers this client may use, in the order it tries them (a load balancer
     /// in front of several, or one for a component on a control-plane host).
-    apis: Vec<SocketAddr>,
+    apis: Vec<Addr>,
     api_index: usize,
     pub client: ClientId,
     limiter: TokenBucket,
@@ -102,21 +105,15 @@ pub struct ApiConnection {
     missed_pongs: u32,
     /// Pongs in a row from a server that is not ready.
     not_ready_pongs: u32,
-}
-
-type Batch = (Vec<(u64, ApiResult)>, Vec<(u64, Vec<WatchEvent>)>);
-
-/// What the connection hands to the component.
-pub enum Delivery {
-    Event(WatchEvent),
-    Response(u64, ApiResult),
+    /// Messages to send.
+    outbox: Vec<(Addr, Message)>,
 }
 
 impl ApiConnection {
-    pub fn new(ep: Sender, apis: Vec<SocketAddr>, client: ClientId, qps: f64, burst: u32) -> Self {
+    /// A connection (not yet registered) to `apis`, rate-limited to `qps` / `burst`.
+    pub fn new(apis: Vec<Addr>, client: ClientId, qps: f64, burst: u32) -> Self {
         assert!(!apis.is_empty(), "a client needs an API server");
         ApiConnection {
-            ep,
             apis,
             api_index: 0,
             client,
@@ -137,21 +134,26 @@ impl ApiConnection {
             lists_pending: BTreeSet::new(),
             missed_pongs: 0,
             not_ready_pongs: 0,
+            outbox: Vec::new(),
         }
     }
 
-    fn send(&self, msg: ToApi) {
-        // A send to an unreachable host is dropped by the network, like a lost packet.
-        self.ep.send(self.apis[self.api_index], msg);
+    fn send(&mut self, msg: ToApi) {
+        self.outbox.push((self.apis[self.api_index], Message::ToApi(msg)));
+    }
+
+    /// The messages to send, taken.
+    pub fn take_outbox(&mut self) -> Vec<(Addr, Message)> {
+        std::mem::take(&mut self.outbox)
     }
 
     /// Registers (or re-registers) the client and its watches; the API server answers
     /// with the current state of each watch, then a Pong that ends the relist.
-    pub fn register(&mut self, watches: Vec<WatchSpec>) {
+    pub fn register(&mut self, watches: Vec<WatchSpec>, now: SimTime) {
         self.watches = watches;
         self.watch_epoch += 1;
         // Unique across restarts of this process too: simulated time moves on.
-        self.epoch = (now().as_millis() << 16) | (self.watch_epoch & 0xffff);
+        self.epoch = (now.as_millis() << 16) | (self.watch_epoch & 0xffff);
         self.next_wire_tag = self.epoch << 20;
         self.received = 0;
         self.early.clear();
@@ -168,27 +170,31 @@ impl ApiConnection {
         }
         self.send(ToApi::Ping { client: self.client, epoch: self.epoch, received: 0 });
         self.awaiting_pong = true;
-        self.next_ping = now() + PING_INTERVAL;
+        self.next_ping = now + PING_INTERVAL;
     }
 
-    pub fn enqueue(&mut self, requests: Vec<Tagged>) {
+    fn reregister(&mut self, now: SimTime) {
+        let watches = std::mem::take(&mut self.watches);
+        self.register(watches, now);
+    }
+
+    pub fn enqueue(&mut self, requests: impl IntoIterator<Item = Tagged>) {
         self.queued.extend(requests);
     }
 
     /// Sends what the rate limiter allows; returns when to try again if some wait.
-    pub fn flush(&mut self) -> Option<SimTime> {
-        let t = now();
+    pub fn flush(&mut self, now: SimTime) -> Option<SimTime> {
         let mut batch = Vec::new();
-        while !self.queued.is_empty() && self.limiter.try_take(t) {
+        while !self.queued.is_empty() && self.limiter.try_take(now) {
             let r = self.queued.pop_front().expect("non-empty");
             self.next_wire_tag += 1;
-            self.in_flight.insert(self.next_wire_tag, (r.tag, t + REQUEST_TIMEOUT));
+            self.in_flight.insert(self.next_wire_tag, (r.tag, now + REQUEST_TIMEOUT));
             batch.push(Tagged { tag: self.next_wire_tag, request: r.request });
         }
         if !batch.is_empty() {
             self.send(ToApi::Requests { client: self.client, epoch: self.epoch, requests: batch });
         }
-        (!self.queued.is_empty()).then(|| self.limiter.next_token_at(t))
+        (!self.queued.is_empty()).then(|| self.limiter.next_token_at(now))
     }
 
     /// The earliest time the connection itself needs attention (ping, request timeout).
@@ -200,11 +206,10 @@ impl ApiConnection {
         d
     }
 
-    /// Timers: request timeouts and the watch-stream ping. Returns failed requests.
-    pub fn on_timer(&mut self, out: &mut Vec<Delivery>) {
-        let t = now();
+    /// Timers: request timeouts and the watch-stream ping. Failed requests are delivered.
+    pub fn on_timer(&mut self, now: SimTime, out: &mut Vec<Delivery>) {
         let expired: Vec<u64> =
-            self.in_flight.iter().filter(|(_, (_, d))| *d <= t).map(|(&k, _)| k).collect();
+            self.in_flight.iter().filter(|(_, (_, d))| *d <= now).map(|(&k, _)| k).collect();
         for wire in expired {
             let Some((tag, _)) = self.in_flight.remove(&wire) else { continue };
             out.push(Delivery::Response(
@@ -216,35 +221,31 @@ impl ApiConnection {
                 }),
             ));
         }
-        if t >= self.next_ping {
-            if self.awaiting_pong {
-                self.missed_pongs += 1;
-            }
-            if self.missed_pongs >= 2 {
-                // Fail over to the next API server, as a load balancer's health check
-                // would take the dead one out.
-                self.api_index = (self.api_index + 1) % self.apis.len();
-                // Two pings unanswered: the stream is broken (a partition, a restarted
-                // API server); start over.
-                let watches = self.watches.clone();
-                self.register(watches);
-            } else {
-                if self.suspect.is_some_and(|s| s > self.received) {
-                    // A batch the server sent never arrived: relist.
-                    let watches = self.watches.clone();
-                    self.register(watches);
-                    return;
-                }
-                self.suspect = None;
-                self.send(ToApi::Ping { client: self.client, epoch: self.epoch, received: self.received });
-                self.awaiting_pong = true;
-                self.next_ping = t + PING_INTERVAL;
-            }
+        if now < self.next_ping {
+            return;
         }
+        if self.awaiting_pong {
+            self.missed_pongs += 1;
+        }
+        if self.missed_pongs >= 2 {
+            // Fail over to the next API server, as a load balancer's health check would
+            // take the dead one out; two pings unanswered: the stream is broken (a
+            // partition, a restarted API server), start over.
+            self.api_index = (self.api_index + 1) % self.apis.len();
+            return self.reregister(now);
+        }
+        if self.suspect.is_some_and(|s| s > self.received) {
+            // A batch the server sent never arrived: relist.
+            return self.reregister(now);
+        }
+        self.suspect = None;
+        self.send(ToApi::Ping { client: self.client, epoch: self.epoch, received: self.received });
+        self.awaiting_pong = true;
+        self.next_ping = now + PING_INTERVAL;
     }
 
     /// Turns one message from the API server into deliveries for the component.
-    pub fn on_message(&mut self, msg: FromApi, out: &mut Vec<Delivery>) {
+    pub fn on_message(&mut self, msg: FromApi, now: SimTime, out: &mut Vec<Delivery>) {
         match msg {
             FromApi::Batch { epoch, .. } | FromApi::Pong { epoch, .. } if epoch != self.epoch => {}
             FromApi::Batch { seq, responses, events, .. } => {
@@ -265,21 +266,17 @@ impl ApiConnection {
                 self.not_ready_pongs = if ready { 0 } else { self.not_ready_pongs + 1 };
                 if !ready {
                     // Check again soon, as a load balancer does while a backend fails.
-                    self.next_ping = self.next_ping.min(now() + NOT_READY_RECHECK);
+                    self.next_ping = self.next_ping.min(now + NOT_READY_RECHECK);
                 }
                 if self.not_ready_pongs >= 2 && self.apis.len() > 1 {
-                    // The load balancer's health check failed twice in a row (5 s apart):
-                    // it takes this server out, and the client lands on the next.
+                    // The load balancer's health check failed twice in a row: it takes
+                    // this server out, and the client lands on the next.
                     self.not_ready_pongs = 0;
                     self.api_index = (self.api_index + 1) % self.apis.len();
-                    let watches = self.watches.clone();
-                    self.register(watches);
-                    return;
+                    return self.reregister(now);
                 }
                 if !known {
-                    let watches = self.watches.clone();
-                    self.register(watches);
-                    return;
+                    return self.reregister(now);
                 }
                 if sent > self.received {
                     self.suspect = Some(sent);
@@ -342,5 +339,54 @@ impl ApiConnection {
             }
         }
         out.push(Delivery::Event(ev));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_bucket_allows_a_burst_then_qps() {
+        let mut b = TokenBucket::new(2.0, 3);
+        let t0 = SimTime::ZERO;
+        assert!(b.try_take(t0) && b.try_take(t0) && b.try_take(t0));
+        assert!(!b.try_take(t0), "the burst is spent");
+        assert_eq!(b.next_token_at(t0), SimTime(501), "half a second at 2 qps, rounded up");
+        assert!(b.try_take(SimTime(500)));
+        assert!(!b.try_take(SimTime(500)));
+    }
+
+    fn addr(n: u8) -> Addr {
+        Addr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, n)), 6443)
+    }
+
+    #[test]
+    fn two_missed_pongs_fail_over_and_register_again() {
+        let mut c = ApiConnection::new(vec![addr(1), addr(2)], 7, 0.0, 0);
+        c.register(Vec::new(), SimTime::ZERO);
+        let first = c.take_outbox();
+        assert!(first.iter().all(|(to, _)| *to == addr(1)));
+        let mut out = Vec::new();
+        c.on_timer(SimTime::from_secs(5), &mut out);
+        c.on_timer(SimTime::from_secs(10), &mut out);
+        let again = c.take_outbox();
+        assert!(again
+            .iter()
+            .any(|(to, m)| *to == addr(2) && matches!(m, Message::ToApi(ToApi::Hello { .. }))));
+    }
+
+    #[test]
+    fn a_request_without_an_answer_times_out() {
+        let mut c = ApiConnection::new(vec![addr(1)], 7, 0.0, 0);
+        c.register(Vec::new(), SimTime::ZERO);
+        c.enqueue([Tagged {
+            tag: 42,
+            request: crate::client::ApiRequest::Get(ObjectKey::new(crate::api::Kind::Pod, "default", "p")),
+        }]);
+        assert_eq!(c.flush(SimTime::ZERO), None);
+        let mut out = Vec::new();
+        c.on_timer(SimTime::ZERO + REQUEST_TIMEOUT, &mut out);
+        assert!(matches!(&out[..], [Delivery::Response(42, Err(e))] if e.code == 504), "{out:?}");
     }
 }
