@@ -153,6 +153,15 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
         duration: s.duration.time,
         world,
         workloads,
+        invariants: s.invariants.then(|| {
+            s.timeline
+                .iter()
+                .filter(|e| matches!(e.action, Action::Fault(_)))
+                .map(|e| e.at.time)
+                .max()
+                .unwrap_or(kubesim_model::time::SimTime::ZERO)
+        }),
+        planted_ignore_taints: false,
         timeline,
         checks,
     })

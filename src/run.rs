@@ -302,6 +302,11 @@ pub struct Plan {
     pub workloads: Vec<Object>,
     pub timeline: Vec<TimedStep>,
     pub checks: Vec<Check>,
+    /// Check the cluster invariants; liveness from this instant plus the bound (the last
+    /// fault of the timeline).
+    pub invariants: Option<SimTime>,
+    /// Test-only: give every scheduler the planted taint bug.
+    pub planted_ignore_taints: bool,
 }
 
 /// The outcome of one expectation.
@@ -327,11 +332,24 @@ pub struct RunReport {
     pub peak_rss_bytes: Option<u64>,
     /// Every leader change (etcd, kube-controller-manager, kube-scheduler).
     pub leaders: Vec<kubesim_sim::Leadership>,
+    /// Broken cluster invariants (when the plan checks them).
+    pub violations: Vec<kubesim_faults::invariants::Violation>,
 }
 
 impl RunReport {
     pub fn all_passed(&self) -> bool {
-        self.results.iter().all(|r| r.passed)
+        self.results.iter().all(|r| r.passed) && self.violations.is_empty()
+    }
+
+    /// The first failure, in one line: a broken invariant or a failed expectation.
+    pub fn first_failure(&self) -> Option<(String, String)> {
+        if let Some(v) = self.violations.first() {
+            return Some((v.invariant.to_string(), v.to_string()));
+        }
+        self.results
+            .iter()
+            .find(|r| !r.passed)
+            .map(|r| (format!("expectation {:?}", r.name), r.detail.clone()))
     }
 
     pub fn summary(&self) -> String {
@@ -353,6 +371,9 @@ impl RunReport {
         s += &format!("expectations: {passed}/{} passed\n", self.results.len());
         for r in &self.results {
             s += &format!("  {} {}: {}\n", if r.passed { "PASS" } else { "FAIL" }, r.name, r.detail);
+        }
+        for v in &self.violations {
+            s += &format!("VIOLATION {v}\n");
         }
         s += &format!("trace-hash: {}\n", self.trace_hash);
         s
@@ -413,6 +434,17 @@ fn simulate_plan(plan: Plan, trace_file: Option<std::fs::File>, progress: bool) 
         for c in &mut plan.checks {
             install_trackers(c, &sink);
         }
+        if plan.planted_ignore_taints {
+            plan.world.scheduler.planted_ignore_taints = true;
+        }
+        let monitor = plan.invariants.map(|_| {
+            let m = Arc::new(Mutex::new(kubesim_faults::invariants::SafetyMonitor::new()));
+            let m2 = m.clone();
+            sink.lock()
+                .expect("trace lock")
+                .observe(Box::new(move |rec, state| m2.lock().expect("monitor lock").observe(rec, state)));
+            m
+        });
         let bar = progress_bar(progress, plan.duration);
         let mut world = World::start(plan.world.clone(), sink.clone()).await;
         let mut step_errors = Vec::new();
@@ -466,6 +498,13 @@ fn simulate_plan(plan: Plan, trace_file: Option<std::fs::File>, progress: bool) 
             .collect();
         results.extend(step_checks);
         let mut sink = sink.lock().expect("trace lock");
+        let mut violations =
+            monitor.map(|m| m.lock().expect("monitor lock").violations.clone()).unwrap_or_default();
+        if let Some(last_fault) = plan.invariants {
+            if now() >= last_fault + kubesim_faults::invariants::liveness::LIVENESS_BOUND {
+                violations.extend(kubesim_faults::invariants::liveness::check(sink.state(), now()));
+            }
+        }
         let trace_hash = sink.finish()?;
         Ok(RunReport {
             name: plan.name.clone(),
@@ -479,6 +518,7 @@ fn simulate_plan(plan: Plan, trace_file: Option<std::fs::File>, progress: bool) 
             step_errors,
             peak_rss_bytes: None,
             leaders: sink.leaders().to_vec(),
+            violations,
         })
     })
 }

@@ -9,7 +9,9 @@
 
 pub mod duration;
 pub mod etcd_fuzz;
+pub mod invariants;
 pub mod linearizability;
+pub mod swarm;
 
 use kubesim_model::api::Quantity;
 use kubesim_model::host::{CrashRequest, MemoryHog};

@@ -83,6 +83,14 @@ pub struct Scenario {
     pub timeline: Vec<TimelineEntry>,
     #[serde(default)]
     pub expectations: Vec<Expectation>,
+    /// Check the cluster invariants while the run goes and, once the last timeline fault
+    /// is past by the liveness bound, convergence (what `kubesim fuzz --faults swarm`
+    /// checks; its repro files set it).
+    #[serde(default)]
+    pub invariants: bool,
+    /// The options a `kubesim fuzz` swarm drew for this file's faults (a record for the
+    /// reader; the faults themselves are in the timeline).
+    pub swarm: Option<serde_yaml::Value>,
 }
 
 fn default_seed() -> u64 {
