@@ -37,7 +37,7 @@ pub fn now() -> SimTime {
 pub fn prune_tasks() {
     let _ = madsim::runtime::Handle::current().metrics().num_tasks();
 }
-pub use trace::{replay, Leadership, Replay, TraceRecord, TraceSink};
+pub use trace::{replay, Leadership, Observer, Replay, TraceRecord, TraceSink};
 pub use world::{simulate, sleep_until, ClientRate, WorkerSpec, World, WorldConfig};
 
 /// The trace record of one committed etcd event.
