@@ -68,6 +68,22 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
     if let Some(b) = ks.burst {
         world.scheduler_rate.burst = b;
     }
+    let api = &s.control_plane.kube_apiserver;
+    if let Some(v) = api.max_requests_inflight {
+        world.apiserver.max_requests_inflight = v;
+    }
+    if let Some(v) = api.max_mutating_requests_inflight {
+        world.apiserver.max_mutating_requests_inflight = v;
+    }
+    if let Some(d) = &api.event_ttl {
+        world.apiserver.event_ttl = d.time.as_duration();
+    }
+    if let Some(d) = &api.etcd_compaction_interval {
+        world.apiserver.etcd_compaction_interval = d.time.as_duration();
+    }
+    if let Some(d) = &api.request_timeout {
+        world.apiserver.request_timeout = d.time.as_duration();
+    }
     let kcm = &s.control_plane.kube_controller_manager;
     if let Some(d) = &kcm.node_monitor_period {
         world.controller_manager.node_monitor_period = d.time.as_duration();

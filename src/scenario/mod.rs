@@ -113,6 +113,19 @@ pub struct ControlPlane {
     pub kube_scheduler: SchedulerFlags,
     #[serde(default)]
     pub kube_controller_manager: ControllerManagerFlags,
+    #[serde(default)]
+    pub kube_apiserver: ApiServerFlags,
+}
+
+/// kube-apiserver flags a scenario may set, by their upstream names.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ApiServerFlags {
+    pub max_requests_inflight: Option<u32>,
+    pub max_mutating_requests_inflight: Option<u32>,
+    pub event_ttl: Option<Dur>,
+    pub etcd_compaction_interval: Option<Dur>,
+    pub request_timeout: Option<Dur>,
 }
 
 /// KubeSchedulerConfiguration fields a scenario may set.
@@ -731,6 +744,15 @@ fn validate_settings(s: &Scenario) -> Result<(), Invalid> {
     ] {
         if d.as_ref().is_some_and(|d| d.time == SimTime::ZERO) {
             return Err(Invalid::new(path, "this period must be greater than 0", "e.g. 5s"));
+        }
+    }
+    let api = &s.control_plane.kube_apiserver;
+    for (path, d) in [
+        ("controlPlane.kubeApiserver.event-ttl", &api.event_ttl),
+        ("controlPlane.kubeApiserver.request-timeout", &api.request_timeout),
+    ] {
+        if d.as_ref().is_some_and(|d| d.time == SimTime::ZERO) {
+            return Err(Invalid::new(path, "this duration must be greater than 0", "e.g. 1m"));
         }
     }
     if s.duration.time == SimTime::ZERO {

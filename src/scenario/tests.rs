@@ -69,6 +69,12 @@ fn errors_name_the_line() {
             "evictionSoftGracePeriod",
         ),
         ("name: x\nduration: 1m\ntimeline:\n  - at: 10s\n    memoryHog: {node: cp-1, size: 1Gi}\n", 5, "runs no kubelet"),
+        (
+            "name: x\nduration: 1m\ncontrolPlane:\n  kubeApiserver:\n    event-ttl: 2h\n    max-inflight: 10\n",
+            6,
+            "unknown field `max-inflight`",
+        ),
+        ("name: x\nduration: 1m\ncontrolPlane:\n  kubeApiserver:\n    request-timeout: 0s\n", 5, "greater than 0"),
     ];
     for (text, line, needle) in cases {
         let e = load_text(text).unwrap_err();
@@ -177,4 +183,15 @@ fn timeline_entries_are_one_action_each() {
     let l = load_text(OK).unwrap();
     assert!(matches!(l.scenario.timeline[0].action, Action::Cordon(ref n) if n == "worker-1"));
     assert!(matches!(l.scenario.timeline[1].action, Action::Fault(Fault::Heal)));
+}
+
+#[test]
+fn apiserver_flags_reach_the_world() {
+    let text = "name: x\nduration: 1m\ncontrolPlane:\n  kubeApiserver:\n    event-ttl: 2h\n    etcd-compaction-interval: 0s\n    request-timeout: 30s\n    max-requests-inflight: 800\n";
+    let plan = crate::plan::from_scenario(&load_text(text).unwrap().scenario).unwrap();
+    let api = &plan.world.apiserver;
+    assert_eq!(api.event_ttl, std::time::Duration::from_secs(7200));
+    assert!(api.etcd_compaction_interval.is_zero());
+    assert_eq!(api.request_timeout, std::time::Duration::from_secs(30));
+    assert_eq!((api.max_requests_inflight, api.max_mutating_requests_inflight), (800, 200));
 }

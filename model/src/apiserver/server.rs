@@ -83,8 +83,16 @@ impl ApiServerProcess {
         self.start_at = None;
         self.outputs.extend(self.api.start(now, rng));
         self.started = now;
-        self.next_compaction = now + self.config.etcd_compaction_interval;
+        self.next_compaction = self.compaction_after(now);
         self.next_etcd_ping = now + super::ETCD_PING_INTERVAL;
+    }
+
+    /// The next compaction tick; never when --etcd-compaction-interval is 0.
+    fn compaction_after(&self, now: SimTime) -> SimTime {
+        match self.config.etcd_compaction_interval {
+            d if d.is_zero() => SimTime(u64::MAX),
+            d => now + d,
+        }
     }
 
     /// kube-apiserver /readyz: the watch cache has listed and etcd answers its health check.
@@ -208,8 +216,9 @@ impl Process for ApiServerProcess {
         if self.start_at.is_some() {
             return;
         }
+        self.outputs.extend(self.api.expire_requests(now));
         if now >= self.next_compaction {
-            self.next_compaction = now + self.config.etcd_compaction_interval;
+            self.next_compaction = self.compaction_after(now);
             if self.compact_to > 0 {
                 let request = EtcdRequest::Compact { revision: self.compact_to };
                 let msg = ToEtcd { requests: vec![(0, request)], ping: false };
@@ -269,6 +278,9 @@ impl Process for ApiServerProcess {
             rd.send(from, Message::FromApi(msg));
         }
         rd.wake_no_later_than(self.next_compaction.min(self.next_etcd_ping));
+        if let Some(t) = self.api.next_deadline() {
+            rd.wake_no_later_than(t);
+        }
         rd
     }
 }
