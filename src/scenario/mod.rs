@@ -617,14 +617,12 @@ pub fn load_str(text: &str, path: &Path, base_dir: &Path) -> Result<Loaded, Scen
     WARNINGS.with(|w| w.borrow_mut().clear());
     let mut ignored = Vec::new();
     let de = serde_yaml::Deserializer::from_str(text);
-    let parsed: Result<Scenario, _> = serde_ignored::deserialize(de, |p| ignored.push(p.to_string()));
+    let parsed: Result<Scenario, _> =
+        serde_ignored::deserialize(de, |p| ignored.push(kubesim_model::api::manifest::field_path(&p)));
     let mut warnings = WARNINGS.with(|w| std::mem::take(&mut *w.borrow_mut()));
     let scenario = parsed.map_err(|e| yaml_error(path, &e))?;
     for p in ignored {
-        warnings.push(format!(
-            "{}: unknown field \"{p}\" in an inline manifest is not simulated; ignored",
-            path.display()
-        ));
+        warnings.push(format!("{}: {p} in an inline manifest is not simulated; dropped", path.display()));
     }
     validate(&scenario, text, path)?;
     Ok(Loaded { scenario, warnings, path: path.to_path_buf() })

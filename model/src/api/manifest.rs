@@ -40,16 +40,61 @@ pub fn parse_manifests(text: &str) -> Result<Manifests, ManifestError> {
     let mut out = Manifests::default();
     for doc in serde_yaml::Deserializer::from_str(text) {
         let mut ignored = Vec::new();
-        let parsed: Option<Document> = serde_ignored::deserialize(doc, |path| ignored.push(path.to_string()))
-            .map_err(|e| ManifestError::from_yaml(&e))?;
+        let parsed: Option<Document> =
+            serde_ignored::deserialize(doc, |path| ignored.push(field_path(&path)))
+                .map_err(|e| ManifestError::from_yaml(&e))?;
         let Some(parsed) = parsed else { continue };
         let what = describe(&parsed);
         for path in ignored {
-            out.warnings.push(format!("{what}: unknown field \"{path}\" is not simulated; ignored"));
+            out.warnings.push(format!("{what}: {path} is not simulated; dropped"));
+        }
+        for path in unsimulated(&parsed) {
+            out.warnings.push(format!("{what}: {path}"));
         }
         flatten(parsed, &mut out);
     }
     Ok(out)
+}
+
+/// A field's path as a manifest author writes it: `spec.volumes[0].csi` (serde_ignored
+/// writes `?.spec.volumes.0.csi`).
+pub fn field_path(p: &serde_ignored::Path) -> String {
+    use serde_ignored::Path;
+    match p {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => match field_path(parent) {
+            s if s.is_empty() => key.clone(),
+            s => format!("{s}.{key}"),
+        },
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            field_path(parent)
+        }
+    }
+}
+
+/// Fields kubesim reads and shows back but whose behaviour it does not simulate, with
+/// what it does instead.
+fn unsimulated(d: &Document) -> Vec<String> {
+    let Document::Object(o) = d else { return Vec::new() };
+    let (at, spec) = match o {
+        super::Object::Pod(p) => ("spec", &p.spec),
+        super::Object::ReplicaSet(r) => ("spec.template.spec", &r.spec.template.spec),
+        super::Object::Deployment(x) => ("spec.template.spec", &x.spec.template.spec),
+        super::Object::DaemonSet(x) => ("spec.template.spec", &x.spec.template.spec),
+        super::Object::StatefulSet(x) => ("spec.template.spec", &x.spec.template.spec),
+        super::Object::Job(x) => ("spec.template.spec", &x.spec.template.spec),
+        _ => return Vec::new(),
+    };
+    let mut out = Vec::new();
+    for (i, v) in spec.volumes.iter().enumerate() {
+        if v.persistent_volume_claim.is_some() {
+            out.push(format!(
+                "{at}.volumes[{i}].persistentVolumeClaim is not simulated: the claim is not looked up and the volume mounts at once"
+            ));
+        }
+    }
+    out
 }
 
 fn describe(d: &Document) -> String {
@@ -115,8 +160,12 @@ spec:
         livenessProbe:
           httpGet: {path: /, port: 80}
         env: [{name: MODE, value: prod}]
+        securityContext: {runAsUser: 1000}
         resources:
           requests: {cpu: 100m, memory: 128Mi}
+      volumes:
+      - name: data
+        csi: {driver: x}
 ---
 apiVersion: v1
 kind: Service
@@ -141,12 +190,21 @@ items:
         let m = parse_manifests(DEPLOY).unwrap();
         let kinds: Vec<Kind> = m.objects.iter().map(|o| o.kind()).collect();
         assert_eq!(kinds, vec![Kind::Deployment, Kind::Namespace, Kind::Pod]);
-        assert!(m.warnings.iter().any(|w| w.contains("env")), "{:?}", m.warnings);
+        assert_eq!(
+            m.warnings,
+            vec![
+                "Deployment default/web: spec.template.spec.containers[0].securityContext is not simulated; dropped",
+                "Deployment default/web: spec.template.spec.volumes[0].csi is not simulated; dropped",
+                "Service web (v1): kind not simulated by kubesim; skipped",
+            ]
+        );
         assert!(
             !m.warnings.iter().any(|w| w.contains("livenessProbe")),
             "probes are simulated: {:?}",
             m.warnings
         );
+        let c = &m.objects[0].as_deployment().unwrap().spec.template.spec.containers[0];
+        assert_eq!(c.env[0].value, "prod", "env is kept");
         assert!(m.warnings.iter().any(|w| w.contains("Service web")), "{:?}", m.warnings);
         let d = m.objects[0].as_deployment().unwrap();
         assert_eq!(d.spec.replicas, Some(3));
