@@ -2,4 +2,5 @@
 
 mod cli;
 mod describe;
+mod pod_startup;
 mod scenarios;
