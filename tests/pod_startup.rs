@@ -112,3 +112,42 @@ fn describe_pod_while_an_init_container_backs_off() {
     assert!(text.contains("  Initialized                 False \n"), "{text}");
     insta::assert_snapshot!("init_containers_web_at_90s", text);
 }
+
+fn missing_configmap() -> &'static str {
+    static TRACE: OnceLock<PathBuf> = OnceLock::new();
+    trace("missing-configmap.yaml", &TRACE)
+}
+
+#[test]
+fn missing_configmap_passes_and_is_deterministic() {
+    assert_passes_and_replays("missing-configmap.yaml");
+}
+
+/// A pod waiting for its ConfigMap: ContainerCreating, the volume and the mount, and the
+/// FailedMount events counted over the retries.
+#[test]
+fn describe_pod_waiting_for_its_config_map() {
+    let t = missing_configmap();
+    assert_eq!(pod_row(t, "59s", "web")[1..3], ["0/1", "ContainerCreating"]);
+    let text = kubesim(&["describe", "pod", "web", "--trace", t, "--at", "59s"]);
+    assert!(text.contains("    Mounts:\n      /etc/nginx/conf.d from config (ro)\n"), "{text}");
+    assert!(text.contains("FailedMount  16s (x7 over 48s)"), "seven failures by 42.1 s: {text}");
+    insta::assert_snapshot!("missing_configmap_web_at_59s", text);
+}
+
+/// A container whose environment reads a missing Secret: CreateContainerConfigError, and
+/// describe shows where the variable comes from, never its value.
+#[test]
+fn describe_pod_waiting_for_its_secret() {
+    let t = missing_configmap();
+    assert_eq!(pod_row(t, "59s", "worker")[1..3], ["0/1", "CreateContainerConfigError"]);
+    let text = kubesim(&["describe", "pod", "worker", "--trace", t, "--at", "59s"]);
+    insta::assert_snapshot!("missing_configmap_worker_at_59s", text);
+    let secret = kubesim(&["describe", "secret", "db-credentials", "--trace", t, "--at", "100s"]);
+    assert!(secret.contains("Type:  Opaque\n\nData\n====\npassword:  6 bytes\n"), "{secret}");
+    assert!(!secret.contains("s3cr3t"), "{secret}");
+    let yaml = kubesim(&["get", "secret", "db-credentials", "-o", "yaml", "--trace", t, "--at", "100s"]);
+    assert!(yaml.contains("  password: czNjcjN0\n") && !yaml.contains("stringData"), "{yaml}");
+    let cms = kubesim(&["get", "configmaps", "--trace", t, "--at", "100s"]);
+    assert!(cms.starts_with("NAME         DATA   AGE\napp-config   1      39s\n"), "{cms}");
+}

@@ -710,6 +710,17 @@ impl Kubelet {
         out: &mut Output,
     ) {
         if !self.wait_for_volumes(k, now, rng) {
+            // syncPod sets the pod's status before it waits: Pending, ContainerCreating,
+            // no sandbox yet.
+            let Some(w) = self.pods.get(k) else { return };
+            let empty = PodStatus::default();
+            let base = self.status.desired.get(k).map_or(&empty, |(_, s)| s);
+            let status = pods::pod_status(&w.containers, p, base, false, now);
+            let changed = self.status.desired.get(k).is_none_or(|(_, s)| *s != status)
+                || StatusManager::drifted(&p.status, &status);
+            if changed && !self.status.busy(k) {
+                self.post_status(p, status, out);
+            }
             return;
         }
         let Some(w) = self.pods.get_mut(k) else { return };

@@ -690,8 +690,9 @@ fn crash_backoff(c: &mut ContainerRun, p: &Pod, now: SimTime, r: &mut SyncResult
 }
 
 /// Advances one container to `now`: pulls finishing, starts completing, exits, probes.
-/// Returns true when a pull failed in this call: the sync that pulled ends with
-/// ErrImagePull (the pull ran inside SyncPod upstream) and does not try again.
+/// Returns true when a start failed in this call (its pull, or the container's
+/// configuration after the pull): the sync that pulled ends with the error (the pull ran
+/// inside SyncPod upstream) and does not try again.
 fn advance(c: &mut ContainerRun, p: &Pod, cfg: ConfigSource, now: SimTime, r: &mut SyncResult) -> bool {
     let pod_uid = p.metadata.uid.clone();
     loop {
@@ -708,6 +709,10 @@ fn advance(c: &mut ContainerRun, p: &Pod, cfg: ConfigSource, now: SimTime, r: &m
                     r.pulled.push(c.image.clone());
                     c.pull_backoff = None;
                     create(c, p, cfg, done_at, r);
+                    if matches!(c.state, State::Waiting { .. }) {
+                        // Its configuration could not be made: this sync's start failed.
+                        return true;
+                    }
                 }
                 Some(err) => {
                     r.events.push(PodEvent::warning(
