@@ -2,5 +2,6 @@
 
 mod cli;
 mod describe;
+mod fixtures;
 mod pod_startup;
 mod scenarios;
