@@ -151,8 +151,6 @@ pub struct ContainerRun {
     /// The waiting reason shown before a restart began, kept while the restart pulls and
     /// starts (upstream's pod status does not change while SyncPod runs).
     restart_waiting: Option<ContainerStateWaiting>,
-    /// Its spec, for the environment it reads when it is created.
-    spec: crate::api::Container,
     behavior: ContainerBehavior,
     pull_policy_always: bool,
     state: State,
@@ -339,7 +337,6 @@ impl ContainerRun {
             role: Role::Regular,
             default_waiting: CONTAINER_CREATING,
             restart_waiting: None,
-            spec: c.clone(),
             pull_policy_always: pulls_always(&c.image, &c.image_pull_policy),
             behavior,
             state: State::Waiting { reason: CONTAINER_CREATING.into(), message: String::new() },
@@ -639,7 +636,9 @@ pub struct PullQueue {
 /// pull): its environment is made first, and a ConfigMap or Secret it reads that is
 /// missing fails the start with CreateContainerConfigError.
 fn create(c: &mut ContainerRun, p: &Pod, cfg: ConfigSource, now: SimTime, r: &mut SyncResult) {
-    if let Some(err) = super::volumes::env_error(&c.spec, &p.metadata.namespace, cfg) {
+    let spec = p.spec.init_containers.iter().chain(&p.spec.containers).find(|x| x.name == c.name);
+    let env_error = spec.and_then(|spec| super::volumes::env_error(spec, &p.metadata.namespace, cfg));
+    if let Some(err) = env_error {
         // kuberuntime_container.go startContainer: "Error: %v" with the message, and the
         // pod worker tries again after its back-off.
         r.events.push(PodEvent::warning("Failed", format!("Error: {err}")));

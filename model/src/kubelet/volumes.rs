@@ -206,7 +206,9 @@ enum Mount {
 
 #[derive(Clone, Debug)]
 struct PodVolumes {
-    pod: Pod,
+    namespace: String,
+    /// The pod's spec (shared with the pod), for its volumes.
+    spec: std::sync::Arc<crate::api::PodSpec>,
     mounts: Vec<Mount>,
     /// When the pod worker's current WaitForAttachAndMount began.
     wait_since: Option<SimTime>,
@@ -253,10 +255,15 @@ impl VolumeManager {
         VolumeManager { pods: BTreeMap::new(), started_at }
     }
 
-    /// The populator adds an admitted pod's volumes.
+    /// The populator adds an admitted pod's volumes (a pod without volumes has nothing to
+    /// wait for).
     pub fn add_pod(&mut self, key: (String, String), pod: &Pod, now: SimTime) {
+        if pod.spec.volumes.is_empty() {
+            return;
+        }
         let mounts = vec![Mount::Pending { added_at: now }; pod.spec.volumes.len()];
-        self.pods.insert(key, PodVolumes { pod: pod.clone(), mounts, wait_since: None });
+        let namespace = pod.metadata.namespace.clone();
+        self.pods.insert(key, PodVolumes { namespace, spec: pod.spec.clone(), mounts, wait_since: None });
     }
 
     pub fn remove_pod(&mut self, key: &(String, String)) {
@@ -294,7 +301,7 @@ impl VolumeManager {
         let mut out = Reconciled::default();
         for (key, pv) in &mut self.pods {
             let was_mounted = pv.mounted();
-            for (v, m) in pv.pod.spec.volumes.iter().zip(pv.mounts.iter_mut()) {
+            for (v, m) in pv.spec.volumes.iter().zip(pv.mounts.iter_mut()) {
                 let previous = match m {
                     Mount::Mounted => continue,
                     Mount::Failed { retry_at, .. } if *retry_at > now => continue,
@@ -302,7 +309,7 @@ impl VolumeManager {
                     Mount::Pending { added_at } if *added_at >= now => continue,
                     Mount::Pending { .. } => None,
                 };
-                match set_up(v, &pv.pod.metadata.namespace, src) {
+                match set_up(v, &pv.namespace, src) {
                     Ok(()) => *m = Mount::Mounted,
                     Err(e) => {
                         // operation_generator.go: volumeToMount.GenerateError("MountVolume.SetUp failed", err).
