@@ -151,3 +151,60 @@ fn describe_pod_waiting_for_its_secret() {
     let cms = kubesim(&["get", "configmaps", "--trace", t, "--at", "100s"]);
     assert!(cms.starts_with("NAME         DATA   AGE\napp-config   1      39s\n"), "{cms}");
 }
+
+/// Nothing in a pod spec is lost: fields kubesim does not model travel from a
+/// Deployment's template to its pods and come back in `get -o yaml`; those that would
+/// change what a cluster does are listed once, by their paths.
+#[test]
+fn unmodelled_pod_fields_are_kept_and_listed() {
+    let dir = std::env::temp_dir().join(format!("kubesim-kept-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("kept.yaml");
+    std::fs::write(
+        &file,
+        r#"name: kept
+duration: 30s
+nodePools:
+  - name: w
+    capacity: {cpu: "4", memory: 8Gi}
+workloads:
+  - manifest:
+      apiVersion: apps/v1
+      kind: Deployment
+      metadata: {name: web, namespace: default}
+      spec:
+        selector: {matchLabels: {app: web}}
+        template:
+          metadata: {labels: {app: web}}
+          spec:
+            securityContext: {runAsNonRoot: true}
+            containers:
+              - name: nginx
+                image: nginx:1.27
+                workingDir: /srv
+                lifecycle: {preStop: {exec: {command: [sleep, "5"]}}}
+            volumes:
+              - name: secrets
+                csi: {driver: secrets-store.csi.k8s.io, readOnly: true}
+"#,
+    )
+    .unwrap();
+    let loaded = kubesim::scenario::load(&file).unwrap();
+    assert_eq!(
+        loaded.warnings,
+        vec![
+            "Deployment default/web: spec.template.spec.containers[0].lifecycle is not simulated: postStart and preStop hooks do not run (a preStop does not delay termination)",
+            "Deployment default/web: spec.template.spec.volumes[0].csi is not simulated: the volume mounts at once",
+        ]
+    );
+    let trace = dir.join("kept.jsonl");
+    kubesim(&["run", file.to_str().unwrap(), "--quiet", "--trace", trace.to_str().unwrap()]);
+    let json = kubesim(&["get", "pods", "-o", "json", "--trace", trace.to_str().unwrap(), "--at", "30s"]);
+    let list: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let spec = &list["items"][0]["spec"];
+    assert_eq!(spec["securityContext"]["runAsNonRoot"], true, "{spec}");
+    assert_eq!(spec["containers"][0]["workingDir"], "/srv", "{spec}");
+    assert_eq!(spec["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][0], "sleep", "{spec}");
+    assert_eq!(spec["volumes"][0]["csi"]["driver"], "secrets-store.csi.k8s.io", "{spec}");
+    assert_eq!(list["items"][0]["status"]["phase"], "Running");
+}

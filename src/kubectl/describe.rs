@@ -729,6 +729,38 @@ fn describe_volumes(w: &mut PrefixWriter, volumes: &[kubesim_model::api::pod::Vo
             }
         } else if let Some(p) = &v.projected {
             describe_projected(w, p);
+        } else if let Some(csi) = v.extra.get("csi") {
+            // printCSIVolumeSource.
+            let text = |k: &str| csi.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_string();
+            let read_only = csi.get("readOnly").and_then(|x| x.as_bool()).unwrap_or(false);
+            w!(w, 2, "Type:\tCSI (a Container Storage Interface (CSI) volume source)\n    Driver:\t{}\n    FSType:\t{}\n    ReadOnly:\t{read_only}\n", text("driver"), text("fsType"));
+            let attrs: Vec<String> = csi
+                .get("volumeAttributes")
+                .and_then(|a| a.as_object())
+                .map(|a| a.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect())
+                .unwrap_or_default();
+            // printCSIPersistentVolumeAttributesMultilineIndent: every piece is written at
+            // level 2, so each takes four spaces before it.
+            w!(w, 2, "VolumeAttributes:\t");
+            if attrs.is_empty() {
+                w!(w, 0, "<none>\n");
+            }
+            for (i, a) in attrs.iter().enumerate() {
+                if i != 0 {
+                    w!(w, 2, "");
+                    w!(w, 2, "\t");
+                }
+                let cut = a.char_indices().nth(MAX_ANNOTATION_LEN).map(|(i, _)| i);
+                match cut {
+                    Some(i) => w!(w, 2, "{}...\n", &a[..i]),
+                    None => w!(w, 2, "{a}\n"),
+                }
+            }
+        } else if let Some(nfs) = v.extra.get("nfs") {
+            // printNFSVolumeSource.
+            let text = |k: &str| nfs.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_string();
+            let read_only = nfs.get("readOnly").and_then(|x| x.as_bool()).unwrap_or(false);
+            w!(w, 2, "Type:\tNFS (an NFS mount that lasts the lifetime of a pod)\n    Server:\t{}\n    Path:\t{}\n    ReadOnly:\t{read_only}\n", text("server"), text("path"));
         } else {
             w!(w, 1, "<unknown>\n");
         }

@@ -235,6 +235,8 @@ impl<'de> Deserialize<'de> for Inline {
                 w.borrow_mut().push(format!("{kind} {name}: kind not simulated by kubesim; skipped"))
             });
         }
+        let kept = kubesim_model::api::manifest::not_simulated(&doc);
+        WARNINGS.with(|w| w.borrow_mut().extend(kept));
         Ok(Inline(doc.into_objects()))
     }
 }

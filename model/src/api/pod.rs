@@ -13,6 +13,12 @@ use crate::time::SimTime;
 /// `v1.ResourceList`: resource name -> quantity.
 pub type ResourceList = BTreeMap<String, Quantity>;
 
+/// The fields of a manifest that kubesim's types do not model, by name, as written: kept
+/// with the object and shown back, so nothing in a manifest is lost. (The API server of a
+/// real cluster keeps every field of its own version; kubesim's types model the fields
+/// the simulation acts on, and this map holds the rest.)
+pub type Extra = BTreeMap<String, serde_json::Value>;
+
 /// Default scheduler name (`v1.DefaultSchedulerName`).
 pub const DEFAULT_SCHEDULER_NAME: &str = "default-scheduler";
 
@@ -78,6 +84,9 @@ pub struct PodSpec {
     pub dns_policy: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
+    /// Fields kubesim does not model, kept as written and shown back (`get -o yaml`).
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +129,9 @@ pub struct Container {
     /// started in order with the init containers and kept running beside the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<ContainerRestartPolicy>,
+    /// Fields kubesim does not model, kept as written and shown back (`get -o yaml`).
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// `v1.ContainerRestartPolicy`: v1.33 serves one value.
@@ -264,6 +276,9 @@ pub struct Volume {
     pub downward_api: Option<DownwardApiVolumeSource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub persistent_volume_claim: Option<PersistentVolumeClaimVolumeSource>,
+    /// Fields kubesim does not model, kept as written and shown back (`get -o yaml`).
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// `v1.KeyToPath`.
@@ -345,6 +360,9 @@ pub struct VolumeProjection {
     pub downward_api: Option<DownwardApiProjection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_token: Option<ServiceAccountTokenProjection>,
+    /// Fields kubesim does not model, kept as written and shown back (`get -o yaml`).
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 /// `v1.ConfigMapProjection` and `v1.SecretProjection`.
