@@ -604,11 +604,12 @@ impl Kubelet {
         self.release(key);
         self.pods.remove(key);
         self.status.desired.remove(key);
-        self.volumes.remove_pod(key);
     }
 
-    /// Releases what an admitted pod holds once it is finished or going away.
+    /// Releases what an admitted pod holds once it is finished or going away (its
+    /// volumes leave the desired state of world: no more mount retries).
     fn release(&mut self, key: &(String, String)) {
+        self.volumes.remove_pod(key);
         if let Some(w) = self.pods.get_mut(key) {
             if let Some(t) = w.next_sync.take() {
                 self.timers.remove(&(t, key.clone()));
