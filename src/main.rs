@@ -322,7 +322,7 @@ fn fuzz_scenarios(a: ScenarioFuzzArgs) -> Result<(), Failure> {
 fn parse_kind(s: &str) -> Result<Kind, Failure> {
     Kind::parse(s).ok_or_else(|| {
         Failure::Input(format!(
-            "the server doesn't have a resource type \"{s}\"; use one of pods, nodes, deployments, replicasets, daemonsets, events, leases, namespaces"
+            "the server doesn't have a resource type \"{s}\"; use one of pods, nodes, deployments, replicasets, daemonsets, statefulsets, jobs, events, leases, namespaces, configmaps, secrets"
         ))
     })
 }

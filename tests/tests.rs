@@ -2,5 +2,7 @@
 
 mod cli;
 mod describe;
+mod fixtures;
 mod fuzz;
+mod pod_startup;
 mod scenarios;

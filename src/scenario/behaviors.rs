@@ -63,6 +63,8 @@ pub struct ExitSpec {
     pub after: Dur,
     #[serde(default)]
     pub code: i32,
+    /// Only the first this many runs exit with `code`; later ones exit 0.
+    pub times: Option<u32>,
 }
 
 /// An amount over time since the container started: exactly one form.
@@ -158,7 +160,11 @@ impl BehaviorSpec {
             pull_error: self.pull_error.clone(),
             image_size_bytes: self.image_size.as_ref().map(Quantity::value),
             start_duration: d(&self.start_duration).unwrap_or(Duration::ZERO),
-            exit: self.exit.as_ref().map(|e| Exit { after: e.after.time.as_duration(), code: e.code }),
+            exit: self.exit.as_ref().map(|e| Exit {
+                after: e.after.time.as_duration(),
+                code: e.code,
+                times: e.times,
+            }),
             memory: self.memory.as_ref().map(UsageSpec::profile),
             disk: self.disk.as_ref().map(UsageSpec::profile),
             processes: self.processes,

@@ -264,6 +264,8 @@ impl<'de> Deserialize<'de> for Inline {
                 w.borrow_mut().push(format!("{kind} {name}: kind not simulated by kubesim; skipped"))
             });
         }
+        let kept = kubesim_model::api::manifest::not_simulated(&doc);
+        WARNINGS.with(|w| w.borrow_mut().extend(kept));
         Ok(Inline(doc.into_objects()))
     }
 }
@@ -596,7 +598,8 @@ pub fn load_str(text: &str, path: &Path, base_dir: &Path) -> Result<Loaded, Scen
     WARNINGS.with(|w| w.borrow_mut().clear());
     let mut ignored = Vec::new();
     let de = serde_yaml::Deserializer::from_str(text);
-    let parsed: Result<Scenario, _> = serde_ignored::deserialize(de, |p| ignored.push(p.to_string()));
+    let parsed: Result<Scenario, _> =
+        serde_ignored::deserialize(de, |p| ignored.push(kubesim_model::api::manifest::field_path(&p)));
     let mut warnings = WARNINGS.with(|w| std::mem::take(&mut *w.borrow_mut()));
     let scenario = parsed.map_err(|e| {
         let mut err = yaml_error(path, &e);
@@ -614,10 +617,7 @@ pub fn load_str(text: &str, path: &Path, base_dir: &Path) -> Result<Loaded, Scen
         err
     })?;
     for p in ignored {
-        warnings.push(format!(
-            "{}: unknown field \"{p}\" in an inline manifest is not simulated; ignored",
-            path.display()
-        ));
+        warnings.push(format!("{}: {p} in an inline manifest is not simulated; dropped", path.display()));
     }
     let spans = spans::Spans::parse(text);
     validate(&scenario, &spans).map_err(|e| e.into_error(path, &spans))?;

@@ -17,7 +17,7 @@ workloads:
       apiVersion: v1
       kind: Pod
       metadata: {name: p}
-      spec: {containers: [{name: c, image: busybox, securityContext: {runAsUser: 1000}}]}
+      spec: {containers: [{name: c, image: busybox, lifecycle: {preStop: {exec: {command: [sleep, "5"]}}}}]}
 timeline:
   - at: 30s
     cordon: worker-1
@@ -35,7 +35,11 @@ fn a_valid_scenario_loads_with_warnings_for_unsimulated_fields() {
     let l = load_text(OK).unwrap();
     assert_eq!(l.scenario.node_pools[0].node_name(2), "worker-2");
     assert_eq!(l.scenario.timeline[0].at.time, SimTime::from_secs(30));
-    assert!(l.warnings.iter().any(|w| w.contains("securityContext")), "{:?}", l.warnings);
+    assert!(
+        l.warnings.iter().any(|w| w.contains("spec.containers[0].lifecycle is not simulated")),
+        "{:?}",
+        l.warnings
+    );
     assert_eq!(l.warnings.len(), 1, "only the unsimulated field warns: {:?}", l.warnings);
 }
 

@@ -9,6 +9,7 @@ use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::cluster::{Event, Lease, Namespace};
+use super::config::{ConfigMap, Secret};
 use super::meta::ObjectMeta;
 use super::node::Node;
 use super::pod::Pod;
@@ -27,10 +28,12 @@ pub enum Kind {
     Job,
     Lease,
     Event,
+    ConfigMap,
+    Secret,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Namespace,
         Kind::Node,
         Kind::Pod,
@@ -41,6 +44,8 @@ impl Kind {
         Kind::Job,
         Kind::Lease,
         Kind::Event,
+        Kind::ConfigMap,
+        Kind::Secret,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,12 +60,14 @@ impl Kind {
             Kind::Job => "Job",
             Kind::Lease => "Lease",
             Kind::Event => "Event",
+            Kind::ConfigMap => "ConfigMap",
+            Kind::Secret => "Secret",
         }
     }
 
     pub fn api_version(self) -> &'static str {
         match self {
-            Kind::Namespace | Kind::Node | Kind::Pod | Kind::Event => "v1",
+            Kind::Namespace | Kind::Node | Kind::Pod | Kind::Event | Kind::ConfigMap | Kind::Secret => "v1",
             Kind::ReplicaSet | Kind::Deployment | Kind::DaemonSet | Kind::StatefulSet => "apps/v1",
             Kind::Job => "batch/v1",
             Kind::Lease => "coordination.k8s.io/v1",
@@ -80,6 +87,8 @@ impl Kind {
             Kind::Job => "jobs",
             Kind::Lease => "leases",
             Kind::Event => "events",
+            Kind::ConfigMap => "configmaps",
+            Kind::Secret => "secrets",
         }
     }
 
@@ -109,6 +118,8 @@ impl Kind {
             Kind::Job => "/registry/jobs/",
             Kind::Lease => "/registry/leases/",
             Kind::Event => "/registry/events/",
+            Kind::ConfigMap => "/registry/configmaps/",
+            Kind::Secret => "/registry/secrets/",
         }
     }
 
@@ -126,6 +137,8 @@ impl Kind {
             "job" | "jobs" => Kind::Job,
             "lease" | "leases" => Kind::Lease,
             "event" | "events" | "ev" => Kind::Event,
+            "configmap" | "configmaps" | "cm" => Kind::ConfigMap,
+            "secret" | "secrets" => Kind::Secret,
             _ => return None,
         })
     }
@@ -188,6 +201,8 @@ pub enum Object {
     Job(Job),
     Lease(Lease),
     Event(Event),
+    ConfigMap(ConfigMap),
+    Secret(Secret),
 }
 
 macro_rules! each_kind {
@@ -203,6 +218,8 @@ macro_rules! each_kind {
             Object::Job($o) => $body,
             Object::Lease($o) => $body,
             Object::Event($o) => $body,
+            Object::ConfigMap($o) => $body,
+            Object::Secret($o) => $body,
         }
     };
 }
@@ -220,6 +237,8 @@ impl Object {
             Object::Job(_) => Kind::Job,
             Object::Lease(_) => Kind::Lease,
             Object::Event(_) => Kind::Event,
+            Object::ConfigMap(_) => Kind::ConfigMap,
+            Object::Secret(_) => Kind::Secret,
         }
     }
 
@@ -287,6 +306,18 @@ impl Object {
     pub fn as_event(&self) -> Option<&Event> {
         match self {
             Object::Event(e) => Some(e),
+            _ => None,
+        }
+    }
+    pub fn as_config_map(&self) -> Option<&ConfigMap> {
+        match self {
+            Object::ConfigMap(c) => Some(c),
+            _ => None,
+        }
+    }
+    pub fn as_secret(&self) -> Option<&Secret> {
+        match self {
+            Object::Secret(s) => Some(s),
             _ => None,
         }
     }
@@ -408,6 +439,8 @@ impl<'de> Visitor<'de> for DocumentVisitor {
             Kind::Job => Object::Job(finish(map, buffered)?),
             Kind::Lease => Object::Lease(finish(map, buffered)?),
             Kind::Event => Object::Event(finish(map, buffered)?),
+            Kind::ConfigMap => Object::ConfigMap(finish(map, buffered)?),
+            Kind::Secret => Object::Secret(finish(map, buffered)?),
         };
         Ok(Document::Object(obj))
     }

@@ -91,12 +91,19 @@ impl ValueSize for Arc<crate::api::Object> {
             Kind::Event => 600,
             Kind::Lease => 300,
             Kind::Namespace => 250,
+            // Plus their data, below.
+            Kind::ConfigMap | Kind::Secret => 200,
         };
         let m = self.meta();
         let strings = |map: &std::collections::BTreeMap<String, String>| {
             map.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() as u64
         };
-        base + (m.name.len() + m.namespace.len()) as u64 + strings(&m.labels) + strings(&m.annotations)
+        let data = match &**self {
+            crate::api::Object::ConfigMap(c) => strings(&c.data) + strings(&c.binary_data),
+            crate::api::Object::Secret(s) => strings(&s.data),
+            _ => 0,
+        };
+        base + (m.name.len() + m.namespace.len()) as u64 + strings(&m.labels) + strings(&m.annotations) + data
     }
 }
 
