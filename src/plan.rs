@@ -115,7 +115,7 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
     for e in &s.timeline {
         let step = match &e.action {
             Action::Apply(a) => Step::Apply(a.objects()),
-            Action::Delete(d) => Step::Delete(d.key()),
+            Action::Delete(d) => Step::Delete(d.key(), d.grace_period_seconds),
             Action::Scale(sc) => Step::Scale {
                 key: object_key(sc.kind.0, &sc.name, &sc.namespace),
                 replicas: sc.replicas as i32,

@@ -43,7 +43,8 @@ pub struct TimedStep {
 #[derive(Clone, Debug)]
 pub enum Step {
     Apply(Vec<Object>),
-    Delete(ObjectKey),
+    /// The object and `--grace-period`.
+    Delete(ObjectKey, Option<i64>),
     Scale {
         key: ObjectKey,
         replicas: i32,
@@ -72,7 +73,7 @@ impl Step {
         let names = |objs: &[Object]| objs.iter().map(|o| o.key().to_string()).collect::<Vec<_>>().join(" ");
         match self {
             Step::Apply(objs) => ("apply".into(), names(objs)),
-            Step::Delete(k) => ("delete".into(), k.to_string()),
+            Step::Delete(k, _) => ("delete".into(), k.to_string()),
             Step::Scale { key, replicas } => ("scale".into(), format!("{key} --replicas={replicas}")),
             Step::Cordon { node, unschedulable: true } => ("cordon".into(), node.clone()),
             Step::Cordon { node, unschedulable: false } => ("uncordon".into(), node.clone()),
@@ -821,10 +822,10 @@ async fn do_step(world: &mut World, step: &Step, via: Option<&str>) -> Result<()
             }
             Ok(())
         }
-        Step::Delete(key) => call(
+        Step::Delete(key, grace) => call(
             world,
             via,
-            ApiRequest::Delete { key: key.clone(), grace_period_seconds: None, precondition_uid: None },
+            ApiRequest::Delete { key: key.clone(), grace_period_seconds: *grace, precondition_uid: None },
         )
         .await
         .map(|_| ())

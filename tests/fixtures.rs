@@ -36,11 +36,8 @@ fn each_fixture_reports_what_it_does_not_simulate() {
             "Service mysql-read (v1): kind not simulated by kubesim; skipped",
         ]
     );
-    // Until PersistentVolumeClaims are simulated.
-    assert_eq!(
-        warnings("mysql-statefulset.yaml"),
-        vec!["StatefulSet mysql: spec.volumeClaimTemplates is not simulated; dropped"]
-    );
+    // volumeClaimTemplates make claims, provisioned through the default StorageClass.
+    assert_eq!(warnings("mysql-statefulset.yaml"), none);
 }
 
 /// What the fixtures hold once read: the fields kubectl would show back.
@@ -76,7 +73,8 @@ fn fixtures_keep_volumes_env_and_sidecars() {
 }
 
 /// Every fixture in one cluster, as the tutorials apply them (the ConfigMaps `color` and
-/// `fruits` are what `kubectl create configmap` makes in them): every pod runs.
+/// `fruits` are what `kubectl create configmap` makes in them, the default StorageClass
+/// is what a cloud cluster has): every pod runs.
 #[test]
 fn fixtures_load_and_run() {
     let dir = std::env::temp_dir().join(format!("kubesim-fixtures-{}", std::process::id()));
@@ -92,6 +90,12 @@ nodePools:
 workloads:
   - manifest: {{apiVersion: v1, kind: ConfigMap, metadata: {{name: color}}, data: {{color: blue}}}}
   - manifest: {{apiVersion: v1, kind: ConfigMap, metadata: {{name: fruits}}, data: {{fruits: apples}}}}
+  - manifest:
+      apiVersion: storage.k8s.io/v1
+      kind: StorageClass
+      metadata: {{name: standard, annotations: {{storageclass.kubernetes.io/is-default-class: "true"}}}}
+      provisioner: pd.csi.storage.gke.io
+      volumeBindingMode: Immediate
   - path: {}
   - path: {}
   - path: {}
@@ -132,7 +136,7 @@ expectations:
     let file = dir.join("fixtures.yaml");
     std::fs::write(&file, scenario).unwrap();
     let loaded = kubesim::scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(loaded.warnings.len(), 3, "{:#?}", loaded.warnings);
+    assert_eq!(loaded.warnings.len(), 2, "{:#?}", loaded.warnings);
     let r = run_file(&file, &RunOptions::default()).unwrap();
     assert!(r.all_passed(), "{}", r.summary());
 }

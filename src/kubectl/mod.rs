@@ -235,6 +235,62 @@ fn header(kind: Kind, wide: bool) -> Vec<&'static str> {
         (Kind::Namespace, _) => vec!["NAME", "STATUS", "AGE"],
         (Kind::ConfigMap, _) => vec!["NAME", "DATA", "AGE"],
         (Kind::Secret, _) => vec!["NAME", "TYPE", "DATA", "AGE"],
+        // printers.go persistentVolumeColumnDefinitions (VolumeMode is wide).
+        (Kind::PersistentVolume, false) => vec![
+            "NAME",
+            "CAPACITY",
+            "ACCESS MODES",
+            "RECLAIM POLICY",
+            "STATUS",
+            "CLAIM",
+            "STORAGECLASS",
+            "VOLUMEATTRIBUTESCLASS",
+            "REASON",
+            "AGE",
+        ],
+        (Kind::PersistentVolume, true) => vec![
+            "NAME",
+            "CAPACITY",
+            "ACCESS MODES",
+            "RECLAIM POLICY",
+            "STATUS",
+            "CLAIM",
+            "STORAGECLASS",
+            "VOLUMEATTRIBUTESCLASS",
+            "REASON",
+            "AGE",
+            "VOLUMEMODE",
+        ],
+        (Kind::PersistentVolumeClaim, false) => {
+            vec![
+                "NAME",
+                "STATUS",
+                "VOLUME",
+                "CAPACITY",
+                "ACCESS MODES",
+                "STORAGECLASS",
+                "VOLUMEATTRIBUTESCLASS",
+                "AGE",
+            ]
+        }
+        (Kind::PersistentVolumeClaim, true) => vec![
+            "NAME",
+            "STATUS",
+            "VOLUME",
+            "CAPACITY",
+            "ACCESS MODES",
+            "STORAGECLASS",
+            "VOLUMEATTRIBUTESCLASS",
+            "AGE",
+            "VOLUMEMODE",
+        ],
+        (Kind::StorageClass, _) => {
+            vec!["NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE", "ALLOWVOLUMEEXPANSION", "AGE"]
+        }
+        (Kind::ReplicationController, false) => vec!["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+        (Kind::ReplicationController, true) => {
+            vec!["NAME", "DESIRED", "CURRENT", "READY", "AGE", "CONTAINERS", "IMAGES", "SELECTOR"]
+        }
     }
 }
 
@@ -395,6 +451,91 @@ fn row(o: &Object, wide: bool, now: SimTime) -> Vec<String> {
             x.data.len().to_string(),
             age(x.metadata.creation_timestamp, now),
         ],
+        Object::PersistentVolume(v) => {
+            // printPersistentVolume.
+            use kubesim_model::api::storage::{access_modes_string, volume_binding, RESOURCE_STORAGE};
+            let claim =
+                v.spec.claim_ref.as_ref().map(|r| format!("{}/{}", r.namespace, r.name)).unwrap_or_default();
+            let status = if v.metadata.deletion_timestamp.is_some() {
+                "Terminating".to_string()
+            } else {
+                v.phase().as_str().to_string()
+            };
+            let mut r = vec![
+                v.metadata.name.clone(),
+                v.spec.capacity.get(RESOURCE_STORAGE).map(|q| q.as_str().to_string()).unwrap_or_default(),
+                access_modes_string(&v.spec.access_modes),
+                v.spec.persistent_volume_reclaim_policy.clone(),
+                status,
+                claim,
+                volume_binding::volume_class(v).to_string(),
+                "<unset>".into(),
+                v.status.reason.clone(),
+                age(v.metadata.creation_timestamp, now),
+            ];
+            if wide {
+                r.push(v.spec.volume_mode.clone().unwrap_or_else(|| "<unset>".into()));
+            }
+            r
+        }
+        Object::PersistentVolumeClaim(c) => {
+            // printPersistentVolumeClaim: capacity and modes once bound.
+            use kubesim_model::api::storage::{access_modes_string, RESOURCE_STORAGE};
+            let status = if c.metadata.deletion_timestamp.is_some() {
+                "Terminating".to_string()
+            } else {
+                c.phase().as_str().to_string()
+            };
+            let mut r = vec![
+                c.metadata.name.clone(),
+                status,
+                c.spec.volume_name.clone(),
+                c.status.capacity.get(RESOURCE_STORAGE).map(|q| q.as_str().to_string()).unwrap_or_default(),
+                access_modes_string(&c.status.access_modes),
+                c.class().to_string(),
+                "<unset>".into(),
+                age(c.metadata.creation_timestamp, now),
+            ];
+            if wide {
+                r.push(c.spec.volume_mode.clone().unwrap_or_else(|| "<unset>".into()));
+            }
+            r
+        }
+        Object::StorageClass(c) => {
+            // printStorageClass: "(default)" after the default class's name.
+            let name = if c.is_default() {
+                format!("{} (default)", c.metadata.name)
+            } else {
+                c.metadata.name.clone()
+            };
+            vec![
+                name,
+                c.provisioner.clone(),
+                c.reclaim_policy.clone().unwrap_or_else(|| "Delete".into()),
+                c.binding_mode().as_str().to_string(),
+                c.allow_volume_expansion.unwrap_or(false).to_string(),
+                age(c.metadata.creation_timestamp, now),
+            ]
+        }
+        Object::ReplicationController(rc) => {
+            let mut r = vec![
+                rc.metadata.name.clone(),
+                rc.spec.replicas.unwrap_or(1).to_string(),
+                rc.status.replicas.to_string(),
+                rc.status.ready_replicas.to_string(),
+                age(rc.metadata.creation_timestamp, now),
+            ];
+            if wide {
+                let cs = rc.spec.template.as_ref().map(|t| t.spec.containers.clone()).unwrap_or_default();
+                let sel: Vec<String> = rc.spec.selector.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                r.extend([
+                    cs.iter().map(|c| c.name.clone()).collect::<Vec<_>>().join(","),
+                    cs.iter().map(|c| c.image.clone()).collect::<Vec<_>>().join(","),
+                    sel.join(","),
+                ]);
+            }
+            r
+        }
     }
 }
 

@@ -386,6 +386,10 @@ pub struct ObjectRef {
     pub kind: KindName,
     pub name: String,
     pub namespace: Option<String>,
+    /// `delete` only: `kubectl delete --grace-period=N` (0 with `--force` removes the
+    /// object at once, without waiting for its kubelet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_period_seconds: Option<i64>,
 }
 
 impl ObjectRef {

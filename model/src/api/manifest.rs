@@ -96,10 +96,21 @@ pub fn not_simulated(d: &Document) -> Vec<String> {
     unsimulated(d).into_iter().map(|w| format!("{what}: {w}")).collect()
 }
 
+/// Workload-spec fields kubesim keeps and shows back without acting on them, by kind.
+const WORKLOAD_NOT_SIMULATED: &[(super::Kind, &str, &str)] = &[
+    (
+        super::Kind::StatefulSet,
+        "persistentVolumeClaimRetentionPolicy",
+        "claims are retained when pods are deleted or scaled away (the Retain policy)",
+    ),
+    (super::Kind::Job, "managedBy", "the built-in Job controller manages the Job"),
+];
+
 /// Fields kubesim keeps and shows back but whose behaviour it does not simulate, each
 /// with its path and what happens instead.
 fn unsimulated(d: &Document) -> Vec<String> {
     let Document::Object(o) = d else { return Vec::new() };
+    let mut out = workload_unsimulated(o);
     let (at, spec) = match o {
         super::Object::Pod(p) => ("spec", &p.spec),
         super::Object::ReplicaSet(r) => ("spec.template.spec", &r.spec.template.spec),
@@ -107,9 +118,12 @@ fn unsimulated(d: &Document) -> Vec<String> {
         super::Object::DaemonSet(x) => ("spec.template.spec", &x.spec.template.spec),
         super::Object::StatefulSet(x) => ("spec.template.spec", &x.spec.template.spec),
         super::Object::Job(x) => ("spec.template.spec", &x.spec.template.spec),
-        _ => return Vec::new(),
+        super::Object::ReplicationController(x) => match &x.spec.template {
+            Some(t) => ("spec.template.spec", &t.spec),
+            None => return out,
+        },
+        _ => return out,
     };
-    let mut out = Vec::new();
     let mut listed = |path: String, extra: &super::pod::Extra, known: &[(&str, &str)]| {
         for (field, what) in known.iter().filter(|(f, _)| extra.contains_key(*f)) {
             out.push(format!("{path}.{field} is not simulated: {what}"));
@@ -122,11 +136,6 @@ fn unsimulated(d: &Document) -> Vec<String> {
         }
     }
     for (i, v) in spec.volumes.iter().enumerate() {
-        if v.persistent_volume_claim.is_some() {
-            out.push(format!(
-                "{at}.volumes[{i}].persistentVolumeClaim is not simulated: the claim is not looked up and the volume mounts at once"
-            ));
-        }
         // Any other source (csi, nfs, ephemeral, ...): its driver is not simulated.
         for source in v.extra.keys() {
             out.push(format!("{at}.volumes[{i}].{source} is not simulated: the volume mounts at once"));
@@ -137,6 +146,73 @@ fn unsimulated(d: &Document) -> Vec<String> {
                     "{at}.volumes[{i}].projected.sources[{j}].{source} is not simulated: it projects nothing"
                 ));
             }
+        }
+    }
+    out
+}
+
+/// What a workload's own spec, a volume or a claim says that kubesim keeps without acting on.
+fn workload_unsimulated(o: &super::Object) -> Vec<String> {
+    use super::Object;
+    let mut out = Vec::new();
+    let extra = match o {
+        Object::StatefulSet(x) => Some(&x.spec.extra),
+        Object::Job(x) => Some(&x.spec.extra),
+        _ => None,
+    };
+    for (_, field, what) in WORKLOAD_NOT_SIMULATED
+        .iter()
+        .filter(|(k, f, _)| *k == o.kind() && extra.is_some_and(|e| e.contains_key(*f)))
+    {
+        out.push(format!("spec.{field} is not simulated: {what}"));
+    }
+    if let Object::Job(j) = o {
+        // The Job controller (controllers/job.rs) runs NonIndexed Jobs only, and counts
+        // every failed pod against backoffLimit.
+        if j.spec.completion_mode == "Indexed" {
+            out.push(
+                "spec.completionMode: Indexed is not simulated: the Job controller creates no pods for it"
+                    .into(),
+            );
+        }
+        if j.spec.pod_failure_policy.is_some() {
+            out.push(
+                "spec.podFailurePolicy is not simulated: every failed pod counts against backoffLimit".into(),
+            );
+        }
+        if j.spec.success_policy.is_some() {
+            out.push(
+                "spec.successPolicy is not simulated: the Job succeeds when its completions succeed".into(),
+            );
+        }
+        if j.spec.pod_replacement_policy.as_deref() == Some("Failed") {
+            out.push("spec.podReplacementPolicy is not simulated: a terminating pod is replaced at once (TerminatingOrFailed)".into());
+        }
+        for field in ["backoffLimitPerIndex", "maxFailedIndexes"] {
+            let set = match field {
+                "backoffLimitPerIndex" => j.spec.backoff_limit_per_index.is_some(),
+                _ => j.spec.max_failed_indexes.is_some(),
+            };
+            if set {
+                out.push(format!("spec.{field} is not simulated: failures count against backoffLimit alone"));
+            }
+        }
+    }
+    if let Object::ReplicationController(_) = o {
+        out.push("kind ReplicationController is not simulated: it is stored and shown, but no controller creates its pods (use a ReplicaSet or a Deployment)".into());
+    }
+    if let Object::PersistentVolume(v) = o {
+        // A source other than csi, hostPath, local or nfs: no driver attaches or mounts it.
+        for source in v.spec.extra.keys() {
+            out.push(format!("spec.{source} is not simulated: the volume mounts at once, without an attach"));
+        }
+    }
+    if let Object::StorageClass(c) = o {
+        if !c.allowed_topologies.is_empty() {
+            out.push(
+                "allowedTopologies is not simulated: provisioned volumes follow the selected node's zone"
+                    .into(),
+            );
         }
     }
     out
@@ -241,7 +317,6 @@ items:
         assert_eq!(
             m.warnings,
             vec![
-                "Deployment default/web: metadata.managedFields is not simulated; dropped",
                 "Deployment default/web: spec.template.spec.containers[0].lifecycle is not simulated: postStart and preStop hooks do not run (a preStop does not delay termination)",
                 "Deployment default/web: spec.template.spec.volumes[0].csi is not simulated: the volume mounts at once",
                 "Service web (v1): kind not simulated by kubesim; skipped",

@@ -37,6 +37,9 @@ pub struct ObjectMeta {
     pub owner_references: Vec<OwnerReference>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub finalizers: Vec<String>,
+    /// Fields kubesim does not model (managedFields, ...), kept as written and shown back.
+    #[serde(flatten)]
+    pub extra: super::pod::Extra,
 }
 
 impl ObjectMeta {

@@ -13,6 +13,7 @@ pub mod pod;
 pub mod quantity;
 pub mod scheduling;
 pub mod selector;
+pub mod storage;
 pub mod workloads;
 
 pub use cluster::{Event, EventSource, Lease, LeaseSpec, Namespace, EVENT_NORMAL, EVENT_WARNING};
@@ -28,4 +29,5 @@ pub use pod::{
 pub use quantity::Quantity;
 pub use scheduling::{Affinity, Taint, TaintEffect, Toleration, TolerationOperator};
 pub use selector::{LabelSelector, Selector};
-pub use workloads::{DaemonSet, Deployment, Job, ReplicaSet, StatefulSet};
+pub use storage::{PersistentVolume, PersistentVolumeClaim, StorageClass};
+pub use workloads::{DaemonSet, Deployment, Job, ReplicaSet, ReplicationController, StatefulSet};

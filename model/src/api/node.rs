@@ -48,6 +48,22 @@ pub struct NodeStatus {
     pub addresses: Vec<NodeAddress>,
     #[serde(default)]
     pub node_info: NodeSystemInfo,
+    /// Volumes the attach/detach controller attached to the node (it alone writes them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_attached: Vec<AttachedVolume>,
+    /// Volumes the kubelet mounts or is about to (it alone writes them): the controller
+    /// does not detach them until they leave this list, or it gives up waiting.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_in_use: Vec<String>,
+}
+
+/// `v1.AttachedVolume`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachedVolume {
+    pub name: String,
+    #[serde(default)]
+    pub device_path: String,
 }
 
 /// Node condition types (`v1.NodeConditionType`).

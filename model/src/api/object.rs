@@ -13,7 +13,8 @@ use super::config::{ConfigMap, Secret};
 use super::meta::ObjectMeta;
 use super::node::Node;
 use super::pod::Pod;
-use super::workloads::{DaemonSet, Deployment, Job, ReplicaSet, StatefulSet};
+use super::storage::{PersistentVolume, PersistentVolumeClaim, StorageClass};
+use super::workloads::{DaemonSet, Deployment, Job, ReplicaSet, ReplicationController, StatefulSet};
 
 /// A kind kubesim simulates. Order is the order `kubectl get all`-style output uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -30,10 +31,14 @@ pub enum Kind {
     Event,
     ConfigMap,
     Secret,
+    PersistentVolume,
+    PersistentVolumeClaim,
+    StorageClass,
+    ReplicationController,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 16] = [
         Kind::Namespace,
         Kind::Node,
         Kind::Pod,
@@ -46,6 +51,10 @@ impl Kind {
         Kind::Event,
         Kind::ConfigMap,
         Kind::Secret,
+        Kind::PersistentVolume,
+        Kind::PersistentVolumeClaim,
+        Kind::StorageClass,
+        Kind::ReplicationController,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,12 +71,25 @@ impl Kind {
             Kind::Event => "Event",
             Kind::ConfigMap => "ConfigMap",
             Kind::Secret => "Secret",
+            Kind::PersistentVolume => "PersistentVolume",
+            Kind::PersistentVolumeClaim => "PersistentVolumeClaim",
+            Kind::StorageClass => "StorageClass",
+            Kind::ReplicationController => "ReplicationController",
         }
     }
 
     pub fn api_version(self) -> &'static str {
         match self {
-            Kind::Namespace | Kind::Node | Kind::Pod | Kind::Event | Kind::ConfigMap | Kind::Secret => "v1",
+            Kind::Namespace
+            | Kind::Node
+            | Kind::Pod
+            | Kind::Event
+            | Kind::ConfigMap
+            | Kind::Secret
+            | Kind::PersistentVolume
+            | Kind::PersistentVolumeClaim
+            | Kind::ReplicationController => "v1",
+            Kind::StorageClass => "storage.k8s.io/v1",
             Kind::ReplicaSet | Kind::Deployment | Kind::DaemonSet | Kind::StatefulSet => "apps/v1",
             Kind::Job => "batch/v1",
             Kind::Lease => "coordination.k8s.io/v1",
@@ -89,6 +111,10 @@ impl Kind {
             Kind::Event => "events",
             Kind::ConfigMap => "configmaps",
             Kind::Secret => "secrets",
+            Kind::PersistentVolume => "persistentvolumes",
+            Kind::PersistentVolumeClaim => "persistentvolumeclaims",
+            Kind::StorageClass => "storageclasses",
+            Kind::ReplicationController => "replicationcontrollers",
         }
     }
 
@@ -101,7 +127,7 @@ impl Kind {
     }
 
     pub fn namespaced(self) -> bool {
-        !matches!(self, Kind::Namespace | Kind::Node)
+        !matches!(self, Kind::Namespace | Kind::Node | Kind::PersistentVolume | Kind::StorageClass)
     }
 
     /// The etcd key prefix the API server stores this kind under
@@ -120,6 +146,11 @@ impl Kind {
             Kind::Event => "/registry/events/",
             Kind::ConfigMap => "/registry/configmaps/",
             Kind::Secret => "/registry/secrets/",
+            Kind::PersistentVolume => "/registry/persistentvolumes/",
+            Kind::PersistentVolumeClaim => "/registry/persistentvolumeclaims/",
+            Kind::StorageClass => "/registry/storageclasses/",
+            // pkg/registry/core/replicationcontroller/storage: "controllers".
+            Kind::ReplicationController => "/registry/controllers/",
         }
     }
 
@@ -139,6 +170,10 @@ impl Kind {
             "event" | "events" | "ev" => Kind::Event,
             "configmap" | "configmaps" | "cm" => Kind::ConfigMap,
             "secret" | "secrets" => Kind::Secret,
+            "persistentvolume" | "persistentvolumes" | "pv" => Kind::PersistentVolume,
+            "persistentvolumeclaim" | "persistentvolumeclaims" | "pvc" => Kind::PersistentVolumeClaim,
+            "storageclass" | "storageclasses" | "sc" => Kind::StorageClass,
+            "replicationcontroller" | "replicationcontrollers" | "rc" => Kind::ReplicationController,
             _ => return None,
         })
     }
@@ -203,6 +238,10 @@ pub enum Object {
     Event(Event),
     ConfigMap(ConfigMap),
     Secret(Secret),
+    PersistentVolume(PersistentVolume),
+    PersistentVolumeClaim(PersistentVolumeClaim),
+    StorageClass(StorageClass),
+    ReplicationController(ReplicationController),
 }
 
 macro_rules! each_kind {
@@ -220,6 +259,10 @@ macro_rules! each_kind {
             Object::Event($o) => $body,
             Object::ConfigMap($o) => $body,
             Object::Secret($o) => $body,
+            Object::PersistentVolume($o) => $body,
+            Object::PersistentVolumeClaim($o) => $body,
+            Object::StorageClass($o) => $body,
+            Object::ReplicationController($o) => $body,
         }
     };
 }
@@ -239,6 +282,10 @@ impl Object {
             Object::Event(_) => Kind::Event,
             Object::ConfigMap(_) => Kind::ConfigMap,
             Object::Secret(_) => Kind::Secret,
+            Object::PersistentVolume(_) => Kind::PersistentVolume,
+            Object::PersistentVolumeClaim(_) => Kind::PersistentVolumeClaim,
+            Object::StorageClass(_) => Kind::StorageClass,
+            Object::ReplicationController(_) => Kind::ReplicationController,
         }
     }
 
@@ -318,6 +365,30 @@ impl Object {
     pub fn as_secret(&self) -> Option<&Secret> {
         match self {
             Object::Secret(s) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn as_persistent_volume(&self) -> Option<&PersistentVolume> {
+        match self {
+            Object::PersistentVolume(v) => Some(v),
+            _ => None,
+        }
+    }
+    pub fn as_persistent_volume_claim(&self) -> Option<&PersistentVolumeClaim> {
+        match self {
+            Object::PersistentVolumeClaim(c) => Some(c),
+            _ => None,
+        }
+    }
+    pub fn as_storage_class(&self) -> Option<&StorageClass> {
+        match self {
+            Object::StorageClass(c) => Some(c),
+            _ => None,
+        }
+    }
+    pub fn as_replication_controller(&self) -> Option<&ReplicationController> {
+        match self {
+            Object::ReplicationController(r) => Some(r),
             _ => None,
         }
     }
@@ -441,6 +512,10 @@ impl<'de> Visitor<'de> for DocumentVisitor {
             Kind::Event => Object::Event(finish(map, buffered)?),
             Kind::ConfigMap => Object::ConfigMap(finish(map, buffered)?),
             Kind::Secret => Object::Secret(finish(map, buffered)?),
+            Kind::PersistentVolume => Object::PersistentVolume(finish(map, buffered)?),
+            Kind::PersistentVolumeClaim => Object::PersistentVolumeClaim(finish(map, buffered)?),
+            Kind::StorageClass => Object::StorageClass(finish(map, buffered)?),
+            Kind::ReplicationController => Object::ReplicationController(finish(map, buffered)?),
         };
         Ok(Document::Object(obj))
     }

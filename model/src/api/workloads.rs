@@ -1,10 +1,18 @@
-//! apps/v1 workloads (ReplicaSet, Deployment, DaemonSet, StatefulSet) and batch/v1 Job.
+//! apps/v1 workloads (ReplicaSet, Deployment, DaemonSet, StatefulSet), batch/v1 Job and
+//! the v1 ReplicationController.
+//!
+//! Each spec keeps the fields kubesim does not model in an `extra` map, serialized back in
+//! place (as the pod spec does), so that nothing a manifest says is lost: `get -o yaml`
+//! shows it and a field that changes behaviour is reported by the manifest reader.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::meta::{ConditionStatus, IntOrString, ObjectMeta};
-use super::pod::PodTemplateSpec;
+use super::pod::{Extra, PodTemplateSpec};
 use super::selector::LabelSelector;
+use super::storage::PersistentVolumeClaim;
 use crate::time::SimTime;
 
 /// `spec.replicas`, rejecting negatives with apimachinery's validation text
@@ -47,6 +55,9 @@ pub struct ReplicaSetSpec {
     pub selector: LabelSelector,
     #[serde(default)]
     pub template: PodTemplateSpec,
+    /// Fields kubesim does not model, kept as written.
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -62,6 +73,9 @@ pub struct ReplicaSetStatus {
     pub available_replicas: i32,
     #[serde(default, skip_serializing_if = "is_zero_i64")]
     pub observed_generation: i64,
+    /// ReplicaFailure when pods cannot be created.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<WorkloadCondition>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -94,6 +108,9 @@ pub struct DeploymentSpec {
     pub paused: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub progress_deadline_seconds: Option<i32>,
+    /// Fields kubesim does not model, kept as written.
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -182,6 +199,9 @@ pub struct DaemonSetSpec {
     pub update_strategy: Option<DaemonSetUpdateStrategy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision_history_limit: Option<i32>,
+    /// Fields kubesim does not model, kept as written.
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -250,13 +270,40 @@ pub struct StatefulSetSpec {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub pod_management_policy: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub update_strategy: Option<DaemonSetUpdateStrategy>,
+    pub update_strategy: Option<StatefulSetUpdateStrategy>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub min_ready_seconds: i32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision_history_limit: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ordinals: Option<StatefulSetOrdinals>,
+    /// A claim made for each pod, named `<template>-<set>-<ordinal>`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_claim_templates: Vec<PersistentVolumeClaim>,
+    /// Fields kubesim does not model (persistentVolumeClaimRetentionPolicy, ...), kept as
+    /// written.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `apps/v1.StatefulSetUpdateStrategy`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StatefulSetUpdateStrategy {
+    #[serde(rename = "type", default, skip_serializing_if = "String::is_empty")]
+    pub type_: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolling_update: Option<RollingUpdateStatefulSetStrategy>,
+}
+
+/// `apps/v1.RollingUpdateStatefulSetStrategy`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RollingUpdateStatefulSetStrategy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_unavailable: Option<IntOrString>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -327,6 +374,81 @@ pub struct JobSpec {
     pub manual_selector: Option<bool>,
     #[serde(default)]
     pub template: PodTemplateSpec,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_failure_policy: Option<PodFailurePolicy>,
+    /// Indexed Jobs only (JobSuccessPolicy, GA in v1.33).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_policy: Option<SuccessPolicy>,
+    /// `TerminatingOrFailed` (the default without a podFailurePolicy) or `Failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_replacement_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff_limit_per_index: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_failed_indexes: Option<i32>,
+    /// Fields kubesim does not model (managedBy, ...), kept as written.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `batch/v1.PodFailurePolicy`: rules matched in order against a failed pod.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodFailurePolicy {
+    #[serde(default)]
+    pub rules: Vec<PodFailurePolicyRule>,
+}
+
+/// `batch/v1.PodFailurePolicyRule`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodFailurePolicyRule {
+    /// FailJob, FailIndex, Ignore or Count.
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_exit_codes: Option<PodFailurePolicyOnExitCodes>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub on_pod_conditions: Vec<PodFailurePolicyOnPodCondition>,
+}
+
+/// `batch/v1.PodFailurePolicyOnExitCodesRequirement`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodFailurePolicyOnExitCodes {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    /// In or NotIn.
+    pub operator: String,
+    #[serde(default)]
+    pub values: Vec<i32>,
+}
+
+/// `batch/v1.PodFailurePolicyOnPodConditionsPattern` (status defaults to True).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PodFailurePolicyOnPodCondition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ConditionStatus>,
+}
+
+/// `batch/v1.SuccessPolicy`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SuccessPolicy {
+    #[serde(default)]
+    pub rules: Vec<SuccessPolicyRule>,
+}
+
+/// `batch/v1.SuccessPolicyRule`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SuccessPolicyRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succeeded_indexes: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub succeeded_count: Option<i32>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -348,6 +470,59 @@ pub struct JobStatus {
     pub ready: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terminating: Option<i32>,
+    /// Indexed Jobs: the succeeded indexes as intervals (`1,3-5`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_indexes: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_indexes: Option<String>,
+}
+
+/// A ReplicationController (core/v1): the ReplicaSet's predecessor, with an equality-based
+/// selector that defaults to the template's labels.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationController {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default)]
+    pub spec: ReplicationControllerSpec,
+    #[serde(default)]
+    pub status: ReplicaSetStatus,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicationControllerSpec {
+    #[serde(default, deserialize_with = "non_negative_replicas", skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<i32>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub min_ready_seconds: i32,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<PodTemplateSpec>,
+    /// Fields kubesim does not model, kept as written.
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+impl ReplicationController {
+    /// The ReplicaSet this controller behaves as (the controller manager runs the
+    /// ReplicaSet controller over ReplicationControllers converted to ReplicaSets,
+    /// pkg/controller/replication/conversion.go).
+    pub fn as_replica_set(&self) -> ReplicaSet {
+        ReplicaSet {
+            metadata: self.metadata.clone(),
+            spec: ReplicaSetSpec {
+                replicas: self.spec.replicas,
+                min_ready_seconds: self.spec.min_ready_seconds,
+                selector: LabelSelector { match_labels: self.spec.selector.clone(), ..Default::default() },
+                template: self.spec.template.clone().unwrap_or_default(),
+                extra: Extra::new(),
+            },
+            status: self.status.clone(),
+        }
+    }
 }
 
 fn is_zero(v: &i32) -> bool {

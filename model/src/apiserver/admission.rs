@@ -115,15 +115,25 @@ pub fn prepare_create(
         m.creation_timestamp = Some(now);
         m.resource_version = 0;
         m.deletion_timestamp = None;
-        // ConfigMaps and Secrets have no spec and no generation.
-        m.generation = i64::from(!matches!(kind, Kind::ConfigMap | Kind::Secret));
+        // ConfigMaps, Secrets and StorageClasses have no spec and no generation; the
+        // strategies of volumes and claims do not set one.
+        m.generation = i64::from(!matches!(
+            kind,
+            Kind::ConfigMap
+                | Kind::Secret
+                | Kind::StorageClass
+                | Kind::PersistentVolume
+                | Kind::PersistentVolumeClaim
+        ));
     }
     default_object(obj);
+    admit_storage(obj, cache);
     Ok(())
 }
 
 /// Defaulting as the v1 and apps/v1 defaulters do, plus DefaultTolerationSeconds.
 pub fn default_object(obj: &mut Object) {
+    default_storage_and_controllers(obj);
     match obj {
         Object::Pod(p) => {
             // Default a copy and keep the shared spec when nothing changed (a pod made
@@ -231,6 +241,93 @@ pub fn default_object(obj: &mut Object) {
     }
 }
 
+/// Defaulting for the storage kinds, StatefulSet claim templates, Jobs' batch/v1 fields
+/// and ReplicationControllers (pkg/apis/core/v1/defaults.go, storage/v1/defaults.go,
+/// apps/v1/defaults.go, batch/v1/defaults.go).
+fn default_storage_and_controllers(obj: &mut Object) {
+    match obj {
+        Object::PersistentVolume(v) => v.apply_defaults(),
+        Object::PersistentVolumeClaim(c) => c.apply_defaults(),
+        Object::StorageClass(c) => c.apply_defaults(),
+        Object::StatefulSet(st) => {
+            // The claim templates are defaulted as claims (SetObjectDefaults_StatefulSet).
+            for t in &mut st.spec.volume_claim_templates {
+                t.apply_defaults();
+            }
+            // SetDefaults_StatefulSet: a RollingUpdate strategy's partition is 0.
+            if let Some(us) = st.spec.update_strategy.as_mut().filter(|u| u.type_ == "RollingUpdate") {
+                us.rolling_update.get_or_insert_with(Default::default).partition.get_or_insert(0);
+            }
+        }
+        Object::Job(j) => {
+            // SetDefaults_Job: completionMode NonIndexed, podReplacementPolicy Failed with a
+            // podFailurePolicy and TerminatingOrFailed without, a rule's onPodConditions
+            // status True.
+            if j.spec.completion_mode.is_empty() {
+                j.spec.completion_mode = "NonIndexed".into();
+            }
+            let failed = if j.spec.pod_failure_policy.is_some() { "Failed" } else { "TerminatingOrFailed" };
+            j.spec.pod_replacement_policy.get_or_insert_with(|| failed.into());
+            for r in j.spec.pod_failure_policy.iter_mut().flat_map(|p| p.rules.iter_mut()) {
+                for c in &mut r.on_pod_conditions {
+                    c.status.get_or_insert(ConditionStatus::True);
+                }
+            }
+        }
+        Object::ReplicationController(rc) => {
+            // SetDefaults_ReplicationController: selector and labels from the template's
+            // labels when unset, one replica.
+            let template_labels =
+                rc.spec.template.as_ref().map(|t| t.metadata.labels.clone()).unwrap_or_default();
+            if rc.spec.selector.is_empty() {
+                rc.spec.selector = template_labels.clone();
+            }
+            if rc.metadata.labels.is_empty() {
+                rc.metadata.labels = template_labels;
+            }
+            rc.spec.replicas.get_or_insert(1);
+            if let Some(t) = rc.spec.template.as_mut() {
+                default_template(t);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The admission plugins for claims and volumes: DefaultStorageClass (a claim without
+/// storageClassName gets the default class, the newest when several are marked) and
+/// StorageObjectInUseProtection (the pvc-protection and pv-protection finalizers, kept for
+/// display: the simulated API server does not hold objects for finalizers).
+fn admit_storage(obj: &mut Object, cache: &Cache) {
+    match obj {
+        Object::PersistentVolumeClaim(c) => {
+            let named = c.spec.storage_class_name.is_some()
+                || c.metadata.annotations.contains_key(crate::api::storage::ANN_BETA_STORAGE_CLASS);
+            if !named {
+                let default = cache
+                    .list(Kind::StorageClass)
+                    .filter_map(|o| o.as_storage_class())
+                    .filter(|sc| sc.is_default())
+                    .max_by_key(|sc| (sc.metadata.creation_timestamp, sc.metadata.name.clone()));
+                if let Some(sc) = default {
+                    c.spec.storage_class_name = Some(sc.metadata.name.clone());
+                }
+            }
+            let f = crate::api::storage::FINALIZER_PVC_PROTECTION;
+            if !c.metadata.finalizers.iter().any(|x| x == f) {
+                c.metadata.finalizers.push(f.into());
+            }
+        }
+        Object::PersistentVolume(v) => {
+            let f = crate::api::storage::FINALIZER_PV_PROTECTION;
+            if !v.metadata.finalizers.iter().any(|x| x == f) {
+                v.metadata.finalizers.push(f.into());
+            }
+        }
+        _ => {}
+    }
+}
+
 fn default_template(t: &mut crate::api::PodTemplateSpec) {
     let s = std::sync::Arc::make_mut(&mut t.spec);
     if s.scheduler_name.is_empty() {
@@ -280,6 +377,9 @@ fn has_status(kind: Kind) -> bool {
             | Kind::StatefulSet
             | Kind::Job
             | Kind::Namespace
+            | Kind::PersistentVolume
+            | Kind::PersistentVolumeClaim
+            | Kind::ReplicationController
     )
 }
 
@@ -301,6 +401,9 @@ fn apply_patch(current: &Object, patch: &crate::client::Patch) -> Result<Object,
             if let Some(ph) = phase {
                 p.status.phase = Some(*ph);
             }
+        }
+        (Patch::NodeVolumesAttached { volumes }, Object::Node(n)) => {
+            n.status.volumes_attached = volumes.clone();
         }
         _ => return Err(ApiError::invalid(key.kind, &key.name, "the patch does not apply to this kind")),
     }
@@ -333,7 +436,13 @@ pub fn mutate(current: &Object, m: &MutationView<'_>, now: SimTime) -> Result<Op
             // that only act on create (node taints, DefaultTolerationSeconds) do not.
             if matches!(
                 key.kind,
-                Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet | Kind::StatefulSet | Kind::Secret
+                Kind::Deployment
+                    | Kind::ReplicaSet
+                    | Kind::DaemonSet
+                    | Kind::StatefulSet
+                    | Kind::Secret
+                    | Kind::Job
+                    | Kind::ReplicationController
             ) {
                 default_object(&mut next);
             }
@@ -411,6 +520,9 @@ fn copy_status(from: &Object, to: &mut Object) {
         (Object::StatefulSet(a), Object::StatefulSet(b)) => b.status = a.status.clone(),
         (Object::Job(a), Object::Job(b)) => b.status = a.status.clone(),
         (Object::Namespace(a), Object::Namespace(b)) => b.status = a.status.clone(),
+        (Object::PersistentVolume(a), Object::PersistentVolume(b)) => b.status = a.status.clone(),
+        (Object::PersistentVolumeClaim(a), Object::PersistentVolumeClaim(b)) => b.status = a.status.clone(),
+        (Object::ReplicationController(a), Object::ReplicationController(b)) => b.status = a.status.clone(),
         _ => {}
     }
 }
@@ -424,6 +536,9 @@ fn same_spec(a: &Object, b: &Object) -> bool {
         (Object::DaemonSet(x), Object::DaemonSet(y)) => x.spec == y.spec,
         (Object::StatefulSet(x), Object::StatefulSet(y)) => x.spec == y.spec,
         (Object::Job(x), Object::Job(y)) => x.spec == y.spec,
+        (Object::PersistentVolume(x), Object::PersistentVolume(y)) => x.spec == y.spec,
+        (Object::PersistentVolumeClaim(x), Object::PersistentVolumeClaim(y)) => x.spec == y.spec,
+        (Object::ReplicationController(x), Object::ReplicationController(y)) => x.spec == y.spec,
         _ => true,
     }
 }

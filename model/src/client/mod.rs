@@ -51,6 +51,9 @@ pub enum Patch {
     /// Pod status (`PatchPodStatus`): conditions set as `UpdatePodCondition` does (the
     /// transition time moves only when the status changes), and optionally the phase.
     PodStatus { conditions: Vec<crate::api::PodCondition>, phase: Option<crate::api::PodPhase> },
+    /// Node `status.volumesAttached`, as the attach/detach controller's node status
+    /// updater patches it (statusupdater/node_status_updater.go): the whole list.
+    NodeVolumesAttached { volumes: Vec<crate::api::node::AttachedVolume> },
 }
 
 impl ApiRequest {

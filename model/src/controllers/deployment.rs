@@ -200,6 +200,7 @@ impl DeploymentController {
                     min_ready_seconds: d.spec.min_ready_seconds,
                     selector,
                     template,
+                    extra: Default::default(),
                 },
                 ..Default::default()
             };

@@ -2,12 +2,15 @@
 //! the API requests they want. Each controller is dirty-set driven (only objects touched
 //! since its last pass are reconciled), so a pass costs what changed, not the cluster size.
 
+pub mod attach_detach;
 pub mod daemonset;
 pub mod deployment;
 pub mod garbage_collector;
 pub mod job;
 pub mod node_lifecycle;
+pub mod persistentvolume;
 pub mod podgc;
+pub mod provisioner;
 pub mod replicaset;
 pub mod statefulset;
 pub mod taint_eviction;
@@ -42,6 +45,12 @@ pub struct ControllerManagerConfig {
     pub unhealthy_zone_threshold: f64,
     /// --terminated-pod-gc-threshold (default 12500).
     pub terminated_pod_gc_threshold: u32,
+    /// --pvclaimbinder-sync-period (default 15s).
+    pub pvclaimbinder_sync_period: Duration,
+    /// --disable-force-detach-on-timeout (default false).
+    pub disable_force_detach_on_timeout: bool,
+    /// The simulated CSI drivers (kubesim's knobs: provisioning, attach and detach times).
+    pub storage: provisioner::StorageSimulation,
 }
 
 impl Default for ControllerManagerConfig {
@@ -55,6 +64,9 @@ impl Default for ControllerManagerConfig {
             large_cluster_size_threshold: 50,
             unhealthy_zone_threshold: 0.55,
             terminated_pod_gc_threshold: 12500,
+            pvclaimbinder_sync_period: persistentvolume::DEFAULT_SYNC_PERIOD,
+            disable_force_detach_on_timeout: false,
+            storage: provisioner::StorageSimulation::default(),
         }
     }
 }
@@ -136,6 +148,12 @@ impl ControllerManager {
                 Box::new(node_lifecycle::NodeLifecycleController::new(&config)),
                 Box::new(taint_eviction::TaintEvictionController::new()),
                 Box::new(podgc::PodGcController::new(&config)),
+                Box::new(persistentvolume::PersistentVolumeController::new(config.pvclaimbinder_sync_period)),
+                Box::new(provisioner::SimulatedProvisioner::new(config.storage.clone())),
+                Box::new(attach_detach::AttachDetachController::new(
+                    config.storage.clone(),
+                    config.disable_force_detach_on_timeout,
+                )),
             ],
             routes: BTreeMap::new(),
             next_tag: 0,
@@ -156,6 +174,10 @@ impl Component for ControllerManager {
             Kind::ReplicaSet,
             Kind::DaemonSet,
             Kind::StatefulSet,
+            Kind::ReplicationController,
+            Kind::StorageClass,
+            Kind::PersistentVolume,
+            Kind::PersistentVolumeClaim,
             // Before pods, so that a relist delivers a pod's Job first.
             Kind::Job,
             Kind::Pod,

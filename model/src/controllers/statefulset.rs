@@ -4,6 +4,11 @@
 //! condemned pods deleted from the highest ordinal down, out-of-date pods replaced from
 //! the highest ordinal down (RollingUpdate).
 //!
+//! Each pod gets a claim per `volumeClaimTemplates` entry, `<template>-<set>-<ordinal>`,
+//! created before the pod when missing and never deleted by the controller (the Retain
+//! retention policy): a replacement pod reuses its predecessor's claims, and so its
+//! volumes (stateful_pod_control.go createPersistentVolumeClaims, updateStorage).
+//!
 //! A pod whose deletion is pending blocks its ordinal: while a pod on an unreachable node
 //! stays Terminating, no replacement with its name can be created — the StatefulSet waits
 //! until the object is really gone (its kubelet returns, its Node is deleted, or the node
@@ -15,8 +20,10 @@ use std::sync::Arc;
 use rand_chacha::ChaCha8Rng;
 
 use super::{controller_ref, Controller, Requests};
+use crate::api::pod::{PersistentVolumeClaimVolumeSource, Volume};
 use crate::api::{
-    Kind, Object, ObjectKey, ObjectMeta, Pod, PodPhase, StatefulSet, EVENT_NORMAL, EVENT_WARNING,
+    Kind, Object, ObjectKey, ObjectMeta, PersistentVolumeClaim, Pod, PodPhase, StatefulSet, EVENT_NORMAL,
+    EVENT_WARNING,
 };
 use crate::client::{ApiRequest, ApiResult, Cache, EventRecorder, WatchEvent};
 use crate::time::SimTime;
@@ -89,6 +96,26 @@ impl StatefulSetController {
         out.push(self.next_tag, ev);
     }
 
+    /// `getPersistentVolumeClaims`: the claims of ordinal `ord`, named
+    /// `<template>-<set>-<ord>`, labelled with the set's selector labels.
+    fn claims_for(set: &StatefulSet, ord: i32) -> Vec<PersistentVolumeClaim> {
+        set.spec
+            .volume_claim_templates
+            .iter()
+            .map(|t| {
+                let mut c = t.clone();
+                c.metadata.name = format!("{}-{}-{ord}", t.metadata.name, set.metadata.name);
+                c.metadata.namespace = set.metadata.namespace.clone();
+                for (k, v) in &set.spec.selector.match_labels {
+                    c.metadata.labels.insert(k.clone(), v.clone());
+                }
+                c.status = Default::default();
+                c.extra.clear();
+                c
+            })
+            .collect()
+    }
+
     /// `newVersionedStatefulSetPod`: the identity, labels and revision of ordinal `ord`.
     fn new_pod(obj: &Object, set: &StatefulSet, ord: i32, revision: &str) -> Pod {
         let name = format!("{}-{ord}", set.metadata.name);
@@ -101,6 +128,23 @@ impl StatefulSetController {
             let s = Arc::make_mut(&mut spec);
             s.hostname = name.clone();
             s.subdomain = set.spec.service_name.clone();
+            // updateStorage: each template's claim replaces a volume of its name.
+            for c in Self::claims_for(set, ord) {
+                let template =
+                    c.metadata.name.strip_suffix(&format!("-{name}")).unwrap_or_default().to_string();
+                let v = Volume {
+                    name: template.clone(),
+                    persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                        claim_name: c.metadata.name.clone(),
+                        read_only: false,
+                    }),
+                    ..Default::default()
+                };
+                match s.volumes.iter_mut().find(|x| x.name == template) {
+                    Some(x) => *x = v,
+                    None => s.volumes.push(v),
+                }
+            }
         }
         Pod {
             metadata: ObjectMeta {
@@ -136,13 +180,35 @@ impl StatefulSetController {
         let replicas = set.spec.replicas.unwrap_or(1).max(0);
         let parallel = set.spec.pod_management_policy == "Parallel";
         let mut requests: Vec<(ApiRequest, &'static str, String)> = Vec::new();
+        let mut claims: Vec<(PersistentVolumeClaim, String)> = Vec::new();
         let mut blocked = false;
         for ord in start..start + replicas {
             match pods.get(&ord) {
                 None => {
                     let pod = Self::new_pod(&obj, set, ord, &revision);
                     let pn = pod.metadata.name.clone();
-                    requests.push((ApiRequest::Create(Object::Pod(pod)), "create", pn));
+                    // createPersistentVolumeClaims: the missing claims first; a claim
+                    // being deleted blocks the pod.
+                    let mut claims_ready = true;
+                    for c in Self::claims_for(set, ord) {
+                        let ck = ObjectKey::new(
+                            Kind::PersistentVolumeClaim,
+                            c.metadata.namespace.clone(),
+                            c.metadata.name.clone(),
+                        );
+                        match cache.get(&ck) {
+                            None => claims.push((c, pn.clone())),
+                            Some(o) if o.meta().deletion_timestamp.is_some() => {
+                                claims_ready = false;
+                                let msg = format!("pvc {} is being deleted", c.metadata.name);
+                                self.failed.push((key.clone(), "create", pn.clone(), msg));
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    if claims_ready {
+                        requests.push((ApiRequest::Create(Object::Pod(pod)), "create", pn));
+                    }
                     blocked = !parallel;
                 }
                 Some(p) if matches!(p.phase(), PodPhase::Failed | PodPhase::Succeeded) => {
@@ -181,14 +247,29 @@ impl StatefulSetController {
         let on_delete = set.spec.update_strategy.as_ref().is_some_and(|u| u.type_ == "OnDelete");
         if requests.is_empty() && !unhealthy && !on_delete {
             // RollingUpdate: the highest ordinal not at the update revision.
+            // Ordinals below the partition keep their revision.
+            let partition = set
+                .spec
+                .update_strategy
+                .as_ref()
+                .and_then(|u| u.rolling_update.as_ref())
+                .and_then(|r| r.partition)
+                .unwrap_or(0);
             let stale = pods
                 .iter()
                 .rev()
-                .filter(|(o, _)| **o >= start && **o < start + replicas)
+                .filter(|(o, _)| **o >= start.max(partition) && **o < start + replicas)
                 .find(|(_, p)| p.metadata.labels.get(LABEL_REVISION) != Some(&revision));
             if let Some((_, p)) = stale {
                 requests.push((delete(p), "delete", p.metadata.name.clone()));
             }
+        }
+        for (c, pod) in claims {
+            // stateful_pod_control.go recordClaimEvent.
+            let msg = format!("create Claim {} Pod {pod} in StatefulSet {name} success", c.metadata.name);
+            self.event(out, &obj, EVENT_NORMAL, "SuccessfulCreate", &msg, now);
+            let cn = c.metadata.name.clone();
+            self.send(out, key, "create claim", cn, ApiRequest::Create(Object::PersistentVolumeClaim(c)));
         }
         for (r, verb, pod) in requests {
             // stateful_pod_control.go recordPodEvent.
@@ -290,8 +371,12 @@ impl Controller for StatefulSetController {
         for (set, verb, pod, error) in std::mem::take(&mut self.failed) {
             if let Some(obj) = cache.get(&set).cloned() {
                 // stateful_pod_control.go recordPodEvent on failure.
-                let reason = if verb == "create" { "FailedCreate" } else { "FailedDelete" };
-                let msg = format!("{verb} Pod {pod} in StatefulSet {} failed error: {error}", set.name);
+                let reason = if verb == "delete" { "FailedDelete" } else { "FailedCreate" };
+                let msg = if verb == "create claim" {
+                    format!("create Claim {pod} in StatefulSet {} failed error: {error}", set.name)
+                } else {
+                    format!("{verb} Pod {pod} in StatefulSet {} failed error: {error}", set.name)
+                };
                 self.event(out, &obj, EVENT_WARNING, reason, &msg, now);
             }
         }

@@ -87,7 +87,14 @@ impl ValueSize for Arc<crate::api::Object> {
         let base = match self.kind() {
             Kind::Pod => 3000,
             Kind::Node => 6000,
-            Kind::ReplicaSet | Kind::Deployment | Kind::DaemonSet | Kind::StatefulSet | Kind::Job => 2500,
+            Kind::ReplicaSet
+            | Kind::Deployment
+            | Kind::DaemonSet
+            | Kind::StatefulSet
+            | Kind::Job
+            | Kind::ReplicationController => 2500,
+            Kind::PersistentVolume | Kind::PersistentVolumeClaim => 800,
+            Kind::StorageClass => 400,
             Kind::Event => 600,
             Kind::Lease => 300,
             Kind::Namespace => 250,

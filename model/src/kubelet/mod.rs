@@ -297,6 +297,7 @@ impl PodWork {
 
 impl Kubelet {
     pub fn new(config: KubeletConfig, now: SimTime) -> Self {
+        let node_name = config.node_name.clone();
         let recorder = EventRecorder::new("kubelet", config.node_name.clone());
         let eviction = eviction::EvictionManager::new(config.eviction.clone());
         Kubelet {
@@ -324,7 +325,7 @@ impl Kubelet {
             crashes_seen: 0,
             eviction,
             next_eviction_check: now,
-            volumes: volumes::VolumeManager::new(now),
+            volumes: volumes::VolumeManager::new(now).on_node(node_name),
         }
     }
 
@@ -479,6 +480,11 @@ impl Kubelet {
                 operating_system: "linux".into(),
                 architecture: "amd64".into(),
             },
+            // The attach/detach controller's list, left as it is (the kubelet patches
+            // only what its setters change).
+            volumes_attached: old.map(|n| n.status.volumes_attached.clone()).unwrap_or_default(),
+            // nodestatus.VolumesInUse.
+            volumes_in_use: self.volumes.volumes_in_use(),
         };
         (status, events)
     }
@@ -573,6 +579,7 @@ impl Kubelet {
             cs.iter().map(|c| (c.type_.clone(), c.status, c.reason.clone(), c.message.clone())).collect()
         };
         let changed = strip(&desired.conditions) != strip(&node.status.conditions)
+            || desired.volumes_in_use != node.status.volumes_in_use
             || desired.allocatable != node.status.allocatable
             || desired.capacity != node.status.capacity;
         let due = self
@@ -1125,6 +1132,9 @@ impl Component for Kubelet {
             // The ConfigMap and Secret managers (volumes, environment).
             WatchSpec::kind(Kind::ConfigMap),
             WatchSpec::kind(Kind::Secret),
+            // The volume manager's claims and volumes (upstream reads them with GETs).
+            WatchSpec::kind(Kind::PersistentVolumeClaim),
+            WatchSpec::kind(Kind::PersistentVolume),
             WatchSpec {
                 kind: Some(Kind::Lease),
                 namespace: Some(NODE_LEASE_NAMESPACE.into()),
@@ -1134,8 +1144,11 @@ impl Component for Kubelet {
         ]
     }
 
-    fn on_event(&mut self, ev: &WatchEvent, _now: SimTime) {
+    fn on_event(&mut self, ev: &WatchEvent, now: SimTime) {
         self.cache.apply(ev);
+        if matches!(ev.object.kind(), Kind::PersistentVolumeClaim | Kind::PersistentVolume) {
+            self.volumes.claims_changed(now);
+        }
         if ev.object.kind() == Kind::Pod {
             let m = ev.object.meta();
             self.dirty.insert((m.namespace.clone(), m.name.clone()));

@@ -16,16 +16,24 @@
 //! `configmap`).
 //!
 //! Simulated sources: configMap, secret, projected (configMap, secret, downwardAPI,
-//! serviceAccountToken), emptyDir, hostPath, downwardAPI. Others (persistentVolumeClaim
-//! until the storage controllers exist, csi, nfs, ...) mount at once and are reported as
-//! not simulated when the manifest is read.
+//! serviceAccountToken), emptyDir, hostPath, downwardAPI, and persistentVolumeClaim.
+//! Others (inline csi, nfs, ...) mount at once and are reported as not simulated when the
+//! manifest is read.
+//!
+//! A persistentVolumeClaim volume enters the desired state of world once its claim is
+//! bound (the populator's `getPVCExtractPV`; until then the pod waits, with no event: the
+//! populator only logs). A volume the attach/detach controller attaches (a CSI volume) is
+//! then mounted only once it is both reported in the node's `status.volumesInUse` (the
+//! kubelet's node status, every `nodeStatusUpdateFrequency`) and listed in its
+//! `status.volumesAttached` (VerifyControllerAttachedVolume); each failed check is retried
+//! on the same exponential back-off as a failed mount, without an event.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::pods::PodEvent;
 use crate::api::pod::{Container, KeyToPath, Volume};
-use crate::api::{ConfigMap, Kind, ObjectKey, Pod, Secret};
+use crate::api::{ConfigMap, Kind, ObjectKey, PersistentVolume, PersistentVolumeClaim, Pod, Secret};
 use crate::client::Cache;
 use crate::time::SimTime;
 
@@ -154,6 +162,78 @@ fn mount_secret(
     }
 }
 
+/// Why a persistent volume cannot be mounted yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClaimWait {
+    /// The populator cannot add it: the claim is missing or unbound, or its volume is
+    /// missing (`error processing PVC ...`); looked at again when a claim or volume changes.
+    NotInDesiredState(String),
+    /// VerifyControllerAttachedVolume failed: retried on the operation back-off, no event.
+    NotAttached(String),
+}
+
+/// A claim and its bound volume as the kubelet reads them (`getPVCExtractPV`).
+pub fn claim_volume<'a>(
+    cache: &'a Cache,
+    namespace: &str,
+    claim_name: &str,
+) -> Result<(&'a PersistentVolumeClaim, &'a PersistentVolume), String> {
+    let key = ObjectKey::new(Kind::PersistentVolumeClaim, namespace, claim_name);
+    let pvc = cache.get(&key).and_then(|o| o.as_persistent_volume_claim()).ok_or_else(|| {
+        format!(
+            "error processing PVC {namespace}/{claim_name}: failed to fetch PVC from API server: persistentvolumeclaims \"{claim_name}\" not found"
+        )
+    })?;
+    if pvc.metadata.deletion_timestamp.is_some() {
+        return Err(format!("error processing PVC {namespace}/{claim_name}: can't start pod because PVC {namespace}/{claim_name} is being deleted"));
+    }
+    if !pvc.is_bound() {
+        return Err(format!(
+            "error processing PVC {namespace}/{claim_name}: PVC is not bound (phase {:?}, volumeName {:?})",
+            pvc.phase().as_str(),
+            pvc.spec.volume_name
+        ));
+    }
+    let pv = cache
+        .get(&ObjectKey::new(Kind::PersistentVolume, "", pvc.spec.volume_name.clone()))
+        .and_then(|o| o.as_persistent_volume())
+        .ok_or_else(|| {
+            format!(
+                "error processing PVC {namespace}/{claim_name}: failed to fetch PV {:?} from API server: persistentvolumes \"{}\" not found",
+                pvc.spec.volume_name, pvc.spec.volume_name
+            )
+        })?;
+    Ok((pvc, pv))
+}
+
+/// A persistent volume's mount on `node`: the claim bound, and an attachable volume
+/// reported in use and attached (operation_generator.go
+/// GenerateVerifyControllerAttachedVolumeFunc's messages).
+pub fn set_up_claim(cache: &Cache, namespace: &str, claim_name: &str, node: &str) -> Result<(), ClaimWait> {
+    let (_, pv) = claim_volume(cache, namespace, claim_name).map_err(ClaimWait::NotInDesiredState)?;
+    if !pv.is_attachable() {
+        return Ok(());
+    }
+    let unique = pv.unique_name();
+    let node = cache.get(&ObjectKey::new(Kind::Node, "", node)).and_then(|o| o.as_node());
+    let status = node.map(|n| &n.status);
+    let detail = |what: &str| {
+        format!(
+            "VerifyControllerAttachedVolume failed for volume {:?} (UniqueName: {unique:?}): {what}",
+            pv.metadata.name
+        )
+    };
+    if !status.is_some_and(|s| s.volumes_in_use.contains(&unique)) {
+        return Err(ClaimWait::NotAttached(detail(
+            "Volume has not been added to the list of VolumesInUse in the node's volume status",
+        )));
+    }
+    if !status.is_some_and(|s| s.volumes_attached.iter().any(|a| a.name == unique)) {
+        return Err(ClaimWait::NotAttached(detail("Volume not attached according to node status")));
+    }
+    Ok(())
+}
+
 /// One `SetUp` of a volume: what the volume plugin returns.
 pub fn set_up(v: &Volume, namespace: &str, src: ConfigSource) -> Result<(), String> {
     if let Some(c) = &v.config_map {
@@ -202,6 +282,8 @@ enum Mount {
         retry_at: SimTime,
         backoff: Duration,
     },
+    /// A persistent volume whose claim is not bound yet: not in the desired state of world.
+    WaitingForClaim,
 }
 
 #[derive(Clone, Debug)]
@@ -210,6 +292,9 @@ struct PodVolumes {
     /// The pod's spec (shared with the pod), for its volumes.
     spec: std::sync::Arc<crate::api::PodSpec>,
     mounts: Vec<Mount>,
+    /// The unique names of the attachable volumes resolved for each volume, once known
+    /// (what the kubelet reports in `status.volumesInUse`).
+    attachable: Vec<Option<String>>,
     /// When the pod worker's current WaitForAttachAndMount began.
     wait_since: Option<SimTime>,
 }
@@ -238,6 +323,8 @@ pub struct VolumeManager {
     pods: BTreeMap<(String, String), PodVolumes>,
     /// The kubelet's start: the reconciler's loop runs every 100 ms from it.
     started_at: SimTime,
+    /// The node this kubelet runs on (persistent volumes are attached to it).
+    node_name: String,
 }
 
 /// What one reconciler pass did.
@@ -252,7 +339,30 @@ pub struct Reconciled {
 
 impl VolumeManager {
     pub fn new(started_at: SimTime) -> Self {
-        VolumeManager { pods: BTreeMap::new(), started_at }
+        VolumeManager { pods: BTreeMap::new(), started_at, node_name: String::new() }
+    }
+
+    /// The volume manager of the kubelet on `node`.
+    pub fn on_node(mut self, node: impl Into<String>) -> Self {
+        self.node_name = node.into();
+        self
+    }
+
+    /// `GetVolumesInUse`: the attachable volumes of the pods this kubelet runs, sorted.
+    pub fn volumes_in_use(&self) -> Vec<String> {
+        let set: std::collections::BTreeSet<&String> =
+            self.pods.values().flat_map(|p| p.attachable.iter().flatten()).collect();
+        set.into_iter().cloned().collect()
+    }
+
+    /// A claim or a persistent volume changed: volumes waiting for their claim are looked
+    /// at again in the reconciler's next loop (the populator's 100 ms loop).
+    pub fn claims_changed(&mut self, now: SimTime) {
+        for m in self.pods.values_mut().flat_map(|p| p.mounts.iter_mut()) {
+            if *m == Mount::WaitingForClaim {
+                *m = Mount::Pending { added_at: now };
+            }
+        }
     }
 
     /// The populator adds an admitted pod's volumes (a pod without volumes has nothing to
@@ -262,8 +372,12 @@ impl VolumeManager {
             return;
         }
         let mounts = vec![Mount::Pending { added_at: now }; pod.spec.volumes.len()];
+        let attachable = vec![None; pod.spec.volumes.len()];
         let namespace = pod.metadata.namespace.clone();
-        self.pods.insert(key, PodVolumes { namespace, spec: pod.spec.clone(), mounts, wait_since: None });
+        self.pods.insert(
+            key,
+            PodVolumes { namespace, spec: pod.spec.clone(), mounts, attachable, wait_since: None },
+        );
     }
 
     pub fn remove_pod(&mut self, key: &(String, String)) {
@@ -291,7 +405,7 @@ impl VolumeManager {
                 Mount::Pending { added_at } => {
                     Some(self.reconciler_tick(*added_at + Duration::from_millis(1)))
                 }
-                Mount::Mounted => None,
+                Mount::Mounted | Mount::WaitingForClaim => None,
             })
             .min()
     }
@@ -299,25 +413,38 @@ impl VolumeManager {
     /// One reconciler pass: mount what is pending or due for a retry.
     pub fn reconcile(&mut self, now: SimTime, src: ConfigSource) -> Reconciled {
         let mut out = Reconciled::default();
+        let node = self.node_name.as_str();
         for (key, pv) in &mut self.pods {
             let was_mounted = pv.mounted();
-            for (v, m) in pv.spec.volumes.iter().zip(pv.mounts.iter_mut()) {
+            for ((v, m), attachable) in
+                pv.spec.volumes.iter().zip(pv.mounts.iter_mut()).zip(pv.attachable.iter_mut())
+            {
                 let previous = match m {
-                    Mount::Mounted => continue,
+                    Mount::Mounted | Mount::WaitingForClaim => continue,
                     Mount::Failed { retry_at, .. } if *retry_at > now => continue,
                     Mount::Failed { backoff, .. } => Some(*backoff),
                     Mount::Pending { added_at } if *added_at >= now => continue,
                     Mount::Pending { .. } => None,
                 };
+                let backoff = previous
+                    .map_or(INITIAL_DURATION_BEFORE_RETRY, |b| (b * 2).min(MAX_DURATION_BEFORE_RETRY));
+                if let Some(c) = &v.persistent_volume_claim {
+                    if let Ok((_, vol)) = claim_volume(src.cache, &pv.namespace, &c.claim_name) {
+                        *attachable = vol.is_attachable().then(|| vol.unique_name());
+                    }
+                    *m = match set_up_claim(src.cache, &pv.namespace, &c.claim_name, node) {
+                        Ok(()) => Mount::Mounted,
+                        Err(ClaimWait::NotInDesiredState(_)) => Mount::WaitingForClaim,
+                        Err(ClaimWait::NotAttached(_)) => Mount::Failed { retry_at: now + backoff, backoff },
+                    };
+                    continue;
+                }
                 match set_up(v, &pv.namespace, src) {
                     Ok(()) => *m = Mount::Mounted,
                     Err(e) => {
                         // operation_generator.go: volumeToMount.GenerateError("MountVolume.SetUp failed", err).
                         let message = format!("MountVolume.SetUp failed for volume \"{}\" : {e}", v.name);
                         out.events.push((key.clone(), PodEvent::warning(REASON_FAILED_MOUNT, message)));
-                        let backoff = previous.map_or(INITIAL_DURATION_BEFORE_RETRY, |b| {
-                            (b * 2).min(MAX_DURATION_BEFORE_RETRY)
-                        });
                         *m = Mount::Failed { retry_at: now + backoff, backoff };
                     }
                 }
