@@ -107,6 +107,8 @@ pub struct ApiConnection {
     not_ready_pongs: u32,
     /// Messages to send.
     outbox: Vec<(Addr, Message)>,
+    /// The last resourceVersion each watch delivered after its list (debug checks).
+    watch_rv: BTreeMap<u64, u64>,
 }
 
 impl ApiConnection {
@@ -135,6 +137,7 @@ impl ApiConnection {
             missed_pongs: 0,
             not_ready_pongs: 0,
             outbox: Vec::new(),
+            watch_rv: BTreeMap::new(),
         }
     }
 
@@ -161,6 +164,7 @@ impl ApiConnection {
         self.relisting = Some(BTreeSet::new());
         self.missed_pongs = 0;
         self.lists_pending = (0..self.watches.len() as u64).map(|i| self.watch_epoch << 16 | i).collect();
+        self.watch_rv.clear();
         // Requests in flight keep their wire tags: a late response is still matched,
         // and an unanswered one times out.
         self.send(ToApi::Hello { client: self.client, epoch: self.epoch });
@@ -300,7 +304,14 @@ impl ApiConnection {
             if watch_id >> 16 != self.watch_epoch {
                 continue;
             }
+            let listing = self.lists_pending.contains(&watch_id);
             for ev in evs {
+                if !listing && ev.type_ != WatchEventType::Deleted {
+                    // A watch stream never goes back (the initial list is in key order).
+                    let rv = ev.object.meta().resource_version;
+                    let last = self.watch_rv.insert(watch_id, rv).unwrap_or(0);
+                    debug_assert!(rv > last, "watch {watch_id} delivered resourceVersion {rv} after {last}");
+                }
                 self.deliver_event(ev, out);
             }
             self.lists_pending.remove(&watch_id);
