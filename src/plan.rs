@@ -103,6 +103,13 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
     if let Some(b) = kcm.kube_api_burst {
         world.controller_manager_rate.burst = b;
     }
+    if let Some(d) = &kcm.pvclaimbinder_sync_period {
+        world.controller_manager.pvclaimbinder_sync_period = d.time.as_duration();
+    }
+    if let Some(b) = kcm.disable_force_detach_on_timeout {
+        world.controller_manager.disable_force_detach_on_timeout = b;
+    }
+    world.controller_manager.storage = storage_simulation(&s.storage);
     let behaviors = Arc::new(Behaviors(s.behaviors.iter().map(|b| b.to_model()).collect()));
     let mut index = 0;
     let mut counters = std::collections::BTreeMap::new();
@@ -184,4 +191,27 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
         timeline,
         checks,
     })
+}
+
+/// The scenario's simulated CSI drivers, each latency defaulting to kubesim's driver.
+fn storage_simulation(
+    s: &crate::scenario::Storage,
+) -> kubesim_model::controllers::provisioner::StorageSimulation {
+    use kubesim_model::controllers::provisioner::{
+        DriverSpec, StorageSimulation, DEFAULT_ATTACH_LATENCY, DEFAULT_DETACH_LATENCY,
+        DEFAULT_PROVISIONING_LATENCY,
+    };
+    let or = |d: &Option<crate::scenario::Dur>, default| d.as_ref().map_or(default, |d| d.time.as_duration());
+    StorageSimulation {
+        drivers: s
+            .drivers
+            .iter()
+            .map(|d| DriverSpec {
+                name: d.name.clone(),
+                provisioning_latency: or(&d.provisioning_latency, DEFAULT_PROVISIONING_LATENCY),
+                attach_latency: or(&d.attach_latency, DEFAULT_ATTACH_LATENCY),
+                detach_latency: or(&d.detach_latency, DEFAULT_DETACH_LATENCY),
+            })
+            .collect(),
+    }
 }

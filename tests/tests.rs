@@ -6,3 +6,4 @@ mod fixtures;
 mod fuzz;
 mod pod_startup;
 mod scenarios;
+mod storage;

@@ -75,6 +75,8 @@ pub struct Scenario {
     #[serde(default)]
     pub node_pools: Vec<NodePool>,
     #[serde(default)]
+    pub storage: Storage,
+    #[serde(default)]
     pub workloads: Vec<ManifestSource>,
     /// What containers do once started, first match wins.
     #[serde(default)]
@@ -149,6 +151,26 @@ pub struct ControllerManagerFlags {
     pub node_startup_grace_period: Option<Dur>,
     pub kube_api_qps: Option<f64>,
     pub kube_api_burst: Option<u32>,
+    pub pvclaimbinder_sync_period: Option<Dur>,
+    pub disable_force_detach_on_timeout: Option<bool>,
+}
+
+/// The simulated CSI drivers behind StorageClass provisioners: kubesim's knobs.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Storage {
+    #[serde(default)]
+    pub drivers: Vec<StorageDriver>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct StorageDriver {
+    /// The provisioner name; `*` matches any text (`*.csi.aws.com`).
+    pub name: String,
+    pub provisioning_latency: Option<Dur>,
+    pub attach_latency: Option<Dur>,
+    pub detach_latency: Option<Dur>,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -749,6 +771,7 @@ fn validate_settings(s: &Scenario) -> Result<(), Invalid> {
     for (path, d) in [
         ("controlPlane.kubeControllerManager.node-monitor-period", &kcm.node_monitor_period),
         ("controlPlane.kubeControllerManager.node-monitor-grace-period", &kcm.node_monitor_grace_period),
+        ("controlPlane.kubeControllerManager.pvclaimbinder-sync-period", &kcm.pvclaimbinder_sync_period),
     ] {
         if d.as_ref().is_some_and(|d| d.time == SimTime::ZERO) {
             return Err(Invalid::new(path, "this period must be greater than 0", "e.g. 5s"));
@@ -765,6 +788,15 @@ fn validate_settings(s: &Scenario) -> Result<(), Invalid> {
     }
     if s.duration.time == SimTime::ZERO {
         return Err(Invalid::new("duration", "duration must be greater than 0", "e.g. duration: 5m"));
+    }
+    for (i, d) in s.storage.drivers.iter().enumerate() {
+        if d.name.is_empty() {
+            return Err(Invalid::new(
+                format!("storage.drivers[{i}].name"),
+                "a driver needs the provisioner name it stands for",
+                "e.g. name: ebs.csi.aws.com, or \"*\" for every driver",
+            ));
+        }
     }
     for (i, pool) in s.node_pools.iter().enumerate() {
         let p = format!("nodePools[{i}]");
