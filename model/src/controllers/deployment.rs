@@ -20,6 +20,15 @@ pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 pub const DESIRED_REPLICAS_ANNOTATION: &str = "deployment.kubernetes.io/desired-replicas";
 pub const MAX_REPLICAS_ANNOTATION: &str = "deployment.kubernetes.io/max-replicas";
 pub const POD_TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
+/// deployment/util/deployment_util.go condition reasons.
+pub const REASON_NEW_RS_CREATED: &str = "NewReplicaSetCreated";
+pub const REASON_FOUND_NEW_RS: &str = "FoundNewReplicaSet";
+pub const REASON_RS_UPDATED: &str = "ReplicaSetUpdated";
+pub const REASON_NEW_RS_AVAILABLE: &str = "NewReplicaSetAvailable";
+pub const REASON_TIMED_OUT: &str = "ProgressDeadlineExceeded";
+pub const REASON_PAUSED: &str = "DeploymentPaused";
+pub const REASON_RESUMED: &str = "DeploymentResumed";
+const PROGRESSING: &str = "Progressing";
 /// apimachinery util/rand SafeEncodeString's alphabet.
 const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 
@@ -63,6 +72,8 @@ pub struct DeploymentController {
     next_tag: u64,
     /// Deployments with a write in flight: wait for it before deciding again.
     in_flight: BTreeMap<u64, ObjectKey>,
+    /// requeueStuckDeployment: Deployments to look at again for a progress check.
+    requeue: BTreeMap<ObjectKey, SimTime>,
 }
 
 impl Default for DeploymentController {
@@ -78,6 +89,7 @@ impl DeploymentController {
             recorder: EventRecorder::new("deployment-controller", ""),
             next_tag: 0,
             in_flight: BTreeMap::new(),
+            requeue: BTreeMap::new(),
         }
     }
 
@@ -127,7 +139,42 @@ impl DeploymentController {
         }
         let Some(d_obj) = cache.get(key).cloned() else { return };
         let Some(d) = d_obj.as_deployment() else { return };
-        if d.metadata.deletion_timestamp.is_some() || d.spec.paused {
+        if d.metadata.deletion_timestamp.is_some() {
+            return;
+        }
+        // checkPausedConditions: a paused Deployment's Progressing condition is Unknown
+        // (DeploymentPaused) unless it already timed out; resuming starts the deadline over.
+        if has_progress_deadline(d) {
+            let cond = d.status.conditions.iter().find(|c| c.type_ == PROGRESSING);
+            let timed_out = cond.is_some_and(|c| c.reason == REASON_TIMED_OUT);
+            let paused_cond = cond.is_some_and(|c| c.reason == REASON_PAUSED);
+            let change = if timed_out {
+                None
+            } else if d.spec.paused && !paused_cond {
+                Some((REASON_PAUSED, "Deployment is paused"))
+            } else if !d.spec.paused && paused_cond {
+                Some((REASON_RESUMED, "Deployment is resumed"))
+            } else {
+                None
+            };
+            if let Some((reason, msg)) = change {
+                let mut n = d.clone();
+                set_condition(
+                    &mut n.status.conditions,
+                    PROGRESSING,
+                    ConditionStatus::Unknown,
+                    reason,
+                    msg,
+                    now,
+                );
+                n.metadata.resource_version = 0;
+                self.send(out, key, ApiRequest::UpdateStatus(Object::Deployment(n)));
+                return;
+            }
+        }
+        if d.spec.paused {
+            // sync.go sync: a paused Deployment is only scaled, not rolled out (kubesim
+            // leaves it as it is).
             return;
         }
         let owned: Vec<Arc<Object>> =
@@ -205,6 +252,21 @@ impl DeploymentController {
                 ..Default::default()
             };
             self.send(out, key, ApiRequest::Create(Object::ReplicaSet(rs)));
+            // getNewReplicaSet: with a progress deadline, the rollout's clock starts here.
+            if has_progress_deadline(d) {
+                let mut n = d.clone();
+                let msg = format!("Created new replica set {name:?}");
+                set_condition(
+                    &mut n.status.conditions,
+                    PROGRESSING,
+                    ConditionStatus::True,
+                    REASON_NEW_RS_CREATED,
+                    &msg,
+                    now,
+                );
+                n.metadata.resource_version = 0;
+                self.send(out, key, ApiRequest::UpdateStatus(Object::Deployment(n)));
+            }
             if replicas > 0 {
                 self.event(
                     out,
@@ -303,17 +365,7 @@ impl DeploymentController {
             a_msg,
             now,
         );
-        let complete =
-            s.updated_replicas == desired && s.available_replicas == desired && s.replicas == desired;
-        let (p_reason, p_msg) = if complete {
-            (
-                "NewReplicaSetAvailable",
-                format!("ReplicaSet \"{}\" has successfully progressed.", new_rs.metadata.name),
-            )
-        } else {
-            ("ReplicaSetUpdated", format!("ReplicaSet \"{}\" is progressing.", new_rs.metadata.name))
-        };
-        set_condition(&mut s.conditions, "Progressing", ConditionStatus::True, p_reason, &p_msg, now);
+        self.progress(d, new_rs, &mut s, now);
         let mut n = d.clone();
         if let Some(rev) = new_rs.metadata.annotations.get(REVISION_ANNOTATION) {
             if n.metadata.annotations.get(REVISION_ANNOTATION) != Some(rev) {
@@ -329,8 +381,152 @@ impl DeploymentController {
             n.metadata.resource_version = 0;
             let key = d_obj.key();
             self.send(out, &key, ApiRequest::UpdateStatus(Object::Deployment(n)));
+        } else {
+            self.requeue_stuck(d, &s, d_obj.key(), now);
         }
     }
+
+    /// progress.go syncRolloutStatus: the Progressing condition.
+    fn progress(
+        &self,
+        d: &Deployment,
+        new_rs: &ReplicaSet,
+        s: &mut crate::api::workloads::DeploymentStatus,
+        now: SimTime,
+    ) {
+        if !has_progress_deadline(d) {
+            s.conditions.retain(|c| c.type_ != PROGRESSING);
+            return;
+        }
+        let current = d.status.conditions.iter().find(|c| c.type_ == PROGRESSING);
+        if current.is_none() {
+            // getNewReplicaSet: a rollout first noticed now (a Deployment written before it
+            // had a deadline, or whose condition was lost) counts from now.
+            let msg = format!("Found new replica set {:?}", new_rs.metadata.name);
+            set_condition(
+                &mut s.conditions,
+                PROGRESSING,
+                ConditionStatus::True,
+                REASON_FOUND_NEW_RS,
+                &msg,
+                now,
+            );
+            return;
+        }
+        // A resync of a finished rollout estimates nothing.
+        if s.replicas == s.updated_replicas && current.is_some_and(|c| c.reason == REASON_NEW_RS_AVAILABLE) {
+            return;
+        }
+        let name = &new_rs.metadata.name;
+        if deployment_complete(d, s) {
+            let msg = format!("ReplicaSet {name:?} has successfully progressed.");
+            set_condition(
+                &mut s.conditions,
+                PROGRESSING,
+                ConditionStatus::True,
+                REASON_NEW_RS_AVAILABLE,
+                &msg,
+                now,
+            );
+        } else if deployment_progressing(&d.status, s) {
+            // Any progress moves lastUpdateTime (lastTransitionTime stays while True).
+            let msg = format!("ReplicaSet {name:?} is progressing.");
+            let transition = current
+                .filter(|c| c.status == ConditionStatus::True)
+                .and_then(|c| c.last_transition_time)
+                .unwrap_or(now);
+            s.conditions.retain(|c| c.type_ != PROGRESSING);
+            s.conditions.push(WorkloadCondition {
+                type_: PROGRESSING.into(),
+                status: ConditionStatus::True,
+                last_update_time: Some(now),
+                last_transition_time: Some(transition),
+                reason: REASON_RS_UPDATED.into(),
+                message: msg,
+            });
+        } else if deployment_timed_out(d, s, now) {
+            let msg = format!("ReplicaSet {name:?} has timed out progressing.");
+            set_condition(
+                &mut s.conditions,
+                PROGRESSING,
+                ConditionStatus::False,
+                REASON_TIMED_OUT,
+                &msg,
+                now,
+            );
+        }
+    }
+
+    /// requeueStuckDeployment: look again one second after the deadline would pass.
+    fn requeue_stuck(
+        &mut self,
+        d: &Deployment,
+        s: &crate::api::workloads::DeploymentStatus,
+        key: ObjectKey,
+        now: SimTime,
+    ) {
+        let Some(deadline) = d.spec.progress_deadline_seconds.filter(|_| has_progress_deadline(d)) else {
+            return;
+        };
+        let Some(c) = d.status.conditions.iter().find(|c| c.type_ == PROGRESSING) else { return };
+        if deployment_complete(d, s) || c.reason == REASON_TIMED_OUT {
+            return;
+        }
+        let from = c.last_update_time.unwrap_or(now);
+        let at =
+            from + std::time::Duration::from_secs(deadline.max(0) as u64) + std::time::Duration::from_secs(1);
+        // Less than a second left: at once (rate-limited upstream: its 5 ms base delay).
+        let at = if at <= now + std::time::Duration::from_secs(2) {
+            at.max(now + std::time::Duration::from_millis(5))
+        } else {
+            at
+        };
+        self.requeue.insert(key, at);
+    }
+}
+
+/// `util.HasProgressDeadline`: set, and not math.MaxInt32.
+fn has_progress_deadline(d: &Deployment) -> bool {
+    d.spec.progress_deadline_seconds.is_some_and(|s| s != i32::MAX)
+}
+
+/// `util.DeploymentComplete`.
+fn deployment_complete(d: &Deployment, s: &crate::api::workloads::DeploymentStatus) -> bool {
+    let desired = d.spec.replicas.unwrap_or(1);
+    s.updated_replicas == desired
+        && s.replicas == desired
+        && s.available_replicas == desired
+        && s.observed_generation >= d.metadata.generation
+}
+
+/// `util.DeploymentProgressing`: more updated, ready or available pods, or fewer old ones.
+fn deployment_progressing(
+    old: &crate::api::workloads::DeploymentStatus,
+    new: &crate::api::workloads::DeploymentStatus,
+) -> bool {
+    let old_old = old.replicas - old.updated_replicas;
+    let new_old = new.replicas - new.updated_replicas;
+    new.updated_replicas > old.updated_replicas
+        || new_old < old_old
+        || new.ready_replicas > old.ready_replicas
+        || new.available_replicas > old.available_replicas
+}
+
+/// `util.DeploymentTimedOut`: no progress reported for progressDeadlineSeconds.
+fn deployment_timed_out(d: &Deployment, s: &crate::api::workloads::DeploymentStatus, now: SimTime) -> bool {
+    let Some(deadline) = d.spec.progress_deadline_seconds.filter(|_| has_progress_deadline(d)) else {
+        return false;
+    };
+    let Some(c) = s.conditions.iter().find(|c| c.type_ == PROGRESSING) else { return false };
+    if c.reason == REASON_NEW_RS_AVAILABLE {
+        return false;
+    }
+    if c.reason == REASON_TIMED_OUT {
+        return true;
+    }
+    let from = c.last_update_time.unwrap_or(now);
+    // `from.Add(delta).Before(now)`: strictly after the deadline.
+    from + std::time::Duration::from_secs(deadline.max(0) as u64) < now
 }
 
 fn set_condition(
@@ -391,9 +587,18 @@ impl Controller for DeploymentController {
     }
 
     fn reconcile(&mut self, cache: &Cache, now: SimTime, _rng: &mut ChaCha8Rng, out: &mut Requests) {
+        let due: Vec<ObjectKey> =
+            self.requeue.iter().filter(|(_, t)| **t <= now).map(|(k, _)| k.clone()).collect();
+        for k in due {
+            self.requeue.remove(&k);
+            self.dirty.insert(k);
+        }
         let dirty = std::mem::take(&mut self.dirty);
         for key in dirty {
             self.sync(&key, cache, now, out);
+        }
+        if let Some(t) = self.requeue.values().min() {
+            out.wake(*t);
         }
     }
 }
@@ -408,6 +613,89 @@ mod tests {
         assert_eq!(resolve_fenceposts(&p("25%"), &p("25%"), 10), (3, 2));
         assert_eq!(resolve_fenceposts(&p("25%"), &p("25%"), 3), (1, 0));
         assert_eq!(resolve_fenceposts(&IntOrString::Int(0), &IntOrString::Int(0), 3), (0, 1));
+    }
+
+    fn stuck(deadline: i32) -> (Deployment, ReplicaSet) {
+        let mut d = Deployment::default();
+        d.metadata.name = "web".into();
+        d.spec.replicas = Some(3);
+        d.spec.progress_deadline_seconds = Some(deadline);
+        // Mid-rollout: 3 old pods available, 1 new one that never becomes ready.
+        d.status = crate::api::workloads::DeploymentStatus {
+            replicas: 4,
+            updated_replicas: 1,
+            ready_replicas: 3,
+            available_replicas: 3,
+            unavailable_replicas: 1,
+            conditions: vec![WorkloadCondition {
+                type_: PROGRESSING.into(),
+                status: ConditionStatus::True,
+                last_update_time: Some(SimTime::from_secs(30)),
+                last_transition_time: Some(SimTime::from_secs(20)),
+                reason: REASON_NEW_RS_CREATED.into(),
+                message: "Created new replica set \"web-abc\"".into(),
+            }],
+            ..Default::default()
+        };
+        let mut rs = ReplicaSet::default();
+        rs.metadata.name = "web-abc".into();
+        (d, rs)
+    }
+
+    fn progressing(s: &crate::api::workloads::DeploymentStatus) -> &WorkloadCondition {
+        s.conditions.iter().find(|c| c.type_ == PROGRESSING).unwrap()
+    }
+
+    /// No progress: ProgressDeadlineExceeded only once the deadline has passed since the
+    /// condition's lastUpdateTime (strictly after, as `Before(now)`), with upstream's message.
+    #[test]
+    fn no_progress_times_out_after_the_deadline() {
+        let c = DeploymentController::new();
+        let (d, rs) = stuck(60);
+        let mut s = d.status.clone();
+        c.progress(&d, &rs, &mut s, SimTime::from_secs(90));
+        assert_eq!(s, d.status, "before the deadline nothing changes");
+        let mut s = d.status.clone();
+        c.progress(&d, &rs, &mut s, SimTime::from_millis(90_001));
+        let p = progressing(&s);
+        assert_eq!(p.reason, REASON_TIMED_OUT);
+        assert_eq!(p.status, ConditionStatus::False);
+        assert_eq!(p.message, "ReplicaSet \"web-abc\" has timed out progressing.");
+        assert_eq!(p.last_transition_time, Some(SimTime::from_millis(90_001)));
+    }
+
+    /// Progress (one more pod available) moves lastUpdateTime and keeps the transition time.
+    #[test]
+    fn progress_moves_the_deadline() {
+        let c = DeploymentController::new();
+        let (d, rs) = stuck(60);
+        let mut s = d.status.clone();
+        s.available_replicas = 4;
+        s.ready_replicas = 4;
+        c.progress(&d, &rs, &mut s, SimTime::from_secs(100));
+        let p = progressing(&s);
+        assert_eq!(p.reason, REASON_RS_UPDATED);
+        assert_eq!(p.message, "ReplicaSet \"web-abc\" is progressing.");
+        assert_eq!(p.last_update_time, Some(SimTime::from_secs(100)));
+        assert_eq!(p.last_transition_time, Some(SimTime::from_secs(20)));
+        // Complete: NewReplicaSetAvailable.
+        let mut s = d.status.clone();
+        s.replicas = 3;
+        s.updated_replicas = 3;
+        s.available_replicas = 3;
+        c.progress(&d, &rs, &mut s, SimTime::from_secs(100));
+        assert_eq!(progressing(&s).reason, REASON_NEW_RS_AVAILABLE);
+        assert_eq!(progressing(&s).message, "ReplicaSet \"web-abc\" has successfully progressed.");
+    }
+
+    /// The stuck Deployment is looked at again one second after its deadline.
+    #[test]
+    fn a_stuck_rollout_is_requeued_past_its_deadline() {
+        let mut c = DeploymentController::new();
+        let (d, _) = stuck(60);
+        let key = ObjectKey::new(Kind::Deployment, "default", "web");
+        c.requeue_stuck(&d, &d.status, key.clone(), SimTime::from_secs(40));
+        assert_eq!(c.requeue.get(&key), Some(&SimTime::from_secs(91)));
     }
 
     #[test]
