@@ -157,3 +157,81 @@ fn memory_pressure_node_1_at_70s() {
     assert!(text.contains("MemoryPressure   True"), "{text}");
     insta::assert_snapshot!("memory_pressure_node_1_at_70s", text);
 }
+
+fn rollout_stuck() -> &'static str {
+    static TRACE: OnceLock<PathBuf> = OnceLock::new();
+    trace("rollout-stuck.yaml", &TRACE)
+}
+
+fn multi_attach() -> &'static str {
+    static TRACE: OnceLock<PathBuf> = OnceLock::new();
+    trace("statefulset-multi-attach.yaml", &TRACE)
+}
+
+fn pvc_pending() -> &'static str {
+    static TRACE: OnceLock<PathBuf> = OnceLock::new();
+    trace("pvc-pending.yaml", &TRACE)
+}
+
+fn jobs() -> &'static str {
+    static TRACE: OnceLock<PathBuf> = OnceLock::new();
+    trace("job.yaml", &TRACE)
+}
+
+/// describeDeployment on a stuck rollout: the pod template, Progressing False with
+/// ProgressDeadlineExceeded, the old and new ReplicaSets with their counts.
+#[test]
+fn rollout_stuck_deployment_at_4m() {
+    let text = describe("deployment", "web", rollout_stuck(), "4m");
+    assert!(
+        text.contains(
+            "Replicas:               3 desired | 1 updated | 4 total | 3 available | 1 unavailable\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("  Progressing    False   ProgressDeadlineExceeded\n"), "{text}");
+    assert!(text.contains("\nPod Template:\n  Labels:  app=web\n  Containers:\n   nginx:\n"), "{text}");
+    insta::assert_snapshot!("rollout_stuck_deployment_at_4m", text);
+}
+
+/// describeStatefulSet while the replacement waits for its volume: one Waiting pod, the
+/// claim template under Volume Claims.
+#[test]
+fn multi_attach_statefulset_at_300s() {
+    let text = describe("statefulset", "db", multi_attach(), "300s");
+    assert!(text.contains("Pods Status:        0 Running / 1 Waiting / 0 Succeeded / 0 Failed\n"), "{text}");
+    assert!(text.contains("Volume Claims:\n  Name:          data\n"), "{text}");
+    assert!(text.contains("  Access Modes:  [ReadWriteOnce]\n"), "{text}");
+    insta::assert_snapshot!("multi_attach_statefulset_at_300s", text);
+}
+
+/// describePersistentVolumeClaim of a provisioned claim: class, volume, finalizer,
+/// capacity and modes once bound, the pod using it, the provisioner's events.
+#[test]
+fn multi_attach_pvc_at_300s() {
+    let text = describe("pvc", "data-db-0", multi_attach(), "300s");
+    assert!(text.contains("Status:        Bound\n"), "{text}");
+    assert!(text.contains("Finalizers:    [kubernetes.io/pvc-protection]\n"), "{text}");
+    assert!(text.contains("Access Modes:  RWO\n"), "{text}");
+    assert!(text.contains("Used By:       db-0\n"), "{text}");
+    insta::assert_snapshot!("multi_attach_pvc_at_300s", text);
+}
+
+/// A Pending claim shows no capacity and no access modes, and its FailedBinding events.
+#[test]
+fn pvc_pending_logs_at_50s() {
+    let text = describe("pvc", "logs", pvc_pending(), "50s");
+    assert!(text.contains("Status:        Pending\nVolume:        \n"), "{text}");
+    assert!(text.contains("Capacity:      \nAccess Modes:  \n"), "{text}");
+    assert!(text.contains("FailedBinding"), "{text}");
+    insta::assert_snapshot!("pvc_pending_logs_at_50s", text);
+}
+
+/// describeJob of a finished Job: completions, times, the pod statuses and its events.
+#[test]
+fn job_report_at_5m() {
+    let text = describe("job", "report", jobs(), "5m");
+    assert!(text.contains("Completions:      3\n"), "{text}");
+    assert!(text.contains("Pods Statuses:    0 Active (0 Ready) / 3 Succeeded / 0 Failed\n"), "{text}");
+    insta::assert_snapshot!("job_report_at_5m", text);
+}

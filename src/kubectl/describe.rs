@@ -1,4 +1,5 @@
-//! `kubectl describe pod|node`, in kubectl v1.33's layout (describe.go).
+//! `kubectl describe pod|node|configmap|secret|deployment|statefulset|job|pvc`, in kubectl
+//! v1.33's layout (describe.go).
 //!
 //! kubectl writes each line through a `PrefixWriter` (two spaces per level) into Go's
 //! `text/tabwriter` (`minwidth 0, padding 2, ' '`): labels and values are tab-terminated
@@ -221,7 +222,15 @@ const LAST_APPLIED_CONFIG_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied
 /// `printAnnotationsMultiline`: `key: value`, or the key alone with the value indented
 /// below it when it is long or spans lines.
 fn annotations_multiline(w: &mut PrefixWriter, m: &std::collections::BTreeMap<String, String>) {
-    w!(w, 0, "Annotations:\t");
+    annotations_multiline_titled(w, "Annotations", m);
+}
+
+fn annotations_multiline_titled(
+    w: &mut PrefixWriter,
+    title: &str,
+    m: &std::collections::BTreeMap<String, String>,
+) {
+    w!(w, 0, "{title}:\t");
     let keys: Vec<&String> = m.keys().filter(|k| *k != LAST_APPLIED_CONFIG_ANNOTATION).collect();
     if keys.is_empty() {
         w!(w, 0, "<none>\n");
@@ -326,6 +335,10 @@ pub fn describe(
         Object::Node(n) => Ok(describe_node(cache, n, now)),
         Object::ConfigMap(c) => Ok(describe_config_map(cache, c, now)),
         Object::Secret(x) => Ok(describe_secret(x)),
+        Object::Deployment(d) => Ok(describe_deployment(cache, d, now)),
+        Object::StatefulSet(st) => Ok(describe_statefulset(cache, st, now)),
+        Object::Job(j) => Ok(describe_job(cache, j, now)),
+        Object::PersistentVolumeClaim(c) => Ok(describe_pvc(cache, c, now)),
         other => Ok(serde_yaml::to_string(&other.to_json_value()).map_err(|e| e.to_string())?),
     }
 }
@@ -430,16 +443,17 @@ fn describe_pod(cache: &Cache, p: &Pod, now: SimTime) -> String {
             "Init Containers",
             &p.spec.init_containers,
             &p.status.init_container_statuses,
+            "",
         );
     }
-    describe_containers(&mut w, p, "Containers", &p.spec.containers, &p.status.container_statuses);
+    describe_containers(&mut w, p, "Containers", &p.spec.containers, &p.status.container_statuses, "");
     if !p.status.conditions.is_empty() {
         w!(w, 0, "Conditions:\n  Type\tStatus\n");
         for c in &p.status.conditions {
             w!(w, 1, "{} \t{} \n", c.type_, c.status.as_str());
         }
     }
-    describe_volumes(&mut w, &p.spec.volumes);
+    describe_volumes(&mut w, &p.spec.volumes, "");
     w!(w, 0, "QoS Class:\t{}\n", qos_class(p));
     labels_multiline(&mut w, "Node-Selectors", &p.spec.node_selector);
     let mut tols: Vec<&Toleration> = p.spec.tolerations.iter().collect();
@@ -483,17 +497,21 @@ fn qos_class(p: &Pod) -> String {
 }
 
 /// `describeContainers`.
+/// `describeContainers`: `space` is the pod template's indent, which moves the section's
+/// title and (by one space) each container's name, not the lines under them.
 fn describe_containers(
     w: &mut PrefixWriter,
     pod: &Pod,
     label: &str,
     cs: &[Container],
     statuses: &[ContainerStatus],
+    space: &str,
 ) {
-    w!(w, 0, "{label}:{}\n", if cs.is_empty() { " <none>" } else { "" });
+    w!(w, 0, "{space}{label}:{}\n", if cs.is_empty() { " <none>" } else { "" });
+    let name_indent = if space.is_empty() { "" } else { " " };
     for c in cs {
         let status = statuses.iter().find(|s| s.name == c.name);
-        w!(w, 1, "{}:\n", c.name);
+        w!(w, 1, "{name_indent}{}:\n", c.name);
         if let Some(s) = status {
             w!(w, 2, "Container ID:\t{}\n", s.container_id);
         }
@@ -689,14 +707,15 @@ fn describe_mounts(w: &mut PrefixWriter, c: &Container) {
 }
 
 /// `describeVolumes`: each volume with its source's lines.
-fn describe_volumes(w: &mut PrefixWriter, volumes: &[kubesim_model::api::pod::Volume]) {
+fn describe_volumes(w: &mut PrefixWriter, volumes: &[kubesim_model::api::pod::Volume], space: &str) {
     if volumes.is_empty() {
-        w!(w, 0, "Volumes:\t<none>\n");
+        w!(w, 0, "{space}Volumes:\t<none>\n");
         return;
     }
-    w!(w, 0, "Volumes:\n");
+    w!(w, 0, "{space}Volumes:\n");
+    let name_indent = if space.is_empty() { "" } else { " " };
     for v in volumes {
-        w!(w, 1, "{}:\n", v.name);
+        w!(w, 1, "{name_indent}{}:\n", v.name);
         if let Some(h) = &v.host_path {
             let t = h.type_.as_deref().unwrap_or("<none>");
             w!(
@@ -1004,6 +1023,352 @@ fn describe_node_resource(w: &mut PrefixWriter, cache: &Cache, n: &Node, now: Si
 /// pods: listed without a percentage.
 fn is_extended_resource(name: &str) -> bool {
     !matches!(name, "cpu" | "memory" | "ephemeral-storage" | "pods") && !name.starts_with("hugepages-")
+}
+
+/// `labels.Selector.String()` of `metav1.LabelSelectorAsSelector`: requirements sorted by
+/// key, `k=v`, `k in (a,b)`, `k notin (a,b)`, `k`, `!k`; `<none>` for a nil selector.
+fn selector_string(s: &kubesim_model::api::LabelSelector) -> String {
+    use kubesim_model::api::selector::SelectorOperator;
+    let mut reqs: Vec<(String, String)> =
+        s.match_labels.iter().map(|(k, v)| (k.clone(), format!("{k}={v}"))).collect();
+    for e in &s.match_expressions {
+        let mut vals = e.values.clone();
+        vals.sort();
+        let text = match e.operator {
+            SelectorOperator::In => format!("{} in ({})", e.key, vals.join(",")),
+            SelectorOperator::NotIn => format!("{} notin ({})", e.key, vals.join(",")),
+            SelectorOperator::Exists => e.key.clone(),
+            SelectorOperator::DoesNotExist => format!("!{}", e.key),
+        };
+        reqs.push((e.key.clone(), text));
+    }
+    reqs.sort();
+    reqs.into_iter().map(|(_, t)| t).collect::<Vec<_>>().join(",")
+}
+
+/// `DescribePodTemplate`.
+fn describe_pod_template(w: &mut PrefixWriter, t: &kubesim_model::api::PodTemplateSpec) {
+    w!(w, 0, "Pod Template:\n");
+    labels_multiline(w, "  Labels", &t.metadata.labels);
+    if !t.metadata.annotations.is_empty() {
+        annotations_multiline_titled(w, "  Annotations", &t.metadata.annotations);
+    }
+    let spec = &t.spec;
+    if !spec.service_account_name.is_empty() {
+        w!(w, 1, "Service Account:\t{}\n", spec.service_account_name);
+    }
+    // The template's env has no pod to resolve fieldRefs against (kubectl passes no
+    // resolver): a pod with the template's spec and nothing else.
+    let pod = Pod { spec: t.spec.clone(), ..Default::default() };
+    if !spec.init_containers.is_empty() {
+        describe_containers(w, &pod, "Init Containers", &spec.init_containers, &[], "  ");
+    }
+    describe_containers(w, &pod, "Containers", &spec.containers, &[], "  ");
+    describe_volumes(w, &spec.volumes, "  ");
+    if !spec.priority_class_name.is_empty() {
+        w!(w, 1, "Priority Class Name:\t{}\n", spec.priority_class_name);
+    }
+    labels_multiline(w, "  Node-Selectors", &spec.node_selector);
+    let mut tols: Vec<&Toleration> = spec.tolerations.iter().collect();
+    tols.sort_by(|a, b| a.key.cmp(&b.key));
+    let tols: Vec<String> = tols.into_iter().map(toleration_string).collect();
+    lines_multiline(w, "  Tolerations", &tols);
+}
+
+/// `getPodStatusForController`: the controller's pods by phase (Running / Pending /
+/// Succeeded / Failed).
+fn pod_statuses(
+    cache: &Cache,
+    uid: &str,
+    selector: &kubesim_model::api::LabelSelector,
+) -> (usize, usize, usize, usize) {
+    let (mut running, mut waiting, mut succeeded, mut failed) = (0, 0, 0, 0);
+    for p in cache.controlled_by(uid).filter_map(|o| o.as_pod()) {
+        if !selector.matches(&p.metadata.labels) {
+            continue;
+        }
+        match p.phase() {
+            PodPhase::Running => running += 1,
+            PodPhase::Pending => waiting += 1,
+            PodPhase::Succeeded => succeeded += 1,
+            PodPhase::Failed => failed += 1,
+            _ => {}
+        }
+    }
+    (running, waiting, succeeded, failed)
+}
+
+/// The Conditions block of Deployments and ReplicaSets: `Type\tStatus\tReason`.
+fn workload_conditions(w: &mut PrefixWriter, cs: &[kubesim_model::api::workloads::WorkloadCondition]) {
+    if cs.is_empty() {
+        return;
+    }
+    w!(w, 0, "Conditions:\n  Type\tStatus\tReason\n");
+    w!(w, 1, "----\t------\t------\n");
+    for c in cs {
+        w!(w, 1, "{} \t{}\t{}\n", c.type_, c.status.as_str(), c.reason);
+    }
+}
+
+/// `describeDeployment`.
+fn describe_deployment(cache: &Cache, d: &kubesim_model::api::Deployment, now: SimTime) -> String {
+    use kubesim_model::api::workloads::DeploymentStrategyType;
+    let mut w = PrefixWriter::default();
+    let m = &d.metadata;
+    w!(w, 0, "Name:\t{}\n", m.name);
+    w!(w, 0, "Namespace:\t{}\n", m.namespace);
+    w!(w, 0, "CreationTimestamp:\t{}\n", rfc1123z(m.creation_timestamp));
+    labels_multiline(&mut w, "Labels", &m.labels);
+    annotations_multiline(&mut w, &m.annotations);
+    w!(w, 0, "Selector:\t{}\n", selector_string(&d.spec.selector));
+    let s = &d.status;
+    w!(
+        w,
+        0,
+        "Replicas:\t{} desired | {} updated | {} total | {} available | {} unavailable\n",
+        d.spec.replicas.unwrap_or(1),
+        s.updated_replicas,
+        s.replicas,
+        s.available_replicas,
+        s.unavailable_replicas
+    );
+    let strategy = d.spec.strategy.as_ref();
+    let type_ = match strategy.and_then(|s| s.type_) {
+        Some(DeploymentStrategyType::Recreate) => "Recreate",
+        Some(DeploymentStrategyType::RollingUpdate) => "RollingUpdate",
+        None => "",
+    };
+    w!(w, 0, "StrategyType:\t{type_}\n");
+    w!(w, 0, "MinReadySeconds:\t{}\n", d.spec.min_ready_seconds);
+    if let Some(ru) = strategy.and_then(|s| s.rolling_update.as_ref()) {
+        let text = |v: &Option<kubesim_model::api::IntOrString>| {
+            v.as_ref().map(|v| v.to_string()).unwrap_or_default()
+        };
+        w!(
+            w,
+            0,
+            "RollingUpdateStrategy:\t{} max unavailable, {} max surge\n",
+            text(&ru.max_unavailable),
+            text(&ru.max_surge)
+        );
+    }
+    describe_pod_template(&mut w, &d.spec.template);
+    workload_conditions(&mut w, &s.conditions);
+    // deploymentutil.GetAllReplicaSets: the new one has the template (without its hash
+    // label), the old ones are the rest with pods or replicas.
+    let mut rss: Vec<&kubesim_model::api::ReplicaSet> =
+        cache.controlled_by(&m.uid).filter_map(|o| o.as_replica_set()).collect();
+    rss.sort_by_key(|r| (r.metadata.creation_timestamp, r.metadata.name.clone()));
+    let strip = |t: &kubesim_model::api::PodTemplateSpec| {
+        let mut t = t.clone();
+        t.metadata.labels.remove("pod-template-hash");
+        t
+    };
+    let new_rs = rss.iter().find(|r| strip(&r.spec.template) == strip(&d.spec.template)).copied();
+    let olds: Vec<&kubesim_model::api::ReplicaSet> = rss
+        .iter()
+        .filter(|r| Some(r.metadata.uid.as_str()) != new_rs.map(|n| n.metadata.uid.as_str()))
+        .filter(|r| r.spec.replicas.unwrap_or(0) > 0 || r.status.replicas > 0)
+        .copied()
+        .collect();
+    let by_labels = |list: &[&kubesim_model::api::ReplicaSet]| {
+        let v: Vec<String> = list
+            .iter()
+            .map(|r| {
+                format!(
+                    "{} ({}/{} replicas created)",
+                    r.metadata.name,
+                    r.status.replicas,
+                    r.spec.replicas.unwrap_or(1)
+                )
+            })
+            .collect();
+        if v.is_empty() {
+            "<none>".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    w!(w, 0, "OldReplicaSets:\t{}\n", by_labels(&olds));
+    w!(w, 0, "NewReplicaSet:\t{}\n", by_labels(&new_rs.into_iter().collect::<Vec<_>>()));
+    describe_events(&mut w, &events_for(cache, Some(Kind::Deployment), m, &[&m.uid]), now);
+    w.finish()
+}
+
+/// `describeStatefulSet`.
+fn describe_statefulset(cache: &Cache, st: &kubesim_model::api::StatefulSet, now: SimTime) -> String {
+    let mut w = PrefixWriter::default();
+    let m = &st.metadata;
+    w!(w, 0, "Name:\t{}\n", m.name);
+    w!(w, 0, "Namespace:\t{}\n", m.namespace);
+    w!(w, 0, "CreationTimestamp:\t{}\n", rfc1123z(m.creation_timestamp));
+    w!(w, 0, "Selector:\t{}\n", selector_string(&st.spec.selector));
+    labels_multiline(&mut w, "Labels", &m.labels);
+    annotations_multiline(&mut w, &m.annotations);
+    w!(w, 0, "Replicas:\t{} desired | {} total\n", st.spec.replicas.unwrap_or(1), st.status.replicas);
+    let us = st.spec.update_strategy.as_ref();
+    w!(w, 0, "Update Strategy:\t{}\n", us.map(|u| u.type_.as_str()).unwrap_or(""));
+    if let Some(ru) = us.and_then(|u| u.rolling_update.as_ref()) {
+        if let Some(p) = ru.partition {
+            w!(w, 1, "Partition:\t{p}\n");
+            if let Some(mu) = &ru.max_unavailable {
+                w!(w, 1, "MaxUnavailable:\t{mu}\n");
+            }
+        }
+    }
+    let (r, wa, su, f) = pod_statuses(cache, &m.uid, &st.spec.selector);
+    w!(w, 0, "Pods Status:\t{r} Running / {wa} Waiting / {su} Succeeded / {f} Failed\n");
+    describe_pod_template(&mut w, &st.spec.template);
+    // describeVolumeClaimTemplates.
+    if st.spec.volume_claim_templates.is_empty() {
+        w!(w, 0, "Volume Claims:\t<none>\n");
+    } else {
+        w!(w, 0, "Volume Claims:\n");
+        for t in &st.spec.volume_claim_templates {
+            w!(w, 1, "Name:\t{}\n", t.metadata.name);
+            w!(w, 1, "StorageClass:\t{}\n", t.class());
+            labels_multiline(&mut w, "  Labels", &t.metadata.labels);
+            labels_multiline(&mut w, "  Annotations", &t.metadata.annotations);
+            match t.spec.resources.requests.get(kubesim_model::api::storage::RESOURCE_STORAGE) {
+                Some(q) => w!(w, 1, "Capacity:\t{}\n", quantity(q)),
+                None => w!(w, 1, "Capacity:\t<default>\n"),
+            }
+            // `%s` of a []PersistentVolumeAccessMode: `[ReadWriteOnce]` (the variant names are the API strings).
+            let modes: Vec<String> = t.spec.access_modes.iter().map(|a| format!("{a:?}")).collect();
+            w!(w, 1, "Access Modes:\t[{}]\n", modes.join(" "));
+        }
+    }
+    describe_events(&mut w, &events_for(cache, Some(Kind::StatefulSet), m, &[&m.uid]), now);
+    w.finish()
+}
+
+/// `describeJob`.
+fn describe_job(cache: &Cache, j: &kubesim_model::api::Job, now: SimTime) -> String {
+    let mut w = PrefixWriter::default();
+    let m = &j.metadata;
+    w!(w, 0, "Name:\t{}\n", m.name);
+    w!(w, 0, "Namespace:\t{}\n", m.namespace);
+    w!(w, 0, "Selector:\t{}\n", j.spec.selector.as_ref().map(selector_string).unwrap_or_default());
+    labels_multiline(&mut w, "Labels", &m.labels);
+    annotations_multiline(&mut w, &m.annotations);
+    if let Some(r) = m.controller_of() {
+        w!(w, 0, "Controlled By:\t{}/{}\n", r.kind, r.name);
+    }
+    if let Some(p) = j.spec.parallelism {
+        w!(w, 0, "Parallelism:\t{p}\n");
+    }
+    match j.spec.completions {
+        Some(c) => w!(w, 0, "Completions:\t{c}\n"),
+        None => w!(w, 0, "Completions:\t<unset>\n"),
+    }
+    if !j.spec.completion_mode.is_empty() {
+        w!(w, 0, "Completion Mode:\t{}\n", j.spec.completion_mode);
+    }
+    if let Some(s) = j.spec.suspend {
+        w!(w, 0, "Suspend:\t{s}\n");
+    }
+    if let Some(b) = j.spec.backoff_limit {
+        w!(w, 0, "Backoff Limit:\t{b}\n");
+    }
+    if let Some(t) = j.spec.ttl_seconds_after_finished {
+        w!(w, 0, "TTL Seconds After Finished:\t{t}\n");
+    }
+    let s = &j.status;
+    if s.start_time.is_some() {
+        w!(w, 0, "Start Time:\t{}\n", rfc1123z(s.start_time));
+    }
+    if s.completion_time.is_some() {
+        w!(w, 0, "Completed At:\t{}\n", rfc1123z(s.completion_time));
+    }
+    if let (Some(a), Some(b)) = (s.start_time, s.completion_time) {
+        w!(w, 0, "Duration:\t{}\n", human_duration(b.saturating_sub(a)));
+    }
+    if let Some(d) = j.spec.active_deadline_seconds {
+        w!(w, 0, "Active Deadline Seconds:\t{d}s\n");
+    }
+    match s.ready {
+        None => w!(
+            w,
+            0,
+            "Pods Statuses:\t{} Active / {} Succeeded / {} Failed\n",
+            s.active,
+            s.succeeded,
+            s.failed
+        ),
+        Some(r) => w!(
+            w,
+            0,
+            "Pods Statuses:\t{} Active ({r} Ready) / {} Succeeded / {} Failed\n",
+            s.active,
+            s.succeeded,
+            s.failed
+        ),
+    }
+    if j.spec.completion_mode == "Indexed" {
+        // capIndexesListOrNone(completedIndexes, 50).
+        let ix = s.completed_indexes.as_deref().unwrap_or("");
+        let shown = if ix.is_empty() {
+            "<none>".to_string()
+        } else {
+            match ix.get(50..).and_then(|rest| rest.find(',')) {
+                Some(i) => format!("{}...", &ix[..50 + i + 1]),
+                None => ix.to_string(),
+            }
+        };
+        w!(w, 0, "Completed Indexes:\t{shown}\n");
+    }
+    describe_pod_template(&mut w, &j.spec.template);
+    describe_events(&mut w, &events_for(cache, Some(Kind::Job), m, &[&m.uid]), now);
+    w.finish()
+}
+
+/// `describePersistentVolumeClaim`.
+fn describe_pvc(cache: &Cache, c: &kubesim_model::api::PersistentVolumeClaim, now: SimTime) -> String {
+    use kubesim_model::api::storage::{access_modes_string, RESOURCE_STORAGE};
+    let mut w = PrefixWriter::default();
+    let m = &c.metadata;
+    w!(w, 0, "Name:\t{}\n", m.name);
+    w!(w, 0, "Namespace:\t{}\n", m.namespace);
+    w!(w, 0, "StorageClass:\t{}\n", c.class());
+    match m.deletion_timestamp {
+        Some(t) => w!(w, 0, "Status:\tTerminating (lasts {})\n", since(Some(t), now)),
+        None => w!(w, 0, "Status:\t{}\n", c.phase().as_str()),
+    }
+    w!(w, 0, "Volume:\t{}\n", c.spec.volume_name);
+    labels_multiline(&mut w, "Labels", &m.labels);
+    annotations_multiline(&mut w, &m.annotations);
+    // `%v` of a []string.
+    w!(w, 0, "Finalizers:\t[{}]\n", m.finalizers.join(" "));
+    let (capacity, modes) = if c.spec.volume_name.is_empty() {
+        (String::new(), String::new())
+    } else {
+        (
+            c.status.capacity.get(RESOURCE_STORAGE).map(quantity).unwrap_or_default(),
+            access_modes_string(&c.status.access_modes),
+        )
+    };
+    w!(w, 0, "Capacity:\t{capacity}\n");
+    w!(w, 0, "Access Modes:\t{modes}\n");
+    if let Some(v) = &c.spec.volume_mode {
+        w!(w, 0, "VolumeMode:\t{v}\n");
+    }
+    // getPodsForPVC: the namespace's pods with a volume naming the claim.
+    let mut users: Vec<String> = cache
+        .list(Kind::Pod)
+        .filter_map(|o| o.as_pod())
+        .filter(|p| p.metadata.namespace == m.namespace)
+        .filter(|p| {
+            p.spec
+                .volumes
+                .iter()
+                .any(|v| v.persistent_volume_claim.as_ref().is_some_and(|x| x.claim_name == m.name))
+        })
+        .map(|p| p.metadata.name.clone())
+        .collect();
+    users.sort();
+    lines_multiline(&mut w, "Used By", &users);
+    describe_events(&mut w, &events_for(cache, Some(Kind::PersistentVolumeClaim), m, &[&m.uid]), now);
+    w.finish()
 }
 
 #[cfg(test)]

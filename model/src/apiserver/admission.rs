@@ -133,7 +133,6 @@ pub fn prepare_create(
 
 /// Defaulting as the v1 and apps/v1 defaulters do, plus DefaultTolerationSeconds.
 pub fn default_object(obj: &mut Object) {
-    default_storage_and_controllers(obj);
     match obj {
         Object::Pod(p) => {
             // Default a copy and keep the shared spec when nothing changed (a pod made
@@ -239,6 +238,8 @@ pub fn default_object(obj: &mut Object) {
         Object::Secret(secret) => secret.apply_defaults(),
         _ => {}
     }
+    // After the kind's own defaults (a StatefulSet's strategy type comes first).
+    default_storage_and_controllers(obj);
 }
 
 /// Defaulting for the storage kinds, StatefulSet claim templates, Jobs' batch/v1 fields
@@ -266,6 +267,15 @@ fn default_storage_and_controllers(obj: &mut Object) {
             if j.spec.completion_mode.is_empty() {
                 j.spec.completion_mode = "NonIndexed".into();
             }
+            // Neither completions nor parallelism: both 1; parallelism 1; backoffLimit 6
+            // (MaxInt32 with backoffLimitPerIndex); suspend false.
+            if j.spec.completions.is_none() && j.spec.parallelism.is_none() {
+                j.spec.completions = Some(1);
+            }
+            j.spec.parallelism.get_or_insert(1);
+            let limit = if j.spec.backoff_limit_per_index.is_some() { i32::MAX } else { 6 };
+            j.spec.backoff_limit.get_or_insert(limit);
+            j.spec.suspend.get_or_insert(false);
             let failed = if j.spec.pod_failure_policy.is_some() { "Failed" } else { "TerminatingOrFailed" };
             j.spec.pod_replacement_policy.get_or_insert_with(|| failed.into());
             for r in j.spec.pod_failure_policy.iter_mut().flat_map(|p| p.rules.iter_mut()) {
