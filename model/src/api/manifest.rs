@@ -167,14 +167,8 @@ fn workload_unsimulated(o: &super::Object) -> Vec<String> {
         out.push(format!("spec.{field} is not simulated: {what}"));
     }
     if let Object::Job(j) = o {
-        // The Job controller (controllers/job.rs) runs NonIndexed Jobs only, and counts
-        // every failed pod against backoffLimit.
-        if j.spec.completion_mode == "Indexed" {
-            out.push(
-                "spec.completionMode: Indexed is not simulated: the Job controller creates no pods for it"
-                    .into(),
-            );
-        }
+        // The Job controller (controllers/job.rs) counts every failed pod against
+        // backoffLimit.
         if j.spec.pod_failure_policy.is_some() {
             out.push(
                 "spec.podFailurePolicy is not simulated: every failed pod counts against backoffLimit".into(),

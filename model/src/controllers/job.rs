@@ -8,8 +8,14 @@
 //! Simulated: non-indexed Jobs (`completionMode` unset or `NonIndexed`), parallelism,
 //! completions (set, or unset for a work queue), backoffLimit (Never and OnFailure),
 //! activeDeadlineSeconds, suspend, the 1 s sync batching and the pod-failure back-off.
+//! Indexed Jobs (indexed_job_utils.go): each pod carries its completion index (the
+//! `batch.kubernetes.io/job-completion-index` annotation and label, `JOB_COMPLETION_INDEX`,
+//! hostname `<job>-<index>`, name `<job>-<index>-xxxxx`); the lowest pending indexes are
+//! created first, a pod with an index out of range or a duplicate of an active one is
+//! deleted, and the Job is complete once every index has succeeded
+//! (`status.completedIndexes` as intervals, `status.succeeded` their number).
 //!
-//! Not simulated: Indexed Jobs (skipped), podFailurePolicy, successPolicy,
+//! Not simulated: podFailurePolicy, successPolicy,
 //! backoffLimitPerIndex, podReplacementPolicy other than its default `TerminatingOrFailed`,
 //! managedBy, adoption of orphan pods through the selector, the slow-start create batches
 //! (all of a sync's creates go out at once) and the API error back-off (a failed request is
@@ -54,6 +60,12 @@ pub const LABEL_JOB_NAME: &str = "batch.kubernetes.io/job-name";
 pub const LABEL_LEGACY_CONTROLLER_UID: &str = "controller-uid";
 /// batch/v1 LegacyJobNameLabel.
 pub const LABEL_LEGACY_JOB_NAME: &str = "job-name";
+/// batch/v1 JobCompletionIndexAnnotation, also the pod label (PodIndexLabel, GA in v1.32).
+pub const ANN_COMPLETION_INDEX: &str = "batch.kubernetes.io/job-completion-index";
+/// indexed_job_utils.go addCompletionIndexEnvVariable.
+pub const ENV_COMPLETION_INDEX: &str = "JOB_COMPLETION_INDEX";
+/// names.MaxGeneratedNameLength: 63 less the five random characters.
+const MAX_GENERATED_NAME_LENGTH: usize = 58;
 
 /// job_controller.go syncJobBatchPeriod: pod events and status-only Job updates sync the
 /// Job after this delay, so a burst of pod changes costs one sync.
@@ -157,6 +169,8 @@ struct JobState {
     /// Finished pods already counted (upstream: pods whose tracking finalizer is gone).
     counted_succeeded: BTreeSet<String>,
     counted_failed: BTreeSet<String>,
+    /// Indexed Jobs: the completion indexes of the succeeded pods counted.
+    succeeded_indexes: BTreeSet<i32>,
     /// Pods the controller deleted to scale down or suspend: upstream removes their
     /// finalizer before deleting them, so they are never counted.
     ignored: BTreeSet<String>,
@@ -190,6 +204,9 @@ impl JobState {
         }
         if p.phase() == PodPhase::Succeeded {
             self.counted_succeeded.insert(uid.clone());
+            if let Some(i) = completion_index(p) {
+                self.succeeded_indexes.insert(i);
+            }
             self.new_succeeded.push(finished_time(p));
         } else if p.phase() == PodPhase::Failed || p.metadata.deletion_timestamp.is_some() || deleted {
             // isPodFailed: with podReplacementPolicy TerminatingOrFailed (the default
@@ -248,6 +265,64 @@ fn effective(spec: &JobSpec) -> Effective {
         (c, p) => (c, p.unwrap_or(1)),
     };
     Effective { parallelism, completions, backoff_limit: spec.backoff_limit.unwrap_or(DEFAULT_BACKOFF_LIMIT) }
+}
+
+fn is_indexed(job: &Job) -> bool {
+    job.spec.completion_mode == "Indexed"
+}
+
+/// getCompletionIndex: the pod's index annotation, if it is a non-negative number.
+pub fn completion_index(p: &Pod) -> Option<i32> {
+    p.metadata.annotations.get(ANN_COMPLETION_INDEX).and_then(|v| v.parse::<i32>().ok()).filter(|i| *i >= 0)
+}
+
+/// orderedIntervals.String: `0-2,5,7-8`.
+pub fn format_indexes(set: &BTreeSet<i32>) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut it = set.iter().copied().peekable();
+    while let Some(first) = it.next() {
+        let mut last = first;
+        while it.peek() == Some(&(last + 1)) {
+            last += 1;
+            it.next();
+        }
+        out.push(if first == last { first.to_string() } else { format!("{first}-{last}") });
+    }
+    out.join(",")
+}
+
+/// parseIndexesFromString: the intervals back, ignoring what does not parse or lies outside
+/// `0..completions`.
+pub fn parse_indexes(s: &str, completions: i32) -> BTreeSet<i32> {
+    let mut set = BTreeSet::new();
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        let (a, b) = match part.split_once('-') {
+            Some((a, b)) => (a.parse::<i32>(), b.parse::<i32>()),
+            None => (part.parse::<i32>(), part.parse::<i32>()),
+        };
+        if let (Ok(a), Ok(b)) = (a, b) {
+            set.extend((a.max(0)..=b.min(completions - 1)).filter(|i| *i >= 0));
+        }
+    }
+    set
+}
+
+/// The succeeded count the controller acts on: pods for a non-indexed Job, indexes in
+/// range for an Indexed one.
+fn succeeded_count(job: &Job, st: &JobState) -> i32 {
+    if is_indexed(job) {
+        succeeded_indexes(job, st).len() as i32
+    } else {
+        job.status.succeeded.max(st.counted_succeeded.len() as i32)
+    }
+}
+
+/// An Indexed Job's succeeded indexes: the stored ones and those counted since.
+fn succeeded_indexes(job: &Job, st: &JobState) -> BTreeSet<i32> {
+    let completions = job.spec.completions.unwrap_or(0);
+    let mut set = parse_indexes(job.status.completed_indexes.as_deref().unwrap_or(""), completions);
+    set.extend(st.succeeded_indexes.iter().copied().filter(|i| *i < completions));
+    set
 }
 
 fn is_suspended(job: &Job) -> bool {
@@ -400,10 +475,40 @@ fn delete_request(p: &Pod) -> ApiRequest {
 /// A pod from the Job's template (controller_utils.go GetPodFromTemplate): named
 /// `<job>-` plus the API server's five random characters (getPodsPrefix, generateName),
 /// controlled by the Job, with the Job's selector labels.
-fn new_pod(obj: &Object, job: &Job) -> Pod {
+fn new_pod(obj: &Object, job: &Job, index: Option<i32>) -> Pod {
     let t = &job.spec.template;
     let m = &job.metadata;
     let mut labels = t.metadata.labels.clone();
+    let mut annotations = t.metadata.annotations.clone();
+    let mut generate_name = format!("{}-", m.name);
+    let mut spec = t.spec.clone();
+    if let Some(i) = index {
+        annotations.insert(ANN_COMPLETION_INDEX.into(), i.to_string());
+        labels.insert(ANN_COMPLETION_INDEX.into(), i.to_string());
+        // podGenerateNameWithIndex: the Job's name cut so the prefix fits.
+        let append = format!("-{i}-");
+        let keep = m.name.len().min(MAX_GENERATED_NAME_LENGTH.saturating_sub(append.len()));
+        generate_name = format!("{}{append}", &m.name[..keep]);
+        let s = Arc::make_mut(&mut spec);
+        s.hostname = format!("{}-{i}", m.name);
+        // addCompletionIndexEnvVariables: every container, unless it sets the name itself.
+        for c in s.init_containers.iter_mut().chain(s.containers.iter_mut()) {
+            if c.env.iter().any(|e| e.name == ENV_COMPLETION_INDEX) {
+                continue;
+            }
+            c.env.push(crate::api::pod::EnvVar {
+                name: ENV_COMPLETION_INDEX.into(),
+                value: String::new(),
+                value_from: Some(crate::api::pod::EnvVarSource {
+                    field_ref: Some(crate::api::pod::ObjectFieldSelector {
+                        api_version: "v1".into(),
+                        field_path: format!("metadata.annotations['{ANN_COMPLETION_INDEX}']"),
+                    }),
+                    ..Default::default()
+                }),
+            });
+        }
+    }
     for (k, v) in [
         (LABEL_LEGACY_JOB_NAME, &m.name),
         (LABEL_JOB_NAME, &m.name),
@@ -414,15 +519,15 @@ fn new_pod(obj: &Object, job: &Job) -> Pod {
     }
     Pod {
         metadata: ObjectMeta {
-            generate_name: format!("{}-", m.name),
+            generate_name,
             namespace: m.namespace.clone(),
             labels,
-            annotations: t.metadata.annotations.clone(),
+            annotations,
             finalizers: t.metadata.finalizers.clone(),
             owner_references: vec![controller_ref(obj)],
             ..Default::default()
         },
-        spec: t.spec.clone(),
+        spec,
         ..Default::default()
     }
 }
@@ -430,7 +535,8 @@ fn new_pod(obj: &Object, job: &Job) -> Pod {
 /// What one sync decided, before it is written.
 #[derive(Debug, Default)]
 struct Plan {
-    creates: usize,
+    /// The pods to create, with the completion index of each (Indexed Jobs).
+    creates: Vec<Option<i32>>,
     deletes: Vec<Pod>,
     /// Pod counts after the planned changes.
     active: usize,
@@ -551,9 +657,7 @@ impl JobController {
             return;
         }
         match job.spec.completion_mode.as_str() {
-            "" | "NonIndexed" => {}
-            // Indexed Jobs are not simulated.
-            "Indexed" => return,
+            "" | "NonIndexed" | "Indexed" => {}
             _ => {
                 // syncJob: an unknown completion mode.
                 self.event(
@@ -617,7 +721,7 @@ impl JobController {
                 self.manage_job(key, job, &pods, eff, now, &mut plan);
             }
             let st = &self.states[&uid];
-            let succeeded = status.succeeded.max(st.counted_succeeded.len() as i32);
+            let succeeded = succeeded_count(job, st);
             let complete = match eff.completions {
                 // A work queue is done once any pod succeeded and none is left running.
                 None => succeeded > 0 && plan.active == 0,
@@ -698,7 +802,31 @@ impl JobController {
     ) {
         let st = self.states.get_mut(&job.metadata.uid).expect("state");
         let mut active: Vec<&Pod> = pods.iter().copied().filter(|p| is_active(p)).collect();
-        let succeeded = job.status.succeeded.max(st.counted_succeeded.len() as i32);
+        let succeeded = succeeded_count(job, st);
+        let done = if is_indexed(job) { succeeded_indexes(job, st) } else { BTreeSet::new() };
+        if is_indexed(job) {
+            // appendDuplicatedIndexPodsForRemoval: an active pod without a valid index,
+            // with a succeeded index, or a second one for an index goes (the most
+            // advanced of a duplicate set stays).
+            let completions = eff.completions.unwrap_or(0);
+            active.sort_by_key(|p| Reverse(delete_rank(p)));
+            let mut seen = BTreeSet::new();
+            let mut keep = Vec::new();
+            for p in active {
+                match completion_index(p) {
+                    Some(i) if i < completions && !done.contains(&i) && seen.insert(i) => keep.push(p),
+                    _ => {
+                        st.ignored.insert(p.metadata.uid.clone());
+                        st.expected_deletes.insert(p.metadata.name.clone());
+                        plan.deletes.push(p.clone());
+                        plan.active -= 1;
+                        plan.terminating += 1;
+                        plan.ready -= usize::from(p.is_ready());
+                    }
+                }
+            }
+            active = keep;
+        }
         let want = if is_suspended(job) {
             0
         } else {
@@ -740,8 +868,19 @@ impl JobController {
         }
         let n = diff.min(MAX_POD_CREATE_DELETE_PER_SYNC);
         st.expected_creates += n;
-        plan.creates = n;
-        plan.active += n;
+        plan.creates = if is_indexed(job) {
+            // firstPendingIndexes: the lowest indexes neither succeeded nor active.
+            let running: BTreeSet<i32> = active.iter().filter_map(|p| completion_index(p)).collect();
+            (0..eff.completions.unwrap_or(0))
+                .filter(|i| !done.contains(i) && !running.contains(i))
+                .take(n)
+                .map(Some)
+                .collect()
+        } else {
+            vec![None; n]
+        };
+        st.expected_creates -= n - plan.creates.len();
+        plan.active += plan.creates.len();
     }
 
     /// The Suspended condition after manageJob, with its events.
@@ -775,12 +914,10 @@ impl JobController {
     /// Sends the sync's creates and deletes.
     fn issue(&mut self, key: &ObjectKey, obj: &Object, job: &Job, plan: &Plan, out: &mut Requests) {
         let job_uid = job.metadata.uid.clone();
-        if plan.creates > 0 {
-            let pod = new_pod(obj, job);
-            for _ in 0..plan.creates {
-                let route = Route::Create { job: key.clone(), job_uid: job_uid.clone() };
-                self.send(out, route, ApiRequest::Create(Object::Pod(pod.clone())));
-            }
+        for index in &plan.creates {
+            let pod = new_pod(obj, job, *index);
+            let route = Route::Create { job: key.clone(), job_uid: job_uid.clone() };
+            self.send(out, route, ApiRequest::Create(Object::Pod(pod)));
         }
         for p in &plan.deletes {
             let route =
@@ -803,7 +940,14 @@ impl JobController {
         out: &mut Requests,
     ) {
         let st = &self.states[&job.metadata.uid];
-        status.succeeded = status.succeeded.max(st.counted_succeeded.len() as i32);
+        if is_indexed(job) {
+            let set = succeeded_indexes(job, st);
+            status.succeeded = set.len() as i32;
+            // An empty completedIndexes is omitted (omitempty).
+            status.completed_indexes = Some(format_indexes(&set)).filter(|s| !s.is_empty());
+        } else {
+            status.succeeded = status.succeeded.max(st.counted_succeeded.len() as i32);
+        }
         status.failed = status.failed.max(st.counted_failed.len() as i32);
         status.active = plan.active as i32;
         status.ready = Some(plan.ready as i32);
@@ -1249,6 +1393,101 @@ mod tests {
             ev.last().unwrap(),
             &(EVENT_NORMAL.into(), EVENT_COMPLETED.into(), MESSAGE_COMPLETED.into())
         );
+    }
+
+    #[test]
+    fn completed_indexes_are_intervals() {
+        let set: BTreeSet<i32> = [0, 1, 2, 5, 7, 8].into_iter().collect();
+        assert_eq!(format_indexes(&set), "0-2,5,7-8");
+        assert_eq!(parse_indexes("0-2,5,7-8", 10), set);
+        assert_eq!(parse_indexes("0-2,5,7-8", 6), [0, 1, 2, 5].into_iter().collect());
+        assert_eq!(format_indexes(&BTreeSet::new()), "");
+        assert!(parse_indexes("x,3-", 10).is_empty());
+    }
+
+    fn index_of(h: &Harness, name: &str) -> Option<i32> {
+        completion_index(&h.pod(name))
+    }
+
+    /// Indexed, completions 4, parallelism 2: indexes 0 and 1 first, each pod named and
+    /// labelled by its index with JOB_COMPLETION_INDEX; a failed index is created again,
+    /// the lowest pending index next; Complete with completedIndexes 0-3.
+    #[test]
+    fn indexed_job_runs_each_index_once() {
+        let mut j = job("render", Some(4), Some(2), None);
+        j.spec.completion_mode = "Indexed".into();
+        Arc::make_mut(&mut j.spec.template.spec).containers =
+            vec![crate::api::Container { name: "main".into(), ..Default::default() }];
+        let mut h = Harness::new(j);
+        h.step(secs(0));
+        assert_eq!(h.creates().len(), 2);
+        let a = h.pod("render-0-00001");
+        assert_eq!(a.metadata.annotations.get(ANN_COMPLETION_INDEX).map(String::as_str), Some("0"));
+        assert_eq!(a.metadata.labels.get(ANN_COMPLETION_INDEX).map(String::as_str), Some("0"));
+        assert_eq!(a.spec.hostname, "render-0");
+        let env = a.spec.containers.iter().flat_map(|c| &c.env).find(|e| e.name == ENV_COMPLETION_INDEX);
+        assert_eq!(
+            env.and_then(|e| e.value_from.as_ref())
+                .and_then(|v| v.field_ref.as_ref())
+                .map(|f| f.field_path.as_str()),
+            Some("metadata.annotations['batch.kubernetes.io/job-completion-index']")
+        );
+        assert_eq!(index_of(&h, "render-1-00002"), Some(1));
+
+        // Index 0 succeeds (index 2 takes its slot), then index 1 fails: it runs again
+        // after the 10 s back-off.
+        h.advance_to(secs(4));
+        h.finish("render-0-00001", PodPhase::Succeeded);
+        h.advance_to(secs(5));
+        h.finish("render-1-00002", PodPhase::Failed);
+        h.advance_to(secs(6));
+        assert_eq!(h.job().status.completed_indexes.as_deref(), Some("0"));
+        assert_eq!(h.creates().len(), 3, "index 2 took index 0's slot at 5 s");
+        let running: Vec<Option<i32>> = h.active_pod_names().iter().map(|n| index_of(&h, n)).collect();
+        assert_eq!(running, vec![Some(2)], "the failure back-off holds index 1");
+        h.advance_to(secs(16));
+        let names = h.active_pod_names();
+        let idx: BTreeSet<i32> = names.iter().filter_map(|n| index_of(&h, n)).collect();
+        assert_eq!(idx, [1, 2].into_iter().collect(), "{names:?}");
+
+        for n in names {
+            h.finish(&n, PodPhase::Succeeded);
+        }
+        h.advance_to(secs(30));
+        let last: Vec<String> = h.active_pod_names();
+        assert_eq!(last.iter().filter_map(|n| index_of(&h, n)).collect::<Vec<_>>(), vec![3]);
+        h.finish(&last[0], PodPhase::Succeeded);
+        h.advance_to(secs(40));
+        let j = h.job();
+        assert_eq!(j.status.completed_indexes.as_deref(), Some("0-3"));
+        assert_eq!((j.status.succeeded, j.status.failed, j.status.active), (4, 1, 0));
+        assert_eq!(condition_types(&j), vec![CONDITION_SUCCESS_CRITERIA_MET, CONDITION_COMPLETE]);
+    }
+
+    /// A second active pod for an index (made by hand) is deleted.
+    #[test]
+    fn indexed_job_deletes_a_duplicate_index() {
+        let mut j = job("render", Some(2), Some(2), None);
+        j.spec.completion_mode = "Indexed".into();
+        let mut h = Harness::new(j);
+        h.step(secs(0));
+        let mut dup = h.pod("render-0-00001");
+        dup.metadata.name = "render-0-extra".into();
+        dup.metadata.uid = "extra".into();
+        dup.metadata.creation_timestamp = Some(secs(1));
+        h.now = secs(1);
+        h.external(WatchEventType::Added, Object::Pod(dup));
+        h.advance_to(secs(3));
+        let deletes: Vec<String> = h
+            .sent
+            .iter()
+            .filter_map(|(_, r)| match r {
+                ApiRequest::Delete { key, .. } => Some(key.name.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(deletes.len(), 1, "{deletes:?}");
+        assert_eq!(h.job().status.active, 2);
     }
 
     /// Without completions or parallelism both default to 1; without completions but with
