@@ -38,6 +38,16 @@ fn each_fixture_reports_what_it_does_not_simulate() {
     );
     // volumeClaimTemplates make claims, provisioned through the default StorageClass.
     assert_eq!(warnings("mysql-statefulset.yaml"), none);
+    // FailJob on exit code 42 and Ignore on DisruptionTarget: both simulated.
+    assert_eq!(warnings("job-pod-failure-policy-example.yaml"), none);
+    // Indexed and podFailurePolicy are simulated; the per-index back-off limit is not.
+    assert_eq!(
+        warnings("job-backoff-limit-per-index-failindex.yaml"),
+        vec![
+            "Job job-backoff-limit-per-index-failindex: spec.podFailurePolicy.rules[0].action: FailIndex is not simulated: the failure is counted (Count)",
+            "Job job-backoff-limit-per-index-failindex: spec.backoffLimitPerIndex is not simulated: failures count against backoffLimit alone",
+        ]
+    );
 }
 
 /// What the fixtures hold once read: the fields kubectl would show back.
@@ -87,6 +97,13 @@ nodePools:
   - name: worker
     count: 3
     capacity: {{cpu: "8", memory: 16Gi}}
+behaviors:
+  # What the two Jobs' scripts do: bash exits 42 after 5 s; python exits 1 for index 0,
+  # 42 for index 1, 0 for the others.
+  - {{name: bash-exits-42, match: {{image: "docker.io/library/bash:5"}}, exit: {{after: 5s, code: 42}}}}
+  - {{name: index-0, match: {{podLabels: {{batch.kubernetes.io/job-completion-index: "0"}}}}, exit: {{after: 1s, code: 1}}}}
+  - {{name: index-1, match: {{podLabels: {{batch.kubernetes.io/job-completion-index: "1"}}}}, exit: {{after: 1s, code: 42}}}}
+  - {{name: other-indexes, match: {{image: "docker.io/library/python:3"}}, exit: {{after: 1s, code: 0}}}}
 workloads:
   - manifest: {{apiVersion: v1, kind: ConfigMap, metadata: {{name: color}}, data: {{color: blue}}}}
   - manifest: {{apiVersion: v1, kind: ConfigMap, metadata: {{name: fruits}}, data: {{fruits: apples}}}}
@@ -101,7 +118,23 @@ workloads:
   - path: {}
   - path: {}
   - path: {}
+  - path: {}
+  - path: {}
 expectations:
+  - name: the FailJob rule fails the Job on the first exit 42
+    within: 1m
+    field: {{kind: Job, name: job-pod-failure-policy-example, path: "status.conditions[type=Failed].reason"}}
+    equals: PodFailurePolicy
+  # Without the per-index back-off limit, indexes 0 and 1 keep the two slots (the lowest
+  # pending indexes go first) on the Job's failure back-off.
+  - name: the indexed Job runs its lowest indexes, each pod labelled with its index
+    within: 1m
+    podCount: {{selector: "batch.kubernetes.io/job-name=job-backoff-limit-per-index-failindex,batch.kubernetes.io/job-completion-index in (0,1)"}}
+    atLeast: 2
+  - name: and counts their failures
+    within: 1m
+    field: {{kind: Job, name: job-backoff-limit-per-index-failindex, path: status.failed}}
+    equals: "2"
   - name: the ConfigMap volume and the sidecar - 3 pods of 2 containers run
     within: 2m
     podCount: {{phase: Running, ready: true, selector: "app.kubernetes.io/name=configmap-sidecar-container"}}
@@ -132,11 +165,13 @@ expectations:
         path("daemonset-hostpath.yaml"),
         path("mysql-configmap-and-services.yaml"),
         path("mysql-statefulset.yaml"),
+        path("job-pod-failure-policy-example.yaml"),
+        path("job-backoff-limit-per-index-failindex.yaml"),
     );
     let file = dir.join("fixtures.yaml");
     std::fs::write(&file, scenario).unwrap();
     let loaded = kubesim::scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(loaded.warnings.len(), 2, "{:#?}", loaded.warnings);
+    assert_eq!(loaded.warnings.len(), 4, "{:#?}", loaded.warnings);
     let r = run_file(&file, &RunOptions::default()).unwrap();
     assert!(r.all_passed(), "{}", r.summary());
 }

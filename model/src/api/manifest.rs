@@ -169,18 +169,18 @@ fn workload_unsimulated(o: &super::Object) -> Vec<String> {
     if let Object::Job(j) = o {
         // The Job controller (controllers/job.rs) counts every failed pod against
         // backoffLimit.
-        if j.spec.pod_failure_policy.is_some() {
-            out.push(
-                "spec.podFailurePolicy is not simulated: every failed pod counts against backoffLimit".into(),
-            );
+        // FailIndex needs backoffLimitPerIndex, which is not simulated.
+        for (i, r) in j.spec.pod_failure_policy.iter().flat_map(|p| p.rules.iter()).enumerate() {
+            if r.action == "FailIndex" {
+                out.push(format!(
+                    "spec.podFailurePolicy.rules[{i}].action: FailIndex is not simulated: the failure is counted (Count)"
+                ));
+            }
         }
         if j.spec.success_policy.is_some() {
             out.push(
                 "spec.successPolicy is not simulated: the Job succeeds when its completions succeed".into(),
             );
-        }
-        if j.spec.pod_replacement_policy.as_deref() == Some("Failed") {
-            out.push("spec.podReplacementPolicy is not simulated: a terminating pod is replaced at once (TerminatingOrFailed)".into());
         }
         for field in ["backoffLimitPerIndex", "maxFailedIndexes"] {
             let set = match field {

@@ -15,8 +15,15 @@
 //! deleted, and the Job is complete once every index has succeeded
 //! (`status.completedIndexes` as intervals, `status.succeeded` their number).
 //!
-//! Not simulated: podFailurePolicy, successPolicy,
-//! backoffLimitPerIndex, podReplacementPolicy other than its default `TerminatingOrFailed`,
+//! podFailurePolicy (pod_failure_policy.go): the first rule whose onExitCodes or
+//! onPodConditions match a failed pod decides: FailJob fails the Job (FailureTarget, then
+//! Failed, reason PodFailurePolicy, upstream's message), Ignore leaves the failure
+//! uncounted (not against backoffLimit, not in `status.failed`), Count counts it.
+//! podReplacementPolicy `Failed` (the default with a podFailurePolicy): a terminating pod
+//! is neither counted as failed nor replaced until it is gone or Failed.
+//!
+//! Not simulated: successPolicy, the FailIndex action (counted as Count),
+//! backoffLimitPerIndex,
 //! managedBy, adoption of orphan pods through the selector, the slow-start create batches
 //! (all of a sync's creates go out at once) and the API error back-off (a failed request is
 //! retried after the 1 s batch period, not 1 s doubling to 1 min).
@@ -91,6 +98,8 @@ pub const CONDITION_SUSPENDED: &str = "Suspended";
 /// batch/v1 JobReasonBackoffLimitExceeded, with job_controller.go syncJob's message.
 pub const REASON_BACKOFF_LIMIT_EXCEEDED: &str = "BackoffLimitExceeded";
 pub const MESSAGE_BACKOFF_LIMIT_EXCEEDED: &str = "Job has reached the specified backoff limit";
+/// batch/v1 JobReasonPodFailurePolicy.
+pub const REASON_POD_FAILURE_POLICY: &str = "PodFailurePolicy";
 /// batch/v1 JobReasonDeadlineExceeded, with job_controller.go syncJob's message.
 pub const REASON_DEADLINE_EXCEEDED: &str = "DeadlineExceeded";
 pub const MESSAGE_DEADLINE_EXCEEDED: &str = "Job was active longer than specified deadline";
@@ -178,6 +187,8 @@ struct JobState {
     new_succeeded: Vec<SimTime>,
     new_failed: Vec<SimTime>,
     backoff: BackoffRecord,
+    /// A FailJob rule matched a failed pod: the Job's failure message.
+    fail_job: Option<String>,
     /// controller.ControllerExpectations: creates not yet seen, deletes (pod names) not
     /// yet seen.
     expected_creates: usize,
@@ -197,10 +208,26 @@ impl JobState {
     }
 
     /// Counts a pod once it finished (getNewFinishedPods); `deleted` when it is gone.
-    fn count(&mut self, p: &Pod, deleted: bool) {
+    fn count(&mut self, job: &Job, p: &Pod, deleted: bool) {
         let uid = &p.metadata.uid;
         if self.is_counted(uid) {
             return;
+        }
+        let failed = p.phase() == PodPhase::Failed
+            || deleted
+            || (p.metadata.deletion_timestamp.is_some() && !only_replace_failed(job));
+        if p.phase() != PodPhase::Succeeded && failed {
+            match match_pod_failure_policy(job, p) {
+                PolicyOutcome::Ignore => {
+                    // Not counted, not against backoffLimit, no back-off.
+                    self.ignored.insert(uid.clone());
+                    return;
+                }
+                PolicyOutcome::FailJob(msg) => {
+                    self.fail_job.get_or_insert(msg);
+                }
+                PolicyOutcome::Count => {}
+            }
         }
         if p.phase() == PodPhase::Succeeded {
             self.counted_succeeded.insert(uid.clone());
@@ -208,7 +235,7 @@ impl JobState {
                 self.succeeded_indexes.insert(i);
             }
             self.new_succeeded.push(finished_time(p));
-        } else if p.phase() == PodPhase::Failed || p.metadata.deletion_timestamp.is_some() || deleted {
+        } else if failed {
             // isPodFailed: with podReplacementPolicy TerminatingOrFailed (the default
             // without a podFailurePolicy) a pod being deleted counts as failed.
             self.counted_failed.insert(uid.clone());
@@ -265,6 +292,73 @@ fn effective(spec: &JobSpec) -> Effective {
         (c, p) => (c, p.unwrap_or(1)),
     };
     Effective { parallelism, completions, backoff_limit: spec.backoff_limit.unwrap_or(DEFAULT_BACKOFF_LIMIT) }
+}
+
+/// What a podFailurePolicy makes of a failed pod.
+#[derive(Debug, PartialEq, Eq)]
+enum PolicyOutcome {
+    Count,
+    Ignore,
+    FailJob(String),
+}
+
+/// matchPodFailurePolicy: the first rule that matches decides; none: Count. FailIndex
+/// (backoffLimitPerIndex) is counted.
+fn match_pod_failure_policy(job: &Job, p: &Pod) -> PolicyOutcome {
+    let Some(policy) = &job.spec.pod_failure_policy else { return PolicyOutcome::Count };
+    let (ns, name) = (&p.metadata.namespace, &p.metadata.name);
+    for (index, rule) in policy.rules.iter().enumerate() {
+        let matched = if let Some(req) = &rule.on_exit_codes {
+            // matchOnExitCodes: regular containers first, then init containers; a
+            // terminated container with a non-zero code.
+            p.status.container_statuses.iter().chain(&p.status.init_container_statuses).find_map(|c| {
+                let t = c.state.terminated.as_ref()?;
+                let named = req.container_name.as_ref().is_none_or(|n| *n == c.name);
+                let listed = req.values.contains(&t.exit_code);
+                let op = match req.operator.as_str() {
+                    "In" => listed,
+                    "NotIn" => !listed,
+                    _ => false,
+                };
+                (named && t.exit_code != 0 && op).then(|| {
+                    format!(
+                        "Container {} for pod {ns}/{name} failed with exit code {} matching {} rule at index {index}",
+                        c.name, t.exit_code, rule.action
+                    )
+                })
+            })
+        } else if !rule.on_pod_conditions.is_empty() {
+            // matchOnPodConditions: a pod condition of the type with the status (True
+            // by default).
+            rule.on_pod_conditions.iter().find_map(|pat| {
+                let want = pat.status.unwrap_or(ConditionStatus::True);
+                p.status.conditions.iter().find(|c| c.type_ == pat.type_ && c.status == want).map(|c| {
+                    format!(
+                        "Pod {ns}/{name} has condition {} matching {} rule at index {index}",
+                        c.type_, rule.action
+                    )
+                })
+            })
+        } else {
+            None
+        };
+        let Some(msg) = matched else { continue };
+        return match rule.action.as_str() {
+            "Ignore" => PolicyOutcome::Ignore,
+            "FailJob" => PolicyOutcome::FailJob(msg),
+            _ => PolicyOutcome::Count,
+        };
+    }
+    PolicyOutcome::Count
+}
+
+/// podReplacementPolicy Failed (the default with a podFailurePolicy): terminating pods
+/// are neither failed nor replaced until they end.
+fn only_replace_failed(job: &Job) -> bool {
+    match job.spec.pod_replacement_policy.as_deref() {
+        Some(p) => p == "Failed",
+        None => job.spec.pod_failure_policy.is_some(),
+    }
 }
 
 fn is_indexed(job: &Job) -> bool {
@@ -639,7 +733,7 @@ impl JobController {
         if deleted || p.metadata.deletion_timestamp.is_some() {
             st.expected_deletes.remove(&p.metadata.name);
         }
-        st.count(p, deleted);
+        st.count(job, p, deleted);
         self.batched.insert(key);
     }
 
@@ -679,7 +773,7 @@ impl JobController {
         let eff = effective(&job.spec);
         let pods: Vec<&Pod> = cache.controlled_by(&uid).filter_map(|o| o.as_pod()).collect();
         for p in &pods {
-            st.count(p, false);
+            st.count(job, p, false);
         }
         let mut status = job.status.clone();
         // Job first start, unless suspended.
@@ -764,6 +858,10 @@ impl JobController {
             return Some(new_condition(CONDITION_FAILED, &c.reason, &c.message, now));
         }
         let st = &self.states[&job.metadata.uid];
+        if let Some(msg) = &st.fail_job {
+            // getFailJobMessage: the interim FailureTarget carries the rule's message.
+            return Some(new_condition(CONDITION_FAILURE_TARGET, REASON_POD_FAILURE_POLICY, msg, now));
+        }
         let failed = status.failed.max(st.counted_failed.len() as i32);
         // newFailureCondition: FailureTarget first (delayTerminalCondition holds in v1.33:
         // JobManagedBy and JobPodReplacementPolicy are on by default).
@@ -853,8 +951,11 @@ impl JobController {
             }
             return;
         }
-        // podReplacementPolicy TerminatingOrFailed: terminating pods are replaced at once.
-        let diff = want - active.len();
+        // podReplacementPolicy TerminatingOrFailed: terminating pods are replaced at once;
+        // Failed: they keep their slot until they end.
+        let held =
+            if only_replace_failed(job) { pods.iter().filter(|p| is_terminating(p)).count() } else { 0 };
+        let diff = want.saturating_sub(active.len() + held);
         if diff == 0 {
             return;
         }
@@ -1393,6 +1494,106 @@ mod tests {
             ev.last().unwrap(),
             &(EVENT_NORMAL.into(), EVENT_COMPLETED.into(), MESSAGE_COMPLETED.into())
         );
+    }
+
+    fn with_policy(rules: Vec<crate::api::workloads::PodFailurePolicyRule>) -> Job {
+        let mut j = job("train", Some(1), Some(1), Some(3));
+        j.spec.pod_failure_policy = Some(crate::api::workloads::PodFailurePolicy { rules });
+        j
+    }
+
+    fn exit_rule(action: &str, op: &str, values: Vec<i32>) -> crate::api::workloads::PodFailurePolicyRule {
+        crate::api::workloads::PodFailurePolicyRule {
+            action: action.into(),
+            on_exit_codes: Some(crate::api::workloads::PodFailurePolicyOnExitCodes {
+                container_name: None,
+                operator: op.into(),
+                values,
+            }),
+            on_pod_conditions: Vec::new(),
+        }
+    }
+
+    /// A FailJob rule on exit code 42 (the Kubernetes docs' example): the first such
+    /// failure fails the Job at once with reason PodFailurePolicy and upstream's message.
+    #[test]
+    fn pod_failure_policy_fail_job_on_exit_code() {
+        let mut h = Harness::new(with_policy(vec![exit_rule("FailJob", "In", vec![42])]));
+        h.step(secs(0));
+        let mut p = h.pod("train-00001");
+        p.status.phase = Some(PodPhase::Failed);
+        p.status.container_statuses = vec![ContainerStatus {
+            name: "main".into(),
+            state: ContainerState {
+                terminated: Some(ContainerStateTerminated { exit_code: 42, ..Default::default() }),
+                ..Default::default()
+            },
+            ..Default::default()
+        }];
+        h.now = secs(5);
+        h.external(WatchEventType::Modified, Object::Pod(p));
+        h.advance_to(secs(7));
+        let j = h.job();
+        assert_eq!(condition_types(&j), vec![CONDITION_FAILURE_TARGET, CONDITION_FAILED]);
+        let f = j.status.conditions.iter().find(|c| c.type_ == CONDITION_FAILED).unwrap();
+        assert_eq!(f.reason, REASON_POD_FAILURE_POLICY);
+        assert_eq!(
+            f.message,
+            "Container main for pod default/train-00001 failed with exit code 42 matching FailJob rule at index 0"
+        );
+        assert_eq!(j.status.failed, 1);
+        assert_eq!(h.creates().len(), 1, "no replacement");
+    }
+
+    /// An Ignore rule on the DisruptionTarget condition: the evicted pod is replaced at
+    /// once, without counting a failure or backing off; an exit code no rule lists counts.
+    #[test]
+    fn pod_failure_policy_ignores_disruptions() {
+        let ignore = crate::api::workloads::PodFailurePolicyRule {
+            action: "Ignore".into(),
+            on_exit_codes: None,
+            on_pod_conditions: vec![crate::api::workloads::PodFailurePolicyOnPodCondition {
+                type_: "DisruptionTarget".into(),
+                status: None,
+            }],
+        };
+        let mut h = Harness::new(with_policy(vec![ignore]));
+        h.step(secs(0));
+        let mut p = h.pod("train-00001");
+        p.status.phase = Some(PodPhase::Failed);
+        p.status.conditions = vec![crate::api::pod::PodCondition {
+            type_: "DisruptionTarget".into(),
+            status: ConditionStatus::True,
+            ..Default::default()
+        }];
+        h.now = secs(5);
+        h.external(WatchEventType::Modified, Object::Pod(p));
+        h.advance_to(secs(7));
+        let c = h.creates();
+        assert!(c.len() == 2 && c[1] <= secs(6), "replaced at the next sync, no back-off: {c:?}");
+        assert_eq!(h.job().status.failed, 0);
+        h.finish("train-00002", PodPhase::Failed);
+        h.advance_to(secs(9));
+        assert_eq!(h.job().status.failed, 1, "a failure no rule matches counts");
+    }
+
+    /// podReplacementPolicy Failed (defaulted with a podFailurePolicy): a terminating pod
+    /// holds its slot and is not failed until it ends.
+    #[test]
+    fn terminating_pods_are_replaced_once_failed_with_a_policy() {
+        let mut h = Harness::new(with_policy(vec![exit_rule("Count", "NotIn", vec![0])]));
+        h.step(secs(0));
+        let mut p = h.pod("train-00001");
+        p.metadata.deletion_timestamp = Some(secs(40));
+        p.metadata.deletion_grace_period_seconds = Some(30);
+        h.now = secs(10);
+        h.external(WatchEventType::Modified, Object::Pod(p));
+        h.advance_to(secs(12));
+        assert_eq!(h.creates().len(), 1, "the terminating pod holds its slot");
+        assert_eq!(h.job().status.failed, 0);
+        h.finish("train-00001", PodPhase::Failed);
+        h.advance_to(secs(14));
+        assert_eq!(h.job().status.failed, 1);
     }
 
     #[test]
