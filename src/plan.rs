@@ -126,6 +126,10 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
         let step = match &e.action {
             Action::Apply(a) => Step::Apply(a.objects()),
             Action::Delete(d) => Step::Delete(d.key(), d.grace_period_seconds),
+            Action::RolloutUndo(u) => Step::RolloutUndo {
+                key: object_key(kubesim_model::api::Kind::Deployment, &u.name, &u.namespace),
+                to_revision: u.to_revision,
+            },
             Action::Scale(sc) => Step::Scale {
                 key: object_key(sc.kind.0, &sc.name, &sc.namespace),
                 replicas: sc.replicas as i32,

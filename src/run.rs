@@ -45,6 +45,11 @@ pub enum Step {
     Apply(Vec<Object>),
     /// The object and `--grace-period`.
     Delete(ObjectKey, Option<i64>),
+    /// `kubectl rollout undo` (0: the previous revision).
+    RolloutUndo {
+        key: ObjectKey,
+        to_revision: i64,
+    },
     Scale {
         key: ObjectKey,
         replicas: i32,
@@ -75,6 +80,9 @@ impl Step {
             Step::Apply(objs) => ("apply".into(), names(objs)),
             Step::Delete(k, _) => ("delete".into(), k.to_string()),
             Step::Scale { key, replicas } => ("scale".into(), format!("{key} --replicas={replicas}")),
+            Step::RolloutUndo { key, to_revision } => {
+                ("rollout-undo".into(), format!("{key} --to-revision={to_revision}"))
+            }
             Step::Cordon { node, unschedulable: true } => ("cordon".into(), node.clone()),
             Step::Cordon { node, unschedulable: false } => ("uncordon".into(), node.clone()),
             Step::AddWorkers(w) => (
@@ -812,6 +820,81 @@ async fn modify(
     Err(last.expect("ten conflicts"))
 }
 
+/// kubectl's DeploymentRollbacker (polymorphichelpers/rollback.go): the template of the
+/// ReplicaSet with the revision (the previous one for 0) goes back into the Deployment,
+/// without its pod-template-hash label, with that ReplicaSet's annotations but the
+/// rollout bookkeeping ones. The ReplicaSets are read from the committed state, as
+/// kubectl's LIST reads them.
+async fn rollout_undo(
+    world: &World,
+    via: Option<&str>,
+    key: &ObjectKey,
+    to_revision: i64,
+) -> Result<(), String> {
+    use kubesim_model::controllers::deployment::{
+        DESIRED_REPLICAS_ANNOTATION, MAX_REPLICAS_ANNOTATION, POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION,
+        REVISION_HISTORY_ANNOTATION,
+    };
+    // rollback.go annotationsToSkip.
+    const SKIP: [&str; 6] = [
+        "kubectl.kubernetes.io/last-applied-configuration",
+        REVISION_ANNOTATION,
+        REVISION_HISTORY_ANNOTATION,
+        DESIRED_REPLICAS_ANNOTATION,
+        MAX_REPLICAS_ANNOTATION,
+        "deprecated.deployment.rollback.to",
+    ];
+    let current = call(world, via, ApiRequest::Get(key.clone())).await.map_err(|e| e.message)?;
+    let Some(d) = current.as_deployment() else { return Err(format!("{key} is not a Deployment")) };
+    if d.spec.paused {
+        return Err("you cannot rollback a paused deployment; resume it first with 'kubectl rollout resume' and try again".into());
+    }
+    let uid = d.metadata.uid.clone();
+    let rss: Vec<kubesim_model::api::ReplicaSet> =
+        world.state(|c| c.controlled_by(&uid).filter_map(|o| o.as_replica_set().cloned()).collect());
+    let revision = |r: &kubesim_model::api::ReplicaSet| {
+        r.metadata.annotations.get(REVISION_ANNOTATION).and_then(|v| v.parse::<i64>().ok())
+    };
+    // deploymentRevision: the given revision, or the second newest.
+    let target = if to_revision > 0 {
+        rss.iter()
+            .find(|r| revision(r) == Some(to_revision))
+            .ok_or_else(|| format!("unable to find specified revision {to_revision} in history"))?
+    } else {
+        let mut by_rev: Vec<(i64, &kubesim_model::api::ReplicaSet)> =
+            rss.iter().filter_map(|r| revision(r).map(|v| (v, r))).collect();
+        by_rev.sort_by_key(|(v, _)| *v);
+        match by_rev.len() {
+            0 | 1 => return Err(format!("no rollout history found for deployment {:?}", key.name)),
+            n => by_rev[n - 2].1,
+        }
+    };
+    let mut template = target.spec.template.clone();
+    template.metadata.labels.remove(POD_TEMPLATE_HASH_LABEL);
+    if template == d.spec.template {
+        // rollbackSkipped: nothing to write.
+        return Ok(());
+    }
+    let annotations: Vec<(String, String)> = target
+        .metadata
+        .annotations
+        .iter()
+        .filter(|(k, _)| !SKIP.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    modify(world, via, key.clone(), move |o| match o {
+        Object::Deployment(d) => {
+            d.spec.template = template.clone();
+            d.metadata.annotations.extend(annotations.iter().cloned());
+            Ok(())
+        }
+        _ => Err("not a Deployment".into()),
+    })
+    .await
+    .map(|_| ())
+    .map_err(|e| e.message)
+}
+
 async fn do_step(world: &mut World, step: &Step, via: Option<&str>) -> Result<(), String> {
     let (action, detail) = step.describe();
     world.action(&action, &detail);
@@ -847,6 +930,7 @@ async fn do_step(world: &mut World, step: &Step, via: Option<&str>) -> Result<()
             .map(|_| ())
             .map_err(|e| e.message)
         }
+        Step::RolloutUndo { key, to_revision } => rollout_undo(world, via, key, *to_revision).await,
         Step::Cordon { node, unschedulable } => {
             let u = *unschedulable;
             modify(world, via, ObjectKey::new(Kind::Node, "", node.clone()), move |o| match o {

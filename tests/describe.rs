@@ -194,6 +194,17 @@ fn rollout_stuck_deployment_at_4m() {
     insta::assert_snapshot!("rollout_stuck_deployment_at_4m", text);
 }
 
+/// After `rollout undo`: the first ReplicaSet is the new one again, at revision 3, and
+/// the stuck one, scaled to zero, is no longer listed.
+#[test]
+fn rollout_stuck_deployment_after_undo() {
+    let text = describe("deployment", "web", rollout_stuck(), "5m50s");
+    assert!(text.contains("Annotations:            deployment.kubernetes.io/revision: 3\n"), "{text}");
+    assert!(text.contains("  Progressing    True    NewReplicaSetAvailable\n"), "{text}");
+    assert!(text.contains("OldReplicaSets:  <none>\n"), "{text}");
+    insta::assert_snapshot!("rollout_stuck_deployment_after_undo", text);
+}
+
 /// describeStatefulSet while the replacement waits for its volume: one Waiting pod, the
 /// claim template under Volume Claims.
 #[test]

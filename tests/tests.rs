@@ -5,5 +5,6 @@ mod describe;
 mod fixtures;
 mod fuzz;
 mod pod_startup;
+mod rollout;
 mod scenarios;
 mod storage;

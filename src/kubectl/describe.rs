@@ -1168,7 +1168,8 @@ fn describe_deployment(cache: &Cache, d: &kubesim_model::api::Deployment, now: S
     let olds: Vec<&kubesim_model::api::ReplicaSet> = rss
         .iter()
         .filter(|r| Some(r.metadata.uid.as_str()) != new_rs.map(|n| n.metadata.uid.as_str()))
-        .filter(|r| r.spec.replicas.unwrap_or(0) > 0 || r.status.replicas > 0)
+        // FindOldReplicaSets' first list: the old ones still asked for pods.
+        .filter(|r| r.spec.replicas.unwrap_or(1) != 0)
         .copied()
         .collect();
     let by_labels = |list: &[&kubesim_model::api::ReplicaSet]| {

@@ -440,6 +440,17 @@ pub struct ScaleRef {
     pub replicas: u32,
 }
 
+/// `kubectl rollout undo deployment/NAME [--to-revision=N]`.
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RolloutUndo {
+    pub name: String,
+    pub namespace: Option<String>,
+    /// 0 or unset: the previous revision.
+    #[serde(default)]
+    pub to_revision: i64,
+}
+
 #[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AddNodes {
@@ -467,6 +478,7 @@ pub enum Action {
     Apply(ManifestSource),
     Delete(ObjectRef),
     Scale(ScaleRef),
+    RolloutUndo(RolloutUndo),
     Cordon(String),
     Uncordon(String),
     Taint(TaintAction),
@@ -477,7 +489,8 @@ pub enum Action {
 }
 
 /// Actions that are not faults, by the name a timeline writes.
-pub const API_ACTIONS: [&str; 7] = ["apply", "delete", "scale", "cordon", "uncordon", "taint", "untaint"];
+pub const API_ACTIONS: [&str; 8] =
+    ["apply", "delete", "scale", "rolloutUndo", "cordon", "uncordon", "taint", "untaint"];
 
 impl Action {
     /// The name a timeline writes it under.
@@ -486,6 +499,7 @@ impl Action {
             Action::Apply(_) => "apply",
             Action::Delete(_) => "delete",
             Action::Scale(_) => "scale",
+            Action::RolloutUndo(_) => "rolloutUndo",
             Action::Cordon(_) => "cordon",
             Action::Uncordon(_) => "uncordon",
             Action::Taint(_) => "taint",
@@ -516,6 +530,7 @@ impl Action {
             "apply" => Action::Apply(map.next_value()?),
             "delete" => Action::Delete(map.next_value()?),
             "scale" => Action::Scale(map.next_value()?),
+            "rolloutUndo" => Action::RolloutUndo(map.next_value()?),
             "cordon" => Action::Cordon(map.next_value()?),
             "uncordon" => Action::Uncordon(map.next_value()?),
             "taint" => Action::Taint(map.next_value()?),
@@ -604,7 +619,7 @@ pub const DEFAULT_CONTROL_PLANE_HOSTS: u32 = 3;
 
 /// Every timeline action's name, for error hints.
 pub const TIMELINE_ACTIONS: &str =
-    "apply, delete, scale, cordon, uncordon, taint, untaint, addNodes, removeNode, \
+    "apply, delete, scale, rolloutUndo, cordon, uncordon, taint, untaint, addNodes, removeNode, \
 killHost, restartHost, killProcess, restartProcess, killLeader, stopKubelet, startKubelet, \
 stopContainerRuntime, startContainerRuntime, isolateMember, isolateEtcdLeader, loseEtcdDisk, \
 slowEtcdDisk, loseUnsyncedWrites, partition, heal, memoryHog, fillDisk, fillInodes, exhaustPids, unpullableImage, pullableImage, crashContainer";
@@ -947,6 +962,15 @@ fn validate_entry<'a>(
             }
         }
         Action::Delete(_) => {}
+        Action::RolloutUndo(u) => {
+            if u.to_revision < 0 {
+                return Err(Invalid::new(
+                    format!("{arg}.toRevision"),
+                    "toRevision must be 0 (the previous revision) or a revision number",
+                    "e.g. toRevision: 2",
+                ));
+            }
+        }
         Action::Scale(r) => {
             if !matches!(r.kind.0, Kind::Deployment | Kind::ReplicaSet) {
                 return Err(Invalid::new(
@@ -1012,7 +1036,7 @@ fn validate_entry<'a>(
             return Err(Invalid::new(
                 format!("{path}.via"),
                 "via applies to API actions only",
-                "use it with apply, delete, scale, cordon, uncordon, taint or untaint",
+                "use it with apply, delete, scale, rolloutUndo, cordon, uncordon, taint or untaint",
             ));
         }
         if v != "isolated" && !is_cp(v) {
@@ -1027,7 +1051,7 @@ fn validate_entry<'a>(
         return Err(Invalid::new(
             format!("{path}.expectError"),
             "expectError applies to API actions only",
-            "use it with apply, delete, scale, cordon, uncordon, taint or untaint",
+            "use it with apply, delete, scale, rolloutUndo, cordon, uncordon, taint or untaint",
         ));
     }
     Ok(())

@@ -19,6 +19,11 @@ use crate::time::SimTime;
 pub const REVISION_ANNOTATION: &str = "deployment.kubernetes.io/revision";
 pub const DESIRED_REPLICAS_ANNOTATION: &str = "deployment.kubernetes.io/desired-replicas";
 pub const MAX_REPLICAS_ANNOTATION: &str = "deployment.kubernetes.io/max-replicas";
+/// deployment_util.go RevisionHistoryAnnotation: the revisions a rolled-back-to
+/// ReplicaSet had before.
+pub const REVISION_HISTORY_ANNOTATION: &str = "deployment.kubernetes.io/revision-history";
+/// deployment_util.go revHistoryLimitInChars.
+const REV_HISTORY_LIMIT_IN_CHARS: usize = 2000;
 pub const POD_TEMPLATE_HASH_LABEL: &str = "pod-template-hash";
 /// deployment/util/deployment_util.go condition reasons.
 pub const REASON_NEW_RS_CREATED: &str = "NewReplicaSetCreated";
@@ -278,6 +283,44 @@ impl DeploymentController {
             }
             return;
         };
+        // SetNewReplicaSetAnnotations: a ReplicaSet the template matches again (a
+        // rollback) takes the next revision and keeps its old one in revision-history.
+        let max_old = olds
+            .iter()
+            .filter_map(|rs| {
+                rs.metadata.annotations.get(REVISION_ANNOTATION).and_then(|r| r.parse::<i64>().ok())
+            })
+            .max()
+            .unwrap_or(0);
+        let own = new_rs.metadata.annotations.get(REVISION_ANNOTATION).and_then(|r| r.parse::<i64>().ok());
+        if own.unwrap_or(0) < max_old + 1 {
+            let mut n = new_rs.clone();
+            let a = &mut n.metadata.annotations;
+            if let Some(old) = own {
+                let old = old.to_string();
+                let history = a.get(REVISION_HISTORY_ANNOTATION).cloned().unwrap_or_default();
+                if history.is_empty() {
+                    a.insert(REVISION_HISTORY_ANNOTATION.into(), old);
+                } else {
+                    // The oldest entries go first when the list grows past the limit.
+                    let mut list: Vec<&str> = history.split(',').collect();
+                    let mut total = history.len() + old.len() + 1;
+                    let mut start = 0;
+                    while total > REV_HISTORY_LIMIT_IN_CHARS && start < list.len() {
+                        total -= list[start].len() + 1;
+                        start += 1;
+                    }
+                    if total <= REV_HISTORY_LIMIT_IN_CHARS {
+                        list = list.split_off(start);
+                        list.push(&old);
+                        a.insert(REVISION_HISTORY_ANNOTATION.into(), list.join(","));
+                    }
+                }
+            }
+            a.insert(REVISION_ANNOTATION.into(), (max_old + 1).to_string());
+            self.send(out, key, ApiRequest::Update(Object::ReplicaSet(n)));
+            return;
+        }
         let all: i32 = rss.iter().map(|r| r.spec.replicas.unwrap_or(0)).sum();
         let old_total: i32 = olds.iter().map(|r| r.spec.replicas.unwrap_or(0)).sum();
         let new_replicas = new_rs.spec.replicas.unwrap_or(0);
@@ -319,6 +362,9 @@ impl DeploymentController {
                 budget -= down;
                 self.scale(out, &d_obj, d, old, have - down, max_surge, now);
             }
+        }
+        if deployment_complete(d, &d.status) {
+            self.cleanup(key, d, &olds, out);
         }
         self.status(&d_obj, d, new_rs, &rss, now, out);
     }
@@ -383,6 +429,38 @@ impl DeploymentController {
             self.send(out, &key, ApiRequest::UpdateStatus(Object::Deployment(n)));
         } else {
             self.requeue_stuck(d, &s, d_obj.key(), now);
+        }
+    }
+
+    /// cleanupDeployment: old ReplicaSets beyond revisionHistoryLimit, oldest revision
+    /// first, those scaled to zero only.
+    fn cleanup(&mut self, key: &ObjectKey, d: &Deployment, olds: &[&ReplicaSet], out: &mut Requests) {
+        let Some(limit) = d.spec.revision_history_limit else { return };
+        let mut alive: Vec<&ReplicaSet> =
+            olds.iter().copied().filter(|r| r.metadata.deletion_timestamp.is_none()).collect();
+        let diff = alive.len() as i64 - i64::from(limit);
+        if diff <= 0 {
+            return;
+        }
+        let revision = |r: &ReplicaSet| {
+            r.metadata.annotations.get(REVISION_ANNOTATION).and_then(|v| v.parse::<i64>().ok()).unwrap_or(0)
+        };
+        // ReplicaSetsByRevision: by revision, then creation time.
+        alive.sort_by_key(|r| (revision(r), r.metadata.creation_timestamp, r.metadata.name.clone()));
+        for rs in alive.into_iter().take(diff as usize) {
+            if rs.status.replicas != 0 || rs.spec.replicas.unwrap_or(0) != 0 {
+                continue;
+            }
+            let k = ObjectKey::new(Kind::ReplicaSet, rs.metadata.namespace.clone(), rs.metadata.name.clone());
+            self.send(
+                out,
+                key,
+                ApiRequest::Delete {
+                    key: k,
+                    grace_period_seconds: None,
+                    precondition_uid: Some(rs.metadata.uid.clone()),
+                },
+            );
         }
     }
 
