@@ -128,7 +128,39 @@ pub fn prepare_create(
     }
     default_object(obj);
     admit_storage(obj, cache);
+    generate_job_selector(obj);
     Ok(())
+}
+
+/// The Job strategy's PrepareForCreate (pkg/registry/batch/job/strategy.go
+/// generateSelector), unless `manualSelector`: the template gets the job-name and
+/// controller-uid labels (legacy and batch.kubernetes.io/ forms) it does not set, and the
+/// selector matches `batch.kubernetes.io/controller-uid`.
+fn generate_job_selector(obj: &mut Object) {
+    use crate::controllers::job::{
+        LABEL_CONTROLLER_UID, LABEL_JOB_NAME, LABEL_LEGACY_CONTROLLER_UID, LABEL_LEGACY_JOB_NAME,
+    };
+    let Object::Job(j) = obj else { return };
+    if j.spec.manual_selector == Some(true) {
+        return;
+    }
+    let (name, uid) = (j.metadata.name.clone(), j.metadata.uid.clone());
+    let labels = &mut j.spec.template.metadata.labels;
+    for (k, v) in [
+        (LABEL_LEGACY_JOB_NAME, &name),
+        (LABEL_JOB_NAME, &name),
+        (LABEL_LEGACY_CONTROLLER_UID, &uid),
+        (LABEL_CONTROLLER_UID, &uid),
+    ] {
+        labels.entry(k.to_string()).or_insert_with(|| v.clone());
+    }
+    let sel = j.spec.selector.get_or_insert_with(Default::default);
+    sel.match_labels.entry(LABEL_CONTROLLER_UID.to_string()).or_insert(uid);
+    // SetDefaults_Job copies the template's labels to a Job without labels; it runs again
+    // whenever the stored Job is decoded, so a Job read back has the generated ones.
+    if j.metadata.labels.is_empty() {
+        j.metadata.labels = j.spec.template.metadata.labels.clone();
+    }
 }
 
 /// Defaulting as the v1 and apps/v1 defaulters do, plus DefaultTolerationSeconds.
