@@ -177,11 +177,6 @@ fn workload_unsimulated(o: &super::Object) -> Vec<String> {
                 ));
             }
         }
-        if j.spec.success_policy.is_some() {
-            out.push(
-                "spec.successPolicy is not simulated: the Job succeeds when its completions succeed".into(),
-            );
-        }
         for field in ["backoffLimitPerIndex", "maxFailedIndexes"] {
             let set = match field {
                 "backoffLimitPerIndex" => j.spec.backoff_limit_per_index.is_some(),

@@ -22,7 +22,12 @@
 //! podReplacementPolicy `Failed` (the default with a podFailurePolicy): a terminating pod
 //! is neither counted as failed nor replaced until it is gone or Failed.
 //!
-//! Not simulated: successPolicy, the FailIndex action (counted as Count),
+//! successPolicy (success_policy.go, Indexed Jobs): once a rule's succeededIndexes (all,
+//! or succeededCount of them) or succeededCount indexes have succeeded, the Job meets
+//! its success criteria (reason SuccessPolicy, "Matched rules at index N"), its other
+//! pods are deleted and it completes.
+//!
+//! Not simulated: the FailIndex action (counted as Count),
 //! backoffLimitPerIndex,
 //! managedBy, adoption of orphan pods through the selector, the slow-start create batches
 //! (all of a sync's creates go out at once) and the API error back-off (a failed request is
@@ -98,6 +103,8 @@ pub const CONDITION_SUSPENDED: &str = "Suspended";
 /// batch/v1 JobReasonBackoffLimitExceeded, with job_controller.go syncJob's message.
 pub const REASON_BACKOFF_LIMIT_EXCEEDED: &str = "BackoffLimitExceeded";
 pub const MESSAGE_BACKOFF_LIMIT_EXCEEDED: &str = "Job has reached the specified backoff limit";
+/// batch/v1 JobReasonSuccessPolicy.
+pub const REASON_SUCCESS_POLICY: &str = "SuccessPolicy";
 /// batch/v1 JobReasonPodFailurePolicy.
 pub const REASON_POD_FAILURE_POLICY: &str = "PodFailurePolicy";
 /// batch/v1 JobReasonDeadlineExceeded, with job_controller.go syncJob's message.
@@ -350,6 +357,37 @@ fn match_pod_failure_policy(job: &Job, p: &Pod) -> PolicyOutcome {
         };
     }
     PolicyOutcome::Count
+}
+
+/// matchSuccessPolicy: the first rule the succeeded indexes satisfy, as "Matched rules at
+/// index N".
+fn match_success_policy(job: &Job, succeeded: &BTreeSet<i32>) -> Option<String> {
+    let policy = job.spec.success_policy.as_ref()?;
+    if succeeded.is_empty() {
+        return None;
+    }
+    let completions = job.spec.completions.unwrap_or(0);
+    for (index, rule) in policy.rules.iter().enumerate() {
+        let met = match (&rule.succeeded_indexes, rule.succeeded_count) {
+            (Some(ix), count) => {
+                let required = parse_indexes(ix, completions);
+                if required.is_empty() {
+                    continue;
+                }
+                let contains = required.intersection(succeeded).count();
+                match count {
+                    Some(c) => contains as i64 >= i64::from(c),
+                    None => contains == required.len(),
+                }
+            }
+            (None, Some(c)) => succeeded.len() as i64 >= i64::from(c),
+            (None, None) => false,
+        };
+        if met {
+            return Some(format!("Matched rules at index {index}"));
+        }
+    }
+    None
 }
 
 /// podReplacementPolicy Failed (the default with a podFailurePolicy): terminating pods
@@ -799,7 +837,16 @@ impl JobController {
             if !satisfied {
                 // Pods may be missing from the cache: finish on a later sync.
                 finished = None;
-            } else if finished.as_ref().is_some_and(|f| f.type_ != CONDITION_SUCCESS_CRITERIA_MET) {
+            } else if finished.as_ref().is_some_and(|f| f.type_ == CONDITION_SUCCESS_CRITERIA_MET) {
+                // deleteJobPods drops the tracking finalizer first: pods a successful Job
+                // stops (a successPolicy met early) are never counted.
+                let st = self.states.get_mut(&uid).expect("state");
+                for p in &plan.deletes {
+                    if !st.is_counted(&p.metadata.uid) {
+                        st.ignored.insert(p.metadata.uid.clone());
+                    }
+                }
+            } else {
                 // trackJobStatusAndRemoveFinalizers: when the Job fails, every pod not
                 // yet terminated counts as failed.
                 let st = self.states.get_mut(&uid).expect("state");
@@ -872,6 +919,11 @@ impl JobController {
                 MESSAGE_BACKOFF_LIMIT_EXCEEDED,
                 now,
             ));
+        }
+        if is_indexed(job) {
+            if let Some(msg) = match_success_policy(job, &succeeded_indexes(job, st)) {
+                return Some(new_condition(CONDITION_SUCCESS_CRITERIA_MET, REASON_SUCCESS_POLICY, &msg, now));
+            }
         }
         let deadline = active_deadline(job, status.start_time)?;
         if now >= deadline {
@@ -1663,6 +1715,45 @@ mod tests {
         assert_eq!(j.status.completed_indexes.as_deref(), Some("0-3"));
         assert_eq!((j.status.succeeded, j.status.failed, j.status.active), (4, 1, 0));
         assert_eq!(condition_types(&j), vec![CONDITION_SUCCESS_CRITERIA_MET, CONDITION_COMPLETE]);
+    }
+
+    /// successPolicy with succeededIndexes "0" (a leader index, the docs' example): once
+    /// index 0 succeeds the Job meets its success criteria, its other pods are deleted
+    /// (not counted as failed) and it completes with reason SuccessPolicy.
+    #[test]
+    fn success_policy_completes_on_the_leader_index() {
+        let mut j = job("leader", Some(3), Some(3), None);
+        j.spec.completion_mode = "Indexed".into();
+        j.spec.success_policy = Some(crate::api::workloads::SuccessPolicy {
+            rules: vec![crate::api::workloads::SuccessPolicyRule {
+                succeeded_indexes: Some("0".into()),
+                succeeded_count: None,
+            }],
+        });
+        let mut h = Harness::new(j);
+        h.step(secs(0));
+        assert_eq!(h.creates().len(), 3);
+        h.advance_to(secs(5));
+        h.finish("leader-0-00001", PodPhase::Succeeded);
+        h.advance_to(secs(7));
+        let j = h.job();
+        let met = j.status.conditions.iter().find(|c| c.type_ == CONDITION_SUCCESS_CRITERIA_MET).unwrap();
+        assert_eq!(
+            (met.reason.as_str(), met.message.as_str()),
+            (REASON_SUCCESS_POLICY, "Matched rules at index 0")
+        );
+        assert_eq!(h.active_pod_names(), Vec::<String>::new(), "the other indexes' pods are deleted");
+        // The deleted pods end; then Complete, with the same reason.
+        for n in ["leader-1-00002", "leader-2-00003"] {
+            h.finish(n, PodPhase::Failed);
+        }
+        h.advance_to(secs(10));
+        let j = h.job();
+        assert_eq!(condition_types(&j), vec![CONDITION_SUCCESS_CRITERIA_MET, CONDITION_COMPLETE]);
+        let c = j.status.conditions.iter().find(|c| c.type_ == CONDITION_COMPLETE).unwrap();
+        assert_eq!(c.reason, REASON_SUCCESS_POLICY);
+        assert_eq!((j.status.succeeded, j.status.failed), (1, 0));
+        assert_eq!(j.status.completed_indexes.as_deref(), Some("0"));
     }
 
     /// A second active pod for an index (made by hand) is deleted.
