@@ -52,3 +52,74 @@ timeline:
     assert!(r.all_passed(), "{}", r.summary());
     assert_eq!(r.summary().matches("PASS").count(), 3, "{}", r.summary());
 }
+
+/// A Deployment created paused makes no ReplicaSet and says so (Progressing Unknown,
+/// DeploymentPaused); resumed, it says DeploymentResumed and rolls out.
+#[test]
+fn pause_and_resume_conditions() {
+    let dir = std::env::temp_dir().join(format!("kubesim-pause-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario = r#"
+name: pause-resume
+seed: 1
+duration: 1m
+nodePools:
+  - {name: worker, count: 1, capacity: {cpu: "2", memory: 4Gi}}
+timeline:
+  - at: 15s
+    apply:
+      manifest:
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: held, namespace: default}
+        spec:
+          replicas: 2
+          paused: true
+          selector: {matchLabels: {app: held}}
+          template:
+            metadata: {labels: {app: held}}
+            spec: {containers: [{name: nginx, image: "nginx:1.27"}]}
+  - at: 30s
+    apply:
+      manifest:
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: held, namespace: default}
+        spec:
+          replicas: 2
+          paused: false
+          selector: {matchLabels: {app: held}}
+          template:
+            metadata: {labels: {app: held}}
+            spec: {containers: [{name: nginx, image: "nginx:1.27"}]}
+expectations:
+  - name: paused - Progressing Unknown with DeploymentPaused
+    at: 29s
+    field: {kind: Deployment, name: held, path: "status.conditions[type=Progressing].reason"}
+    equals: DeploymentPaused
+  - name: its message
+    at: 29s
+    field: {kind: Deployment, name: held, path: "status.conditions[type=Progressing].message"}
+    equals: Deployment is paused
+  - name: no pods while paused
+    at: 29s
+    podCount: {selector: app=held}
+    equals: 0
+  - name: resumed
+    at: 40s
+    written: {kind: Deployment, name: held, path: "status.conditions[type=Progressing].reason"}
+    equals: DeploymentResumed
+  - name: then rolled out
+    at: 40s
+    field: {kind: Deployment, name: held, path: "status.conditions[type=Progressing].reason"}
+    equals: NewReplicaSetAvailable
+  - name: two pods run
+    at: 40s
+    podCount: {selector: app=held, phase: Running}
+    equals: 2
+"#;
+    let file = dir.join("pause-resume.yaml");
+    std::fs::write(&file, scenario).unwrap();
+    let r = run_file(&file, &RunOptions::default()).unwrap();
+    assert!(r.all_passed(), "{}", r.summary());
+}
