@@ -5,6 +5,7 @@ mod describe;
 mod fixtures;
 mod fuzz;
 mod pod_startup;
+mod replication;
 mod rollout;
 mod scenarios;
 mod storage;

@@ -187,9 +187,6 @@ fn workload_unsimulated(o: &super::Object) -> Vec<String> {
             }
         }
     }
-    if let Object::ReplicationController(_) = o {
-        out.push("kind ReplicationController is not simulated: it is stored and shown, but no controller creates its pods (use a ReplicaSet or a Deployment)".into());
-    }
     if let Object::PersistentVolume(v) = o {
         // A source other than csi, hostPath, local or nfs: no driver attaches or mounts it.
         for source in v.spec.extra.keys() {

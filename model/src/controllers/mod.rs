@@ -145,6 +145,11 @@ impl ControllerManager {
             controllers: vec![
                 ("deployment-controller", Box::new(deployment::DeploymentController::new())),
                 ("replicaset-controller", Box::new(replicaset::ReplicaSetController::new())),
+                // core.go startReplicationController: ClientOrDie("replication-controller").
+                (
+                    "replication-controller",
+                    Box::new(replicaset::ReplicaSetController::for_replication_controllers()),
+                ),
                 ("daemon-set-controller", Box::new(daemonset::DaemonSetController::new())),
                 ("statefulset-controller", Box::new(statefulset::StatefulSetController::new())),
                 ("job-controller", Box::new(job::JobController::new())),

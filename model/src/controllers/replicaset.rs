@@ -2,6 +2,10 @@
 //! matching the selector, creating in slow-start batches (1, 2, 4, ... up to
 //! burstReplicas 500 a sync) and deleting the least valuable pods first; expectations keep
 //! it from acting twice on the same change.
+//!
+//! The same controller runs ReplicationControllers (pkg/controller/replication: the
+//! ReplicaSet controller over ReplicationControllers converted to ReplicaSets, with its
+//! own event source `replication-controller`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -51,6 +55,8 @@ struct PodMemo {
 }
 
 pub struct ReplicaSetController {
+    /// ReplicaSet, or ReplicationController.
+    kind: Kind,
     counts: BTreeMap<String, Counts>,
     memo: BTreeMap<(String, String), PodMemo>,
     dirty: BTreeSet<ObjectKey>,
@@ -97,14 +103,24 @@ fn delete_rank(p: &Pod) -> (bool, u8, bool, std::cmp::Reverse<SimTime>, String) 
 
 impl ReplicaSetController {
     pub fn new() -> Self {
+        Self::of(Kind::ReplicaSet, "replicaset-controller")
+    }
+
+    /// The replication manager: ReplicationControllers as ReplicaSets.
+    pub fn for_replication_controllers() -> Self {
+        Self::of(Kind::ReplicationController, "replication-controller")
+    }
+
+    fn of(kind: Kind, component: &str) -> Self {
         ReplicaSetController {
+            kind,
             counts: BTreeMap::new(),
             memo: BTreeMap::new(),
             dirty: BTreeSet::new(),
             state: BTreeMap::new(),
             routes: BTreeMap::new(),
             next_tag: 0,
-            recorder: EventRecorder::new("replicaset-controller", ""),
+            recorder: EventRecorder::new(component, ""),
             pending_events: Vec::new(),
         }
     }
@@ -113,12 +129,13 @@ impl ReplicaSetController {
     fn count_pod(&mut self, ev: &WatchEvent, cache: &Cache) {
         let Some(p) = ev.object.as_pod() else { return };
         let k = (p.metadata.namespace.clone(), p.metadata.name.clone());
-        let new = match (ev.type_, p.metadata.controller_of().filter(|r| r.kind == "ReplicaSet")) {
+        let kind = self.kind;
+        let new = match (ev.type_, p.metadata.controller_of().filter(|r| r.kind == kind.as_str())) {
             (crate::client::WatchEventType::Deleted, _) | (_, None) => None,
             (_, Some(r)) => {
                 let template_labels = cache
-                    .get(&ObjectKey::new(Kind::ReplicaSet, p.metadata.namespace.clone(), r.name.clone()))
-                    .and_then(|o| o.as_replica_set().map(|rs| rs.spec.template.metadata.labels.clone()))
+                    .get(&ObjectKey::new(kind, p.metadata.namespace.clone(), r.name.clone()))
+                    .and_then(|o| self.view(o).map(|rs| rs.spec.template.metadata.labels.clone()))
                     .unwrap_or_default();
                 let active = is_active(p);
                 Some(PodMemo {
@@ -151,6 +168,17 @@ impl ReplicaSetController {
         }
     }
 
+    /// The object as the ReplicaSet it is run as.
+    fn view<'a>(&self, o: &'a Object) -> Option<std::borrow::Cow<'a, ReplicaSet>> {
+        match (self.kind, o) {
+            (Kind::ReplicaSet, Object::ReplicaSet(rs)) => Some(std::borrow::Cow::Borrowed(rs)),
+            (Kind::ReplicationController, Object::ReplicationController(rc)) => {
+                Some(std::borrow::Cow::Owned(rc.as_replica_set()))
+            }
+            _ => None,
+        }
+    }
+
     fn send_event(&mut self, r: ApiRequest) {
         self.next_tag += 1;
         self.pending_events.push((self.next_tag, r));
@@ -167,7 +195,8 @@ impl ReplicaSetController {
             self.state.remove(&key.name);
             return;
         };
-        let Some(rs) = obj.as_replica_set() else { return };
+        let Some(rs) = self.view(&obj) else { return };
+        let rs: &ReplicaSet = &rs;
         let uid = rs.metadata.uid.clone();
         let counts = self.counts.get(&uid).copied().unwrap_or_default();
         let active = counts.active;
@@ -264,11 +293,22 @@ impl ReplicaSetController {
         };
         s.observed_generation = rs.metadata.generation;
         if s != rs.status {
-            let mut n = rs.clone();
-            n.status = s;
-            n.metadata.resource_version = 0;
+            let next = match &**obj {
+                Object::ReplicationController(rc) => {
+                    let mut n = rc.clone();
+                    n.status = s;
+                    n.metadata.resource_version = 0;
+                    Object::ReplicationController(n)
+                }
+                _ => {
+                    let mut n = rs.clone();
+                    n.status = s;
+                    n.metadata.resource_version = 0;
+                    Object::ReplicaSet(n)
+                }
+            };
             let key = obj.key();
-            self.send(out, &key, false, ApiRequest::UpdateStatus(Object::ReplicaSet(n)));
+            self.send(out, &key, false, ApiRequest::UpdateStatus(next));
             let sk = format!("{}/{}", key.namespace, key.name);
             if let Some(st) = self.state.get_mut(&sk) {
                 st.in_flight += 1;
@@ -285,13 +325,14 @@ impl Controller for ReplicaSetController {
     fn on_event(&mut self, ev: &WatchEvent, _cache: &Cache) {
         let o = &ev.object;
         match o.kind() {
-            Kind::ReplicaSet => {
+            k if k == self.kind => {
                 self.dirty.insert(o.key());
             }
             Kind::Pod => {
                 let m = o.meta();
                 self.count_pod(ev, _cache);
-                if let Some(r) = m.controller_of().filter(|r| r.kind == "ReplicaSet") {
+                let kind = self.kind;
+                if let Some(r) = m.controller_of().filter(|r| r.kind == kind.as_str()) {
                     let sk = format!("{}/{}", m.namespace, r.name);
                     if let Some(st) = self.state.get_mut(&sk) {
                         match ev.type_ {
@@ -308,7 +349,7 @@ impl Controller for ReplicaSetController {
                             }
                         }
                     }
-                    self.dirty.insert(ObjectKey::new(Kind::ReplicaSet, m.namespace.clone(), r.name.clone()));
+                    self.dirty.insert(ObjectKey::new(kind, m.namespace.clone(), r.name.clone()));
                 }
             }
             _ => {}
