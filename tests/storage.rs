@@ -69,3 +69,74 @@ fn a_driver_without_a_name_is_an_error_at_its_line() {
     assert!(e.message.contains("provisioner name"), "{e}");
     assert!(e.hint.contains("ebs.csi.aws.com"), "{e}");
 }
+
+/// persistentVolumeClaimRetentionPolicy whenDeleted: Delete: deleting the StatefulSet
+/// deletes its claims (through the garbage collector); with the default Retain they stay.
+#[test]
+fn claims_follow_the_retention_policy_when_the_set_is_deleted() {
+    let dir = std::env::temp_dir().join(format!("kubesim-retention-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let set = |name: &str, policy: &str| {
+        format!(
+            r#"
+  - at: 15s
+    apply:
+      manifest:
+        apiVersion: apps/v1
+        kind: StatefulSet
+        metadata: {{name: {name}, namespace: default}}
+        spec:
+          serviceName: {name}
+          replicas: 1
+          {policy}
+          selector: {{matchLabels: {{app: {name}}}}}
+          template:
+            metadata: {{labels: {{app: {name}}}}}
+            spec: {{containers: [{{name: main, image: "busybox:1.36"}}]}}
+          volumeClaimTemplates:
+            - metadata: {{name: data}}
+              spec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}
+"#
+        )
+    };
+    // Timeline entries run in time order: both applies come before both deletes.
+    let deletes = "\n  - at: 60s\n    delete: {kind: StatefulSet, name: scratch}\n  - at: 60s\n    delete: {kind: StatefulSet, name: keep}";
+    let scenario = format!(
+        r#"
+name: retention
+seed: 1
+duration: 2m
+nodePools:
+  - {{name: worker, count: 1, capacity: {{cpu: "2", memory: 4Gi}}}}
+workloads:
+  - manifest:
+      apiVersion: storage.k8s.io/v1
+      kind: StorageClass
+      metadata: {{name: standard, annotations: {{storageclass.kubernetes.io/is-default-class: "true"}}}}
+      provisioner: ebs.csi.aws.com
+timeline:{}{}{}
+expectations:
+  - name: both claims are bound before the deletes
+    at: 59s
+    podCount: {{selector: "app in (scratch,keep)", phase: Running}}
+    equals: 2
+  - name: the Delete policy's claim goes with its set
+    at: 90s
+    field: {{kind: PersistentVolumeClaim, name: data-scratch-0, path: status.phase}}
+    exists: false
+  - name: the Retain policy's claim stays
+    at: 90s
+    field: {{kind: PersistentVolumeClaim, name: data-keep-0, path: status.phase}}
+    equals: Bound
+"#,
+        set("scratch", "persistentVolumeClaimRetentionPolicy: {whenDeleted: Delete, whenScaled: Retain}"),
+        set("keep", ""),
+        deletes,
+    );
+    let file = dir.join("retention.yaml");
+    std::fs::write(&file, scenario).unwrap();
+    let loaded = kubesim::scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
+    let r = run_file(&file, &RunOptions::default()).unwrap();
+    assert!(r.all_passed(), "{}", r.summary());
+}

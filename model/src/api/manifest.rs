@@ -97,14 +97,8 @@ pub fn not_simulated(d: &Document) -> Vec<String> {
 }
 
 /// Workload-spec fields kubesim keeps and shows back without acting on them, by kind.
-const WORKLOAD_NOT_SIMULATED: &[(super::Kind, &str, &str)] = &[
-    (
-        super::Kind::StatefulSet,
-        "persistentVolumeClaimRetentionPolicy",
-        "claims are retained when pods are deleted or scaled away (the Retain policy)",
-    ),
-    (super::Kind::Job, "managedBy", "the built-in Job controller manages the Job"),
-];
+const WORKLOAD_NOT_SIMULATED: &[(super::Kind, &str, &str)] =
+    &[(super::Kind::Job, "managedBy", "the built-in Job controller manages the Job")];
 
 /// Fields kubesim keeps and shows back but whose behaviour it does not simulate, each
 /// with its path and what happens instead.
@@ -160,6 +154,14 @@ fn workload_unsimulated(o: &super::Object) -> Vec<String> {
         Object::Job(x) => Some(&x.spec.extra),
         _ => None,
     };
+    if let Object::StatefulSet(x) = o {
+        // whenDeleted is simulated; whenScaled: Delete is not.
+        let scaled =
+            x.spec.extra.get("persistentVolumeClaimRetentionPolicy").and_then(|p| p.get("whenScaled"));
+        if scaled.and_then(|v| v.as_str()) == Some("Delete") {
+            out.push("spec.persistentVolumeClaimRetentionPolicy.whenScaled: Delete is not simulated: the claims of pods scaled away are retained".into());
+        }
+    }
     for (_, field, what) in WORKLOAD_NOT_SIMULATED
         .iter()
         .filter(|(k, f, _)| *k == o.kind() && extra.is_some_and(|e| e.contains_key(*f)))

@@ -116,6 +116,29 @@ impl StatefulSetController {
             .collect()
     }
 
+    /// persistentVolumeClaimRetentionPolicy whenDeleted: Delete (StatefulSetAutoDeletePVC,
+    /// GA in v1.32): the claim is owned by the set, so the garbage collector deletes it
+    /// with the set (stateful_set_utils.go setOwnerRef: a plain owner reference).
+    fn with_retention_owner(
+        obj: &Object,
+        set: &StatefulSet,
+        mut c: PersistentVolumeClaim,
+    ) -> PersistentVolumeClaim {
+        let when_deleted = set
+            .spec
+            .extra
+            .get("persistentVolumeClaimRetentionPolicy")
+            .and_then(|p| p.get("whenDeleted"))
+            .and_then(|v| v.as_str());
+        if when_deleted == Some("Delete") {
+            let mut r = super::controller_ref(obj);
+            r.controller = None;
+            r.block_owner_deletion = None;
+            c.metadata.owner_references.push(r);
+        }
+        c
+    }
+
     /// `newVersionedStatefulSetPod`: the identity, labels and revision of ordinal `ord`.
     fn new_pod(obj: &Object, set: &StatefulSet, ord: i32, revision: &str) -> Pod {
         let name = format!("{}-{ord}", set.metadata.name);
@@ -197,7 +220,7 @@ impl StatefulSetController {
                             c.metadata.name.clone(),
                         );
                         match cache.get(&ck) {
-                            None => claims.push((c, pn.clone())),
+                            None => claims.push((Self::with_retention_owner(&obj, set, c), pn.clone())),
                             Some(o) if o.meta().deletion_timestamp.is_some() => {
                                 claims_ready = false;
                                 let msg = format!("pvc {} is being deleted", c.metadata.name);
