@@ -54,7 +54,8 @@ timeline:
 }
 
 /// A Deployment created paused makes no ReplicaSet and says so (Progressing Unknown,
-/// DeploymentPaused); resumed, it says DeploymentResumed and rolls out.
+/// DeploymentPaused); resumed, it says DeploymentResumed and rolls out; paused again, a
+/// scale still applies.
 #[test]
 fn pause_and_resume_conditions() {
     let dir = std::env::temp_dir().join(format!("kubesim-pause-{}", std::process::id()));
@@ -62,7 +63,7 @@ fn pause_and_resume_conditions() {
     let scenario = r#"
 name: pause-resume
 seed: 1
-duration: 1m
+duration: 70s
 nodePools:
   - {name: worker, count: 1, capacity: {cpu: "2", memory: 4Gi}}
 timeline:
@@ -92,6 +93,21 @@ timeline:
           template:
             metadata: {labels: {app: held}}
             spec: {containers: [{name: nginx, image: "nginx:1.27"}]}
+  - at: 45s
+    apply:
+      manifest:
+        apiVersion: apps/v1
+        kind: Deployment
+        metadata: {name: held, namespace: default}
+        spec:
+          replicas: 2
+          paused: true
+          selector: {matchLabels: {app: held}}
+          template:
+            metadata: {labels: {app: held}}
+            spec: {containers: [{name: nginx, image: "nginx:1.27"}]}
+  - at: 50s
+    scale: {kind: Deployment, name: held, replicas: 4}
 expectations:
   - name: paused - Progressing Unknown with DeploymentPaused
     at: 29s
@@ -117,6 +133,14 @@ expectations:
     at: 40s
     podCount: {selector: app=held, phase: Running}
     equals: 2
+  - name: paused again, a scale still applies
+    at: 58s
+    podCount: {selector: app=held, phase: Running}
+    equals: 4
+  - name: and the Deployment stays paused
+    at: 58s
+    field: {kind: Deployment, name: held, path: "status.conditions[type=Progressing].reason"}
+    equals: DeploymentPaused
 "#;
     let file = dir.join("pause-resume.yaml");
     std::fs::write(&file, scenario).unwrap();

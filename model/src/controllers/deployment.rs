@@ -177,11 +177,6 @@ impl DeploymentController {
                 return;
             }
         }
-        if d.spec.paused {
-            // sync.go sync: a paused Deployment is only scaled, not rolled out (kubesim
-            // leaves it as it is).
-            return;
-        }
         let owned: Vec<Arc<Object>> =
             cache.controlled_by(&d.metadata.uid).filter(|o| o.kind() == Kind::ReplicaSet).cloned().collect();
         let rss: Vec<&ReplicaSet> = owned.iter().filter_map(|o| o.as_replica_set()).collect();
@@ -205,6 +200,19 @@ impl DeploymentController {
                 desired,
             )
         };
+        if d.spec.paused {
+            // sync.go sync: a paused Deployment makes no new ReplicaSet and does not roll
+            // out; a replica change scales it (kubesim: when no old ReplicaSet still has
+            // replicas; the proportional scaling of a paused rollout is not simulated);
+            // the status is recounted without progress estimation.
+            if let Some(new_rs) = new_rs {
+                if olds.iter().all(|r| r.spec.replicas.unwrap_or(0) == 0) {
+                    self.scale(out, &d_obj, d, new_rs, desired, max_surge, now);
+                }
+                self.status(&d_obj, d, new_rs, &rss, now, out);
+            }
+            return;
+        }
         let Some(new_rs) = new_rs else {
             // Create the new ReplicaSet (sync.go getNewReplicaSet).
             let hash = pod_template_hash(&d.spec.template, d.status.collision_count.unwrap_or(0));
@@ -411,7 +419,9 @@ impl DeploymentController {
             a_msg,
             now,
         );
-        self.progress(d, new_rs, &mut s, now);
+        if !d.spec.paused {
+            self.progress(d, new_rs, &mut s, now);
+        }
         let mut n = d.clone();
         if let Some(rev) = new_rs.metadata.annotations.get(REVISION_ANNOTATION) {
             if n.metadata.annotations.get(REVISION_ANNOTATION) != Some(rev) {
@@ -428,7 +438,9 @@ impl DeploymentController {
             let key = d_obj.key();
             self.send(out, &key, ApiRequest::UpdateStatus(Object::Deployment(n)));
         } else {
-            self.requeue_stuck(d, &s, d_obj.key(), now);
+            if !d.spec.paused {
+                self.requeue_stuck(d, &s, d_obj.key(), now);
+            }
         }
     }
 
