@@ -33,6 +33,9 @@ pub enum ApiRequest {
     /// conflicting write (strategic-merge patches, and client-go's get-modify-update loops
     /// under `RetryOnConflict`).
     Patch { key: ObjectKey, patch: Patch },
+    /// POST pods/eviction (policy/v1 Eviction): deletes the pod unless a
+    /// PodDisruptionBudget would be violated (429 TooManyRequests).
+    Evict { namespace: String, name: String, grace_period_seconds: Option<i64> },
 }
 
 /// A change applied against the object the server holds now.
@@ -51,7 +54,7 @@ impl ApiRequest {
     /// The verb as audit logs and traces name it.
     pub fn verb(&self) -> &'static str {
         match self {
-            ApiRequest::Create(_) | ApiRequest::Bind { .. } => "create",
+            ApiRequest::Create(_) | ApiRequest::Bind { .. } | ApiRequest::Evict { .. } => "create",
             ApiRequest::Update(_) | ApiRequest::UpdateStatus(_) => "update",
             ApiRequest::Patch { .. } => "patch",
             ApiRequest::Delete { .. } => "delete",

@@ -12,6 +12,7 @@ use super::cluster::{Event, Lease, Namespace};
 use super::meta::ObjectMeta;
 use super::node::Node;
 use super::pod::Pod;
+use super::policy::{PodDisruptionBudget, PriorityClass};
 use super::workloads::{DaemonSet, Deployment, Job, ReplicaSet, StatefulSet};
 
 /// A kind kubesim simulates. Order is the order `kubectl get all`-style output uses.
@@ -27,10 +28,12 @@ pub enum Kind {
     Job,
     Lease,
     Event,
+    PriorityClass,
+    PodDisruptionBudget,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 12] = [
         Kind::Namespace,
         Kind::Node,
         Kind::Pod,
@@ -41,6 +44,8 @@ impl Kind {
         Kind::Job,
         Kind::Lease,
         Kind::Event,
+        Kind::PriorityClass,
+        Kind::PodDisruptionBudget,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +60,8 @@ impl Kind {
             Kind::Job => "Job",
             Kind::Lease => "Lease",
             Kind::Event => "Event",
+            Kind::PriorityClass => "PriorityClass",
+            Kind::PodDisruptionBudget => "PodDisruptionBudget",
         }
     }
 
@@ -64,6 +71,8 @@ impl Kind {
             Kind::ReplicaSet | Kind::Deployment | Kind::DaemonSet | Kind::StatefulSet => "apps/v1",
             Kind::Job => "batch/v1",
             Kind::Lease => "coordination.k8s.io/v1",
+            Kind::PriorityClass => "scheduling.k8s.io/v1",
+            Kind::PodDisruptionBudget => "policy/v1",
         }
     }
 
@@ -80,6 +89,8 @@ impl Kind {
             Kind::Job => "jobs",
             Kind::Lease => "leases",
             Kind::Event => "events",
+            Kind::PriorityClass => "priorityclasses",
+            Kind::PodDisruptionBudget => "poddisruptionbudgets",
         }
     }
 
@@ -92,7 +103,7 @@ impl Kind {
     }
 
     pub fn namespaced(self) -> bool {
-        !matches!(self, Kind::Namespace | Kind::Node)
+        !matches!(self, Kind::Namespace | Kind::Node | Kind::PriorityClass)
     }
 
     /// The etcd key prefix the API server stores this kind under
@@ -109,6 +120,8 @@ impl Kind {
             Kind::Job => "/registry/jobs/",
             Kind::Lease => "/registry/leases/",
             Kind::Event => "/registry/events/",
+            Kind::PriorityClass => "/registry/priorityclasses/",
+            Kind::PodDisruptionBudget => "/registry/poddisruptionbudgets/",
         }
     }
 
@@ -126,6 +139,8 @@ impl Kind {
             "job" | "jobs" => Kind::Job,
             "lease" | "leases" => Kind::Lease,
             "event" | "events" | "ev" => Kind::Event,
+            "priorityclass" | "priorityclasses" | "pc" => Kind::PriorityClass,
+            "poddisruptionbudget" | "poddisruptionbudgets" | "pdb" => Kind::PodDisruptionBudget,
             _ => return None,
         })
     }
@@ -188,6 +203,8 @@ pub enum Object {
     Job(Job),
     Lease(Lease),
     Event(Event),
+    PriorityClass(PriorityClass),
+    PodDisruptionBudget(PodDisruptionBudget),
 }
 
 macro_rules! each_kind {
@@ -203,6 +220,8 @@ macro_rules! each_kind {
             Object::Job($o) => $body,
             Object::Lease($o) => $body,
             Object::Event($o) => $body,
+            Object::PriorityClass($o) => $body,
+            Object::PodDisruptionBudget($o) => $body,
         }
     };
 }
@@ -220,6 +239,8 @@ impl Object {
             Object::Job(_) => Kind::Job,
             Object::Lease(_) => Kind::Lease,
             Object::Event(_) => Kind::Event,
+            Object::PriorityClass(_) => Kind::PriorityClass,
+            Object::PodDisruptionBudget(_) => Kind::PodDisruptionBudget,
         }
     }
 
@@ -287,6 +308,18 @@ impl Object {
     pub fn as_event(&self) -> Option<&Event> {
         match self {
             Object::Event(e) => Some(e),
+            _ => None,
+        }
+    }
+    pub fn as_priority_class(&self) -> Option<&PriorityClass> {
+        match self {
+            Object::PriorityClass(p) => Some(p),
+            _ => None,
+        }
+    }
+    pub fn as_pod_disruption_budget(&self) -> Option<&PodDisruptionBudget> {
+        match self {
+            Object::PodDisruptionBudget(p) => Some(p),
             _ => None,
         }
     }
@@ -408,6 +441,8 @@ impl<'de> Visitor<'de> for DocumentVisitor {
             Kind::Job => Object::Job(finish(map, buffered)?),
             Kind::Lease => Object::Lease(finish(map, buffered)?),
             Kind::Event => Object::Event(finish(map, buffered)?),
+            Kind::PriorityClass => Object::PriorityClass(finish(map, buffered)?),
+            Kind::PodDisruptionBudget => Object::PodDisruptionBudget(finish(map, buffered)?),
         };
         Ok(Document::Object(obj))
     }

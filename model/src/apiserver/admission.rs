@@ -117,6 +117,7 @@ pub fn prepare_create(
         m.deletion_timestamp = None;
         m.generation = 1;
     }
+    super::priority::admit_create(obj, cache)?;
     default_object(obj);
     Ok(())
 }
@@ -276,6 +277,7 @@ fn has_status(kind: Kind) -> bool {
             | Kind::StatefulSet
             | Kind::Job
             | Kind::Namespace
+            | Kind::PodDisruptionBudget
     )
 }
 
@@ -404,6 +406,7 @@ fn copy_status(from: &Object, to: &mut Object) {
         (Object::StatefulSet(a), Object::StatefulSet(b)) => b.status = a.status.clone(),
         (Object::Job(a), Object::Job(b)) => b.status = a.status.clone(),
         (Object::Namespace(a), Object::Namespace(b)) => b.status = a.status.clone(),
+        (Object::PodDisruptionBudget(a), Object::PodDisruptionBudget(b)) => b.status = a.status.clone(),
         _ => {}
     }
 }
@@ -417,6 +420,7 @@ fn same_spec(a: &Object, b: &Object) -> bool {
         (Object::DaemonSet(x), Object::DaemonSet(y)) => x.spec == y.spec,
         (Object::StatefulSet(x), Object::StatefulSet(y)) => x.spec == y.spec,
         (Object::Job(x), Object::Job(y)) => x.spec == y.spec,
+        (Object::PodDisruptionBudget(x), Object::PodDisruptionBudget(y)) => x.spec == y.spec,
         _ => true,
     }
 }

@@ -4,6 +4,8 @@
 //! [`ApiInput::EtcdResponse`]), as the real one talks gRPC, so replication slots in.
 
 mod admission;
+mod eviction;
+mod priority;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -17,6 +19,7 @@ use crate::etcd::{Compare, CompareOp, CompareTarget, EtcdRequest, EtcdResponse, 
 use crate::time::SimTime;
 
 pub use admission::{default_object, uuid_v4, validate_name};
+pub use eviction::{too_many_requests, MSG_VIOLATES_BUDGET};
 
 impl Stamp for Arc<Object> {
     /// etcd's mod revision is the object's resourceVersion.
@@ -92,6 +95,8 @@ enum Pending {
     Lease {
         requested_at: SimTime,
     },
+    /// POST pods/eviction's transaction (eviction.rs).
+    Evict(eviction::PendingEviction),
 }
 
 /// --event-ttl default (1h): Events are stored on an etcd lease of this TTL.
@@ -207,6 +212,14 @@ impl ApiServer {
                 ..Default::default()
             });
             self.create(NOBODY, 0, obj, now, rng, out);
+        }
+        // The scheduling/bootstrap-system-priority-classes post-start hook (their uids
+        // come from an RNG of their own, leaving the server's stream as it was).
+        for pc in crate::api::PriorityClass::system_classes() {
+            if self.cache.get(&ObjectKey::new(Kind::PriorityClass, "", pc.metadata.name.clone())).is_none() {
+                let mut own = priority::bootstrap_rng(&pc.metadata.name);
+                self.create(NOBODY, 0, Object::PriorityClass(pc), now, &mut own, out);
+            }
         }
     }
 
@@ -327,6 +340,9 @@ impl ApiServer {
             ApiRequest::Get(key) => {
                 let request = EtcdRequest::Range { key: key.etcd_key(), prefix: false, limit: 0 };
                 self.send_to_etcd(Pending::Get { client, tag, key }, request, out)
+            }
+            ApiRequest::Evict { namespace, name, grace_period_seconds } => {
+                self.evict(client, tag, namespace, name, grace_period_seconds, now, out)
             }
         }
     }
@@ -554,6 +570,7 @@ impl ApiServer {
                 self.waiting = waiting;
                 return;
             }
+            (Pending::Evict(e), response) => return self.eviction_response(e, response, now, out),
             (p, r) => (p, r),
         };
         let (pending, response) = pending;
@@ -570,7 +587,7 @@ impl ApiServer {
                     | Pending::Write { client, tag, .. }
                     | Pending::Delete(PendingDelete { client, tag, .. })
                     | Pending::Get { client, tag, .. } => Self::reply(client, tag, Err(err), out),
-                    Pending::List | Pending::Watch | Pending::Lease { .. } => {}
+                    Pending::List | Pending::Watch | Pending::Lease { .. } | Pending::Evict(_) => {}
                 }
                 return;
             }
@@ -633,7 +650,7 @@ impl ApiServer {
                     .ok_or_else(|| ApiError::not_found(key.kind, &key.name));
                 Self::reply(client, tag, result, out);
             }
-            Pending::List | Pending::Watch | Pending::Lease { .. } => {}
+            Pending::List | Pending::Watch | Pending::Lease { .. } | Pending::Evict(_) => {}
         }
     }
 
