@@ -306,6 +306,15 @@ pub struct Output {
     pub requests: Vec<Tagged>,
     /// When to call `tick` again even if nothing arrives.
     pub wake_at: Option<SimTime>,
+    /// Facts for the trace (the driver writes them with the time of the tick).
+    pub records: Vec<Record>,
+}
+
+/// A component's own trace record: what it decided and why, beyond the writes it sends.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Record {
+    /// kube-scheduler: one scheduling attempt (crate::scheduler::attempt).
+    SchedulingAttempt(Arc<crate::scheduler::attempt::SchedulingAttempt>),
 }
 
 impl Output {

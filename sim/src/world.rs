@@ -210,6 +210,8 @@ impl World {
             // their own host.
             let (net, cfg) = (world.net.clone(), config.clone());
             let le = LeaderElectionConfig::new("kube-scheduler", "default-scheduler", &host);
+            // The scheduler's attempts go to the trace (for `kubesim explain`).
+            let records = (world.trace.clone(), host.clone());
             world.add_process(&host, "kube-scheduler", move || {
                 let (sched, le) = (cfg.scheduler.clone(), le.clone());
                 component_process(
@@ -225,6 +227,7 @@ impl World {
                         Box::new(LeaderElected::new(le.clone(), make)) as Box<dyn Component>
                     }),
                     None,
+                    Some(records.clone()),
                 )
             });
             let (net, cfg) = (world.net.clone(), config.clone());
@@ -244,6 +247,7 @@ impl World {
                         });
                         Box::new(LeaderElected::new(le.clone(), make)) as Box<dyn Component>
                     }),
+                    None,
                     None,
                 )
             });
@@ -300,6 +304,7 @@ impl World {
                 spec.rate,
                 Box::new(move || Box::new(Kubelet::new(kc.clone(), now())) as Box<dyn Component>),
                 Some(state.clone()),
+                None,
             )
         });
     }
@@ -592,7 +597,9 @@ fn from_api(p: Payload) -> Option<FromApi> {
 /// How often a node component checks its host's state.
 const HOST_POLL_PERIOD: Duration = Duration::from_secs(1);
 
-/// Drives one model component: watch events and responses in, requests out, timers.
+/// Drives one model component: watch events and responses in, requests out, timers;
+/// `records` takes the component's trace records (the scheduler's attempts).
+#[allow(clippy::too_many_arguments)]
 async fn component_process(
     mut ep: Endpoint,
     apis: Vec<SocketAddr>,
@@ -601,6 +608,7 @@ async fn component_process(
     rate: ClientRate,
     make: Factory,
     host: Option<SharedHostState>,
+    records: Option<(Arc<Mutex<TraceSink>>, String)>,
 ) {
     let mut comp = make();
     let mut host_version = 0;
@@ -653,6 +661,12 @@ async fn component_process(
                 }
             }
             let out = comp.tick(t, &mut rng);
+            if let Some((trace, host)) = records.as_ref().filter(|_| !out.records.is_empty()) {
+                let mut sink = trace.lock().expect("trace lock");
+                for r in out.records {
+                    sink.record(&TraceRecord::of_component(t, host, r));
+                }
+            }
             conn.enqueue(out.requests);
             // Never ask to be woken in the past: time must move on.
             wake = out.wake_at.map(|w| w.max(t + Duration::from_millis(1)));
