@@ -4,6 +4,7 @@
 
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod garbage_collector;
 pub mod job;
 pub mod node_lifecycle;
@@ -136,6 +137,7 @@ impl ControllerManager {
                 Box::new(node_lifecycle::NodeLifecycleController::new(&config)),
                 Box::new(taint_eviction::TaintEvictionController::new()),
                 Box::new(podgc::PodGcController::new(&config)),
+                Box::new(disruption::DisruptionController::new()),
             ],
             routes: BTreeMap::new(),
             next_tag: 0,
@@ -158,6 +160,7 @@ impl Component for ControllerManager {
             Kind::StatefulSet,
             // Before pods, so that a relist delivers a pod's Job first.
             Kind::Job,
+            Kind::PodDisruptionBudget,
             Kind::Pod,
         ]
         .into_iter()
