@@ -2,6 +2,7 @@
 //!
 //! Dependencies point one way: this crate -> kubesim-faults -> kubesim-sim -> kubesim-model.
 
+pub mod drain;
 pub mod fuzz;
 pub mod kubectl;
 pub mod plan;

@@ -3,3 +3,4 @@
 mod cli;
 mod describe;
 mod scenarios;
+mod scheduling;

@@ -109,6 +109,9 @@ pub struct SchedulerFlags {
     /// clientConnection.qps / burst.
     pub qps: Option<f64>,
     pub burst: Option<u32>,
+    /// KubeSchedulerConfiguration `profiles` (default: the default profile).
+    #[serde(default)]
+    pub profiles: Vec<kubesim_model::scheduler::config::ProfileConfig>,
 }
 
 /// kube-controller-manager flags a scenario may set, by their upstream names.
@@ -155,13 +158,16 @@ impl NodePool {
 }
 
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Capacity {
     pub cpu: Quantity,
     pub memory: Quantity,
     pub pods: Option<Quantity>,
     #[serde(rename = "ephemeral-storage")]
     pub ephemeral_storage: Option<Quantity>,
+    /// Extended resources (`nvidia.com/gpu: 4`): any other key, which must be
+    /// domain-prefixed (checked in `validate`).
+    #[serde(flatten)]
+    pub extended: BTreeMap<String, Quantity>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -326,6 +332,21 @@ pub struct TaintAction {
     pub effect: Option<String>,
 }
 
+/// `kubectl drain`: cordon the node, evict its pods through the Eviction API.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DrainAction {
+    pub node: String,
+    /// --ignore-daemonsets (default false, as kubectl).
+    #[serde(default)]
+    pub ignore_daemon_sets: bool,
+    /// --force: also delete pods no controller manages.
+    #[serde(default)]
+    pub force: bool,
+    /// --grace-period for the evicted pods (default: each pod's own).
+    pub grace_period: Option<Dur>,
+}
+
 /// The argument of an action that takes none: written `{}`.
 #[derive(Debug, Clone, Copy, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -367,6 +388,7 @@ pub struct TimelineEntry {
     pub unpullable_image: Option<String>,
     pub pullable_image: Option<String>,
     pub crash_container: Option<CrashContainerAction>,
+    pub drain: Option<DrainAction>,
     /// For API actions: send them through this control-plane host's API server
     /// (`isolated`: the host the last isolation cut off) instead of the load balancer.
     pub via: Option<String>,
@@ -392,7 +414,7 @@ pub const TIMELINE_ACTIONS: &str =
     "apply, delete, scale, cordon, uncordon, taint, untaint, addNodes, removeNode, \
 killHost, restartHost, killProcess, restartProcess, killLeader, stopKubelet, startKubelet, \
 stopContainerRuntime, startContainerRuntime, isolateMember, isolateEtcdLeader, loseEtcdDisk, \
-slowEtcdDisk, partition, heal, memoryHog, fillDisk, fillInodes, exhaustPids, unpullableImage, pullableImage, crashContainer";
+slowEtcdDisk, partition, heal, memoryHog, fillDisk, fillInodes, exhaustPids, unpullableImage, pullableImage, crashContainer, drain";
 
 /// Components with a leader Lease that `killLeader` can name.
 pub const LEADER_COMPONENTS: [&str; 3] = ["etcd", "kube-controller-manager", "kube-scheduler"];
@@ -445,6 +467,7 @@ impl TimelineEntry {
             self.unpullable_image.is_some(),
             self.pullable_image.is_some(),
             self.crash_container.is_some(),
+            self.drain.is_some(),
         ]
         .iter()
         .filter(|x| **x)
@@ -674,6 +697,27 @@ fn find_line(text: &str, needle: &str, from: usize) -> usize {
         .unwrap_or(from.max(1))
 }
 
+/// kubeScheduler.profiles: each builds (known plugins, weights, arguments) and names a
+/// scheduler once (config validation's `Duplicate value`).
+fn validate_profiles(s: &Scenario, text: &str, path: &Path) -> Result<(), ScenarioError> {
+    let line = find_line(text, "profiles:", 1);
+    let mut names = std::collections::BTreeSet::new();
+    for (i, p) in s.control_plane.kube_scheduler.profiles.iter().enumerate() {
+        let fail = |message: String| ScenarioError {
+            file: path.to_path_buf(),
+            line,
+            column: 1,
+            message: format!("kubeScheduler.profiles[{i}]: {message}"),
+            hint: "see KubeSchedulerConfiguration in scenarios/README.md".into(),
+        };
+        let built = p.build().map_err(fail)?;
+        if !names.insert(built.scheduler_name.clone()) {
+            return Err(fail(format!("schedulerName: Duplicate value: {:?}", built.scheduler_name)));
+        }
+    }
+    Ok(())
+}
+
 /// Every host the scenario starts with: control-plane hosts and pool nodes.
 pub fn host_names(s: &Scenario) -> Vec<String> {
     let mut v: Vec<String> = (1..=s.control_plane.hosts.unwrap_or(DEFAULT_CONTROL_PLANE_HOSTS))
@@ -720,6 +764,16 @@ fn validate(s: &Scenario, text: &str, path: &Path) -> Result<(), ScenarioError> 
                 find_line(text, "evictionSoft:", pool_line),
                 format!("node pool {}: {m}", pool.name),
                 "each evictionSoft signal needs an evictionSoftGracePeriod entry",
+            ));
+        }
+    }
+    validate_profiles(s, text, path)?;
+    for pool in &s.node_pools {
+        if let Some(k) = pool.capacity.extended.keys().find(|k| !k.contains('/')) {
+            return Err(err(
+                find_line(text, &format!("{k}:"), find_line(text, &format!("name: {}", pool.name), 1)),
+                format!("node pool {}: unknown capacity field {k:?}", pool.name),
+                "capacity takes cpu, memory, pods, ephemeral-storage and extended resources with a domain, e.g. nvidia.com/gpu",
             ));
         }
     }
@@ -798,6 +852,7 @@ fn validate(s: &Scenario, text: &str, path: &Path) -> Result<(), ScenarioError> 
         .chain(e.partition.iter().flatten().flatten())
         .chain(e.kill_process.iter().chain(&e.restart_process).map(|p| &p.host))
         .chain(e.taint.iter().chain(&e.untaint).map(|t| &t.node))
+        .chain(e.drain.iter().map(|d| &d.node))
         .chain(e.resource_fault_node())
         .collect();
         for h in named {
@@ -816,12 +871,13 @@ fn validate(s: &Scenario, text: &str, path: &Path) -> Result<(), ScenarioError> 
                 || e.cordon.is_some()
                 || e.uncordon.is_some()
                 || e.taint.is_some()
-                || e.untaint.is_some();
+                || e.untaint.is_some()
+                || e.drain.is_some();
             if !api_action {
                 return Err(err(
                     at_line,
                     "via applies to API actions only".into(),
-                    "use it with apply, delete, scale, cordon, uncordon, taint or untaint",
+                    "use it with apply, delete, scale, cordon, uncordon, taint, untaint or drain",
                 ));
             }
             if v != "isolated" && !hosts.iter().take(hp as usize).any(|h| h == v) {
