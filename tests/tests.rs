@@ -2,5 +2,6 @@
 
 mod cli;
 mod describe;
+mod explain;
 mod scenarios;
 mod scheduling;

@@ -33,6 +33,9 @@ pub struct SchedulingAttempt {
     pub evaluated_nodes: usize,
     pub feasible_nodes: usize,
     pub outcome: Outcome,
+    /// The profile's filter plugins in the order they run (with `filtered`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filter_plugins: Vec<String>,
     /// Rejected nodes with the plugin that rejected each.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub filtered: Vec<FilterVerdict>,

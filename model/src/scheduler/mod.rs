@@ -185,6 +185,7 @@ impl Snapshot {
             evaluated_nodes: 0,
             feasible_nodes: 0,
             outcome: Outcome::Unschedulable { message: ERR_NO_NODES_AVAILABLE.into(), nominated_node: None },
+            filter_plugins: Vec::new(),
             filtered: Vec::new(),
             filter_summary: Vec::new(),
             score_plugins: Vec::new(),
@@ -215,7 +216,7 @@ impl Snapshot {
             return unschedulable(&ctx, &state, pod, statuses, nominated, record, rng);
         }
         let full = n <= FULL_DETAIL_MAX_NODES;
-        fill_filtered(&mut record, &statuses, full);
+        fill_filtered(&mut record, &statuses, full, profile);
         let node = if feasible.len() == 1 {
             feasible[0].name().to_string()
         } else {
@@ -313,7 +314,7 @@ fn unschedulable(
         _ => String::new(),
     };
     let fit = FitError { num_all_nodes: ctx.nodes.len(), node_status: statuses, post_filter_msg };
-    fill_filtered(&mut record, &fit.node_status, true);
+    fill_filtered(&mut record, &fit.node_status, true, ctx.profile);
     let nominated_node = preemption.as_ref().and_then(|p| p.nominated.clone());
     record.outcome = Outcome::Unschedulable { message: fit.to_string(), nominated_node };
     record.preemption = preemption.as_ref().map(preemption_record);
@@ -351,8 +352,14 @@ fn verdict(node: &str, s: &Status) -> FilterVerdict {
 
 /// The rejected nodes: each with its verdict, or (large clusters, successful attempts)
 /// counted by plugin and reason.
-fn fill_filtered(record: &mut SchedulingAttempt, statuses: &BTreeMap<String, Status>, full: bool) {
+fn fill_filtered(
+    record: &mut SchedulingAttempt,
+    statuses: &BTreeMap<String, Status>,
+    full: bool,
+    profile: &Profile,
+) {
     if full {
+        record.filter_plugins = profile.filters.iter().map(|p| p.name().to_string()).collect();
         record.filtered = statuses.iter().map(|(n, s)| verdict(n, s)).collect();
         return;
     }
