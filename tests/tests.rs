@@ -2,6 +2,7 @@
 
 mod cli;
 mod describe;
+mod differential;
 mod explain;
 mod scenarios;
 mod scheduling;
