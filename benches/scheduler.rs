@@ -40,7 +40,7 @@ fn snapshot(nodes: usize) -> Snapshot {
         for j in 0..(i % 100) {
             info.add_pod(&Arc::new(PodInfo::new(Arc::new(pod(&format!("filler-{i}-{j}"))))));
         }
-        s.nodes.insert(info.name().to_string(), info);
+        s.insert_node(info);
     }
     s
 }

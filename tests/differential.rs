@@ -62,7 +62,7 @@ fn run(case: &Case) -> Result<(), String> {
     let all = nodes(case);
     let prof = profile(case);
     let listers = Listers::default();
-    let ctx = Ctx { profile: &prof, listers: &listers, nodes: &all, now: SimTime::from_secs(60) };
+    let ctx = Ctx::new(&prof, &listers, &all, SimTime::from_secs(60));
     let pod = PodInfo::new(Arc::new(namespaced(case.pod.clone())));
     match case.check.as_str() {
         "score" => {
@@ -101,7 +101,7 @@ fn run(case: &Case) -> Result<(), String> {
             if let Some(p) = case.plugin.as_deref().and_then(PluginId::from_name) {
                 prof.filters = vec![p];
             }
-            let ctx = Ctx { profile: &prof, listers: &listers, nodes: &all, now: SimTime::from_secs(60) };
+            let ctx = Ctx::new(&prof, &listers, &all, SimTime::from_secs(60));
             let mut state = CycleState::default();
             plugins::pre_filter(&mut state, &ctx, &pod);
             let want: BTreeMap<String, String> =
@@ -119,7 +119,7 @@ fn run(case: &Case) -> Result<(), String> {
         }
         "schedule" => {
             let mut snap = Snapshot::default();
-            snap.nodes = all.clone();
+            all.values().for_each(|n| snap.insert_node(n.clone()));
             let cfg = SchedulerConfig::default();
             let mut rng = ChaCha8Rng::seed_from_u64(1);
             let r = snap.schedule(&pod, &prof, &cfg, &Nominated::new(), 1, SimTime::from_secs(60), &mut rng);

@@ -135,7 +135,43 @@ pub struct PodInfo {
     pub preferred_affinity: Vec<AffinityTerm>,
     pub preferred_anti_affinity: Vec<AffinityTerm>,
     pub terminating: bool,
+    /// The pod's namespace and labels: the key of its [`LabelGroup`] on a node. The
+    /// scheduler interns it, so pods with equal labels share one (see [`GroupInterner`]).
+    pub group: Arc<GroupKey>,
 }
+
+/// A namespace and a label set.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct GroupKey {
+    pub namespace: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+/// One shared [`GroupKey`] per distinct namespace and label set, so that counting what a
+/// selector matches can remember each group's answer across nodes
+/// ([`NodeInfo::count_matching_memo`]).
+#[derive(Debug, Default)]
+pub struct GroupInterner {
+    keys: BTreeSet<Arc<GroupKey>>,
+}
+
+impl GroupInterner {
+    /// The shared key equal to `key`.
+    pub fn intern(&mut self, key: &Arc<GroupKey>) -> Arc<GroupKey> {
+        if let Some(k) = self.keys.get(&**key) {
+            return k.clone();
+        }
+        // Forget keys no pod holds any more (the interner's own reference is the last).
+        if self.keys.len() >= 1024 && self.keys.len().is_power_of_two() {
+            self.keys.retain(|k| Arc::strong_count(k) > 1);
+        }
+        self.keys.insert(key.clone());
+        key.clone()
+    }
+}
+
+/// A per-attempt memo of which groups a selector matches, by shared key.
+pub type MatchMemo = BTreeMap<usize, bool>;
 
 impl PodInfo {
     pub fn new(pod: Arc<Pod>) -> Self {
@@ -189,6 +225,10 @@ impl PodInfo {
         }
         let key = pod_name(&pod);
         let terminating = pod.metadata.deletion_timestamp.is_some();
+        let group = Arc::new(GroupKey {
+            namespace: pod.metadata.namespace.clone(),
+            labels: pod.metadata.labels.clone(),
+        });
         PodInfo {
             pod,
             key,
@@ -202,7 +242,14 @@ impl PodInfo {
             preferred_affinity: pa,
             preferred_anti_affinity: paa,
             terminating,
+            group,
         }
+    }
+
+    /// Shares the group key with other pods of the same namespace and labels.
+    pub fn interned(mut self, interner: &mut GroupInterner) -> Self {
+        self.group = interner.intern(&self.group);
+        self
     }
 
     /// Has any (anti-)affinity term (`NodeInfo.PodsWithAffinity`).
@@ -240,8 +287,7 @@ pub fn non_zero_requests(pod: &Pod) -> Resources {
 /// a selector matches visits groups, not pods (pods of a ReplicaSet share their labels).
 #[derive(Clone, Debug)]
 pub struct LabelGroup {
-    pub namespace: String,
-    pub labels: BTreeMap<String, String>,
+    pub key: Arc<GroupKey>,
     pub terminating: bool,
     pub count: u32,
 }
@@ -341,11 +387,11 @@ impl NodeInfo {
     }
 
     fn group_count(&mut self, p: &PodInfo, delta: i32) {
-        let (ns, labels, terminating) = (p.namespace(), p.labels(), p.terminating);
+        let terminating = p.terminating;
         match self
             .label_groups
             .iter_mut()
-            .position(|g| g.terminating == terminating && g.namespace == ns && g.labels == *labels)
+            .position(|g| g.terminating == terminating && (Arc::ptr_eq(&g.key, &p.group) || g.key == p.group))
         {
             Some(i) => {
                 let g = &mut self.label_groups[i];
@@ -354,12 +400,9 @@ impl NodeInfo {
                     self.label_groups.swap_remove(i);
                 }
             }
-            None if delta > 0 => self.label_groups.push(LabelGroup {
-                namespace: ns.to_string(),
-                labels: labels.clone(),
-                terminating,
-                count: delta as u32,
-            }),
+            None if delta > 0 => {
+                self.label_groups.push(LabelGroup { key: p.group.clone(), terminating, count: delta as u32 })
+            }
             None => {}
         }
     }
@@ -367,11 +410,29 @@ impl NodeInfo {
     /// podtopologyspread countPodsMatchSelector: pods of `namespace` matching, terminating
     /// pods left out (#87621).
     pub fn count_matching(&self, namespace: &str, selector: &LabelSelector) -> i64 {
-        self.label_groups
-            .iter()
-            .filter(|g| !g.terminating && g.namespace == namespace && selector.matches(&g.labels))
-            .map(|g| g.count as i64)
-            .sum()
+        self.count_matching_memo(namespace, selector, &mut MatchMemo::new())
+    }
+
+    /// [`Self::count_matching`] remembering each shared group's answer in `memo` (one
+    /// memo per namespace and selector): interned groups are matched once an attempt,
+    /// not once a node.
+    pub fn count_matching_memo(
+        &self,
+        namespace: &str,
+        selector: &LabelSelector,
+        memo: &mut MatchMemo,
+    ) -> i64 {
+        let mut n = 0;
+        for g in self.label_groups.iter().filter(|g| !g.terminating) {
+            let id = Arc::as_ptr(&g.key) as usize;
+            let hit = *memo
+                .entry(id)
+                .or_insert_with(|| g.key.namespace == namespace && selector.matches(&g.key.labels));
+            if hit {
+                n += g.count as i64;
+            }
+        }
+        n
     }
 
     pub fn name(&self) -> &str {

@@ -139,16 +139,66 @@ pub struct ScheduleResult {
     pub record: SchedulingAttempt,
 }
 
-/// The nodes in a stable order, the listers, and the rotation point for
-/// percentageOfNodesToScore.
+/// The nodes in a stable order, the listers, the rotation point for
+/// percentageOfNodesToScore, and the counts plugins check before scanning every node.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub nodes: BTreeMap<String, NodeInfo>,
+    nodes: BTreeMap<String, NodeInfo>,
     pub listers: Listers,
     next_start_node_index: usize,
+    summary: plugins::Summary,
 }
 
 impl Snapshot {
+    pub fn nodes(&self) -> &BTreeMap<String, NodeInfo> {
+        &self.nodes
+    }
+
+    pub fn summary(&self) -> plugins::Summary {
+        self.summary
+    }
+
+    /// Changes one node, keeping the summary.
+    fn with_node<R>(&mut self, name: &str, f: impl FnOnce(&mut NodeInfo) -> R) -> Option<R> {
+        let n = self.nodes.get_mut(name)?;
+        self.summary.adjust(n, -1);
+        let r = f(n);
+        self.summary.adjust(n, 1);
+        Some(r)
+    }
+
+    /// Adds (or replaces) a node.
+    pub fn insert_node(&mut self, info: NodeInfo) {
+        self.summary.adjust(&info, 1);
+        if let Some(old) = self.nodes.insert(info.name().to_string(), info) {
+            self.summary.adjust(&old, -1);
+        }
+    }
+
+    pub fn remove_node(&mut self, name: &str) -> Option<NodeInfo> {
+        let old = self.nodes.remove(name)?;
+        self.summary.adjust(&old, -1);
+        Some(old)
+    }
+
+    /// A new version of a node already there; returns the previous one.
+    pub fn update_node(&mut self, node: Arc<crate::api::Node>) -> Option<Arc<crate::api::Node>> {
+        let name = node.metadata.name.clone();
+        self.with_node(&name, |n| {
+            let old = n.node.clone();
+            n.set_node(node);
+            old
+        })
+    }
+
+    pub fn add_pod(&mut self, node: &str, p: &Arc<PodInfo>) {
+        self.with_node(node, |n| n.add_pod(p));
+    }
+
+    pub fn remove_pod(&mut self, node: &str, p: &PodInfo) {
+        self.with_node(node, |n| n.remove_pod(p));
+    }
+
     /// `numFeasibleNodesToFind`.
     pub fn num_feasible_nodes_to_find(&self, percentage: Option<u32>) -> usize {
         let n = self.nodes.len();
@@ -201,7 +251,7 @@ impl Snapshot {
                 record,
             };
         }
-        let ctx = Ctx { profile, listers: &self.listers, nodes: &self.nodes, now };
+        let ctx = Ctx { profile, listers: &self.listers, nodes: &self.nodes, now, summary: self.summary };
         let mut state = CycleState::default();
         plugins::pre_filter(&mut state, &ctx, pod);
         let (feasible, statuses, processed) =
@@ -209,7 +259,7 @@ impl Snapshot {
         if let Some(p) = processed {
             self.next_start_node_index = (self.next_start_node_index + p) % n;
         }
-        let ctx = Ctx { profile, listers: &self.listers, nodes: &self.nodes, now };
+        let ctx = Ctx { profile, listers: &self.listers, nodes: &self.nodes, now, summary: self.summary };
         record.evaluated_nodes = feasible.len() + statuses.len();
         record.feasible_nodes = feasible.len();
         if feasible.is_empty() {
@@ -479,6 +529,8 @@ pub struct Scheduler {
     recorder: EventRecorder,
     next_tag: u64,
     records: Vec<Record>,
+    /// Shared group keys of the pods' labels (framework::GroupInterner).
+    groups: framework::GroupInterner,
 }
 
 impl Scheduler {
@@ -502,6 +554,7 @@ impl Scheduler {
             recorder: EventRecorder::new(DEFAULT_SCHEDULER, ""),
             next_tag: 0,
             records: Vec::new(),
+            groups: framework::GroupInterner::default(),
         }
     }
 
@@ -523,17 +576,13 @@ impl Scheduler {
 
     fn unplace(&mut self, key: &str) -> Option<Placed> {
         let p = self.placed.remove(key)?;
-        if let Some(n) = self.snapshot.nodes.get_mut(&p.node) {
-            n.remove_pod(&p.info);
-        }
+        self.snapshot.remove_pod(&p.node, &p.info);
         Some(p)
     }
 
     fn place(&mut self, key: String, node: String, info: Arc<PodInfo>, confirmed: bool) {
         self.unplace(&key);
-        if let Some(n) = self.snapshot.nodes.get_mut(&node) {
-            n.add_pod(&info);
-        }
+        self.snapshot.add_pod(&node, &info);
         self.placed.insert(key, Placed { node, info, confirmed });
     }
 
@@ -549,6 +598,7 @@ impl Scheduler {
                 listers: &snapshot.listers,
                 nodes: &snapshot.nodes,
                 now,
+                summary: snapshot.summary,
             };
             parked.plugins.iter().any(|p| plugins::queueing_hint(*p, &ctx, parked.info, &ev) == Hint::Queue)
         });
@@ -584,7 +634,7 @@ impl Scheduler {
         } else {
             self.nominated.insert(key.clone(), pod.status.nominated_node_name.clone());
         }
-        let info = Arc::new(PodInfo::new(Arc::new(pod.clone())));
+        let info = Arc::new(PodInfo::new(Arc::new(pod.clone())).interned(&mut self.groups));
         let changed = self
             .pending
             .get(&key)
@@ -614,13 +664,13 @@ impl Scheduler {
                     return; // requests are immutable; nothing the plugins count changed
                 }
                 let old = p.info.clone();
-                let new = Arc::new(PodInfo::new(Arc::new(pod.clone())));
+                let new = Arc::new(PodInfo::new(Arc::new(pod.clone())).interned(&mut self.groups));
                 self.place(key, pod.spec.node_name.clone(), new.clone(), true);
                 self.fire(ClusterEvent::AssignedPodUpdate { old, new }, now);
                 return;
             }
         }
-        let info = Arc::new(PodInfo::new(Arc::new(pod.clone())));
+        let info = Arc::new(PodInfo::new(Arc::new(pod.clone())).interned(&mut self.groups));
         self.place(key, pod.spec.node_name.clone(), info.clone(), true);
         self.fire(ClusterEvent::AssignedPodAdd(info), now);
     }
@@ -629,16 +679,14 @@ impl Scheduler {
         let Some(node) = ev.object.as_node() else { return };
         let name = node.metadata.name.clone();
         if ev.type_ == WatchEventType::Deleted {
-            if let Some(old) = self.snapshot.nodes.remove(&name) {
+            if let Some(old) = self.snapshot.remove_node(&name) {
                 self.fire(ClusterEvent::NodeDelete(old.node), now);
             }
             return;
         }
         let node = Arc::new(node.clone());
-        match self.snapshot.nodes.get_mut(&name) {
-            Some(info) => {
-                let old = info.node.clone();
-                info.set_node(node.clone());
+        match self.snapshot.update_node(node.clone()) {
+            Some(old) => {
                 let change = NodeChange::between(&old, &node);
                 if change.any() {
                     self.fire(ClusterEvent::NodeUpdate { old, new: node, change }, now);
@@ -649,7 +697,7 @@ impl Scheduler {
                 for p in self.placed.values().filter(|p| p.node == name) {
                     info.add_pod(&p.info);
                 }
-                self.snapshot.nodes.insert(name, info);
+                self.snapshot.insert_node(info);
                 self.fire(ClusterEvent::NodeAdd(node), now);
             }
         }

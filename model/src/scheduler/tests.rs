@@ -29,7 +29,7 @@ fn pod(name: &str, cpu: &str) -> Pod {
 fn snapshot(nodes: Vec<Node>) -> Snapshot {
     let mut s = Snapshot::default();
     for n in nodes {
-        s.nodes.insert(n.metadata.name.clone(), NodeInfo::new(Arc::new(n)));
+        s.insert_node(NodeInfo::new(Arc::new(n)));
     }
     s
 }
@@ -53,7 +53,7 @@ fn exact_fit_error_for_the_three_node_case() {
     let small = node("node-3", "1");
     let mut s = snapshot(vec![cordoned, gpu, small]);
     let filler = Arc::new(PodInfo::new(Arc::new(pod("filler", "500m"))));
-    s.nodes.get_mut("node-3").unwrap().add_pod(&filler);
+    s.add_pod("node-3", &filler);
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     let r = schedule(&mut s, pod("solo", "1"), &mut rng);
     let Decision::Unschedulable(fit) = r.decision else { panic!("must not fit: {:?}", r.decision) };
@@ -71,7 +71,7 @@ fn exact_fit_error_for_the_three_node_case() {
 fn a_lower_priority_pod_is_a_victim_and_the_dry_run_reason_is_reported_otherwise() {
     let mut s = snapshot(vec![node("node-1", "1")]);
     let low = Arc::new(PodInfo::new(Arc::new(pod("low", "1"))));
-    s.nodes.get_mut("node-1").unwrap().add_pod(&low);
+    s.add_pod("node-1", &low);
     let mut high = pod("high", "1");
     Arc::make_mut(&mut high.spec).priority = Some(100);
     let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -96,7 +96,7 @@ fn a_lower_priority_pod_is_a_victim_and_the_dry_run_reason_is_reported_otherwise
 #[test]
 fn preemption_policy_never_is_not_eligible() {
     let mut s = snapshot(vec![node("node-1", "1")]);
-    s.nodes.get_mut("node-1").unwrap().add_pod(&Arc::new(PodInfo::new(Arc::new(pod("low", "1")))));
+    s.add_pod("node-1", &Arc::new(PodInfo::new(Arc::new(pod("low", "1")))));
     let mut high = pod("high", "1");
     let spec = Arc::make_mut(&mut high.spec);
     spec.priority = Some(100);
@@ -113,7 +113,7 @@ fn preemption_policy_never_is_not_eligible() {
 fn least_allocated_node_wins() {
     let mut s = snapshot(vec![node("a", "4"), node("b", "4")]);
     let busy = Arc::new(PodInfo::new(Arc::new(pod("busy", "3"))));
-    s.nodes.get_mut("a").unwrap().add_pod(&busy);
+    s.add_pod("a", &busy);
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     for _ in 0..10 {
         let r = schedule(&mut s, pod("p", "100m"), &mut rng);
@@ -139,7 +139,7 @@ fn adaptive_percentage_of_nodes_to_score() {
     let mut s = Snapshot::default();
     for i in 0..5000 {
         let n = node(&format!("n{i:04}"), "8");
-        s.nodes.insert(n.metadata.name.clone(), NodeInfo::new(Arc::new(n)));
+        s.insert_node(NodeInfo::new(Arc::new(n)));
     }
     // 50 - 5000/125 = 10% of 5000
     assert_eq!(s.num_feasible_nodes_to_find(None), 500);

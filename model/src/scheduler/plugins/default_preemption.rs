@@ -378,7 +378,7 @@ mod tests {
         let nodes = [("node1".to_string(), info.clone())].into();
         let profile = Profile::default();
         let listers = Listers::default();
-        let ctx = Ctx { profile: &profile, listers: &listers, nodes: &nodes, now: SimTime::from_secs(30) };
+        let ctx = Ctx::new(&profile, &listers, &nodes, SimTime::from_secs(30));
         let preemptor = pod("p", 50, "2", 30);
         let (victims, violations) =
             select_victims_on_node(&ctx, &CycleState::default(), &preemptor, &info, &Nominated::new())

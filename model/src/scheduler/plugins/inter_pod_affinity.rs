@@ -60,6 +60,9 @@ pub fn pre_filter(ctx: &Ctx, pod: &PodInfo) -> Option<PreFilterState> {
     let mut affinity = TopologyCounts::new();
     let mut anti = TopologyCounts::new();
     let incoming = !pod.required_affinity.is_empty() || !pod.required_anti_affinity.is_empty();
+    if !incoming && ctx.summary.nodes_with_required_anti_affinity_pods == 0 {
+        return None;
+    }
     for node in ctx.nodes.values() {
         if node.pods_with_required_anti_affinity > 0 {
             for other in node.pods.values().filter(|p| !p.required_anti_affinity.is_empty()) {
@@ -216,6 +219,9 @@ pub fn pre_score(ctx: &Ctx, pod: &PodInfo) -> Option<PreScoreState> {
     let has_constraints = !pod.preferred_affinity.is_empty() || !pod.preferred_anti_affinity.is_empty();
     let ns_labels = ctx.listers.namespace_labels.get(pod.namespace());
     let hard_weight = ctx.profile.hard_pod_affinity_weight;
+    if !has_constraints && ctx.summary.nodes_with_affinity_pods == 0 {
+        return None;
+    }
     let mut m: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     for node in ctx.nodes.values() {
         if node.labels().is_empty() || (!has_constraints && node.pods_with_affinity == 0) {
@@ -377,7 +383,7 @@ mod tests {
     fn verdicts(nodes: &BTreeMap<String, NodeInfo>, p: &PodInfo) -> Vec<Option<String>> {
         let profile = Profile::default();
         let listers = Listers::default();
-        let ctx = Ctx { profile: &profile, listers: &listers, nodes, now: crate::time::SimTime::ZERO };
+        let ctx = Ctx::new(&profile, &listers, nodes, crate::time::SimTime::ZERO);
         let s = pre_filter(&ctx, p);
         nodes
             .values()

@@ -126,6 +126,51 @@ pub struct Ctx<'a> {
     pub listers: &'a Listers,
     pub nodes: &'a BTreeMap<String, NodeInfo>,
     pub now: SimTime,
+    /// How many nodes have pods with affinity, pods with required anti-affinity, images
+    /// (the snapshot's havePodsWithAffinity lists): plugins skip their scans at 0.
+    pub summary: Summary,
+}
+
+impl<'a> Ctx<'a> {
+    /// A context whose summary is counted from the nodes.
+    pub fn new(
+        profile: &'a Profile,
+        listers: &'a Listers,
+        nodes: &'a BTreeMap<String, NodeInfo>,
+        now: SimTime,
+    ) -> Self {
+        Ctx { profile, listers, nodes, now, summary: Summary::of(nodes.values()) }
+    }
+}
+
+/// Node counts the snapshot keeps as pods come and go.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub nodes_with_affinity_pods: usize,
+    pub nodes_with_required_anti_affinity_pods: usize,
+    pub nodes_with_images: usize,
+}
+
+impl Summary {
+    pub fn of<'a>(nodes: impl Iterator<Item = &'a NodeInfo>) -> Summary {
+        let mut s = Summary::default();
+        for n in nodes {
+            s.adjust(n, 1);
+        }
+        s
+    }
+
+    /// Counts (`sign` 1) or uncounts (-1) one node.
+    pub fn adjust(&mut self, n: &NodeInfo, sign: isize) {
+        let f = |c: &mut usize, b: bool| {
+            if b {
+                *c = c.wrapping_add_signed(sign);
+            }
+        };
+        f(&mut self.nodes_with_affinity_pods, n.pods_with_affinity > 0);
+        f(&mut self.nodes_with_required_anti_affinity_pods, n.pods_with_required_anti_affinity > 0);
+        f(&mut self.nodes_with_images, !n.images.is_empty());
+    }
 }
 
 /// What PreFilter and PreScore computed for one attempt (framework.CycleState). `None`

@@ -14,7 +14,7 @@ use crate::api::pod_scheduling::{
 };
 use crate::api::selector::{LabelSelectorRequirement, SelectorOperator};
 use crate::api::{LabelSelector, Node};
-use crate::scheduler::framework::{Code, NodeInfo, PodInfo, Status};
+use crate::scheduler::framework::{Code, MatchMemo, NodeInfo, PodInfo, Status};
 use crate::scheduler::queue::{ClusterEvent, Hint};
 
 use super::{Ctx, MAX_NODE_SCORE};
@@ -45,8 +45,13 @@ impl Constraint {
         self.selector.as_ref().is_some_and(|s| s.matches(labels))
     }
 
-    fn count(&self, node: &NodeInfo, namespace: &str) -> i64 {
-        self.selector.as_ref().map_or(0, |s| node.count_matching(namespace, s))
+    /// `countPodsMatchSelector` on one node, remembering group answers in `memo`.
+    fn count(&self, node: &NodeInfo, namespace: &str, memo: &mut MatchMemo) -> i64 {
+        self.selector.as_ref().map_or(0, |s| node.count_matching_memo(namespace, s, memo))
+    }
+
+    fn is_hostname(&self) -> bool {
+        self.topology_key == LABEL_HOSTNAME
     }
 
     /// `matchNodeInclusionPolicies`: does this node's domain count for the pod?
@@ -151,6 +156,7 @@ pub fn pre_filter(ctx: &Ctx, pod: &PodInfo) -> Option<PreFilterState> {
         return None;
     }
     let mut counts = vec![BTreeMap::new(); constraints.len()];
+    let mut memos = vec![MatchMemo::new(); constraints.len()];
     for node in ctx.nodes.values() {
         if !node_has_keys(node.labels(), &constraints) {
             continue;
@@ -159,8 +165,14 @@ pub fn pre_filter(ctx: &Ctx, pod: &PodInfo) -> Option<PreFilterState> {
             if !c.includes(pod, &node.node) {
                 continue;
             }
-            let v = node.labels()[&c.topology_key].clone();
-            *counts[i].entry(v).or_insert(0) += c.count(node, pod.namespace());
+            let n = c.count(node, pod.namespace(), &mut memos[i]);
+            let v = &node.labels()[&c.topology_key];
+            match counts[i].get_mut(v) {
+                Some(x) => *x += n,
+                None => {
+                    counts[i].insert(v.clone(), n);
+                }
+            }
         }
     }
     Some(PreFilterState { constraints, tp_value_to_match_num: counts })
@@ -213,6 +225,8 @@ pub struct PreScoreState {
     pub ignored_nodes: BTreeSet<String>,
     pub topology_value_to_pod_counts: Vec<BTreeMap<String, i64>>,
     pub topology_normalizing_weight: Vec<f64>,
+    /// Per constraint, the groups Score has matched (hostname counts are per node).
+    pub memos: std::cell::RefCell<Vec<MatchMemo>>,
 }
 
 /// `topologyNormalizingWeight`: ln(size + 2).
@@ -241,43 +255,44 @@ pub fn pre_score(ctx: &Ctx, pod: &PodInfo, feasible: &[&NodeInfo]) -> Option<Pre
     let n = constraints.len();
     let mut counts: Vec<BTreeMap<String, i64>> = vec![BTreeMap::new(); n];
     let mut ignored = BTreeSet::new();
-    // Whether some feasible node carries the key with an empty value: only then do pods on
-    // nodes without the key (counted under "" upstream) matter to a score.
+    // Whether some feasible node carries the key: only then can a score read the domain
+    // counts (nodes without the key are counted under "" upstream, which only a node
+    // labelled with an empty value reads).
+    let mut labelled = vec![false; n];
     let mut explicit_empty = vec![false; n];
+    let hostname: Vec<bool> = constraints.iter().map(Constraint::is_hostname).collect();
     for node in feasible {
         if require_all && !node_has_keys(node.labels(), &constraints) {
             ignored.insert(node.name().to_string());
             continue;
         }
         for (i, c) in constraints.iter().enumerate() {
-            if c.topology_key == LABEL_HOSTNAME {
+            if hostname[i] {
                 continue;
             }
             let v = node.labels().get(&c.topology_key);
+            labelled[i] |= v.is_some();
             explicit_empty[i] |= v.is_some_and(|v| v.is_empty());
-            counts[i].entry(v.cloned().unwrap_or_default()).or_insert(0);
+            let value = v.map_or("", |v| v.as_str());
+            if !counts[i].contains_key(value) {
+                counts[i].insert(value.to_string(), 0);
+            }
         }
     }
-    let weights: Vec<f64> = constraints
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            let size = if c.topology_key == LABEL_HOSTNAME {
-                feasible.len() - ignored.len()
-            } else {
-                counts[i].len()
-            };
+    let weights: Vec<f64> = (0..n)
+        .map(|i| {
+            let size = if hostname[i] { feasible.len() - ignored.len() } else { counts[i].len() };
             topology_normalizing_weight(size)
         })
         .collect();
-    for node in ctx.nodes.values() {
+    let counted: Vec<usize> = (0..n).filter(|i| !hostname[*i] && labelled[*i]).collect();
+    let mut memos = vec![MatchMemo::new(); n];
+    for node in ctx.nodes.values().filter(|_| !counted.is_empty()) {
         if require_all && !node_has_keys(node.labels(), &constraints) {
             continue;
         }
-        for (i, c) in constraints.iter().enumerate() {
-            if c.topology_key == LABEL_HOSTNAME {
-                continue;
-            }
+        for &i in &counted {
+            let c = &constraints[i];
             let v = node.labels().get(&c.topology_key);
             if v.is_none() && !explicit_empty[i] {
                 continue;
@@ -286,8 +301,9 @@ pub fn pre_score(ctx: &Ctx, pod: &PodInfo, feasible: &[&NodeInfo]) -> Option<Pre
                 continue;
             }
             let value = v.map_or("", |v| v.as_str());
-            if let Some(cnt) = counts[i].get_mut(value) {
-                *cnt += c.count(node, pod.namespace());
+            if counts[i].contains_key(value) {
+                let add = c.count(node, pod.namespace(), &mut memos[i]);
+                *counts[i].get_mut(value).expect("present") += add;
             }
         }
     }
@@ -296,6 +312,7 @@ pub fn pre_score(ctx: &Ctx, pod: &PodInfo, feasible: &[&NodeInfo]) -> Option<Pre
         ignored_nodes: ignored,
         topology_value_to_pod_counts: counts,
         topology_normalizing_weight: weights,
+        memos: std::cell::RefCell::new(memos),
     })
 }
 
@@ -304,10 +321,11 @@ pub fn score(s: &PreScoreState, pod: &PodInfo, node: &NodeInfo) -> i64 {
         return 0;
     }
     let mut score = 0.0;
+    let mut memos = s.memos.borrow_mut();
     for (i, c) in s.constraints.iter().enumerate() {
         let Some(v) = node.labels().get(&c.topology_key) else { continue };
-        let cnt = if c.topology_key == LABEL_HOSTNAME {
-            c.count(node, pod.namespace())
+        let cnt = if c.is_hostname() {
+            c.count(node, pod.namespace(), &mut memos[i])
         } else {
             s.topology_value_to_pod_counts[i].get(v).copied().unwrap_or(0)
         };
@@ -436,8 +454,7 @@ mod tests {
         let nodes = cluster(&[("node-a", ""), ("node-a", ""), ("node-b", ""), ("node-x", "")]);
         let profile = Profile::default();
         let listers = Listers::default();
-        let ctx =
-            Ctx { profile: &profile, listers: &listers, nodes: &nodes, now: crate::time::SimTime::ZERO };
+        let ctx = Ctx::new(&profile, &listers, &nodes, crate::time::SimTime::ZERO);
         let p = pod("p", &[("foo", "")], vec![spread("zone", 1, DO_NOT_SCHEDULE)]);
         let s = pre_filter(&ctx, &p).unwrap();
         assert_eq!(s.tp_value_to_match_num[0], BTreeMap::from([("zone1".into(), 3), ("zone2".into(), 1)]));
@@ -462,8 +479,7 @@ mod tests {
         let nodes = cluster(&[("node-a", ""), ("node-x", "")]);
         let profile = Profile::default();
         let listers = Listers::default();
-        let ctx =
-            Ctx { profile: &profile, listers: &listers, nodes: &nodes, now: crate::time::SimTime::ZERO };
+        let ctx = Ctx::new(&profile, &listers, &nodes, crate::time::SimTime::ZERO);
         let mut c = spread("zone", 1, DO_NOT_SCHEDULE);
         c.min_domains = Some(3);
         let p = pod("p", &[("foo", "")], vec![c]);
@@ -477,8 +493,7 @@ mod tests {
         let nodes = cluster(&[("node-a", ""), ("node-a", ""), ("node-b", ""), ("node-x", "")]);
         let profile = Profile::default();
         let listers = Listers::default();
-        let ctx =
-            Ctx { profile: &profile, listers: &listers, nodes: &nodes, now: crate::time::SimTime::ZERO };
+        let ctx = Ctx::new(&profile, &listers, &nodes, crate::time::SimTime::ZERO);
         let p = pod("p", &[("foo", "")], vec![spread("zone", 1, SCHEDULE_ANYWAY)]);
         let feasible: Vec<&NodeInfo> = nodes.values().collect();
         let s = pre_score(&ctx, &p, &feasible).unwrap();
@@ -496,8 +511,7 @@ mod tests {
         let mut listers = Listers::default();
         let sel = LabelSelector { match_labels: labels(&[("app", "web")]), ..Default::default() };
         listers.owner_selectors.insert(("ReplicaSet".into(), "default".into(), "web-1".into()), sel.clone());
-        let ctx =
-            Ctx { profile: &profile, listers: &listers, nodes: &nodes, now: crate::time::SimTime::ZERO };
+        let ctx = Ctx::new(&profile, &listers, &nodes, crate::time::SimTime::ZERO);
         let mut p = (*pod("w", &[("app", "web")], vec![])).clone();
         let mut raw = (*p.pod).clone();
         raw.metadata.owner_references.push(OwnerReference {
