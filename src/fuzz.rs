@@ -23,14 +23,12 @@ pub fn fuzz_etcd(
     replay: Option<&str>,
     progress: bool,
 ) -> Result<FuzzReport, String> {
-    if !(1..=7).contains(&members) {
-        return Err(format!("--members {members}: want 1 to 7 (typically 3 or 5)"));
-    }
     let cfg = FuzzConfig::default();
     if let Some(json) = replay {
         let s: Schedule = serde_json::from_str(json).map_err(|e| {
             format!("--replay: not a schedule ({e}); paste the JSON a failed fuzz run printed")
         })?;
+        check_schedule(&s)?;
         let out = run_schedule(&s, &cfg);
         let mut text = format!(
             "replayed {} faults on {} members (seed {}): {} operations, {} acknowledged writes, {} leaders\n",
@@ -48,6 +46,12 @@ pub fn fuzz_etcd(
             text += "no violation\n";
         }
         return Ok(FuzzReport { text, failed: !out.ok() });
+    }
+    // The schedules cut a minority off and keep a quorum: that takes three members.
+    if !(3..=7).contains(&members) {
+        return Err(format!(
+            "--members {members}: want 3 to 7 (typically 3 or 5): the fuzz cuts a minority off a quorum"
+        ));
     }
     let started = Instant::now();
     let mut seed_bytes = [0u8; 32];
@@ -100,6 +104,31 @@ pub fn fuzz_etcd(
         }),
         Err(TestError::Abort(why)) => Err(format!("the fuzz run stopped: {why}")),
     }
+}
+
+/// A replayed schedule must name a cluster that can exist: 1 to 7 members, faults on
+/// members it has.
+fn check_schedule(s: &Schedule) -> Result<(), String> {
+    use kubesim_faults::etcd_fuzz::EtcdFault;
+    if !(1..=7).contains(&s.members) {
+        return Err(format!("--replay: members {}: want 1 to 7 (typically 3 or 5)", s.members));
+    }
+    for (t, f) in &s.faults {
+        let ids: Vec<u64> = match f {
+            EtcdFault::Kill(m) | EtcdFault::Restart(m) | EtcdFault::Isolate(m) | EtcdFault::LoseDisk(m) => {
+                vec![*m]
+            }
+            EtcdFault::Partition(side) | EtcdFault::LoseUnsyncedWrites(side) => side.clone(),
+            EtcdFault::Heal => Vec::new(),
+        };
+        if let Some(bad) = ids.iter().find(|m| !(1..=s.members).contains(*m)) {
+            return Err(format!(
+                "--replay: the fault at {t} ms names member {bad}, but the schedule has members 1 to {}",
+                s.members
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn progress_bar(show: bool, len: u64) -> Option<indicatif::ProgressBar> {

@@ -2,6 +2,7 @@
 //!
 //! Dependencies point one way: this crate -> kubesim-faults -> kubesim-sim -> kubesim-model.
 
+pub mod cluster_fuzz;
 pub mod drain;
 pub mod explain;
 pub mod fuzz;

@@ -88,10 +88,14 @@ enum Command {
         #[arg(long, short, value_enum)]
         output: Option<ExplainFormat>,
     },
-    /// Fuzz a component with random fault schedules, checking its invariants.
+    /// Fuzz whole clusters (`kubesim fuzz SCENARIO.yaml... --faults swarm`) or etcd alone
+    /// (`kubesim fuzz etcd`). Exit 0: nothing failed; 1: a failure, its repro written; 2: bad input.
+    #[command(args_conflicts_with_subcommands = true)]
     Fuzz {
         #[command(subcommand)]
-        target: FuzzTarget,
+        target: Option<FuzzTarget>,
+        #[command(flatten)]
+        args: ScenarioFuzzArgs,
     },
     /// List events as `kubectl get events` does, from a trace at a simulated time.
     Events {
@@ -127,6 +131,41 @@ enum FuzzTarget {
         #[arg(long, short)]
         quiet: bool,
     },
+}
+
+#[derive(clap::Args)]
+struct ScenarioFuzzArgs {
+    /// Scenario files to fuzz.
+    scenarios: Vec<PathBuf>,
+    /// Seeds 1..=N (default 100).
+    #[arg(long, conflicts_with = "seed_range")]
+    seeds: Option<u64>,
+    /// Seeds A..B (B excluded).
+    #[arg(long)]
+    seed_range: Option<String>,
+    /// Only the seeds s with s % N == I (0-based I, e.g. a Kubernetes Indexed Job's
+    /// JOB_COMPLETION_INDEX): N machines cover the seeds without overlap.
+    #[arg(long)]
+    shard: Option<String>,
+    /// Threads, one simulation each at a time.
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// `none`: a seed sweep of the scenario's expectations; `swarm`: random fault
+    /// schedules, checked against the cluster invariants.
+    #[arg(long, default_value = "none")]
+    faults: String,
+    /// Stop starting seeds after this long (e.g. 10m).
+    #[arg(long)]
+    time_budget: Option<String>,
+    /// Write JUnit XML here (one testcase per seed).
+    #[arg(long)]
+    junit: Option<PathBuf>,
+    /// Where repro files go.
+    #[arg(long, default_value = "reports/fuzz")]
+    out: PathBuf,
+    /// No progress lines.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(clap::Args)]
@@ -251,7 +290,8 @@ fn dispatch(cmd: Command) -> Result<(), Failure> {
             out(&text);
             Ok(())
         }
-        Command::Fuzz { target: FuzzTarget::Etcd { cases, seed, members, replay, quiet } } => {
+        Command::Fuzz { target: None, args } => fuzz_scenarios(args),
+        Command::Fuzz { target: Some(FuzzTarget::Etcd { cases, seed, members, replay, quiet }), .. } => {
             let report = kubesim::fuzz::fuzz_etcd(cases, seed, members, replay.as_deref(), !quiet)
                 .map_err(Failure::Input)?;
             out(&report.text);
@@ -272,10 +312,54 @@ fn dispatch(cmd: Command) -> Result<(), Failure> {
     }
 }
 
+fn fuzz_scenarios(a: ScenarioFuzzArgs) -> Result<(), Failure> {
+    use kubesim::cluster_fuzz::{fuzz_scenarios, parse_seed_range, parse_shard, FuzzOptions};
+    let mut seeds: Vec<u64> = match (&a.seed_range, a.seeds) {
+        (Some(r), _) => parse_seed_range(r).map_err(Failure::Input)?,
+        (None, Some(0)) => return Err(Failure::Input("--seeds 0: want at least 1".into())),
+        (None, n) => (1..=n.unwrap_or(100)).collect(),
+    };
+    if let Some(sh) = &a.shard {
+        let (i, n) = parse_shard(sh).map_err(Failure::Input)?;
+        seeds.retain(|s| s % n == i);
+    }
+    let swarm = match a.faults.as_str() {
+        "none" => false,
+        "swarm" => true,
+        other => return Err(Failure::Input(format!("--faults {other:?}: want none or swarm"))),
+    };
+    let time_budget = match &a.time_budget {
+        None => None,
+        Some(t) => Some(
+            kubesim::scenario::parse_duration(t)
+                .map_err(|e| Failure::Input(format!("--time-budget {t:?}: {e} (e.g. 10m)")))?
+                .as_duration(),
+        ),
+    };
+    let opts = FuzzOptions {
+        scenarios: a.scenarios,
+        seeds,
+        jobs: a.jobs,
+        swarm,
+        time_budget,
+        junit: a.junit,
+        out: a.out,
+        planted_ignore_taints: false,
+        quiet: a.quiet,
+    };
+    let summary = fuzz_scenarios(&opts).map_err(Failure::Input)?;
+    out(&summary.text);
+    if summary.failed() > 0 {
+        Err(Failure::Expectations)
+    } else {
+        Ok(())
+    }
+}
+
 fn parse_kind(s: &str) -> Result<Kind, Failure> {
     Kind::parse(s).ok_or_else(|| {
         Failure::Input(format!(
-            "the server doesn't have a resource type \"{s}\"; use one of pods, nodes, deployments, replicasets, daemonsets, events, leases, namespaces"
+            "the server doesn't have a resource type \"{s}\"; use one of pods, nodes, deployments, replicasets, daemonsets, statefulsets, jobs, events, leases, namespaces, configmaps, secrets"
         ))
     })
 }

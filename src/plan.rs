@@ -4,14 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use kubesim_faults::Fault;
-use kubesim_model::api::{Kind, ObjectKey, ResourceList, Selector, TaintEffect};
+use kubesim_model::api::ResourceList;
 use kubesim_model::kubelet::behavior::Behaviors;
 use kubesim_model::kubelet::KubeletConfig;
 use kubesim_sim::{ClientRate, WorkerSpec, WorldConfig};
 
-use crate::run::{Check, Compare, Condition, Plan, Step, TimedStep, Timing};
-use crate::scenario::{render_yaml, times, NodePool, Scenario, ScenarioError};
+use crate::run::{Plan, Step, TimedStep};
+use crate::scenario::{check_of, object_key, Action, NodePool, Scenario, ScenarioError};
 
 fn worker(pool: &NodePool, i: u32, index: usize, behaviors: &Arc<Behaviors>) -> WorkerSpec {
     let mut cap = ResourceList::new();
@@ -39,12 +38,16 @@ fn worker(pool: &NodePool, i: u32, index: usize, behaviors: &Arc<Behaviors>) -> 
     }
     k.kube_reserved = kn.kube_reserved.clone().into_iter().collect();
     k.system_reserved = kn.system_reserved.clone().into_iter().collect();
-    k.eviction = kn.eviction().expect("validated");
+    // Checked when the scenario loaded (validate_settings); defaults if not.
+    k.eviction = kn.eviction().unwrap_or_default();
     k.behaviors = behaviors.clone();
     k.internal_ip = format!("10.0.{}.{}", index / 250, index % 250 + 10);
     // KubeletConfiguration kubeAPIQPS 50, kubeAPIBurst 100 (v1.27+).
     let rate = ClientRate { qps: kn.kube_api_qps.unwrap_or(50.0), burst: kn.kube_api_burst.unwrap_or(100) };
-    WorkerSpec { kubelet: k, rate }
+    // KubeletConfiguration eventRecordQPS 50, eventBurst 100 (v1.27+).
+    let event_rate =
+        ClientRate { qps: kn.event_record_qps.unwrap_or(50.0), burst: kn.event_burst.unwrap_or(100) };
+    WorkerSpec { kubelet: k, rate, event_rate }
 }
 
 /// Builds the plan. Errors here are input errors (exit code 2).
@@ -71,6 +74,22 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
     }
     if let Some(b) = ks.burst {
         world.scheduler_rate.burst = b;
+    }
+    let api = &s.control_plane.kube_apiserver;
+    if let Some(v) = api.max_requests_inflight {
+        world.apiserver.max_requests_inflight = v;
+    }
+    if let Some(v) = api.max_mutating_requests_inflight {
+        world.apiserver.max_mutating_requests_inflight = v;
+    }
+    if let Some(d) = &api.event_ttl {
+        world.apiserver.event_ttl = d.time.as_duration();
+    }
+    if let Some(d) = &api.etcd_compaction_interval {
+        world.apiserver.etcd_compaction_interval = d.time.as_duration();
+    }
+    if let Some(d) = &api.request_timeout {
+        world.apiserver.request_timeout = d.time.as_duration();
     }
     let kcm = &s.control_plane.kube_controller_manager;
     if let Some(d) = &kcm.node_monitor_period {
@@ -101,102 +120,43 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
     let workloads = s.workloads.iter().flat_map(|w| w.objects()).collect();
     let mut timeline = Vec::new();
     for e in &s.timeline {
-        let obj_key = |kind: &str, name: &str, ns: &Option<String>| {
-            let k = Kind::parse(kind).unwrap_or(Kind::Pod);
-            let ns =
-                if k.namespaced() { ns.clone().unwrap_or_else(|| "default".into()) } else { String::new() };
-            ObjectKey::new(k, ns, name.to_string())
-        };
-        let step = if let Some(a) = &e.apply {
-            Step::Apply(a.objects())
-        } else if let Some(d) = &e.delete {
-            Step::Delete(obj_key(&d.kind, &d.name, &d.namespace))
-        } else if let Some(sc) = &e.scale {
-            Step::Scale { key: obj_key(&sc.kind, &sc.name, &sc.namespace), replicas: sc.replicas as i32 }
-        } else if let Some(n) = &e.cordon {
-            Step::Cordon { node: n.clone(), unschedulable: true }
-        } else if let Some(n) = &e.uncordon {
-            Step::Cordon { node: n.clone(), unschedulable: false }
-        } else if let Some(a) = &e.add_nodes {
-            let pool = s.node_pools.iter().find(|p| p.name == a.pool).expect("validated");
-            let c = counters.get_mut(&a.pool).expect("validated");
-            let mut ws = Vec::new();
-            for _ in 0..a.count {
-                *c += 1;
-                index += 1;
-                ws.push(worker(pool, *c, index, &behaviors));
+        let step = match &e.action {
+            Action::Apply(a) => Step::Apply(a.objects()),
+            Action::Delete(d) => Step::Delete(d.key()),
+            Action::Scale(sc) => Step::Scale {
+                key: object_key(sc.kind.0, &sc.name, &sc.namespace),
+                replicas: sc.replicas as i32,
+            },
+            Action::Cordon(n) => Step::Cordon { node: n.clone(), unschedulable: true },
+            Action::Uncordon(n) => Step::Cordon { node: n.clone(), unschedulable: false },
+            Action::AddNodes(a) => {
+                let mut ws = Vec::new();
+                if let (Some(pool), Some(c)) =
+                    (s.node_pools.iter().find(|p| p.name == a.pool), counters.get_mut(&a.pool))
+                {
+                    for _ in 0..a.count {
+                        *c += 1;
+                        index += 1;
+                        ws.push(worker(pool, *c, index, &behaviors));
+                    }
+                }
+                Step::AddWorkers(ws)
             }
-            Step::AddWorkers(ws)
-        } else if let Some(n) = &e.remove_node {
-            Step::RemoveNode(n.clone())
-        } else if let Some(h) = &e.kill_host {
-            Step::Fault(Fault::KillHost(h.clone()))
-        } else if let Some(h) = &e.restart_host {
-            Step::Fault(Fault::RestartHost(h.clone()))
-        } else if let Some(groups) = &e.partition {
-            Step::Fault(Fault::Partition(groups.clone()))
-        } else if let Some(p) = &e.kill_process {
-            Step::Fault(Fault::KillProcess { host: p.host.clone(), process: p.process.clone() })
-        } else if let Some(p) = &e.restart_process {
-            Step::Fault(Fault::RestartProcess { host: p.host.clone(), process: p.process.clone() })
-        } else if let Some(c) = &e.kill_leader {
-            Step::Fault(Fault::KillLeader(c.clone()))
-        } else if let Some(h) = &e.stop_kubelet {
-            Step::Fault(Fault::KillProcess { host: h.clone(), process: "kubelet".into() })
-        } else if let Some(h) = &e.start_kubelet {
-            Step::Fault(Fault::RestartProcess { host: h.clone(), process: "kubelet".into() })
-        } else if let Some(h) = &e.stop_container_runtime {
-            Step::Fault(Fault::StopContainerRuntime(h.clone()))
-        } else if let Some(h) = &e.start_container_runtime {
-            Step::Fault(Fault::StartContainerRuntime(h.clone()))
-        } else if let Some(h) = &e.isolate_member {
-            Step::Fault(Fault::IsolateMember(h.clone()))
-        } else if e.isolate_etcd_leader.is_some() {
-            Step::Fault(Fault::IsolateEtcdLeader)
-        } else if let Some(h) = &e.lose_etcd_disk {
-            Step::Fault(Fault::LoseEtcdDisk(h.clone()))
-        } else if let Some(d) = &e.slow_etcd_disk {
-            Step::Fault(Fault::SlowEtcdDisk { host: d.host.clone(), fsync: d.fsync.time.as_duration() })
-        } else if let Some(a) = &e.memory_hog {
-            Step::Fault(Fault::MemoryHog {
-                host: a.node.clone(),
-                bytes: a.size.value(),
-                per_second: a.per_second.as_ref().map_or(0, |q| q.value()),
-            })
-        } else if let Some(a) = &e.fill_disk {
-            Step::Fault(Fault::FillDisk { host: a.node.clone(), bytes: a.size.value() })
-        } else if let Some(a) = &e.fill_inodes {
-            Step::Fault(Fault::FillInodes { host: a.node.clone(), inodes: a.inodes })
-        } else if let Some(a) = &e.exhaust_pids {
-            Step::Fault(Fault::ExhaustPids { host: a.node.clone(), pids: a.pids })
-        } else if let Some(i) = &e.unpullable_image {
-            Step::Fault(Fault::UnpullableImage(i.clone()))
-        } else if let Some(i) = &e.pullable_image {
-            Step::Fault(Fault::PullableImage(i.clone()))
-        } else if let Some(c) = &e.crash_container {
-            Step::Fault(Fault::CrashContainer {
-                pod: c.pod.clone(),
-                namespace: c.namespace.clone(),
-                container: c.container.clone(),
-                exit_code: c.exit_code,
-            })
-        } else if let Some(d) = &e.drain {
-            Step::Drain(crate::drain::Drain {
+            Action::Drain(d) => Step::Drain(crate::drain::Drain {
                 node: d.node.clone(),
                 ignore_daemon_sets: d.ignore_daemon_sets,
                 force: d.force,
                 grace_period_seconds: d.grace_period.as_ref().map(|g| g.time.as_secs() as i64),
-            })
-        } else if let Some(t) = e.taint.as_ref().or(e.untaint.as_ref()) {
-            Step::Taint {
+            }),
+            Action::RemoveNode(n) => Step::RemoveNode(n.clone()),
+            Action::Taint(t) | Action::Untaint(t) => Step::Taint {
                 node: t.node.clone(),
                 key: t.key.clone(),
                 value: t.value.clone(),
-                effect: t.effect.as_deref().and_then(TaintEffect::parse),
-                add: e.taint.is_some(),
-            }
-        } else {
-            Step::Fault(Fault::Heal)
+                effect: t.effect.map(|e| e.0),
+                add: matches!(e.action, Action::Taint(_)),
+            },
+            Action::Fault(f) => Step::Fault(f.clone()),
         };
         timeline.push(TimedStep {
             at: e.at.time,
@@ -206,94 +166,15 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
         });
     }
     let mut checks = Vec::new();
-    for x in &s.expectations {
-        let (from, until) = times(x);
-        let timing = match until {
-            None => Timing::At(from),
-            Some(until) => {
-                Timing::Within { from, until, hold: x.holds_for.as_ref().map(|d| d.time.as_duration()) }
-            }
-        };
-        let condition = if let Some(q) = &x.pod_count {
-            let compare = if let Some(v) = &x.equals {
-                Compare::Equals(render_yaml(v).parse().unwrap_or(-1))
-            } else if let Some(v) = x.at_least {
-                Compare::AtLeast(v)
-            } else {
-                Compare::AtMost(x.at_most.unwrap_or(0))
-            };
-            Condition::PodCount {
-                phase: q.phase,
-                terminating: q.terminating,
-                ready: q.ready,
-                node: q.node.clone(),
-                namespace: q.namespace.clone(),
-                selector: q.selector.as_deref().map(|s| Selector::parse(s).expect("validated")),
-                compare,
-            }
-        } else if let Some(f) = &x.field {
-            let k = Kind::parse(&f.kind).unwrap_or(Kind::Pod);
-            let ns = if k.namespaced() {
-                f.namespace.clone().unwrap_or_else(|| "default".into())
-            } else {
-                String::new()
-            };
-            let equals = match (x.exists, &x.equals) {
-                (Some(false), _) => None,
-                (_, Some(v)) => Some(render_yaml(v)),
-                (_, None) => Some(crate::run::ANY_VALUE.to_string()),
-            };
-            Condition::Field { key: ObjectKey::new(k, ns, f.name.clone()), path: f.path.clone(), equals }
-        } else if let Some(f) = &x.written {
-            let k = Kind::parse(&f.kind).unwrap_or(Kind::Pod);
-            let ns = if k.namespaced() {
-                f.namespace.clone().unwrap_or_else(|| "default".into())
-            } else {
-                String::new()
-            };
-            Condition::Written {
-                key: ObjectKey::new(k, ns, f.name.clone()),
-                path: f.path.clone(),
-                equals: x.equals.as_ref().map(render_yaml),
-                watch: None,
-                absent: x.exists == Some(false),
-            }
-        } else if let Some(n) = &x.node_count {
-            let compare = if let Some(v) = &x.equals {
-                Compare::Equals(render_yaml(v).parse().unwrap_or(-1))
-            } else if let Some(v) = x.at_least {
-                Compare::AtLeast(v)
-            } else {
-                Compare::AtMost(x.at_most.unwrap_or(0))
-            };
-            let taint = n.taint.as_ref().map(|t| match t.rsplit_once(':') {
-                Some((k, e)) if TaintEffect::parse(e).is_some() => (k.to_string(), TaintEffect::parse(e)),
-                _ => (t.clone(), None),
-            });
-            Condition::NodeCount { taint, ready: n.ready.clone(), compare }
-        } else if let Some(l) = &x.leader {
-            Condition::Leader {
-                component: l.component.clone(),
-                host: l.host.clone(),
-                not_host: l.not_host.clone(),
-                elected_after: l.elected_after.as_ref().map(|d| d.time),
-                absent: x.exists == Some(false),
-            }
-        } else {
-            let e = x.event.as_ref().expect("validated");
-            Condition::Event {
-                reason: e.reason.clone(),
-                type_: e.type_.clone(),
-                message: e.message.clone(),
-                message_pattern: e.message_pattern.clone(),
-                absent: x.exists == Some(false),
-                involved: e.involved_object.as_ref().map(|i| {
-                    let k = Kind::parse(&i.kind).unwrap_or(Kind::Pod);
-                    (k, i.name.clone(), i.namespace.clone().unwrap_or_default())
-                }),
-            }
-        };
-        checks.push(Check { name: x.describe(), timing, condition });
+    for (i, x) in s.expectations.iter().enumerate() {
+        let check = check_of(s, x, &format!("expectations[{i}]")).map_err(|e| ScenarioError {
+            file: Default::default(),
+            line: 0,
+            column: 0,
+            message: format!("{}: {}", e.path, e.message),
+            hint: e.hint,
+        })?;
+        checks.push(check);
     }
     Ok(Plan {
         name: s.name.clone(),
@@ -301,6 +182,15 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
         duration: s.duration.time,
         world,
         workloads,
+        invariants: s.invariants.then(|| {
+            s.timeline
+                .iter()
+                .filter(|e| matches!(e.action, Action::Fault(_)))
+                .map(|e| e.at.time)
+                .max()
+                .unwrap_or(kubesim_model::time::SimTime::ZERO)
+        }),
+        planted_ignore_taints: false,
         timeline,
         checks,
     })

@@ -111,10 +111,136 @@ pub enum Compare {
     Equals(i64),
     AtLeast(i64),
     AtMost(i64),
+    /// Both bounds, inclusive.
+    Between(i64, i64),
+}
+
+impl Compare {
+    pub fn holds(&self, n: i64) -> bool {
+        match self {
+            Compare::Equals(v) => n == *v,
+            Compare::AtLeast(v) => n >= *v,
+            Compare::AtMost(v) => n <= *v,
+            Compare::Between(a, b) => n >= *a && n <= *b,
+        }
+    }
 }
 
 /// `Condition::Field` with this `equals` holds for any present value (`exists: true`).
 pub const ANY_VALUE: &str = "\u{0}any";
+/// `Condition::Field` with an `equals` starting so matches the rest as a glob (`*`).
+pub const PATTERN_PREFIX: &str = "\u{0}glob:";
+
+/// Objects of one kind chosen by name, or by labels and node (names a seed generates are
+/// never written into a scenario).
+#[derive(Clone, Debug)]
+pub struct ObjectSelection {
+    pub kind: Kind,
+    pub name: Option<String>,
+    /// `None` for cluster-scoped kinds.
+    pub namespace: Option<String>,
+    pub selector: Option<Selector>,
+    /// Pods bound to this node.
+    pub node: Option<String>,
+}
+
+impl ObjectSelection {
+    pub fn matches(&self, o: &Object) -> bool {
+        let m = o.meta();
+        o.kind() == self.kind
+            && self.name.as_ref().is_none_or(|n| m.name == *n)
+            && self.namespace.as_ref().is_none_or(|ns| m.namespace == *ns)
+            && self.selector.as_ref().is_none_or(|s| s.matches(&m.labels))
+            && self.node.as_ref().is_none_or(|n| o.as_pod().is_some_and(|p| p.spec.node_name == *n))
+    }
+
+    /// The matching objects of the committed state, in key order.
+    pub fn select<'a>(&self, state: &'a Cache) -> Vec<&'a Arc<Object>> {
+        if let (Some(name), Some(ns)) = (&self.name, &self.namespace) {
+            return state
+                .get(&ObjectKey::new(self.kind, ns.clone(), name.clone()))
+                .into_iter()
+                .filter(|o| self.matches(o))
+                .collect();
+        }
+        state.list(self.kind).filter(|o| self.matches(o)).collect()
+    }
+
+    fn describe(&self) -> String {
+        let mut s = self.kind.as_str().to_string();
+        if let Some(n) = &self.name {
+            s += &format!(" {n}");
+        }
+        if let Some(sel) = &self.selector {
+            s += &format!(" matching {sel:?}");
+        }
+        if let Some(n) = &self.node {
+            s += &format!(" on {n}");
+        }
+        s
+    }
+}
+
+/// Which Events a check or an anchor looks at.
+#[derive(Clone, Debug)]
+pub struct EventMatch {
+    pub reason: String,
+    pub type_: Option<String>,
+    pub message: Option<String>,
+    /// `*` matches any text.
+    pub message_pattern: Option<String>,
+    /// Involved object: kind, name (`*` globs), namespace (empty: any).
+    pub involved: Option<(Kind, Option<String>, String)>,
+}
+
+impl EventMatch {
+    fn matches(&self, e: &kubesim_model::api::Event) -> bool {
+        use kubesim_model::kubelet::behavior::glob;
+        if e.reason != self.reason || self.type_.as_ref().is_some_and(|t| e.type_ != *t) {
+            return false;
+        }
+        if let Some((k, name, ns)) = &self.involved {
+            let io = &e.involved_object;
+            if io.kind != k.as_str()
+                || name.as_ref().is_some_and(|n| !glob(n, &io.name))
+                || (!ns.is_empty() && io.namespace != *ns)
+            {
+                return false;
+            }
+        }
+        self.message.as_ref().is_none_or(|m| e.message == *m)
+            && self.message_pattern.as_ref().is_none_or(|p| glob(p, &e.message))
+    }
+}
+
+/// Matching writes as a trace observer sees them: how many, and when a selected object's
+/// field became the value (each time it went from another value to it).
+#[derive(Clone, Debug, Default)]
+pub struct WriteTracker {
+    pub first: Option<SimTime>,
+    pub count: u64,
+    pub became: Vec<SimTime>,
+    matching: BTreeMap<ObjectKey, bool>,
+}
+
+pub type Tracker = Arc<Mutex<WriteTracker>>;
+
+/// The instant a relative timing counts from.
+#[derive(Clone, Debug)]
+pub enum Anchor {
+    /// The first time such an Event was recorded (its firstTimestamp).
+    Event(EventMatch),
+    /// The first committed write of a selected object with `path` rendering as `equals`
+    /// (`None`: present).
+    /// The `nth` time (1-based) a selected object's field became the value.
+    Written {
+        objects: ObjectSelection,
+        path: String,
+        equals: Option<String>,
+        nth: u32,
+        tracker: Option<Tracker>,
+    },
+}
 
 /// What an expectation checks.
 #[derive(Clone, Debug)]
@@ -130,26 +256,23 @@ pub enum Condition {
         selector: Option<Selector>,
         compare: Compare,
     },
-    Field {
-        key: ObjectKey,
+    /// Every selected object (at least one) has `path` rendering as `equals`; `None`: no
+    /// selected object has the field (or none exists).
+    Field { objects: ObjectSelection, path: String, equals: Option<String> },
+    /// Such an Event exists (`absent`: none does); with `compare`, the times it was
+    /// recorded (the sum of the matching Events' counts) compare.
+    Event { matcher: EventMatch, absent: bool, compare: Option<Compare> },
+    /// Some committed write of a selected object had `path` rendering as `equals` (`None`:
+    /// the field present) — transient states a sampled check could miss; with `compare`,
+    /// the number of such writes compares. `tracker` is filled when the run starts.
+    Written {
+        objects: ObjectSelection,
         path: String,
-        /// `Some(v)`: the field renders as `v`. `None`: the field (or object) is absent.
         equals: Option<String>,
-    },
-    Event {
-        reason: String,
-        type_: Option<String>,
-        message: Option<String>,
-        /// `*` matches any text.
-        message_pattern: Option<String>,
-        /// Holds when no such event exists.
         absent: bool,
-        involved: Option<(Kind, String, String)>,
+        compare: Option<Compare>,
+        tracker: Option<Tracker>,
     },
-    /// Some committed write of the object had `path` rendering as `equals` (`None`: the
-    /// field present) — transient states a sampled check could miss. `watch` is the trace
-    /// sink's watch, registered when the run starts.
-    Written { key: ObjectKey, path: String, equals: Option<String>, watch: Option<usize>, absent: bool },
     /// Nodes with a taint (key, optional effect) and/or a Ready status.
     NodeCount { taint: Option<(String, Option<TaintEffect>)>, ready: Option<String>, compare: Compare },
     /// The latest leader of a component, as the trace records leader changes.
@@ -166,6 +289,8 @@ pub enum Condition {
 #[derive(Clone, Debug)]
 pub struct Check {
     pub name: String,
+    /// Times in `timing` count from this instant (`None`: from the start).
+    pub since: Option<Anchor>,
     pub timing: Timing,
     pub condition: Condition,
 }
@@ -180,6 +305,11 @@ pub struct Plan {
     pub workloads: Vec<Object>,
     pub timeline: Vec<TimedStep>,
     pub checks: Vec<Check>,
+    /// Check the cluster invariants; liveness from this instant plus the bound (the last
+    /// fault of the timeline).
+    pub invariants: Option<SimTime>,
+    /// Test-only: give every scheduler the planted taint bug.
+    pub planted_ignore_taints: bool,
 }
 
 /// The outcome of one expectation.
@@ -205,11 +335,24 @@ pub struct RunReport {
     pub peak_rss_bytes: Option<u64>,
     /// Every leader change (etcd, kube-controller-manager, kube-scheduler).
     pub leaders: Vec<kubesim_sim::Leadership>,
+    /// Broken cluster invariants (when the plan checks them).
+    pub violations: Vec<kubesim_faults::invariants::Violation>,
 }
 
 impl RunReport {
     pub fn all_passed(&self) -> bool {
-        self.results.iter().all(|r| r.passed)
+        self.results.iter().all(|r| r.passed) && self.violations.is_empty()
+    }
+
+    /// The first failure, in one line: a broken invariant or a failed expectation.
+    pub fn first_failure(&self) -> Option<(String, String)> {
+        if let Some(v) = self.violations.first() {
+            return Some((v.invariant.to_string(), v.to_string()));
+        }
+        self.results
+            .iter()
+            .find(|r| !r.passed)
+            .map(|r| (format!("expectation {:?}", r.name), r.detail.clone()))
     }
 
     pub fn summary(&self) -> String {
@@ -231,6 +374,9 @@ impl RunReport {
         s += &format!("expectations: {passed}/{} passed\n", self.results.len());
         for r in &self.results {
             s += &format!("  {} {}: {}\n", if r.passed { "PASS" } else { "FAIL" }, r.name, r.detail);
+        }
+        for v in &self.violations {
+            s += &format!("VIOLATION {v}\n");
         }
         s += &format!("trace-hash: {}\n", self.trace_hash);
         s
@@ -289,19 +435,19 @@ fn simulate_plan(plan: Plan, trace_file: Option<std::fs::File>, progress: bool) 
         let sink = Arc::new(Mutex::new(TraceSink::new(trace_file)));
         let mut plan = plan;
         for c in &mut plan.checks {
-            if let Condition::Written { key, path, equals, watch, .. } = &mut c.condition {
-                let (p, e) = (path.clone(), equals.clone());
-                let matches = Box::new(move |o: &Object| {
-                    let v = crate::scenario::lookup_path(&o.to_json_value(), &p);
-                    match (&e, v) {
-                        (None, v) => v.is_some(),
-                        (Some(want), Some(v)) => render(&v) == *want,
-                        (Some(_), None) => false,
-                    }
-                });
-                *watch = Some(sink.lock().expect("trace lock").watch_writes(key.clone(), matches));
-            }
+            install_trackers(c, &sink);
         }
+        if plan.planted_ignore_taints {
+            plan.world.scheduler.planted_ignore_taints = true;
+        }
+        let monitor = plan.invariants.map(|_| {
+            let m = Arc::new(Mutex::new(kubesim_faults::invariants::SafetyMonitor::new()));
+            let m2 = m.clone();
+            sink.lock()
+                .expect("trace lock")
+                .observe(Box::new(move |rec, state| m2.lock().expect("monitor lock").observe(rec, state)));
+            m
+        });
         let bar = progress_bar(progress, plan.duration);
         let mut world = World::start(plan.world.clone(), sink.clone()).await;
         let mut step_errors = Vec::new();
@@ -377,6 +523,13 @@ fn simulate_plan(plan: Plan, trace_file: Option<std::fs::File>, progress: bool) 
             .collect();
         results.extend(step_checks);
         let mut sink = sink.lock().expect("trace lock");
+        let mut violations =
+            monitor.map(|m| m.lock().expect("monitor lock").violations.clone()).unwrap_or_default();
+        if let Some(last_fault) = plan.invariants {
+            if now() >= last_fault + kubesim_faults::invariants::liveness::LIVENESS_BOUND {
+                violations.extend(kubesim_faults::invariants::liveness::check(sink.state(), now()));
+            }
+        }
         let trace_hash = sink.finish()?;
         Ok(RunReport {
             name: plan.name.clone(),
@@ -390,9 +543,76 @@ fn simulate_plan(plan: Plan, trace_file: Option<std::fs::File>, progress: bool) 
             step_errors,
             peak_rss_bytes: None,
             leaders: sink.leaders().to_vec(),
+            violations,
         })
     })
 }
+
+/// Registers a trace observer for each `written` condition and anchor of a check: the
+/// first matching write and the count, exact to the write.
+fn install_trackers(c: &mut Check, sink: &Arc<Mutex<TraceSink>>) {
+    let mut slots: Vec<(ObjectSelection, String, Option<String>, &mut Option<Tracker>)> = Vec::new();
+    if let Condition::Written { objects, path, equals, tracker, .. } = &mut c.condition {
+        slots.push((objects.clone(), path.clone(), equals.clone(), tracker));
+    }
+    if let Some(Anchor::Written { objects, path, equals, tracker, .. }) = &mut c.since {
+        slots.push((objects.clone(), path.clone(), equals.clone(), tracker));
+    }
+    for (objects, path, equals, slot) in slots {
+        let t: Tracker = Arc::default();
+        *slot = Some(t.clone());
+        sink.lock().expect("trace lock").observe(Box::new(move |rec, _state| {
+            let kubesim_sim::TraceRecord::Write { t: at, verb, object, .. } = rec else { return };
+            if verb == "delete" || !objects.matches(object) {
+                return;
+            }
+            let v = crate::scenario::lookup_path(&object.to_json_value(), &path);
+            let hit = match (&equals, v) {
+                (None, v) => v.is_some(),
+                (Some(want), Some(v)) => render(&v) == *want,
+                (Some(_), None) => false,
+            };
+            let mut w = t.lock().expect("tracker lock");
+            let was = w.matching.insert(object.key(), hit).unwrap_or(false);
+            if hit {
+                w.first.get_or_insert(SimTime(*at));
+                w.count += 1;
+                if !was {
+                    w.became.push(SimTime(*at));
+                }
+            }
+        }));
+    }
+}
+
+/// When an anchor first happened, if it has.
+fn anchor_time(a: &Anchor, sink: &TraceSink) -> Option<SimTime> {
+    match a {
+        Anchor::Written { tracker, nth, .. } => tracker
+            .as_ref()
+            .and_then(|t| t.lock().expect("tracker lock").became.get(*nth as usize - 1).copied()),
+        Anchor::Event(m) => sink
+            .state()
+            .list(Kind::Event)
+            .filter_map(|o| o.as_event())
+            .filter(|e| m.matches(e))
+            .filter_map(|e| e.first_timestamp)
+            .min(),
+    }
+}
+
+fn describe_anchor(a: &Anchor) -> String {
+    match a {
+        Anchor::Event(m) => format!("the first {} event", m.reason),
+        Anchor::Written { objects, path, equals, nth, .. } => {
+            let v = equals.as_deref().map_or(String::new(), |v| format!("={v:?}"));
+            format!("write {nth} of {} with {path}{v}", objects.describe())
+        }
+    }
+}
+
+/// How often an anchor not yet seen is looked for (its instant itself is exact).
+const ANCHOR_POLL: Duration = Duration::from_millis(100);
 
 /// Samples every expectation at its times until `duration`; also moves the progress bar
 /// and lets madsim drop finished tasks' bookkeeping once a simulated second.
@@ -404,13 +624,16 @@ async fn run_checks(
 ) -> Vec<Option<CheckResult>> {
     let mut results: Vec<Option<CheckResult>> = vec![None; checks.len()];
     let mut held_since: Vec<Option<SimTime>> = vec![None; checks.len()];
+    // Each check's origin: the start, or its anchor's instant once seen.
+    let mut base: Vec<Option<SimTime>> = vec![None; checks.len()];
     let mut agenda: BTreeMap<(SimTime, u8, usize), Job> = BTreeMap::new();
     for (i, c) in checks.iter().enumerate() {
-        let t = match c.timing {
-            Timing::At(t) => t,
-            Timing::Within { from, .. } => from,
-        };
-        agenda.insert((t, 1, i), Job::Check(i));
+        if c.since.is_some() {
+            agenda.insert((SimTime::ZERO, 0, i), Job::Anchor(i));
+        } else {
+            base[i] = Some(SimTime::ZERO);
+            agenda.insert((start_of(&c.timing, SimTime::ZERO), 1, i), Job::Check(i));
+        }
     }
     agenda.insert((SimTime::ZERO, 2, 0), Job::Tick);
     while let Some(((t, _, _), job)) = agenda.pop_first() {
@@ -419,33 +642,58 @@ async fn run_checks(
         }
         sleep_until(t).await;
         match job {
+            Job::Anchor(i) => {
+                let Some(anchor) = &checks[i].since else { continue };
+                let seen = anchor_time(anchor, &sink.lock().expect("trace lock"));
+                match seen {
+                    Some(a) => {
+                        base[i] = Some(a);
+                        let start = start_of(&checks[i].timing, a).max(now());
+                        agenda.insert((start, 1, i), Job::Check(i));
+                    }
+                    None => {
+                        agenda.insert((now() + ANCHOR_POLL, 0, i), Job::Anchor(i));
+                    }
+                }
+            }
             Job::Check(i) => {
                 let c = &checks[i];
+                let origin = base[i].unwrap_or(SimTime::ZERO);
                 let (ok, observed) = {
                     let sink = sink.lock().expect("trace lock");
                     evaluate(&c.condition, &sink)
                 };
+                let since = |t: SimTime| match &c.since {
+                    None => format!("{t}"),
+                    Some(_) => format!(
+                        "{t} ({} after {origin})",
+                        kubesim_model::time::go_duration(t.saturating_sub(origin))
+                    ),
+                };
                 match c.timing {
-                    Timing::At(at) => {
+                    Timing::At(_) => {
                         results[i] = Some(CheckResult {
                             name: c.name.clone(),
                             passed: ok,
-                            detail: format!("at {at}: observed {observed}"),
+                            detail: format!("at {}: observed {observed}", since(now())),
                         })
                     }
                     Timing::Within { from, until, hold } => {
+                        let (from, until) = (origin + from.as_duration(), origin + until.as_duration());
                         let tn = now();
-                        let since = if ok { *held_since[i].get_or_insert(tn) } else { tn };
+                        let held_from = if ok { *held_since[i].get_or_insert(tn) } else { tn };
                         if !ok {
                             held_since[i] = None;
                         }
-                        let held = ok && hold.is_none_or(|h| tn.saturating_sub(since) >= h);
+                        let held = ok && hold.is_none_or(|h| tn.saturating_sub(held_from) >= h);
                         if held {
                             let how = match hold {
-                                Some(h) => {
-                                    format!("held from {since} for {}", kubesim_model::time::go_duration(h))
-                                }
-                                None => format!("held at {tn}"),
+                                Some(h) => format!(
+                                    "held from {} for {}",
+                                    since(held_from),
+                                    kubesim_model::time::go_duration(h)
+                                ),
+                                None => format!("held at {}", since(tn)),
                             };
                             results[i] = Some(CheckResult {
                                 name: c.name.clone(),
@@ -482,10 +730,30 @@ async fn run_checks(
             }
         }
     }
+    for (i, c) in checks.iter().enumerate() {
+        if let (None, Some(a)) = (&results[i], &c.since) {
+            if base[i].is_none() {
+                results[i] = Some(CheckResult {
+                    name: c.name.clone(),
+                    passed: false,
+                    detail: format!("never checked: {} never happened by {duration}", describe_anchor(a)),
+                });
+            }
+        }
+    }
     results
 }
 
+/// When a timing's first check runs, counted from `origin`.
+fn start_of(timing: &Timing, origin: SimTime) -> SimTime {
+    match timing {
+        Timing::At(t) => origin + t.as_duration(),
+        Timing::Within { from, .. } => origin + from.as_duration(),
+    }
+}
+
 enum Job {
+    Anchor(usize),
     Check(usize),
     Tick,
 }
@@ -665,12 +933,17 @@ async fn do_step(world: &mut World, step: &Step, via: Option<&str>) -> Result<()
 pub fn evaluate(cond: &Condition, sink: &TraceSink) -> (bool, String) {
     let (state, leaders) = (sink.state(), sink.leaders());
     match cond {
-        Condition::Written { key, path, equals, watch, absent } => {
-            let at = watch.and_then(|w| sink.write_matched_at(w));
+        Condition::Written { objects, path, equals, absent, compare, tracker } => {
+            let w = tracker.as_ref().map(|t| t.lock().expect("tracker lock").clone()).unwrap_or_default();
             let want = equals.as_deref().map_or("present".to_string(), |v| format!("{v:?}"));
-            match at {
-                Some(t) => (!absent, format!("{key} written with {path}={want} at {t}")),
-                None => (*absent, format!("no write of {key} with {path}={want} yet")),
+            let what = format!("{} with {path}={want}", objects.describe());
+            if let Some(c) = compare {
+                let n = w.became.len() as i64;
+                return (c.holds(n), format!("{what} written {n} times"));
+            }
+            match w.first {
+                Some(t) => (!absent, format!("{what} written at {t}")),
+                None => (*absent, format!("no write of {what} yet")),
             }
         }
         Condition::PodCount { phase, terminating, ready, node, namespace, selector, compare } => {
@@ -684,30 +957,45 @@ pub fn evaluate(cond: &Condition, sink: &TraceSink) -> (bool, String) {
                 .filter(|p| namespace.as_ref().is_none_or(|ns| p.metadata.namespace == *ns))
                 .filter(|p| selector.as_ref().is_none_or(|s| s.matches(&p.metadata.labels)))
                 .count() as i64;
-            let ok = match compare {
-                Compare::Equals(v) => n == *v,
-                Compare::AtLeast(v) => n >= *v,
-                Compare::AtMost(v) => n <= *v,
-            };
-            (ok, format!("{n} pods"))
+            (compare.holds(n), format!("{n} pods"))
         }
-        Condition::Field { key, path, equals } => {
-            let value = state.get(key).and_then(|o| crate::scenario::lookup_path(&o.to_json_value(), path));
-            let rendered = value.as_ref().map(render);
+        Condition::Field { objects, path, equals } => {
+            let found = objects.select(state);
+            let values: Vec<(String, Option<String>)> = found
+                .iter()
+                .map(|o| {
+                    let v = crate::scenario::lookup_path(&o.to_json_value(), path);
+                    (o.meta().name.clone(), v.as_ref().map(render))
+                })
+                .collect();
             let ok = match equals.as_deref() {
-                Some(ANY_VALUE) => rendered.is_some(),
-                _ => rendered == *equals,
+                None => values.iter().all(|(_, v)| v.is_none()),
+                Some(ANY_VALUE) => !values.is_empty() && values.iter().all(|(_, v)| v.is_some()),
+                Some(want) => {
+                    let same = |v: &str| match want.strip_prefix(PATTERN_PREFIX) {
+                        Some(p) => kubesim_model::kubelet::behavior::glob(p, v),
+                        None => v == want,
+                    };
+                    !values.is_empty() && values.iter().all(|(_, v)| v.as_deref().is_some_and(same))
+                }
             };
-            let observed = match (&rendered, state.get(key)) {
-                (Some(v), _) => format!("{path}={v:?}"),
-                (None, Some(_)) => format!("{path} absent"),
-                (None, None) => format!("{key} does not exist"),
+            let one = |v: &Option<String>| match v {
+                Some(v) => format!("{path}={v:?}"),
+                None => format!("{path} absent"),
+            };
+            let observed = match values.as_slice() {
+                [] => format!("{} does not exist", objects.describe()),
+                [(_, v)] if objects.name.is_some() => one(v),
+                many => many.iter().map(|(n, v)| format!("{n}: {}", one(v))).collect::<Vec<_>>().join(", "),
             };
             (ok, observed)
         }
-        Condition::Event { reason, type_, message, message_pattern, absent, involved } => {
-            let (found, observed) = find_event(state, reason, type_, message, message_pattern, involved);
-            (found != *absent, observed)
+        Condition::Event { matcher, absent, compare } => {
+            let (times, observed) = find_event(state, matcher);
+            match compare {
+                Some(c) => (c.holds(times), format!("recorded {times} times: {observed}")),
+                None => ((times > 0) != *absent, observed),
+            }
         }
         Condition::NodeCount { taint, ready, compare } => {
             let n = state
@@ -729,12 +1017,7 @@ pub fn evaluate(cond: &Condition, sink: &TraceSink) -> (bool, String) {
                     })
                 })
                 .count() as i64;
-            let ok = match compare {
-                Compare::Equals(v) => n == *v,
-                Compare::AtLeast(v) => n >= *v,
-                Compare::AtMost(v) => n <= *v,
-            };
-            (ok, format!("{n} nodes"))
+            (compare.holds(n), format!("{n} nodes"))
         }
         Condition::Leader { component, host, not_host, elected_after, absent } => {
             let Some(l) = leaders.iter().rev().find(|l| l.component == *component) else {
@@ -748,41 +1031,32 @@ pub fn evaluate(cond: &Condition, sink: &TraceSink) -> (bool, String) {
     }
 }
 
-fn find_event(
-    state: &Cache,
-    reason: &str,
-    type_: &Option<String>,
-    message: &Option<String>,
-    pattern: &Option<String>,
-    involved: &Option<(Kind, String, String)>,
-) -> (bool, String) {
+/// How many times matching Events were recorded (their counts summed), and what was seen.
+fn find_event(state: &Cache, m: &EventMatch) -> (i64, String) {
     let mut same_reason = Vec::new();
+    let mut times = 0i64;
+    let mut first = None;
     for e in state.list(Kind::Event).filter_map(|o| o.as_event()) {
-        if e.reason != reason {
+        if e.reason != m.reason {
             continue;
         }
-        if let Some((k, name, ns)) = involved {
-            let io = &e.involved_object;
-            if io.kind != k.as_str() || io.name != *name || (!ns.is_empty() && io.namespace != *ns) {
-                continue;
-            }
-        }
-        if type_.as_ref().is_some_and(|t| e.type_ != *t) {
-            continue;
-        }
-        let mismatch = message.as_ref().is_some_and(|m| e.message != *m)
-            || pattern.as_ref().is_some_and(|p| !kubesim_model::kubelet::behavior::glob(p, &e.message));
-        if mismatch {
+        if !m.matches(e) {
             same_reason.push(e.message.clone());
             continue;
         }
-        return (true, format!("{} {:?} (count {})", e.reason, e.message, e.count));
+        times += e.count.max(1) as i64;
+        first.get_or_insert_with(|| format!("{} {:?} (count {})", e.reason, e.message, e.count));
+    }
+    if let Some(f) = first {
+        return (times, f);
     }
     if same_reason.is_empty() {
-        (false, format!("no {reason} event"))
+        (0, format!("no {} event", m.reason))
     } else {
+        same_reason.sort();
         same_reason.dedup();
-        (false, format!("{reason} events with other messages: {:?}", same_reason))
+        same_reason.truncate(3);
+        (0, format!("{} events with other messages or objects: {:?}", m.reason, same_reason))
     }
 }
 

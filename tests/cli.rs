@@ -123,3 +123,38 @@ fn pending_pod_describe_between_failure_and_uncordon() {
     let text = String::from_utf8_lossy(&pods.stdout);
     assert!(text.lines().any(|l| l.starts_with("solo ") && l.contains("Pending")), "{text}");
 }
+
+/// Bad input to `kubesim fuzz etcd` exits 2 with a message, never a panic.
+#[test]
+fn fuzz_etcd_bad_input_exits_2() {
+    for args in [
+        vec!["fuzz", "etcd", "--members", "1", "--cases", "1"],
+        vec!["fuzz", "etcd", "--replay", r#"{"seed":1,"members":0,"faults":[]}"#],
+        vec!["fuzz", "etcd", "--replay", r#"{"seed":1,"members":3,"faults":[[10,{"Kill":9}]]}"#],
+        vec!["fuzz", "etcd", "--replay", "not json"],
+    ] {
+        let out = kubesim(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.starts_with("error: "), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+/// A key repeated inside a string and the second of two entries at one `at`: the line
+/// is the parser's, not a text search's.
+#[test]
+fn error_lines_come_from_the_parser() {
+    assert_bad(
+        "desc-hosts",
+        "name: t\ndescription: \"hosts: 9\"\nduration: 1m\ncontrolPlane:\n  hosts: 9\n",
+        5,
+        "controlPlane.hosts 9",
+    );
+    assert_bad(
+        "same-at",
+        &format!("{HEAD}timeline:\n  - at: 10s\n    cordon: w-1\n  - at: 10s\n    cordon: w-7\n"),
+        10,
+        "no host named \"w-7\"",
+    );
+}

@@ -59,7 +59,7 @@ fn bad_profiles_and_capacities_name_the_line() {
     let e = load_err(
         "name: x\nduration: 1m\ncontrolPlane:\n  kubeScheduler:\n    profiles:\n      - plugins: {score: {enabled: [{name: Nope}]}}\n",
     );
-    assert!(e.contains("bad.yaml:5:1: kubeScheduler.profiles[0]"), "{e}");
+    assert!(e.contains("bad.yaml:6:9: kubeScheduler.profiles[0]"), "{e}");
     assert!(e.contains("\"Nope\" is not a plugin kubesim runs"), "{e}");
     let e = load_err(
         "name: x\nduration: 1m\ncontrolPlane:\n  kubeScheduler:\n    profiles:\n      - {}\n      - schedulerName: default-scheduler\n",
@@ -68,6 +68,6 @@ fn bad_profiles_and_capacities_name_the_line() {
     let e = load_err(
         "name: x\nduration: 1m\nnodePools:\n  - name: w\n    capacity: {cpu: \"1\", memory: 1Gi, gpus: \"2\"}\n",
     );
-    assert!(e.contains("bad.yaml:5:1: node pool w: unknown capacity field \"gpus\""), "{e}");
+    assert!(e.contains("bad.yaml:5:39: node pool w: unknown capacity field \"gpus\""), "{e}");
     assert!(e.contains("nvidia.com/gpu"), "{e}");
 }

@@ -1,11 +1,12 @@
 //! kubesim-model: Kubernetes control-plane logic with no I/O, no clock and no randomness
 //! of its own.
 //!
-//! Every component is a state machine in the style of raft-rs's `RawNode`: the driver
-//! (crate `kubesim-sim`) feeds it inputs — watch events, API responses, the current
-//! simulated time, a seeded RNG — and performs the outputs it returns (API requests,
-//! timers). Architecture Invariant: nothing in this crate reads a clock, spawns a task or
-//! thread, or draws from an unseeded RNG.
+//! Every process is a state machine in the style of raft-rs's `RawNode`, behind one
+//! interface ([`process::Process`]): the driver (crate `kubesim-sim`) steps inputs in —
+//! messages ([`wire`]), host changes, the current simulated time, a seeded RNG — and
+//! performs the `Ready` it returns (messages, disk writes, trace records, the next
+//! wake-up). Architecture Invariant: nothing in this crate reads a clock, spawns a task or
+//! thread, does I/O or draws from an unseeded RNG.
 
 pub mod api;
 pub mod apiserver;
@@ -15,5 +16,7 @@ pub mod etcd;
 pub mod host;
 pub mod kubelet;
 pub mod leaderelection;
+pub mod process;
 pub mod scheduler;
 pub mod time;
+pub mod wire;

@@ -23,8 +23,10 @@ use std::time::Duration;
 use futures::channel::mpsc;
 use futures::StreamExt;
 use kubesim_model::time::SimTime;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
-use crate::client::now;
+use crate::now;
 
 /// A message in flight: any owned value; the receiver downcasts it.
 pub type Payload = Box<dyn Any + Send>;
@@ -45,8 +47,20 @@ pub struct NetStats {
     pub dropped: u64,
 }
 
+/// Random delay and loss on every link, for fuzzing: each message is delayed uniformly
+/// in `[min_delay, max_delay]` (so messages of one link may overtake each other, as on
+/// separate connections) and lost with probability `loss_rate`, from the network's own
+/// seeded RNG. Scenarios leave it off: their links are FIFO with a fixed latency.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LinkNoise {
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+    pub loss_rate: f64,
+}
+
 struct NetState {
     latency: Duration,
+    noise: Option<(LinkNoise, ChaCha8Rng)>,
     bindings: BTreeMap<SocketAddr, mpsc::UnboundedSender<Envelope>>,
     down: BTreeSet<IpAddr>,
     /// One-way blocks: (from, to).
@@ -68,6 +82,7 @@ impl Network {
     pub fn new(latency: Duration) -> Self {
         Network(Arc::new(Mutex::new(NetState {
             latency,
+            noise: None,
             bindings: BTreeMap::new(),
             down: BTreeSet::new(),
             blocked: BTreeSet::new(),
@@ -124,8 +139,38 @@ impl Network {
         }
     }
 
+    /// Turns random delay and loss on (see [`LinkNoise`]), drawn from `seed`.
+    pub fn set_noise(&self, noise: LinkNoise, seed: u64) {
+        self.state().noise = Some((noise, ChaCha8Rng::seed_from_u64(seed)));
+    }
+
+    /// Changes the loss rate of the noise (see [`LinkNoise`]); no effect without noise.
+    pub fn set_loss_rate(&self, loss_rate: f64) {
+        if let Some((noise, _)) = &mut self.state().noise {
+            noise.loss_rate = loss_rate;
+        }
+    }
+
+    /// Hands `payload` to the process bound at `to` at once, as its own host does (a
+    /// fault the host's agents observe, a request typed at its console): no latency, no
+    /// partition; lost if nothing is bound there.
+    pub fn inject(&self, to: SocketAddr, payload: Payload) {
+        let mut s = self.state();
+        s.seq += 1;
+        let envelope = Envelope { deliver_at: now(), seq: s.seq, from: to, payload };
+        let delivered = s.bindings.get(&to).is_some_and(|tx| tx.unbounded_send(envelope).is_ok());
+        if !delivered {
+            s.stats.dropped += 1;
+        }
+    }
+
     pub fn stats(&self) -> NetStats {
         self.state().stats
+    }
+
+    /// Sends `payload` as if from `from` (a client that is not a bound endpoint).
+    pub fn send_from(&self, from: SocketAddr, to: SocketAddr, payload: Payload) {
+        self.send(from, to, payload)
     }
 
     fn send(&self, from: SocketAddr, to: SocketAddr, payload: Payload) {
@@ -136,8 +181,24 @@ impl Network {
             s.stats.dropped += 1;
             return;
         }
-        let delay = s.latency + s.extra_delay.get(&link).copied().unwrap_or_default();
+        let mut delay = s.latency + s.extra_delay.get(&link).copied().unwrap_or_default();
+        if let Some((noise, rng)) = &mut s.noise {
+            if rng.gen_bool(noise.loss_rate.clamp(0.0, 1.0)) {
+                s.stats.dropped += 1;
+                return;
+            }
+            let (lo, hi) = (noise.min_delay.as_millis() as u64, noise.max_delay.as_millis() as u64);
+            delay = Duration::from_millis(rng.gen_range(lo..=hi.max(lo)));
+        }
         let mut deliver_at = now() + delay;
+        if s.noise.is_some() {
+            s.seq += 1;
+            let envelope = Envelope { deliver_at, seq: s.seq, from, payload };
+            if s.bindings.get(&to).is_none_or(|tx| tx.unbounded_send(envelope).is_err()) {
+                s.stats.dropped += 1;
+            }
+            return;
+        }
         if let Some(last) = s.last_delivery.get(&link) {
             deliver_at = deliver_at.max(*last);
         }
@@ -266,5 +327,88 @@ impl Endpoint {
     /// Waits for the next message.
     pub async fn recv(&mut self) -> (Payload, SocketAddr) {
         self.recv_until(None).await.expect("no deadline")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn addr(host: u8, port: u16) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, host)), port)
+    }
+
+    fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        crate::on_fresh_thread(move || crate::simulate(7, || async move { f() }))
+    }
+
+    #[test]
+    fn a_link_is_fifo_with_its_latency_and_a_partition_drops() {
+        let got = crate::on_fresh_thread(|| {
+            crate::simulate(1, || async {
+                let net = Network::new(Duration::from_millis(3));
+                let (a, mut b) = (net.bind(addr(1, 1)), net.bind(addr(2, 1)));
+                for i in 0..5u32 {
+                    a.send(addr(2, 1), i);
+                }
+                let mut got = Vec::new();
+                while let Some((p, _)) = b.recv_until(Some(SimTime::from_millis(50))).await {
+                    got.push((*p.downcast::<u32>().expect("u32"), now().as_millis()));
+                }
+                // A partition drops what is sent across it, and what was in flight.
+                a.send(addr(2, 1), 98u32);
+                net.set_blocked(addr(1, 1).ip(), addr(2, 1).ip(), true);
+                a.send(addr(2, 1), 99u32);
+                assert!(b.recv_until(Some(SimTime::from_millis(100))).await.is_none());
+                (got, net.stats())
+            })
+        });
+        let (msgs, stats) = got;
+        assert_eq!(msgs, (0..5).map(|i| (i, 3)).collect::<Vec<_>>(), "in order, after the latency");
+        assert_eq!((stats.sent, stats.delivered, stats.dropped), (7, 5, 2));
+    }
+
+    #[test]
+    fn a_host_injects_into_its_own_process_at_once_through_a_partition() {
+        let t = run(|| {
+            let net = Network::new(Duration::from_millis(3));
+            let _b = net.bind(addr(2, 1));
+            net.set_blocked(addr(1, 1).ip(), addr(2, 1).ip(), true);
+            net.inject(addr(2, 1), Box::new(1u8));
+            net.stats()
+        });
+        assert_eq!((t.dropped, t.sent), (0, 0), "an injected input is not network traffic");
+    }
+
+    #[test]
+    fn noise_reorders_and_drops_the_same_way_for_one_seed() {
+        let trial = |seed: u64| {
+            crate::on_fresh_thread(move || {
+                crate::simulate(1, move || async move {
+                    let net = Network::new(Duration::from_millis(1));
+                    let noise = LinkNoise {
+                        min_delay: Duration::from_millis(1),
+                        max_delay: Duration::from_millis(10),
+                        loss_rate: 0.2,
+                    };
+                    net.set_noise(noise, seed);
+                    let (a, mut b) = (net.bind(addr(1, 1)), net.bind(addr(2, 1)));
+                    for i in 0..50u32 {
+                        a.send(addr(2, 1), i);
+                    }
+                    let mut got = Vec::new();
+                    while let Some((p, _)) = b.recv_until(Some(SimTime::from_millis(100))).await {
+                        got.push(*p.downcast::<u32>().expect("u32"));
+                    }
+                    got
+                })
+            })
+        };
+        let (one, again, other) = (trial(1), trial(1), trial(2));
+        assert_eq!(one, again, "one seed, one delivery order");
+        assert_ne!(one, other);
+        assert!(one.len() < 50 && one.len() > 25, "about a fifth lost: {}", one.len());
+        assert!(one.windows(2).any(|w| w[0] > w[1]), "reordered");
     }
 }

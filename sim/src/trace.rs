@@ -67,7 +67,13 @@ pub struct TraceSink {
     leaders: Vec<Leadership>,
     /// Predicates over committed writes, each with the first time it matched.
     write_watches: Vec<WriteWatch>,
+    /// Read-only observers of every record, with the committed state after it (the
+    /// invariant checkers and the expectations' anchors and counts).
+    observers: Vec<Observer>,
 }
+
+/// Called with every trace record and the committed state after it.
+pub type Observer = Box<dyn FnMut(&TraceRecord, &Cache) + Send>;
 
 /// A predicate over the objects written, and when it first held.
 pub struct WriteWatch {
@@ -98,6 +104,7 @@ impl TraceSink {
             recorded_revision: 0,
             leaders: Vec::new(),
             write_watches: Vec::new(),
+            observers: Vec::new(),
         }
     }
 
@@ -137,9 +144,22 @@ impl TraceSink {
             }
         }
         self.write_line(rec);
+        self.notify(rec);
         if let Some(l) = leader {
             self.write_line(&l);
+            self.notify(&l);
         }
+    }
+
+    fn notify(&mut self, rec: &TraceRecord) {
+        for o in &mut self.observers {
+            o(rec, &self.state);
+        }
+    }
+
+    /// Adds an observer of every record from now on (it never changes the trace).
+    pub fn observe(&mut self, observer: Observer) {
+        self.observers.push(observer);
     }
 
     /// Watches writes of `key` for `matches`; returns the watch's index.

@@ -324,8 +324,52 @@ pub fn describe(
     match &**obj {
         Object::Pod(p) => Ok(describe_pod(cache, p, now)),
         Object::Node(n) => Ok(describe_node(cache, n, now)),
+        Object::ConfigMap(c) => Ok(describe_config_map(cache, c, now)),
+        Object::Secret(x) => Ok(describe_secret(x)),
         other => Ok(serde_yaml::to_string(&other.to_json_value()).map_err(|e| e.to_string())?),
     }
+}
+
+/// `ConfigMapDescriber`: each key with its value under a rule, then the binary keys'
+/// sizes. kubectl ranges over Go maps (random order); here keys are sorted.
+fn describe_config_map(cache: &Cache, c: &kubesim_model::api::ConfigMap, now: SimTime) -> String {
+    let mut w = PrefixWriter::default();
+    let m = &c.metadata;
+    w!(w, 0, "Name:\t{}\n", m.name);
+    w!(w, 0, "Namespace:\t{}\n", m.namespace);
+    labels_multiline(&mut w, "Labels", &m.labels);
+    annotations_multiline(&mut w, &m.annotations);
+    w!(w, 0, "\nData\n====\n");
+    for (k, v) in &c.data {
+        w!(w, 0, "{k}:\n----\n");
+        w!(w, 0, "{v}\n");
+        w!(w, 0, "\n");
+    }
+    w!(w, 0, "\nBinaryData\n====\n");
+    for (k, v) in &c.binary_data {
+        let len = kubesim_model::api::config::base64_decoded_len(v).unwrap_or(0);
+        w!(w, 0, "{k}: {len} bytes\n");
+    }
+    w!(w, 0, "\n");
+    describe_events(&mut w, &events_for(cache, Some(Kind::ConfigMap), m, &[&m.uid]), now);
+    w.finish()
+}
+
+/// `describeSecret`: the type and each key's size, never its value.
+fn describe_secret(s: &kubesim_model::api::Secret) -> String {
+    let mut w = PrefixWriter::default();
+    let m = &s.metadata;
+    w!(w, 0, "Name:\t{}\n", m.name);
+    w!(w, 0, "Namespace:\t{}\n", m.namespace);
+    labels_multiline(&mut w, "Labels", &m.labels);
+    annotations_multiline(&mut w, &m.annotations);
+    w!(w, 0, "\nType:\t{}\n", s.type_);
+    w!(w, 0, "\nData\n====\n");
+    for (k, v) in &s.data {
+        let len = kubesim_model::api::config::base64_decoded_len(v).unwrap_or(0);
+        w!(w, 0, "{k}:\t{len} bytes\n");
+    }
+    w.finish()
 }
 
 fn describe_pod(cache: &Cache, p: &Pod, now: SimTime) -> String {
@@ -380,16 +424,22 @@ fn describe_pod(cache: &Cache, p: &Pod, now: SimTime) -> String {
         w!(w, 0, "NominatedNodeName:\t{}\n", p.status.nominated_node_name);
     }
     if !p.spec.init_containers.is_empty() {
-        describe_containers(&mut w, "Init Containers", &p.spec.init_containers, &[]);
+        describe_containers(
+            &mut w,
+            p,
+            "Init Containers",
+            &p.spec.init_containers,
+            &p.status.init_container_statuses,
+        );
     }
-    describe_containers(&mut w, "Containers", &p.spec.containers, &p.status.container_statuses);
+    describe_containers(&mut w, p, "Containers", &p.spec.containers, &p.status.container_statuses);
     if !p.status.conditions.is_empty() {
         w!(w, 0, "Conditions:\n  Type\tStatus\n");
         for c in &p.status.conditions {
             w!(w, 1, "{} \t{} \n", c.type_, c.status.as_str());
         }
     }
-    w!(w, 0, "Volumes:\t<none>\n");
+    describe_volumes(&mut w, &p.spec.volumes);
     w!(w, 0, "QoS Class:\t{}\n", qos_class(p));
     labels_multiline(&mut w, "Node-Selectors", &p.spec.node_selector);
     let mut tols: Vec<&Toleration> = p.spec.tolerations.iter().collect();
@@ -433,7 +483,13 @@ fn qos_class(p: &Pod) -> String {
 }
 
 /// `describeContainers`.
-fn describe_containers(w: &mut PrefixWriter, label: &str, cs: &[Container], statuses: &[ContainerStatus]) {
+fn describe_containers(
+    w: &mut PrefixWriter,
+    pod: &Pod,
+    label: &str,
+    cs: &[Container],
+    statuses: &[ContainerStatus],
+) {
     w!(w, 0, "{label}:{}\n", if cs.is_empty() { " <none>" } else { "" });
     for c in cs {
         let status = statuses.iter().find(|s| s.name == c.name);
@@ -489,8 +545,243 @@ fn describe_containers(w: &mut PrefixWriter, label: &str, cs: &[Container], stat
                 w!(w, 2, "{title}:\t{}\n", describe_probe(p));
             }
         }
-        w!(w, 2, "Environment:\t<none>\n");
-        w!(w, 2, "Mounts:\t<none>\n");
+        if !c.env_from.is_empty() {
+            describe_env_from(w, c);
+        }
+        describe_env(w, pod, c);
+        describe_mounts(w, c);
+    }
+}
+
+/// `describeContainerEnvFrom`.
+fn describe_env_from(w: &mut PrefixWriter, c: &Container) {
+    w!(w, 2, "Environment Variables from:\n");
+    for e in &c.env_from {
+        let (name, from, optional) = match (&e.config_map_ref, &e.secret_ref) {
+            (Some(r), _) => (r.name.as_str(), "ConfigMap", r.is_optional()),
+            (None, Some(r)) => (r.name.as_str(), "Secret", r.is_optional()),
+            (None, None) => ("", "", false),
+        };
+        if e.prefix.is_empty() {
+            w!(w, 3, "{name}\t{from}\tOptional: {optional}\n");
+        } else {
+            w!(w, 3, "{name}\t{from} with prefix '{}'\tOptional: {optional}\n", e.prefix);
+        }
+    }
+}
+
+/// `describeContainerEnvVars`: literal values (a line a line), and where the others come
+/// from; a fieldRef shows the value kubectl can read from the pod itself.
+fn describe_env(w: &mut PrefixWriter, pod: &Pod, c: &Container) {
+    w!(w, 2, "Environment:{}\n", if c.env.is_empty() { "\t<none>" } else { "" });
+    for e in &c.env {
+        let Some(from) = &e.value_from else {
+            for (i, line) in e.value.split('\n').enumerate() {
+                if i == 0 {
+                    w!(w, 3, "{}:\t{line}\n", e.name);
+                } else {
+                    w!(w, 3, "\t{line}\n");
+                }
+            }
+            continue;
+        };
+        if let Some(f) = &from.field_ref {
+            let value = field_value(pod, &f.field_path);
+            w!(w, 3, "{}:\t{value} ({}:{})\n", e.name, f.api_version, f.field_path);
+        } else if let Some(r) = &from.resource_field_ref {
+            let mut value = resource_value(c, r);
+            if value == "0" && (r.resource == "limits.cpu" || r.resource == "limits.memory") {
+                value = "node allocatable".into();
+            }
+            w!(w, 3, "{}:\t{value} ({})\n", e.name, r.resource);
+        } else if let Some(k) = &from.secret_key_ref {
+            let optional = k.is_optional();
+            w!(
+                w,
+                3,
+                "{}:\t<set to the key '{}' in secret '{}'>\tOptional: {optional}\n",
+                e.name,
+                k.key,
+                k.name
+            );
+        } else if let Some(k) = &from.config_map_key_ref {
+            let optional = k.is_optional();
+            w!(
+                w,
+                3,
+                "{}:\t<set to the key '{}' of config map '{}'>\tOptional: {optional}\n",
+                e.name,
+                k.key,
+                k.name
+            );
+        }
+    }
+}
+
+/// `fieldpath.ExtractFieldPathAsString` as kubectl runs it on the pod: metadata fields
+/// only (others, such as status.podIP, print empty).
+fn field_value(pod: &Pod, path: &str) -> String {
+    let m = &pod.metadata;
+    // FormatMap: sorted `key="value"` lines.
+    let format_map = |map: &std::collections::BTreeMap<String, String>| {
+        map.iter().map(|(k, v)| format!("{k}={v:?}")).collect::<Vec<_>>().join("\n")
+    };
+    let subscript = |prefix: &str| {
+        path.strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix("['"))
+            .and_then(|rest| rest.strip_suffix("']"))
+            .map(str::to_string)
+    };
+    match path {
+        "metadata.name" => m.name.clone(),
+        "metadata.namespace" => m.namespace.clone(),
+        "metadata.uid" => m.uid.clone(),
+        "metadata.labels" => format_map(&m.labels),
+        "metadata.annotations" => format_map(&m.annotations),
+        _ => {
+            if let Some(k) = subscript("metadata.labels") {
+                m.labels.get(&k).cloned().unwrap_or_default()
+            } else if let Some(k) = subscript("metadata.annotations") {
+                m.annotations.get(&k).cloned().unwrap_or_default()
+            } else {
+                String::new()
+            }
+        }
+    }
+}
+
+/// `resourcehelper.ExtractContainerResourceValue`: the container's request or limit over
+/// the divisor (default 1), rounded up.
+fn resource_value(c: &Container, r: &kubesim_model::api::pod::ResourceFieldSelector) -> String {
+    let Some((kind, name)) = r.resource.split_once('.') else { return String::new() };
+    let list = match kind {
+        "limits" => &c.resources.limits,
+        "requests" => &c.resources.requests,
+        _ => return String::new(),
+    };
+    if !matches!(name, "cpu" | "memory" | "ephemeral-storage") && !name.starts_with("hugepages-") {
+        return String::new();
+    }
+    let amount = list.get(name);
+    let one = Quantity::parse("1").expect("a quantity");
+    let divisor = r.divisor.as_ref().filter(|d| d.milli_value() != 0).unwrap_or(&one);
+    let value = if name == "cpu" {
+        let milli = amount.map_or(0, |q| q.milli_value()) as f64;
+        (milli / divisor.milli_value() as f64).ceil()
+    } else {
+        (amount.map_or(0, |q| q.value()) as f64 / divisor.value() as f64).ceil()
+    };
+    format!("{}", value as i64)
+}
+
+/// `describeContainerVolumes`: mounts sorted by path.
+fn describe_mounts(w: &mut PrefixWriter, c: &Container) {
+    w!(w, 2, "Mounts:{}\n", if c.volume_mounts.is_empty() { "\t<none>" } else { "" });
+    let mut mounts: Vec<_> = c.volume_mounts.iter().collect();
+    mounts.sort_by(|a, b| a.mount_path.cmp(&b.mount_path));
+    for m in mounts {
+        let mut flags = vec![if m.read_only { "ro".to_string() } else { "rw".to_string() }];
+        if !m.sub_path.is_empty() {
+            flags.push(format!("path={:?}", m.sub_path));
+        }
+        w!(w, 3, "{} from {} ({})\n", m.mount_path, m.name, flags.join(","));
+    }
+}
+
+/// `describeVolumes`: each volume with its source's lines.
+fn describe_volumes(w: &mut PrefixWriter, volumes: &[kubesim_model::api::pod::Volume]) {
+    if volumes.is_empty() {
+        w!(w, 0, "Volumes:\t<none>\n");
+        return;
+    }
+    w!(w, 0, "Volumes:\n");
+    for v in volumes {
+        w!(w, 1, "{}:\n", v.name);
+        if let Some(h) = &v.host_path {
+            let t = h.type_.as_deref().unwrap_or("<none>");
+            w!(
+                w,
+                2,
+                "Type:\tHostPath (bare host directory volume)\n    Path:\t{}\n    HostPathType:\t{t}\n",
+                h.path
+            );
+        } else if let Some(e) = &v.empty_dir {
+            let limit =
+                e.size_limit.as_ref().filter(|q| q.milli_value() > 0).map_or("<unset>".into(), quantity);
+            w!(w, 2, "Type:\tEmptyDir (a temporary directory that shares a pod's lifetime)\n    Medium:\t{}\n    SizeLimit:\t{limit}\n", e.medium);
+        } else if let Some(s) = &v.secret {
+            let optional = s.optional == Some(true);
+            w!(w, 2, "Type:\tSecret (a volume populated by a Secret)\n    SecretName:\t{}\n    Optional:\t{optional}\n", s.secret_name);
+        } else if let Some(c) = &v.config_map {
+            let optional = c.optional == Some(true);
+            w!(w, 2, "Type:\tConfigMap (a volume populated by a ConfigMap)\n    Name:\t{}\n    Optional:\t{optional}\n", c.name);
+        } else if let Some(c) = &v.persistent_volume_claim {
+            w!(w, 2, "Type:\tPersistentVolumeClaim (a reference to a PersistentVolumeClaim in the same namespace)\n    ClaimName:\t{}\n    ReadOnly:\t{}\n", c.claim_name, c.read_only);
+        } else if let Some(d) = &v.downward_api {
+            w!(w, 2, "Type:\tDownwardAPI (a volume populated by information about the pod)\n    Items:\n");
+            for i in &d.items {
+                if let Some(f) = &i.field_ref {
+                    w!(w, 3, "{} -> {}\n", f.field_path, i.path);
+                }
+                if let Some(r) = &i.resource_field_ref {
+                    w!(w, 3, "{} -> {}\n", r.resource, i.path);
+                }
+            }
+        } else if let Some(p) = &v.projected {
+            describe_projected(w, p);
+        } else if let Some(csi) = v.extra.get("csi") {
+            // printCSIVolumeSource.
+            let text = |k: &str| csi.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_string();
+            let read_only = csi.get("readOnly").and_then(|x| x.as_bool()).unwrap_or(false);
+            w!(w, 2, "Type:\tCSI (a Container Storage Interface (CSI) volume source)\n    Driver:\t{}\n    FSType:\t{}\n    ReadOnly:\t{read_only}\n", text("driver"), text("fsType"));
+            let attrs: Vec<String> = csi
+                .get("volumeAttributes")
+                .and_then(|a| a.as_object())
+                .map(|a| a.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default())).collect())
+                .unwrap_or_default();
+            // printCSIPersistentVolumeAttributesMultilineIndent: every piece is written at
+            // level 2, so each takes four spaces before it.
+            w!(w, 2, "VolumeAttributes:\t");
+            if attrs.is_empty() {
+                w!(w, 0, "<none>\n");
+            }
+            for (i, a) in attrs.iter().enumerate() {
+                if i != 0 {
+                    w!(w, 2, "");
+                    w!(w, 2, "\t");
+                }
+                let cut = a.char_indices().nth(MAX_ANNOTATION_LEN).map(|(i, _)| i);
+                match cut {
+                    Some(i) => w!(w, 2, "{}...\n", &a[..i]),
+                    None => w!(w, 2, "{a}\n"),
+                }
+            }
+        } else if let Some(nfs) = v.extra.get("nfs") {
+            // printNFSVolumeSource.
+            let text = |k: &str| nfs.get(k).and_then(|x| x.as_str()).unwrap_or_default().to_string();
+            let read_only = nfs.get("readOnly").and_then(|x| x.as_bool()).unwrap_or(false);
+            w!(w, 2, "Type:\tNFS (an NFS mount that lasts the lifetime of a pod)\n    Server:\t{}\n    Path:\t{}\n    ReadOnly:\t{read_only}\n", text("server"), text("path"));
+        } else {
+            w!(w, 1, "<unknown>\n");
+        }
+    }
+}
+
+/// `printProjectedVolumeSource`.
+fn describe_projected(w: &mut PrefixWriter, p: &kubesim_model::api::pod::ProjectedVolumeSource) {
+    w!(w, 2, "Type:\tProjected (a volume that contains injected data from multiple sources)\n");
+    for s in &p.sources {
+        if let Some(x) = &s.secret {
+            let optional = x.optional == Some(true);
+            w!(w, 2, "SecretName:\t{}\n    Optional:\t{optional}\n", x.name);
+        } else if s.downward_api.is_some() {
+            w!(w, 2, "DownwardAPI:\ttrue\n");
+        } else if let Some(x) = &s.config_map {
+            let optional = x.optional == Some(true);
+            w!(w, 2, "ConfigMapName:\t{}\n    Optional:\t{optional}\n", x.name);
+        } else if let Some(t) = &s.service_account_token {
+            w!(w, 2, "TokenExpirationSeconds:\t{}\n", t.expiration_seconds.unwrap_or(0));
+        }
     }
 }
 

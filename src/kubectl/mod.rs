@@ -47,36 +47,71 @@ fn age(created: Option<SimTime>, now: SimTime) -> String {
 }
 
 /// kubectl's pod STATUS, READY and RESTARTS columns (printers/internalversion
-/// printPod, v1.33): the phase or status reason, overridden by each container's waiting
-/// or terminated reason (the first container's wins); restarts with the time since the
-/// latest restart.
+/// printPod, v1.33): the phase or status reason; while initializing, the first init
+/// container not done (`Init:Error`, `Init:CrashLoopBackOff`, `Init:1/3`); otherwise each
+/// container's waiting or terminated reason (the first container's wins). Sidecars count
+/// among the containers; restarts come with the time since the latest one.
 fn pod_columns(p: &Pod, now: SimTime) -> (String, usize, String) {
     let mut reason = p.phase().as_str().to_string();
     if !p.status.reason.is_empty() {
         reason = p.status.reason.clone();
     }
+    let is_sidecar = |name: &str| p.spec.init_containers.iter().any(|c| c.name == name && c.is_sidecar());
     let mut restarts = 0;
     let mut ready = 0;
     let mut last_restart: Option<SimTime> = None;
-    let mut has_running = false;
-    for cs in p.status.container_statuses.iter().rev() {
+    let (mut sidecar_restarts, mut last_sidecar_restart) = (0, None::<SimTime>);
+    let later = |a: Option<SimTime>, b: Option<SimTime>| a.max(b);
+    let mut initializing = false;
+    let inits = &p.status.init_container_statuses;
+    for (i, cs) in inits.iter().enumerate() {
+        let finished = cs.last_state.terminated.as_ref().and_then(|t| t.finished_at);
         restarts += cs.restart_count;
-        if let Some(t) = cs.last_state.terminated.as_ref().and_then(|t| t.finished_at) {
-            last_restart = Some(last_restart.map_or(t, |l| l.max(t)));
+        last_restart = later(last_restart, finished);
+        let sidecar = is_sidecar(&cs.name);
+        if sidecar {
+            sidecar_restarts += cs.restart_count;
+            last_sidecar_restart = later(last_sidecar_restart, finished);
         }
-        if let Some(w) = cs.state.waiting.as_ref().filter(|w| !w.reason.is_empty()) {
-            reason = w.reason.clone();
-        } else if let Some(t) = &cs.state.terminated {
-            reason = if t.reason.is_empty() { format!("ExitCode:{}", t.exit_code) } else { t.reason.clone() };
-        } else if cs.ready && cs.state.running.is_some() {
-            has_running = true;
-            ready += 1;
+        let waiting = cs.state.waiting.as_ref().map(|w| w.reason.as_str()).filter(|r| !r.is_empty());
+        match (&cs.state.terminated, waiting) {
+            (Some(t), _) if t.exit_code == 0 => continue,
+            _ if sidecar && cs.started == Some(true) => {
+                ready += usize::from(cs.ready);
+                continue;
+            }
+            (Some(t), _) if t.reason.is_empty() => reason = format!("Init:ExitCode:{}", t.exit_code),
+            (Some(t), _) => reason = format!("Init:{}", t.reason),
+            (None, Some(w)) if w != "PodInitializing" => reason = format!("Init:{w}"),
+            _ => reason = format!("Init:{i}/{}", p.spec.init_containers.len()),
         }
+        initializing = true;
+        break;
     }
-    if reason == "Completed" && has_running {
-        let has_ready =
-            p.status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == ConditionStatus::True);
-        reason = if has_ready { "Running".into() } else { "NotReady".into() };
+    let initialized =
+        p.status.conditions.iter().any(|c| c.type_ == "Initialized" && c.status == ConditionStatus::True);
+    if !initializing || initialized {
+        restarts = sidecar_restarts;
+        last_restart = last_sidecar_restart;
+        let mut has_running = false;
+        for cs in p.status.container_statuses.iter().rev() {
+            restarts += cs.restart_count;
+            last_restart = later(last_restart, cs.last_state.terminated.as_ref().and_then(|t| t.finished_at));
+            if let Some(w) = cs.state.waiting.as_ref().filter(|w| !w.reason.is_empty()) {
+                reason = w.reason.clone();
+            } else if let Some(t) = &cs.state.terminated {
+                reason =
+                    if t.reason.is_empty() { format!("ExitCode:{}", t.exit_code) } else { t.reason.clone() };
+            } else if cs.ready && cs.state.running.is_some() {
+                has_running = true;
+                ready += 1;
+            }
+        }
+        if reason == "Completed" && has_running {
+            let has_ready =
+                p.status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == ConditionStatus::True);
+            reason = if has_ready { "Running".into() } else { "NotReady".into() };
+        }
     }
     let terminal = matches!(p.phase(), PodPhase::Succeeded | PodPhase::Failed);
     if p.metadata.deletion_timestamp.is_some() && p.status.reason == "NodeLost" {
@@ -97,7 +132,7 @@ pub fn pod_status(p: &Pod) -> String {
 }
 
 fn pod_row(p: &Pod, wide: bool, now: SimTime) -> Vec<String> {
-    let total = p.spec.containers.len();
+    let total = p.spec.containers.len() + p.spec.init_containers.iter().filter(|c| c.is_sidecar()).count();
     let (status, ready, restarts) = pod_columns(p, now);
     let mut row = vec![
         p.metadata.name.clone(),
@@ -204,6 +239,8 @@ fn header(kind: Kind, wide: bool) -> Vec<&'static str> {
         (Kind::PodDisruptionBudget, _) => {
             vec!["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"]
         }
+        (Kind::ConfigMap, _) => vec!["NAME", "DATA", "AGE"],
+        (Kind::Secret, _) => vec!["NAME", "TYPE", "DATA", "AGE"],
     }
 }
 
@@ -371,6 +408,18 @@ fn row(o: &Object, wide: bool, now: SimTime) -> Vec<String> {
         Object::Namespace(n) => {
             vec![n.metadata.name.clone(), n.status.phase.clone(), age(n.metadata.creation_timestamp, now)]
         }
+        // printConfigMap, printSecret: the number of keys.
+        Object::ConfigMap(c) => vec![
+            c.metadata.name.clone(),
+            (c.data.len() + c.binary_data.len()).to_string(),
+            age(c.metadata.creation_timestamp, now),
+        ],
+        Object::Secret(x) => vec![
+            x.metadata.name.clone(),
+            x.type_.clone(),
+            x.data.len().to_string(),
+            age(x.metadata.creation_timestamp, now),
+        ],
     }
 }
 

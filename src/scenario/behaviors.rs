@@ -63,6 +63,8 @@ pub struct ExitSpec {
     pub after: Dur,
     #[serde(default)]
     pub code: i32,
+    /// Only the first this many runs exit with `code`; later ones exit 0.
+    pub times: Option<u32>,
 }
 
 /// An amount over time since the container started: exactly one form.
@@ -158,7 +160,11 @@ impl BehaviorSpec {
             pull_error: self.pull_error.clone(),
             image_size_bytes: self.image_size.as_ref().map(Quantity::value),
             start_duration: d(&self.start_duration).unwrap_or(Duration::ZERO),
-            exit: self.exit.as_ref().map(|e| Exit { after: e.after.time.as_duration(), code: e.code }),
+            exit: self.exit.as_ref().map(|e| Exit {
+                after: e.after.time.as_duration(),
+                code: e.code,
+                times: e.times,
+            }),
             memory: self.memory.as_ref().map(UsageSpec::profile),
             disk: self.disk.as_ref().map(UsageSpec::profile),
             processes: self.processes,
@@ -233,52 +239,4 @@ pub fn eviction_config(
         c.max_pod_grace_period_seconds = m;
     }
     Ok(c)
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct MemoryHogAction {
-    pub node: String,
-    /// Memory taken at once (`0` with no perSecond: the hog exits).
-    pub size: Quantity,
-    /// Growth a second.
-    pub per_second: Option<Quantity>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct FillDiskAction {
-    pub node: String,
-    /// Bytes of the node filesystem taken (`0` frees them).
-    pub size: Quantity,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct FillInodesAction {
-    pub node: String,
-    pub inodes: i64,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ExhaustPidsAction {
-    pub node: String,
-    pub pids: i64,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CrashContainerAction {
-    /// Pod name; `*` matches any text.
-    pub pod: String,
-    pub namespace: Option<String>,
-    /// Default: every container of the pod.
-    pub container: Option<String>,
-    #[serde(default = "one")]
-    pub exit_code: i32,
-}
-
-fn one() -> i32 {
-    1
 }

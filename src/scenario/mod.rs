@@ -1,25 +1,33 @@
 //! Scenario format v1: loading, validation and errors that name the file, the line and
 //! the fix. The format is documented field by field in scenarios/README.md.
 //!
-//! Errors raised while deserializing carry serde_yaml's location. Manifest files named by
-//! `path:` are read during deserialization, so a missing file is reported at the `path:`
-//! line and an error inside the manifest at the manifest's own line. The few checks that
-//! need the whole file (host names, times past the duration) find their line by search.
+//! Errors raised while deserializing carry serde_yaml's location: kinds, selectors,
+//! effects, components and fault arguments are checked as they are read. Manifest files
+//! named by `path:` are read during deserialization, so a missing file is reported at the
+//! `path:` line and an error inside the manifest at the manifest's own line. Checks that
+//! need the whole file (host names, times past the duration, contradictory comparisons)
+//! name a path, and [`spans::Spans`] (yaml-rust2's parser) gives its line and column.
+//!
+//! A timeline entry is `at` plus one [`Action`], read directly from the entry's one action
+//! key; faults come from the catalogue in kubesim-faults.
 
 mod behaviors;
-mod duration;
+mod expect;
+pub mod spans;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use kubesim_model::api::{parse_manifests, Document, Kind, Object, Quantity, Taint};
+use kubesim_model::api::{parse_manifests, Document, Kind, Object, ObjectKey, Quantity, Taint, TaintEffect};
 use kubesim_model::time::SimTime;
 use serde::{Deserialize, Deserializer};
 
 pub use behaviors::*;
-pub use duration::{parse_duration, Dur};
+pub use expect::*;
+pub use kubesim_faults::duration::{parse_duration, Dur};
+pub use kubesim_faults::{Fault, CONTROL_PLANE_PROCESSES, LEADER_COMPONENTS, WORKER_PROCESSES};
 
 /// A user error in a scenario (or a manifest it names).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -75,6 +83,14 @@ pub struct Scenario {
     pub timeline: Vec<TimelineEntry>,
     #[serde(default)]
     pub expectations: Vec<Expectation>,
+    /// Check the cluster invariants while the run goes and, once the last timeline fault
+    /// is past by the liveness bound, convergence (what `kubesim fuzz --faults swarm`
+    /// checks; its repro files set it).
+    #[serde(default)]
+    pub invariants: bool,
+    /// The options a `kubesim fuzz` swarm drew for this file's faults (a record for the
+    /// reader; the faults themselves are in the timeline).
+    pub swarm: Option<serde_yaml::Value>,
 }
 
 fn default_seed() -> u64 {
@@ -97,6 +113,19 @@ pub struct ControlPlane {
     pub kube_scheduler: SchedulerFlags,
     #[serde(default)]
     pub kube_controller_manager: ControllerManagerFlags,
+    #[serde(default)]
+    pub kube_apiserver: ApiServerFlags,
+}
+
+/// kube-apiserver flags a scenario may set, by their upstream names.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ApiServerFlags {
+    pub max_requests_inflight: Option<u32>,
+    pub max_mutating_requests_inflight: Option<u32>,
+    pub event_ttl: Option<Dur>,
+    pub etcd_compaction_interval: Option<Dur>,
+    pub request_timeout: Option<Dur>,
 }
 
 /// KubeSchedulerConfiguration fields a scenario may set.
@@ -180,6 +209,10 @@ pub struct KubeletKnobs {
     pub kube_api_qps: Option<f64>,
     #[serde(rename = "kubeAPIBurst")]
     pub kube_api_burst: Option<u32>,
+    /// KubeletConfiguration eventRecordQPS (50) and eventBurst (100).
+    #[serde(rename = "eventRecordQPS")]
+    pub event_record_qps: Option<f64>,
+    pub event_burst: Option<u32>,
     /// KubeletConfiguration kubeReserved / systemReserved (default none).
     #[serde(default)]
     pub kube_reserved: BTreeMap<String, Quantity>,
@@ -241,6 +274,8 @@ impl<'de> Deserialize<'de> for Inline {
                 w.borrow_mut().push(format!("{kind} {name}: kind not simulated by kubesim; skipped"))
             });
         }
+        let kept = kubesim_model::api::manifest::not_simulated(&doc);
+        WARNINGS.with(|w| w.borrow_mut().extend(kept));
         Ok(Inline(doc.into_objects()))
     }
 }
@@ -250,6 +285,10 @@ thread_local! {
     static BASE_DIR: RefCell<PathBuf> = const { RefCell::new(PathBuf::new()) };
     static WARNINGS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
+
+/// Marks an error about one key of the mapping being read (`AT_KEY key AT_KEY message`):
+/// serde_yaml places it at the mapping, the parser's index at the key.
+const AT_KEY: &str = "\u{2}at-key\u{2}";
 
 /// Marks an error that belongs to a manifest file, not to the scenario.
 const IN_MANIFEST: &str = "\u{1}in-manifest\u{1}";
@@ -286,24 +325,102 @@ impl<'de> Deserialize<'de> for ManifestFile {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+/// A Kubernetes kind a scenario names (`Pod`, `pods`, `deploy`, ...). An unknown kind is
+/// an error where it is written, never a silent default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KindName(pub Kind);
+
+impl<'de> Deserialize<'de> for KindName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Kind::parse(&s).map(KindName).ok_or_else(|| {
+            let all: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+            serde::de::Error::custom(format!("unknown kind {s:?}: kubesim simulates {}", all.join(", ")))
+        })
+    }
+}
+
+impl serde::Serialize for KindName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
+    }
+}
+
+/// A label selector (`app=web,tier!=db`), parsed where it is written.
+#[derive(Clone, Debug)]
+pub struct SelectorText {
+    pub text: String,
+    pub selector: kubesim_model::api::Selector,
+}
+
+impl<'de> Deserialize<'de> for SelectorText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let selector = kubesim_model::api::Selector::parse(&text).map_err(|e| {
+            serde::de::Error::custom(format!("selector {text:?}: {e} (e.g. app=web,tier!=db)"))
+        })?;
+        Ok(SelectorText { text, selector })
+    }
+}
+
+impl serde::Serialize for SelectorText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+/// A taint effect: NoSchedule, PreferNoSchedule or NoExecute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EffectName(pub TaintEffect);
+
+impl<'de> Deserialize<'de> for EffectName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        TaintEffect::parse(&s).map(EffectName).ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "unknown taint effect {s:?}: NoSchedule, PreferNoSchedule or NoExecute"
+            ))
+        })
+    }
+}
+
+impl serde::Serialize for EffectName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.0.as_str())
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ObjectRef {
-    pub kind: String,
+    pub kind: KindName,
     pub name: String,
     pub namespace: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+impl ObjectRef {
+    pub fn key(&self) -> ObjectKey {
+        object_key(self.kind.0, &self.name, &self.namespace)
+    }
+}
+
+/// The key of a named object; namespaced kinds default to `default`.
+pub fn object_key(kind: Kind, name: &str, namespace: &Option<String>) -> ObjectKey {
+    let ns =
+        if kind.namespaced() { namespace.clone().unwrap_or_else(|| "default".into()) } else { String::new() };
+    ObjectKey::new(kind, ns, name.to_string())
+}
+
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ScaleRef {
-    pub kind: String,
+    pub kind: KindName,
     pub name: String,
     pub namespace: Option<String>,
     pub replicas: u32,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AddNodes {
     pub pool: String,
@@ -311,17 +428,8 @@ pub struct AddNodes {
     pub count: u32,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct ProcessRef {
-    pub host: String,
-    /// `kubelet` on a worker; `kube-apiserver`, `kube-scheduler`, `kube-controller-manager`
-    /// or `etcd` on a control-plane host.
-    pub process: String,
-}
-
 /// A taint to add to (or remove from) a node, as `kubectl taint` does.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct TaintAction {
     pub node: String,
@@ -329,7 +437,7 @@ pub struct TaintAction {
     #[serde(default)]
     pub value: String,
     /// NoSchedule, PreferNoSchedule or NoExecute. For `untaint`, omitted = every effect.
-    pub effect: Option<String>,
+    pub effect: Option<EffectName>,
 }
 
 /// `kubectl drain`: cordon the node, evict its pods through the Eviction API.
@@ -347,48 +455,100 @@ pub struct DrainAction {
     pub grace_period: Option<Dur>,
 }
 
-/// The argument of an action that takes none: written `{}`.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NoArgs {}
+/// What a timeline entry does: an API call through the scenario's kubectl, a change to
+/// the cluster's machines, or a fault from the catalogue.
+#[derive(Clone, Debug)]
+pub enum Action {
+    Apply(ManifestSource),
+    Delete(ObjectRef),
+    Scale(ScaleRef),
+    Cordon(String),
+    Uncordon(String),
+    Taint(TaintAction),
+    Untaint(TaintAction),
+    AddNodes(AddNodes),
+    RemoveNode(String),
+    /// `kubectl drain` (src/drain.rs).
+    Drain(DrainAction),
+    Fault(Fault),
+}
+
+/// Actions that are not faults, by the name a timeline writes.
+pub const API_ACTIONS: [&str; 8] =
+    ["apply", "delete", "scale", "cordon", "uncordon", "taint", "untaint", "drain"];
+
+impl Action {
+    /// The name a timeline writes it under.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Apply(_) => "apply",
+            Action::Delete(_) => "delete",
+            Action::Scale(_) => "scale",
+            Action::Cordon(_) => "cordon",
+            Action::Uncordon(_) => "uncordon",
+            Action::Taint(_) => "taint",
+            Action::Untaint(_) => "untaint",
+            Action::AddNodes(_) => "addNodes",
+            Action::RemoveNode(_) => "removeNode",
+            Action::Drain(_) => "drain",
+            Action::Fault(f) => f.name(),
+        }
+    }
+
+    /// An API call through kubectl (`via` and `expectError` apply)?
+    pub fn is_api(&self) -> bool {
+        API_ACTIONS.contains(&self.name())
+    }
+
+    fn deserialize_named<'de, A: serde::de::MapAccess<'de>>(
+        name: &str,
+        map: &mut A,
+    ) -> Result<Action, A::Error> {
+        struct FaultSeed<'a>(&'a str);
+        impl<'de> serde::de::DeserializeSeed<'de> for FaultSeed<'_> {
+            type Value = Option<Fault>;
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<Fault>, D::Error> {
+                Fault::deserialize_named(self.0, d)
+            }
+        }
+        Ok(match name {
+            "apply" => Action::Apply(map.next_value()?),
+            "delete" => Action::Delete(map.next_value()?),
+            "scale" => Action::Scale(map.next_value()?),
+            "cordon" => Action::Cordon(map.next_value()?),
+            "uncordon" => Action::Uncordon(map.next_value()?),
+            "taint" => Action::Taint(map.next_value()?),
+            "untaint" => Action::Untaint(map.next_value()?),
+            "addNodes" => Action::AddNodes(map.next_value()?),
+            "removeNode" => Action::RemoveNode(map.next_value()?),
+            "drain" => Action::Drain(map.next_value()?),
+            other if kubesim_faults::FAULT_NAMES.contains(&other) => {
+                // A scalar argument's error is placed at its key (serde_yaml would place
+                // it at the entry); a mapping argument keeps serde_yaml's inner position.
+                let scalar = matches!(other, "killLeader");
+                let f = map.next_value_seed(FaultSeed(other)).map_err(|e| {
+                    if scalar {
+                        serde::de::Error::custom(format!("{AT_KEY}{other}{AT_KEY}{e}"))
+                    } else {
+                        e
+                    }
+                })?;
+                Action::Fault(f.ok_or_else(|| serde::de::Error::custom(format!("fault {other} is not readable")))?)
+            }
+            other => {
+                return Err(serde::de::Error::custom(format!(
+                    "{AT_KEY}{other}{AT_KEY}unknown timeline action or field {other:?}: an entry has `at` and one of {TIMELINE_ACTIONS} (optionally `via`, `expectError`)"
+                )))
+            }
+        })
+    }
+}
 
 /// One timeline entry: a time and exactly one action.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[derive(Clone, Debug)]
 pub struct TimelineEntry {
     pub at: Dur,
-    pub apply: Option<ManifestSource>,
-    pub delete: Option<ObjectRef>,
-    pub scale: Option<ScaleRef>,
-    pub cordon: Option<String>,
-    pub uncordon: Option<String>,
-    pub add_nodes: Option<AddNodes>,
-    pub remove_node: Option<String>,
-    pub kill_host: Option<String>,
-    pub restart_host: Option<String>,
-    pub partition: Option<Vec<Vec<String>>>,
-    pub heal: Option<NoArgs>,
-    pub kill_process: Option<ProcessRef>,
-    pub restart_process: Option<ProcessRef>,
-    pub kill_leader: Option<String>,
-    pub stop_kubelet: Option<String>,
-    pub start_kubelet: Option<String>,
-    pub stop_container_runtime: Option<String>,
-    pub start_container_runtime: Option<String>,
-    pub taint: Option<TaintAction>,
-    pub untaint: Option<TaintAction>,
-    pub isolate_member: Option<String>,
-    pub isolate_etcd_leader: Option<NoArgs>,
-    pub lose_etcd_disk: Option<String>,
-    pub slow_etcd_disk: Option<SlowDisk>,
-    pub memory_hog: Option<MemoryHogAction>,
-    pub fill_disk: Option<FillDiskAction>,
-    pub fill_inodes: Option<FillInodesAction>,
-    pub exhaust_pids: Option<ExhaustPidsAction>,
-    pub unpullable_image: Option<String>,
-    pub pullable_image: Option<String>,
-    pub crash_container: Option<CrashContainerAction>,
-    pub drain: Option<DrainAction>,
+    pub action: Action,
     /// For API actions: send them through this control-plane host's API server
     /// (`isolated`: the host the last isolation cut off) instead of the load balancer.
     pub via: Option<String>,
@@ -397,12 +557,45 @@ pub struct TimelineEntry {
     pub expect_error: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct SlowDisk {
-    pub host: String,
-    /// How long each fsync takes; `0s` restores the disk.
-    pub fsync: Dur,
+impl<'de> Deserialize<'de> for TimelineEntry {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TimelineEntry;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a timeline entry: `at` and one action")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<TimelineEntry, A::Error> {
+                use serde::de::Error;
+                let (mut at, mut action, mut via, mut expect_error) = (None, None::<Action>, None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "at" => at = Some(map.next_value::<Dur>()?),
+                        "via" => via = Some(map.next_value::<String>()?),
+                        "expectError" => expect_error = Some(map.next_value::<String>()?),
+                        name => {
+                            if let Some(a) = &action {
+                                return Err(A::Error::custom(format!(
+                                    "{AT_KEY}{name}{AT_KEY}a timeline entry has exactly one action: this one has {} and {name}; give each its own entry",
+                                    a.name()
+                                )));
+                            }
+                            action = Some(Action::deserialize_named(name, &mut map)?);
+                        }
+                    }
+                }
+                let at = at.ok_or_else(|| A::Error::custom("a timeline entry needs `at` (e.g. at: 60s)"))?;
+                let action = action.ok_or_else(|| {
+                    A::Error::custom(format!(
+                        "timeline entry at {} has no action: give one of {TIMELINE_ACTIONS}",
+                        at.text
+                    ))
+                })?;
+                Ok(TimelineEntry { at, action, via, expect_error })
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 /// Control-plane hosts when a scenario does not say: three, as a kubeadm HA cluster
@@ -414,212 +607,7 @@ pub const TIMELINE_ACTIONS: &str =
     "apply, delete, scale, cordon, uncordon, taint, untaint, addNodes, removeNode, \
 killHost, restartHost, killProcess, restartProcess, killLeader, stopKubelet, startKubelet, \
 stopContainerRuntime, startContainerRuntime, isolateMember, isolateEtcdLeader, loseEtcdDisk, \
-slowEtcdDisk, partition, heal, memoryHog, fillDisk, fillInodes, exhaustPids, unpullableImage, pullableImage, crashContainer, drain";
-
-/// Components with a leader Lease that `killLeader` can name.
-pub const LEADER_COMPONENTS: [&str; 3] = ["etcd", "kube-controller-manager", "kube-scheduler"];
-/// Processes on a control-plane host and on a worker.
-pub const CONTROL_PLANE_PROCESSES: [&str; 4] =
-    ["etcd", "kube-apiserver", "kube-scheduler", "kube-controller-manager"];
-pub const WORKER_PROCESSES: [&str; 1] = ["kubelet"];
-
-impl TimelineEntry {
-    /// The worker a resource fault names.
-    fn resource_fault_node(&self) -> Option<&String> {
-        self.memory_hog
-            .as_ref()
-            .map(|a| &a.node)
-            .or(self.fill_disk.as_ref().map(|a| &a.node))
-            .or(self.fill_inodes.as_ref().map(|a| &a.node))
-            .or(self.exhaust_pids.as_ref().map(|a| &a.node))
-    }
-
-    fn action_count(&self) -> usize {
-        [
-            self.apply.is_some(),
-            self.delete.is_some(),
-            self.scale.is_some(),
-            self.cordon.is_some(),
-            self.uncordon.is_some(),
-            self.add_nodes.is_some(),
-            self.remove_node.is_some(),
-            self.kill_host.is_some(),
-            self.restart_host.is_some(),
-            self.partition.is_some(),
-            self.heal.is_some(),
-            self.kill_process.is_some(),
-            self.restart_process.is_some(),
-            self.kill_leader.is_some(),
-            self.stop_kubelet.is_some(),
-            self.start_kubelet.is_some(),
-            self.stop_container_runtime.is_some(),
-            self.start_container_runtime.is_some(),
-            self.taint.is_some(),
-            self.untaint.is_some(),
-            self.isolate_member.is_some(),
-            self.isolate_etcd_leader.is_some(),
-            self.lose_etcd_disk.is_some(),
-            self.slow_etcd_disk.is_some(),
-            self.memory_hog.is_some(),
-            self.fill_disk.is_some(),
-            self.fill_inodes.is_some(),
-            self.exhaust_pids.is_some(),
-            self.unpullable_image.is_some(),
-            self.pullable_image.is_some(),
-            self.crash_container.is_some(),
-            self.drain.is_some(),
-        ]
-        .iter()
-        .filter(|x| **x)
-        .count()
-    }
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct PodCountQuery {
-    pub phase: Option<kubesim_model::api::PodPhase>,
-    /// Only pods being deleted (`true`, kubectl's Terminating) or not (`false`).
-    pub terminating: Option<bool>,
-    /// Only pods whose Ready condition is True (`true`) or not (`false`).
-    pub ready: Option<bool>,
-    pub namespace: Option<String>,
-    pub node: Option<String>,
-    pub selector: Option<String>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct FieldQuery {
-    pub kind: String,
-    pub name: String,
-    pub namespace: Option<String>,
-    pub path: String,
-}
-
-/// Which process leads a component (`etcd`, `kube-controller-manager`, `kube-scheduler`).
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct LeaderQuery {
-    pub component: String,
-    /// The leader is on this host.
-    pub host: Option<String>,
-    /// The leader is not on this host.
-    pub not_host: Option<String>,
-    /// The leader was elected at or after this time.
-    pub elected_after: Option<Dur>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct InvolvedObject {
-    pub kind: String,
-    pub name: String,
-    pub namespace: Option<String>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct EventQuery {
-    pub reason: String,
-    #[serde(rename = "type")]
-    pub type_: Option<String>,
-    /// The exact message.
-    pub message: Option<String>,
-    /// The message with `*` standing for any text (for names a seed chooses).
-    pub message_pattern: Option<String>,
-    pub involved_object: Option<InvolvedObject>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct Expectation {
-    pub name: Option<String>,
-    pub at: Option<Dur>,
-    pub within: Option<Dur>,
-    pub after: Option<Dur>,
-    pub pod_count: Option<PodCountQuery>,
-    pub field: Option<FieldQuery>,
-    pub event: Option<EventQuery>,
-    pub leader: Option<LeaderQuery>,
-    pub node_count: Option<NodeCountQuery>,
-    /// A committed write of the object had this field value (catches transient states).
-    pub written: Option<FieldQuery>,
-    pub equals: Option<serde_yaml::Value>,
-    pub at_least: Option<i64>,
-    pub at_most: Option<i64>,
-    pub exists: Option<bool>,
-    /// With `within`: the check must hold continuously this long inside the window.
-    pub holds_for: Option<Dur>,
-}
-
-/// Nodes counted by taint and Ready status, as `kubectl get nodes` would show them.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct NodeCountQuery {
-    /// `key` or `key:Effect` (e.g. `node.kubernetes.io/unreachable:NoExecute`).
-    pub taint: Option<String>,
-    /// The Ready condition's status: True, False or Unknown.
-    pub ready: Option<String>,
-}
-
-impl Expectation {
-    /// A default name from the check.
-    pub fn describe(&self) -> String {
-        if let Some(n) = &self.name {
-            return n.clone();
-        }
-        if let Some(q) = &self.pod_count {
-            let mut parts = vec!["pods".to_string()];
-            match q.ready {
-                Some(true) => parts.push("Ready".into()),
-                Some(false) => parts.push("not Ready".into()),
-                None => {}
-            }
-            match q.terminating {
-                Some(true) => parts.push("Terminating".into()),
-                Some(false) => parts.push("not terminating".into()),
-                None => {}
-            }
-            if let Some(p) = q.phase {
-                parts.push(format!("{p:?}"));
-            }
-            if let Some(ns) = &q.namespace {
-                parts.push(format!("in {ns}"));
-            }
-            if let Some(n) = &q.node {
-                parts.push(format!("on {n}"));
-            }
-            if let Some(sel) = &q.selector {
-                parts.push(format!("matching {sel}"));
-            }
-            return parts.join(" ");
-        }
-        if let Some(f) = &self.field {
-            return format!("{} {} {}", f.kind, f.name, f.path);
-        }
-        if let Some(f) = &self.written {
-            return format!("{} {} written with {}", f.kind, f.name, f.path);
-        }
-        if let Some(l) = &self.leader {
-            return format!("{} leader", l.component);
-        }
-        if let Some(n) = &self.node_count {
-            let mut parts = vec!["nodes".to_string()];
-            if let Some(r) = &n.ready {
-                parts.push(format!("Ready={r}"));
-            }
-            if let Some(t) = &n.taint {
-                parts.push(format!("tainted {t}"));
-            }
-            return parts.join(" ");
-        }
-        if let Some(e) = &self.event {
-            return format!("event {}", e.reason);
-        }
-        "expectation".into()
-    }
-}
+slowEtcdDisk, loseUnsyncedWrites, partition, heal, memoryHog, fillDisk, fillInodes, exhaustPids, unpullableImage, pullableImage, crashContainer, drain";
 
 /// Loads a scenario file.
 pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
@@ -640,16 +628,29 @@ pub fn load_str(text: &str, path: &Path, base_dir: &Path) -> Result<Loaded, Scen
     WARNINGS.with(|w| w.borrow_mut().clear());
     let mut ignored = Vec::new();
     let de = serde_yaml::Deserializer::from_str(text);
-    let parsed: Result<Scenario, _> = serde_ignored::deserialize(de, |p| ignored.push(p.to_string()));
+    let parsed: Result<Scenario, _> =
+        serde_ignored::deserialize(de, |p| ignored.push(kubesim_model::api::manifest::field_path(&p)));
     let mut warnings = WARNINGS.with(|w| std::mem::take(&mut *w.borrow_mut()));
-    let scenario = parsed.map_err(|e| yaml_error(path, &e))?;
+    let scenario = parsed.map_err(|e| {
+        let mut err = yaml_error(path, &e);
+        if let Some((prefix, rest)) = err.message.split_once(AT_KEY) {
+            if let Some((key, message)) = rest.split_once(AT_KEY) {
+                // serde_yaml prefixes the path of the mapping: `timeline[1]: ...`.
+                let at = prefix.trim_end().trim_end_matches(':');
+                let spans = spans::Spans::parse(text);
+                if let Some((line, column)) = spans.get(&format!("{at}.{key}")) {
+                    (err.line, err.column) = (line, column);
+                }
+                err.message = format!("{prefix}{message}");
+            }
+        }
+        err
+    })?;
     for p in ignored {
-        warnings.push(format!(
-            "{}: unknown field \"{p}\" in an inline manifest is not simulated; ignored",
-            path.display()
-        ));
+        warnings.push(format!("{}: {p} in an inline manifest is not simulated; dropped", path.display()));
     }
-    validate(&scenario, text, path)?;
+    let spans = spans::Spans::parse(text);
+    validate(&scenario, &spans).map_err(|e| e.into_error(path, &spans))?;
     Ok(Loaded { scenario, warnings, path: path.to_path_buf() })
 }
 
@@ -664,6 +665,8 @@ fn hint_for(message: &str) -> String {
         "write a duration with a unit, e.g. 90s, 1m30s or 500ms".into()
     } else if message.contains("greater than or equal to 0") {
         "replicas must be 0 or more".into()
+    } else if message.contains("invalid value: integer `-") {
+        "counts and sizes are 0 or more".into()
     } else {
         "see scenarios/README.md for the format".into()
     }
@@ -687,28 +690,38 @@ fn yaml_error(path: &Path, e: &serde_yaml::Error) -> ScenarioError {
     ScenarioError { file: path.to_path_buf(), line, column, hint: hint_for(&me.message), message: me.message }
 }
 
-/// The line of the first occurrence of `needle` at or after line `from` (1-based).
-fn find_line(text: &str, needle: &str, from: usize) -> usize {
-    text.lines()
-        .enumerate()
-        .skip(from.saturating_sub(1))
-        .find(|(_, l)| l.contains(needle))
-        .map(|(i, _)| i + 1)
-        .unwrap_or(from.max(1))
+/// A check that failed after deserializing: the path of the offending value (its line
+/// comes from the parser), what is wrong, and the fix.
+#[derive(Clone, Debug)]
+pub struct Invalid {
+    pub path: String,
+    pub message: String,
+    pub hint: String,
+}
+
+impl Invalid {
+    pub fn new(path: impl Into<String>, message: impl Into<String>, hint: impl Into<String>) -> Invalid {
+        Invalid { path: path.into(), message: message.into(), hint: hint.into() }
+    }
+
+    fn into_error(self, file: &Path, spans: &spans::Spans) -> ScenarioError {
+        let (line, column) = spans.locate(&self.path);
+        ScenarioError { file: file.to_path_buf(), line, column, message: self.message, hint: self.hint }
+    }
 }
 
 /// kubeScheduler.profiles: each builds (known plugins, weights, arguments) and names a
 /// scheduler once (config validation's `Duplicate value`).
-fn validate_profiles(s: &Scenario, text: &str, path: &Path) -> Result<(), ScenarioError> {
-    let line = find_line(text, "profiles:", 1);
+fn validate_profiles(s: &Scenario) -> Result<(), Invalid> {
     let mut names = std::collections::BTreeSet::new();
     for (i, p) in s.control_plane.kube_scheduler.profiles.iter().enumerate() {
-        let fail = |message: String| ScenarioError {
-            file: path.to_path_buf(),
-            line,
-            column: 1,
-            message: format!("kubeScheduler.profiles[{i}]: {message}"),
-            hint: "see KubeSchedulerConfiguration in scenarios/README.md".into(),
+        let path = format!("controlPlane.kubeScheduler.profiles[{i}]");
+        let fail = |message: String| {
+            Invalid::new(
+                &path,
+                format!("kubeScheduler.profiles[{i}]: {message}"),
+                "see KubeSchedulerConfiguration in scenarios/README.md",
+            )
         };
         let built = p.build().map_err(fail)?;
         if !names.insert(built.scheduler_name.clone()) {
@@ -729,317 +742,313 @@ pub fn host_names(s: &Scenario) -> Vec<String> {
     v
 }
 
-fn validate(s: &Scenario, text: &str, path: &Path) -> Result<(), ScenarioError> {
-    let err = |line: usize, message: String, hint: &str| ScenarioError {
-        file: path.to_path_buf(),
-        line,
-        column: 1,
-        message,
-        hint: hint.to_string(),
-    };
-    let timeline_line = find_line(text, "timeline:", 1);
+/// Checks the settings' ranges (upstream's own validation where it has one).
+fn validate_settings(s: &Scenario) -> Result<(), Invalid> {
+    let hp = s.control_plane.hosts.unwrap_or(DEFAULT_CONTROL_PLANE_HOSTS);
+    if !(1..=7).contains(&hp) {
+        return Err(Invalid::new(
+            "controlPlane.hosts",
+            format!("controlPlane.hosts {hp}: want 1 to 7 (typically 1, 3 or 5)"),
+            "use 1, 3 or 5",
+        ));
+    }
+    let ks = &s.control_plane.kube_scheduler;
+    // KubeSchedulerConfiguration validation: percentageOfNodesToScore in [0, 100];
+    // podInitialBackoffSeconds > 0 and podMaxBackoffSeconds >= it.
+    if let Some(p) = ks.percentage_of_nodes_to_score {
+        if p > 100 {
+            return Err(Invalid::new(
+                "controlPlane.kubeScheduler.percentageOfNodesToScore",
+                format!("percentageOfNodesToScore {p}: want 0 to 100"),
+                "0 means adaptive",
+            ));
+        }
+    }
+    let initial = ks.pod_initial_backoff_seconds.unwrap_or(1);
+    if initial == 0 {
+        return Err(Invalid::new(
+            "controlPlane.kubeScheduler.podInitialBackoffSeconds",
+            "podInitialBackoffSeconds must be greater than 0",
+            "upstream's default is 1",
+        ));
+    }
+    if ks.pod_max_backoff_seconds.is_some_and(|m| m < initial) {
+        return Err(Invalid::new(
+            "controlPlane.kubeScheduler.podMaxBackoffSeconds",
+            "podMaxBackoffSeconds must be at least podInitialBackoffSeconds",
+            "upstream's default is 10",
+        ));
+    }
+    let kcm = &s.control_plane.kube_controller_manager;
+    let rates = [
+        ("controlPlane.kubeScheduler.qps", ks.qps),
+        ("controlPlane.kubeControllerManager.kube-api-qps", kcm.kube_api_qps),
+    ];
+    for (path, q) in rates {
+        if q.is_some_and(|q| !(q > 0.0 && q.is_finite())) {
+            return Err(Invalid::new(path, "a client QPS must be greater than 0", "e.g. 50"));
+        }
+    }
+    for (path, d) in [
+        ("controlPlane.kubeControllerManager.node-monitor-period", &kcm.node_monitor_period),
+        ("controlPlane.kubeControllerManager.node-monitor-grace-period", &kcm.node_monitor_grace_period),
+    ] {
+        if d.as_ref().is_some_and(|d| d.time == SimTime::ZERO) {
+            return Err(Invalid::new(path, "this period must be greater than 0", "e.g. 5s"));
+        }
+    }
+    let api = &s.control_plane.kube_apiserver;
+    for (path, d) in [
+        ("controlPlane.kubeApiserver.event-ttl", &api.event_ttl),
+        ("controlPlane.kubeApiserver.request-timeout", &api.request_timeout),
+    ] {
+        if d.as_ref().is_some_and(|d| d.time == SimTime::ZERO) {
+            return Err(Invalid::new(path, "this duration must be greater than 0", "e.g. 1m"));
+        }
+    }
+    if s.duration.time == SimTime::ZERO {
+        return Err(Invalid::new("duration", "duration must be greater than 0", "e.g. duration: 5m"));
+    }
+    validate_profiles(s)?;
+    for (i, pool) in s.node_pools.iter().enumerate() {
+        let p = format!("nodePools[{i}]");
+        if let Err(m) = pool.kubelet.eviction() {
+            return Err(Invalid::new(
+                format!("{p}.kubelet.evictionSoft"),
+                format!("node pool {}: {m}", pool.name),
+                "each evictionSoft signal needs an evictionSoftGracePeriod entry",
+            ));
+        }
+        for (field, q) in
+            [("kubeAPIQPS", pool.kubelet.kube_api_qps), ("eventRecordQPS", pool.kubelet.event_record_qps)]
+        {
+            if q.is_some_and(|q| !(q > 0.0 && q.is_finite())) {
+                return Err(Invalid::new(
+                    format!("{p}.kubelet.{field}"),
+                    format!("{field} must be greater than 0"),
+                    "e.g. 50",
+                ));
+            }
+        }
+        if let Some(k) = pool.capacity.extended.keys().find(|k| !k.contains('/')) {
+            return Err(Invalid::new(
+                format!("{p}.capacity.{k}"),
+                format!("node pool {}: unknown capacity field {k:?}", pool.name),
+                "capacity takes cpu, memory, pods, ephemeral-storage and extended resources with a domain, e.g. nvidia.com/gpu",
+            ));
+        }
+        for (what, q) in [("cpu", &pool.capacity.cpu), ("memory", &pool.capacity.memory)] {
+            if q.value() <= 0 {
+                return Err(Invalid::new(
+                    format!("{p}.capacity.{what}"),
+                    format!("node pool {}: capacity {what} must be greater than 0", pool.name),
+                    "e.g. cpu: \"4\", memory: 16Gi",
+                ));
+            }
+        }
+        if pool.kubelet.eviction_max_pod_grace_period.is_some_and(|g| g < 0) {
+            return Err(Invalid::new(
+                format!("{p}.kubelet.evictionMaxPodGracePeriod"),
+                "evictionMaxPodGracePeriod must be 0 or more",
+                "0 means the pod's own grace period",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate(s: &Scenario, _spans: &spans::Spans) -> Result<(), Invalid> {
+    validate_settings(s)?;
     let mut hosts = host_names(s);
     let mut seen = std::collections::BTreeSet::new();
     for h in &hosts {
         if !seen.insert(h.clone()) {
-            return Err(err(
-                find_line(text, "nodePools:", 1),
+            let i =
+                s.node_pools.iter().rposition(|p| (1..=p.count).any(|k| p.node_name(k) == *h)).unwrap_or(0);
+            return Err(Invalid::new(
+                format!("nodePools[{i}].name"),
                 format!("node name {h:?} is used twice"),
                 "give each pool its own namePattern",
             ));
         }
     }
-    let hp = s.control_plane.hosts.unwrap_or(DEFAULT_CONTROL_PLANE_HOSTS);
-    if !(1..=7).contains(&hp) {
-        return Err(err(
-            find_line(text, "hosts:", 1),
-            format!("controlPlane.hosts {hp}: want 1 to 7 (typically 1, 3 or 5)"),
-            "use 1, 3 or 5",
-        ));
-    }
-    for pool in &s.node_pools {
-        if let Err(m) = pool.kubelet.eviction() {
-            let pool_line = find_line(text, &format!("name: {}", pool.name), 1);
-            return Err(err(
-                find_line(text, "evictionSoft:", pool_line),
-                format!("node pool {}: {m}", pool.name),
-                "each evictionSoft signal needs an evictionSoftGracePeriod entry",
-            ));
-        }
-    }
-    validate_profiles(s, text, path)?;
-    for pool in &s.node_pools {
-        if let Some(k) = pool.capacity.extended.keys().find(|k| !k.contains('/')) {
-            return Err(err(
-                find_line(text, &format!("{k}:"), find_line(text, &format!("name: {}", pool.name), 1)),
-                format!("node pool {}: unknown capacity field {k:?}", pool.name),
-                "capacity takes cpu, memory, pods, ephemeral-storage and extended resources with a domain, e.g. nvidia.com/gpu",
-            ));
-        }
-    }
-    let behaviors_line = find_line(text, "behaviors:", 1);
     let mut names = std::collections::BTreeSet::new();
-    for b in &s.behaviors {
-        let line = find_line(text, &format!("name: {}", b.name), behaviors_line);
+    for (i, b) in s.behaviors.iter().enumerate() {
+        let path = format!("behaviors[{i}]");
         if !names.insert(b.name.as_str()) {
-            return Err(err(
-                line,
+            return Err(Invalid::new(
+                format!("{path}.name"),
                 format!("behavior {:?} is defined twice", b.name),
                 "give each behavior its own name",
             ));
         }
         for (what, u) in [("memory", &b.memory), ("disk", &b.disk)] {
             if let Some(Err(m)) = u.as_ref().map(UsageSpec::check) {
-                return Err(err(
-                    find_line(text, &format!("{what}:"), line),
+                return Err(Invalid::new(
+                    format!("{path}.{what}"),
                     format!("behavior {}: {what}: {m}", b.name),
                     "e.g. {constant: 200Mi}, {start: 100Mi, perSecond: 1Mi} or {steps: [{after: 30s, value: 1Gi}]}",
                 ));
             }
         }
     }
-    let mut counters: BTreeMap<&str, u32> = s.node_pools.iter().map(|p| (p.name.as_str(), p.count)).collect();
-    for e in &s.timeline {
-        let at_line = find_line(text, &format!("at: {}", e.at.text), timeline_line);
-        if e.action_count() != 1 {
-            return Err(err(
-                at_line,
-                format!(
-                    "timeline entry at {} must have exactly one action, has {}",
-                    e.at.text,
-                    e.action_count()
-                ),
-                &format!("one of {TIMELINE_ACTIONS}"),
-            ));
-        }
-        if e.at.time > s.duration.time {
-            return Err(err(
-                at_line,
-                format!(
-                    "timeline entry at {} is after the scenario's duration {}",
-                    e.at.text, s.duration.text
-                ),
-                "raise duration or move the entry",
-            ));
-        }
-        if let Some(a) = &e.add_nodes {
-            let Some(pool) = s.node_pools.iter().find(|p| p.name == a.pool) else {
-                return Err(err(
-                    find_line(text, &a.pool, at_line),
-                    format!("addNodes: no node pool named {:?}", a.pool),
-                    "name a pool from nodePools",
-                ));
-            };
-            let c = counters.get_mut(a.pool.as_str()).expect("pool counted");
-            for _ in 0..a.count {
-                *c += 1;
-                hosts.push(pool.node_name(*c));
-            }
-        }
-        let named: Vec<&String> = [
-            &e.cordon,
-            &e.uncordon,
-            &e.remove_node,
-            &e.kill_host,
-            &e.restart_host,
-            &e.stop_kubelet,
-            &e.start_kubelet,
-            &e.stop_container_runtime,
-            &e.start_container_runtime,
-        ]
-        .into_iter()
-        .flatten()
-        .chain(e.partition.iter().flatten().flatten())
-        .chain(e.kill_process.iter().chain(&e.restart_process).map(|p| &p.host))
-        .chain(e.taint.iter().chain(&e.untaint).map(|t| &t.node))
-        .chain(e.drain.iter().map(|d| &d.node))
-        .chain(e.resource_fault_node())
-        .collect();
-        for h in named {
-            if !hosts.contains(h) {
-                return Err(err(
-                    find_line(text, h, at_line),
-                    format!("no host named {h:?}"),
-                    &format!("hosts are: {}", hosts.join(", ")),
-                ));
-            }
-        }
-        if let Some(v) = &e.via {
-            let api_action = e.apply.is_some()
-                || e.delete.is_some()
-                || e.scale.is_some()
-                || e.cordon.is_some()
-                || e.uncordon.is_some()
-                || e.taint.is_some()
-                || e.untaint.is_some()
-                || e.drain.is_some();
-            if !api_action {
-                return Err(err(
-                    at_line,
-                    "via applies to API actions only".into(),
-                    "use it with apply, delete, scale, cordon, uncordon, taint, untaint or drain",
-                ));
-            }
-            if v != "isolated" && !hosts.iter().take(hp as usize).any(|h| h == v) {
-                return Err(err(
-                    find_line(text, v, at_line),
-                    format!("via: {v:?} is not a control-plane host"),
-                    &format!("one of cp-1..cp-{hp}, or isolated"),
-                ));
-            }
-        }
-        for p in e.kill_process.iter().chain(&e.restart_process) {
-            let cp = p.host.starts_with("cp-") && hosts.iter().take(hp as usize).any(|h| *h == p.host);
-            let allowed: &[&str] = if cp { &CONTROL_PLANE_PROCESSES } else { &WORKER_PROCESSES };
-            if !allowed.contains(&p.process.as_str()) {
-                return Err(err(
-                    find_line(text, &p.process, at_line),
-                    format!("host {} runs no process {:?}", p.host, p.process),
-                    &format!("processes on {}: {}", p.host, allowed.join(", ")),
-                ));
-            }
-        }
-        for for_worker in
-            [&e.stop_kubelet, &e.start_kubelet, &e.stop_container_runtime, &e.start_container_runtime]
-                .into_iter()
-                .flatten()
-                .chain(e.resource_fault_node())
-        {
-            if hosts.iter().take(hp as usize).any(|h| h == for_worker) {
-                return Err(err(
-                    find_line(text, for_worker, at_line),
-                    format!("{for_worker} is a control-plane host: it runs no kubelet"),
-                    "name a worker node",
-                ));
-            }
-        }
-        for h in [&e.isolate_member, &e.lose_etcd_disk]
-            .into_iter()
-            .flatten()
-            .chain(e.slow_etcd_disk.iter().map(|d| &d.host))
-        {
-            if !hosts.iter().take(hp as usize).any(|x| x == h) {
-                return Err(err(
-                    find_line(text, h, at_line),
-                    format!("{h} runs no etcd member"),
-                    &format!("etcd members run on the control-plane hosts cp-1..cp-{hp}"),
-                ));
-            }
-        }
-        if let Some(c) = &e.kill_leader {
-            if !LEADER_COMPONENTS.contains(&c.as_str()) {
-                return Err(err(
-                    find_line(text, c, at_line),
-                    format!("killLeader: {c:?} has no leader Lease"),
-                    &format!("one of {}", LEADER_COMPONENTS.join(", ")),
-                ));
-            }
-        }
-        for t in e.taint.iter().chain(&e.untaint) {
-            let effect_ok = match (&t.effect, e.taint.is_some()) {
-                (None, true) => false,
-                (None, false) => true,
-                (Some(x), _) => kubesim_model::api::TaintEffect::parse(x).is_some(),
-            };
-            if !effect_ok {
-                return Err(err(
-                    find_line(text, &t.key, at_line),
-                    format!("taint {} needs an effect, got {:?}", t.key, t.effect),
-                    "effect: NoSchedule, PreferNoSchedule or NoExecute",
-                ));
-            }
-        }
-        for r in e.delete.iter().map(|d| &d.kind).chain(e.scale.iter().map(|d| &d.kind)) {
-            if Kind::parse(r).is_none() {
-                return Err(err(
-                    find_line(text, r, at_line),
-                    format!("unknown kind {r:?}"),
-                    "use Deployment, ReplicaSet, Pod, DaemonSet, Node",
-                ));
-            }
-        }
-        if let Some(a) = &e.apply {
-            if a.path.is_none() && a.manifest.is_none() {
-                return Err(err(at_line, "apply needs path or manifest".into(), "apply: {path: file.yaml}"));
-            }
-        }
-    }
-    for w in &s.workloads {
+    for (i, w) in s.workloads.iter().enumerate() {
         if w.path.is_none() && w.manifest.is_none() {
-            return Err(err(
-                find_line(text, "workloads:", 1),
-                "a workloads entry needs path or manifest".into(),
+            return Err(Invalid::new(
+                format!("workloads[{i}]"),
+                "a workloads entry needs path or manifest",
                 "- path: manifests/web.yaml",
             ));
         }
     }
-    let exp_line = find_line(text, "expectations:", 1);
-    for x in &s.expectations {
-        let line = x.name.as_ref().map_or(exp_line, |n| find_line(text, n, exp_line));
-        let checks = [
-            x.pod_count.is_some(),
-            x.field.is_some(),
-            x.event.is_some(),
-            x.leader.is_some(),
-            x.node_count.is_some(),
-            x.written.is_some(),
-        ]
-        .iter()
-        .filter(|b| **b)
-        .count();
-        if checks != 1 {
-            return Err(err(
-                line,
-                format!("expectation {:?} needs exactly one of podCount, nodeCount, field, written, event, leader", x.describe()),
-                "see scenarios/README.md",
-            ));
+    let hp = s.control_plane.hosts.unwrap_or(DEFAULT_CONTROL_PLANE_HOSTS) as usize;
+    let mut counters: BTreeMap<&str, u32> = s.node_pools.iter().map(|p| (p.name.as_str(), p.count)).collect();
+    for (i, e) in s.timeline.iter().enumerate() {
+        validate_entry(s, e, &format!("timeline[{i}]"), &mut hosts, hp, &mut counters)?;
+    }
+    for (i, x) in s.expectations.iter().enumerate() {
+        expect::validate_expectation(s, x, &format!("expectations[{i}]"))?;
+    }
+    Ok(())
+}
+
+fn validate_entry<'a>(
+    s: &'a Scenario,
+    e: &TimelineEntry,
+    path: &str,
+    hosts: &mut Vec<String>,
+    hp: usize,
+    counters: &mut BTreeMap<&'a str, u32>,
+) -> Result<(), Invalid> {
+    let name = e.action.name();
+    let arg = format!("{path}.{name}");
+    if e.at.time > s.duration.time {
+        return Err(Invalid::new(
+            format!("{path}.at"),
+            format!("timeline entry at {} is after the scenario's duration {}", e.at.text, s.duration.text),
+            "raise duration or move the entry",
+        ));
+    }
+    let cp: Vec<String> = hosts.iter().take(hp).cloned().collect();
+    let is_cp = |h: &str| cp.iter().any(|x| x == h);
+    let (mut named, mut worker_only, mut cp_only): (Vec<&str>, Vec<&str>, Vec<&str>) =
+        (Vec::new(), Vec::new(), Vec::new());
+    match &e.action {
+        Action::AddNodes(a) => {
+            let Some(pool) = s.node_pools.iter().find(|p| p.name == a.pool) else {
+                return Err(Invalid::new(
+                    format!("{arg}.pool"),
+                    format!("addNodes: no node pool named {:?}", a.pool),
+                    "name a pool from nodePools",
+                ));
+            };
+            if let Some(c) = counters.get_mut(pool.name.as_str()) {
+                for _ in 0..a.count {
+                    *c += 1;
+                    hosts.push(pool.node_name(*c));
+                }
+            }
         }
-        if let Some(l) = &x.leader {
-            if !LEADER_COMPONENTS.contains(&l.component.as_str()) {
-                return Err(err(
-                    find_line(text, &l.component, line),
-                    format!("leader: {:?} has no leader", l.component),
-                    &format!("one of {}", LEADER_COMPONENTS.join(", ")),
+        Action::Cordon(n) | Action::Uncordon(n) | Action::RemoveNode(n) => named.push(n),
+        Action::Drain(d) => named.push(&d.node),
+        Action::Taint(t) | Action::Untaint(t) => {
+            named.push(&t.node);
+            if matches!(e.action, Action::Taint(_)) && t.effect.is_none() {
+                return Err(Invalid::new(
+                    &arg,
+                    format!("taint {} needs an effect", t.key),
+                    "effect: NoSchedule, PreferNoSchedule or NoExecute",
                 ));
             }
         }
-        if x.holds_for.is_some() && x.within.is_none() {
-            return Err(err(
-                line,
-                format!("expectation {:?}: holdsFor needs within", x.describe()),
-                "within: 1m with holdsFor: 10s",
-            ));
+        Action::Apply(a) => {
+            if a.path.is_none() && a.manifest.is_none() {
+                return Err(Invalid::new(&arg, "apply needs path or manifest", "apply: {path: file.yaml}"));
+            }
         }
-        if x.at.is_some() == x.within.is_some() {
-            return Err(err(
-                line,
-                format!("expectation {:?} needs exactly one of at, within", x.describe()),
-                "at: 60s checks at an instant; within: 2m checks eventually",
-            ));
-        }
-        if x.pod_count.is_some() && x.equals.is_none() && x.at_least.is_none() && x.at_most.is_none() {
-            return Err(err(
-                line,
-                format!("expectation {:?}: podCount needs equals, atLeast or atMost", x.describe()),
-                "equals: 3",
-            ));
-        }
-        if x.field.is_some() && x.equals.is_none() && x.exists.is_none() {
-            return Err(err(
-                line,
-                format!("expectation {:?}: field needs equals or exists", x.describe()),
-                "equals: Running",
-            ));
-        }
-        if let Some(sel) = x.pod_count.as_ref().and_then(|q| q.selector.as_ref()) {
-            if let Err(e) = kubesim_model::api::Selector::parse(sel) {
-                return Err(err(
-                    find_line(text, sel, line),
-                    format!("selector {sel:?}: {e}"),
-                    "e.g. app=web,tier!=db",
+        Action::Delete(_) => {}
+        Action::Scale(r) => {
+            if !matches!(r.kind.0, Kind::Deployment | Kind::ReplicaSet) {
+                return Err(Invalid::new(
+                    format!("{arg}.kind"),
+                    format!("scale: {} does not scale here", r.kind.0.as_str()),
+                    "scale a Deployment or a ReplicaSet",
                 ));
             }
         }
+        Action::Fault(f) => {
+            named.extend(f.hosts());
+            match f {
+                Fault::StopContainerRuntime(h)
+                | Fault::StartContainerRuntime(h)
+                | Fault::MemoryHog { host: h, .. }
+                | Fault::FillDisk { host: h, .. }
+                | Fault::FillInodes { host: h, .. }
+                | Fault::ExhaustPids { host: h, .. } => worker_only.push(h),
+                Fault::KillProcess { host, process } | Fault::RestartProcess { host, process } => {
+                    if process == "kubelet" {
+                        worker_only.push(host);
+                    } else {
+                        cp_only.push(host);
+                    }
+                }
+                Fault::IsolateMember(h)
+                | Fault::LoseEtcdDisk(h)
+                | Fault::LoseUnsyncedWrites(h)
+                | Fault::SlowEtcdDisk { host: h, .. } => cp_only.push(h),
+                _ => {}
+            }
+        }
+    }
+    for h in named {
+        if !hosts.iter().any(|x| x == h) {
+            return Err(Invalid::new(
+                &arg,
+                format!("no host named {h:?}"),
+                format!("hosts are: {}", hosts.join(", ")),
+            ));
+        }
+    }
+    for h in worker_only {
+        if is_cp(h) {
+            return Err(Invalid::new(
+                &arg,
+                format!("{h} is a control-plane host: it runs no kubelet"),
+                "name a worker node",
+            ));
+        }
+    }
+    for h in cp_only {
+        if !is_cp(h) {
+            return Err(Invalid::new(
+                &arg,
+                format!("{h} runs no etcd member or control-plane process"),
+                format!("control-plane hosts are cp-1..cp-{hp}; workers run kubelet"),
+            ));
+        }
+    }
+    if let Some(v) = &e.via {
+        if !e.action.is_api() {
+            return Err(Invalid::new(
+                format!("{path}.via"),
+                "via applies to API actions only",
+                "use it with apply, delete, scale, cordon, uncordon, taint, untaint or drain",
+            ));
+        }
+        if v != "isolated" && !is_cp(v) {
+            return Err(Invalid::new(
+                format!("{path}.via"),
+                format!("via: {v:?} is not a control-plane host"),
+                format!("one of cp-1..cp-{hp}, or isolated"),
+            ));
+        }
+    }
+    if e.expect_error.is_some() && !e.action.is_api() {
+        return Err(Invalid::new(
+            format!("{path}.expectError"),
+            "expectError applies to API actions only",
+            "use it with apply, delete, scale, cordon, uncordon, taint, untaint or drain",
+        ));
     }
     Ok(())
 }
@@ -1099,18 +1108,6 @@ pub fn render_yaml(v: &serde_yaml::Value) -> String {
         serde_yaml::Value::Number(n) => n.to_string(),
         serde_yaml::Value::Null => "null".into(),
         other => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
-    }
-}
-
-/// Time of an expectation's window or instant.
-pub fn times(x: &Expectation) -> (SimTime, Option<SimTime>) {
-    match (&x.at, &x.within) {
-        (Some(at), _) => (at.time, None),
-        (None, Some(w)) => {
-            let from = x.after.as_ref().map_or(SimTime::ZERO, |a| a.time);
-            (from, Some(from + w.time.as_duration()))
-        }
-        _ => (SimTime::ZERO, None),
     }
 }
 

@@ -17,7 +17,7 @@ workloads:
       apiVersion: v1
       kind: Pod
       metadata: {name: p}
-      spec: {containers: [{name: c, image: busybox, securityContext: {runAsUser: 1000}}]}
+      spec: {containers: [{name: c, image: busybox, lifecycle: {preStop: {exec: {command: [sleep, "5"]}}}}]}
 timeline:
   - at: 30s
     cordon: worker-1
@@ -35,7 +35,11 @@ fn a_valid_scenario_loads_with_warnings_for_unsimulated_fields() {
     let l = load_text(OK).unwrap();
     assert_eq!(l.scenario.node_pools[0].node_name(2), "worker-2");
     assert_eq!(l.scenario.timeline[0].at.time, SimTime::from_secs(30));
-    assert!(l.warnings.iter().any(|w| w.contains("securityContext")), "{:?}", l.warnings);
+    assert!(
+        l.warnings.iter().any(|w| w.contains("spec.containers[0].lifecycle is not simulated")),
+        "{:?}",
+        l.warnings
+    );
     assert_eq!(l.warnings.len(), 1, "only the unsimulated field warns: {:?}", l.warnings);
 }
 
@@ -69,6 +73,12 @@ fn errors_name_the_line() {
             "evictionSoftGracePeriod",
         ),
         ("name: x\nduration: 1m\ntimeline:\n  - at: 10s\n    memoryHog: {node: cp-1, size: 1Gi}\n", 5, "runs no kubelet"),
+        (
+            "name: x\nduration: 1m\ncontrolPlane:\n  kubeApiserver:\n    event-ttl: 2h\n    max-inflight: 10\n",
+            6,
+            "unknown field `max-inflight`",
+        ),
+        ("name: x\nduration: 1m\ncontrolPlane:\n  kubeApiserver:\n    request-timeout: 0s\n", 5, "greater than 0"),
     ];
     for (text, line, needle) in cases {
         let e = load_text(text).unwrap_err();
@@ -134,4 +144,58 @@ proptest! {
             prop_assert!(e.line >= 1);
         }
     }
+}
+
+/// Errors found after deserializing take their line and column from the parser, for
+/// values nested anywhere: never a guess by searching the text.
+#[test]
+fn checked_errors_land_on_the_offending_value() {
+    let cases: [(&str, usize, usize, &str); 12] = [
+        // A key repeated inside a string: the description mentions "hosts:".
+        ("name: x\ndescription: \"hosts: 9 is wrong\"\nduration: 1m\ncontrolPlane:\n  hosts: 9\n", 5, 3, "controlPlane.hosts 9"),
+        // The second of two timeline entries at one `at`.
+        ("name: x\nduration: 1m\nnodePools:\n  - name: w\n    capacity: {cpu: \"1\", memory: 1Gi}\ntimeline:\n  - at: 10s\n    killHost: w-1\n  - at: 10s\n    killHost: w-9\n", 10, 5, "no host named \"w-9\""),
+        // An unknown kind in a check is an error where it is written, not a Pod.
+        ("name: x\nduration: 1m\nexpectations:\n  - at: 10s\n    field: {kind: Pdo, name: p, path: status.phase}\n    exists: false\n", 5, 0, "unknown kind \"Pdo\""),
+        // Contradictory comparisons.
+        ("name: x\nduration: 1m\nexpectations:\n  - at: 10s\n    podCount: {phase: Running}\n    equals: 1\n    atLeast: 2\n", 7, 5, "equals and atLeast contradict"),
+        ("name: x\nduration: 1m\nexpectations:\n  - at: 10s\n    podCount: {}\n    atLeast: 3\n    atMost: 2\n", 7, 5, "no count satisfies both"),
+        ("name: x\nduration: 1m\nexpectations:\n  - at: 10s\n    podCount: {}\n    atMost: -1\n", 6, 5, "cannot be negative"),
+        // Negative counts in faults.
+        ("name: x\nduration: 1m\nnodePools:\n  - name: w\n    capacity: {cpu: \"1\", memory: 1Gi}\ntimeline:\n  - at: 10s\n    fillInodes: {node: w-1, inodes: -5}\n", 8, 0, "expected u"),
+        ("name: x\nduration: 1m\nnodePools:\n  - name: w\n    capacity: {cpu: \"1\", memory: 1Gi}\ntimeline:\n  - at: 10s\n    addNodes: {pool: w, count: -1}\n", 8, 0, "expected u"),
+        // Out-of-range settings.
+        ("name: x\nduration: 1m\ncontrolPlane:\n  kubeScheduler:\n    percentageOfNodesToScore: 150\n", 5, 5, "want 0 to 100"),
+        // Two actions in one entry, and an unknown one.
+        ("name: x\nduration: 1m\ntimeline:\n  - at: 10s\n    heal: {}\n    isolateEtcdLeader: {}\n", 6, 0, "exactly one action"),
+        ("name: x\nduration: 1m\ntimeline:\n  - at: 10s\n    killNode: w-1\n", 5, 0, "unknown timeline action"),
+        // An unknown component to kill the leader of.
+        ("name: x\nduration: 1m\ntimeline:\n  - at: 10s\n    killLeader: kube-proxy\n", 5, 0, "has no leader"),
+    ];
+    for (text, line, column, needle) in cases {
+        let e = load_text(text).unwrap_err();
+        assert_eq!(e.line, line, "{needle}: {e}");
+        if column > 0 {
+            assert_eq!(e.column, column, "{needle}: {e}");
+        }
+        assert!(e.to_string().contains(needle), "want {needle:?} in {e}");
+    }
+}
+
+#[test]
+fn timeline_entries_are_one_action_each() {
+    let l = load_text(OK).unwrap();
+    assert!(matches!(l.scenario.timeline[0].action, Action::Cordon(ref n) if n == "worker-1"));
+    assert!(matches!(l.scenario.timeline[1].action, Action::Fault(Fault::Heal)));
+}
+
+#[test]
+fn apiserver_flags_reach_the_world() {
+    let text = "name: x\nduration: 1m\ncontrolPlane:\n  kubeApiserver:\n    event-ttl: 2h\n    etcd-compaction-interval: 0s\n    request-timeout: 30s\n    max-requests-inflight: 800\n";
+    let plan = crate::plan::from_scenario(&load_text(text).unwrap().scenario).unwrap();
+    let api = &plan.world.apiserver;
+    assert_eq!(api.event_ttl, std::time::Duration::from_secs(7200));
+    assert!(api.etcd_compaction_interval.is_zero());
+    assert_eq!(api.request_timeout, std::time::Duration::from_secs(30));
+    assert_eq!((api.max_requests_inflight, api.max_mutating_requests_inflight), (800, 200));
 }

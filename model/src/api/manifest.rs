@@ -40,16 +40,104 @@ pub fn parse_manifests(text: &str) -> Result<Manifests, ManifestError> {
     let mut out = Manifests::default();
     for doc in serde_yaml::Deserializer::from_str(text) {
         let mut ignored = Vec::new();
-        let parsed: Option<Document> = serde_ignored::deserialize(doc, |path| ignored.push(path.to_string()))
-            .map_err(|e| ManifestError::from_yaml(&e))?;
+        let parsed: Option<Document> =
+            serde_ignored::deserialize(doc, |path| ignored.push(field_path(&path)))
+                .map_err(|e| ManifestError::from_yaml(&e))?;
         let Some(parsed) = parsed else { continue };
         let what = describe(&parsed);
         for path in ignored {
-            out.warnings.push(format!("{what}: unknown field \"{path}\" is not simulated; ignored"));
+            out.warnings.push(format!("{what}: {path} is not simulated; dropped"));
         }
+        out.warnings.extend(not_simulated(&parsed));
         flatten(parsed, &mut out);
     }
     Ok(out)
+}
+
+/// A field's path as a manifest author writes it: `spec.volumes[0].csi` (serde_ignored
+/// writes `?.spec.volumes.0.csi`).
+pub fn field_path(p: &serde_ignored::Path) -> String {
+    use serde_ignored::Path;
+    match p {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => match field_path(parent) {
+            s if s.is_empty() => key.clone(),
+            s => format!("{s}.{key}"),
+        },
+        Path::Some { parent } | Path::NewtypeStruct { parent } | Path::NewtypeVariant { parent } => {
+            field_path(parent)
+        }
+    }
+}
+
+/// Pod-spec fields kubesim keeps and shows back without acting on them although they
+/// change what a cluster does, with what happens here instead. Fields that change nothing
+/// a simulation shows (securityContext, workingDir, imagePullSecrets, dnsConfig, ...) are
+/// kept without a word.
+const POD_SPEC_NOT_SIMULATED: &[(&str, &str)] = &[
+    ("activeDeadlineSeconds", "the kubelet does not end the pod at its deadline"),
+    ("readinessGates", "the pod's readiness does not wait for them"),
+    ("schedulingGates", "the scheduler does not wait for them"),
+    ("runtimeClassName", "no RuntimeClass overhead or node selection"),
+    ("resourceClaims", "no device is allocated"),
+];
+const CONTAINER_NOT_SIMULATED: &[(&str, &str)] = &[
+    ("lifecycle", "postStart and preStop hooks do not run (a preStop does not delay termination)"),
+    ("volumeDevices", "no block device is attached"),
+];
+
+/// The warnings for what a document holds that kubesim keeps but does not act on
+/// (`Deployment default/web: spec.template.spec.volumes[0].csi is not simulated: ...`).
+pub fn not_simulated(d: &Document) -> Vec<String> {
+    let what = describe(d);
+    unsimulated(d).into_iter().map(|w| format!("{what}: {w}")).collect()
+}
+
+/// Fields kubesim keeps and shows back but whose behaviour it does not simulate, each
+/// with its path and what happens instead.
+fn unsimulated(d: &Document) -> Vec<String> {
+    let Document::Object(o) = d else { return Vec::new() };
+    let (at, spec) = match o {
+        super::Object::Pod(p) => ("spec", &p.spec),
+        super::Object::ReplicaSet(r) => ("spec.template.spec", &r.spec.template.spec),
+        super::Object::Deployment(x) => ("spec.template.spec", &x.spec.template.spec),
+        super::Object::DaemonSet(x) => ("spec.template.spec", &x.spec.template.spec),
+        super::Object::StatefulSet(x) => ("spec.template.spec", &x.spec.template.spec),
+        super::Object::Job(x) => ("spec.template.spec", &x.spec.template.spec),
+        _ => return Vec::new(),
+    };
+    let mut out = Vec::new();
+    let mut listed = |path: String, extra: &super::pod::Extra, known: &[(&str, &str)]| {
+        for (field, what) in known.iter().filter(|(f, _)| extra.contains_key(*f)) {
+            out.push(format!("{path}.{field} is not simulated: {what}"));
+        }
+    };
+    listed(at.to_string(), &spec.extra, POD_SPEC_NOT_SIMULATED);
+    for (list, cs) in [("initContainers", &spec.init_containers), ("containers", &spec.containers)] {
+        for (i, c) in cs.iter().enumerate() {
+            listed(format!("{at}.{list}[{i}]"), &c.extra, CONTAINER_NOT_SIMULATED);
+        }
+    }
+    for (i, v) in spec.volumes.iter().enumerate() {
+        if v.persistent_volume_claim.is_some() {
+            out.push(format!(
+                "{at}.volumes[{i}].persistentVolumeClaim is not simulated: the claim is not looked up and the volume mounts at once"
+            ));
+        }
+        // Any other source (csi, nfs, ephemeral, ...): its driver is not simulated.
+        for source in v.extra.keys() {
+            out.push(format!("{at}.volumes[{i}].{source} is not simulated: the volume mounts at once"));
+        }
+        for (j, p) in v.projected.iter().flat_map(|p| p.sources.iter()).enumerate() {
+            for source in p.extra.keys() {
+                out.push(format!(
+                    "{at}.volumes[{i}].projected.sources[{j}].{source} is not simulated: it projects nothing"
+                ));
+            }
+        }
+    }
+    out
 }
 
 fn describe(d: &Document) -> String {
@@ -101,6 +189,7 @@ metadata:
   name: web
   namespace: default
   labels: {app: web}
+  managedFields: []
 spec:
   replicas: 3
   selector:
@@ -115,8 +204,14 @@ spec:
         livenessProbe:
           httpGet: {path: /, port: 80}
         env: [{name: MODE, value: prod}]
+        securityContext: {runAsUser: 1000}
+        lifecycle:
+          preStop: {exec: {command: [sleep, "5"]}}
         resources:
           requests: {cpu: 100m, memory: 128Mi}
+      volumes:
+      - name: data
+        csi: {driver: x}
 ---
 apiVersion: v1
 kind: Service
@@ -141,12 +236,28 @@ items:
         let m = parse_manifests(DEPLOY).unwrap();
         let kinds: Vec<Kind> = m.objects.iter().map(|o| o.kind()).collect();
         assert_eq!(kinds, vec![Kind::Deployment, Kind::Namespace, Kind::Pod]);
-        assert!(m.warnings.iter().any(|w| w.contains("env")), "{:?}", m.warnings);
+        assert_eq!(
+            m.warnings,
+            vec![
+                "Deployment default/web: metadata.managedFields is not simulated; dropped",
+                "Deployment default/web: spec.template.spec.containers[0].lifecycle is not simulated: postStart and preStop hooks do not run (a preStop does not delay termination)",
+                "Deployment default/web: spec.template.spec.volumes[0].csi is not simulated: the volume mounts at once",
+                "Service web (v1): kind not simulated by kubesim; skipped",
+            ]
+        );
         assert!(
             !m.warnings.iter().any(|w| w.contains("livenessProbe")),
             "probes are simulated: {:?}",
             m.warnings
         );
+        let c = &m.objects[0].as_deployment().unwrap().spec.template.spec.containers[0];
+        assert_eq!(c.env[0].value, "prod", "env is kept");
+        // Fields kubesim does not model are kept as written and shown back.
+        assert_eq!(c.extra["securityContext"]["runAsUser"], 1000);
+        let json = serde_json::to_value(&m.objects[0]).unwrap();
+        let pod_spec = &json["spec"]["template"]["spec"];
+        assert_eq!(pod_spec["containers"][0]["lifecycle"]["preStop"]["exec"]["command"][1], "5");
+        assert_eq!(pod_spec["volumes"][0]["csi"]["driver"], "x");
         assert!(m.warnings.iter().any(|w| w.contains("Service web")), "{:?}", m.warnings);
         let d = m.objects[0].as_deployment().unwrap();
         assert_eq!(d.spec.replicas, Some(3));

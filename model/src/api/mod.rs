@@ -4,6 +4,7 @@
 //! control plane reads or writes; a manifest field outside them is ignored with a warning.
 
 pub mod cluster;
+pub mod config;
 pub mod manifest;
 pub mod meta;
 pub mod node;
@@ -17,6 +18,7 @@ pub mod selector;
 pub mod workloads;
 
 pub use cluster::{Event, EventSource, Lease, LeaseSpec, Namespace, EVENT_NORMAL, EVENT_WARNING};
+pub use config::{ConfigMap, Secret};
 pub use manifest::{parse_manifests, ManifestError, Manifests};
 pub use meta::{ConditionStatus, IntOrString, ObjectMeta, ObjectReference, OwnerReference};
 pub use node::{Node, NodeCondition, NodeSpec, NodeStatus};

@@ -9,6 +9,7 @@ use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::cluster::{Event, Lease, Namespace};
+use super::config::{ConfigMap, Secret};
 use super::meta::ObjectMeta;
 use super::node::Node;
 use super::pod::Pod;
@@ -30,10 +31,12 @@ pub enum Kind {
     Event,
     PriorityClass,
     PodDisruptionBudget,
+    ConfigMap,
+    Secret,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Namespace,
         Kind::Node,
         Kind::Pod,
@@ -46,6 +49,8 @@ impl Kind {
         Kind::Event,
         Kind::PriorityClass,
         Kind::PodDisruptionBudget,
+        Kind::ConfigMap,
+        Kind::Secret,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,12 +67,14 @@ impl Kind {
             Kind::Event => "Event",
             Kind::PriorityClass => "PriorityClass",
             Kind::PodDisruptionBudget => "PodDisruptionBudget",
+            Kind::ConfigMap => "ConfigMap",
+            Kind::Secret => "Secret",
         }
     }
 
     pub fn api_version(self) -> &'static str {
         match self {
-            Kind::Namespace | Kind::Node | Kind::Pod | Kind::Event => "v1",
+            Kind::Namespace | Kind::Node | Kind::Pod | Kind::Event | Kind::ConfigMap | Kind::Secret => "v1",
             Kind::ReplicaSet | Kind::Deployment | Kind::DaemonSet | Kind::StatefulSet => "apps/v1",
             Kind::Job => "batch/v1",
             Kind::Lease => "coordination.k8s.io/v1",
@@ -91,6 +98,8 @@ impl Kind {
             Kind::Event => "events",
             Kind::PriorityClass => "priorityclasses",
             Kind::PodDisruptionBudget => "poddisruptionbudgets",
+            Kind::ConfigMap => "configmaps",
+            Kind::Secret => "secrets",
         }
     }
 
@@ -122,6 +131,8 @@ impl Kind {
             Kind::Event => "/registry/events/",
             Kind::PriorityClass => "/registry/priorityclasses/",
             Kind::PodDisruptionBudget => "/registry/poddisruptionbudgets/",
+            Kind::ConfigMap => "/registry/configmaps/",
+            Kind::Secret => "/registry/secrets/",
         }
     }
 
@@ -141,6 +152,8 @@ impl Kind {
             "event" | "events" | "ev" => Kind::Event,
             "priorityclass" | "priorityclasses" | "pc" => Kind::PriorityClass,
             "poddisruptionbudget" | "poddisruptionbudgets" | "pdb" => Kind::PodDisruptionBudget,
+            "configmap" | "configmaps" | "cm" => Kind::ConfigMap,
+            "secret" | "secrets" => Kind::Secret,
             _ => return None,
         })
     }
@@ -205,6 +218,8 @@ pub enum Object {
     Event(Event),
     PriorityClass(PriorityClass),
     PodDisruptionBudget(PodDisruptionBudget),
+    ConfigMap(ConfigMap),
+    Secret(Secret),
 }
 
 macro_rules! each_kind {
@@ -222,6 +237,8 @@ macro_rules! each_kind {
             Object::Event($o) => $body,
             Object::PriorityClass($o) => $body,
             Object::PodDisruptionBudget($o) => $body,
+            Object::ConfigMap($o) => $body,
+            Object::Secret($o) => $body,
         }
     };
 }
@@ -241,6 +258,8 @@ impl Object {
             Object::Event(_) => Kind::Event,
             Object::PriorityClass(_) => Kind::PriorityClass,
             Object::PodDisruptionBudget(_) => Kind::PodDisruptionBudget,
+            Object::ConfigMap(_) => Kind::ConfigMap,
+            Object::Secret(_) => Kind::Secret,
         }
     }
 
@@ -320,6 +339,18 @@ impl Object {
     pub fn as_pod_disruption_budget(&self) -> Option<&PodDisruptionBudget> {
         match self {
             Object::PodDisruptionBudget(p) => Some(p),
+            _ => None,
+        }
+    }
+    pub fn as_config_map(&self) -> Option<&ConfigMap> {
+        match self {
+            Object::ConfigMap(c) => Some(c),
+            _ => None,
+        }
+    }
+    pub fn as_secret(&self) -> Option<&Secret> {
+        match self {
+            Object::Secret(s) => Some(s),
             _ => None,
         }
     }
@@ -443,6 +474,8 @@ impl<'de> Visitor<'de> for DocumentVisitor {
             Kind::Event => Object::Event(finish(map, buffered)?),
             Kind::PriorityClass => Object::PriorityClass(finish(map, buffered)?),
             Kind::PodDisruptionBudget => Object::PodDisruptionBudget(finish(map, buffered)?),
+            Kind::ConfigMap => Object::ConfigMap(finish(map, buffered)?),
+            Kind::Secret => Object::Secret(finish(map, buffered)?),
         };
         Ok(Document::Object(obj))
     }

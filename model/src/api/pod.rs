@@ -13,6 +13,12 @@ use crate::time::SimTime;
 /// `v1.ResourceList`: resource name -> quantity.
 pub type ResourceList = BTreeMap<String, Quantity>;
 
+/// The fields of a manifest that kubesim's types do not model, by name, as written: kept
+/// with the object and shown back, so nothing in a manifest is lost. (The API server of a
+/// real cluster keeps every field of its own version; kubesim's types model the fields
+/// the simulation acts on, and this map holds the rest.)
+pub type Extra = BTreeMap<String, serde_json::Value>;
+
 /// Default scheduler name (`v1.DefaultSchedulerName`).
 pub const DEFAULT_SCHEDULER_NAME: &str = "default-scheduler";
 
@@ -81,6 +87,11 @@ pub struct PodSpec {
     pub preemption_policy: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topology_spread_constraints: Vec<super::pod_scheduling::TopologySpreadConstraint>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+    /// Fields kubesim does not model, kept as written and shown back (`get -o yaml`).
+    #[serde(flatten)]
+    pub extra: Extra,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +124,364 @@ pub struct Container {
     pub readiness_probe: Option<Probe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub startup_probe: Option<Probe>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFromSource>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<VolumeMount>,
+    /// Only on init containers: `Always` makes it a sidecar (KEP-753, GA in v1.33),
+    /// started in order with the init containers and kept running beside the others.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<ContainerRestartPolicy>,
+    /// Fields kubesim does not model, kept as written and shown back (`get -o yaml`).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `v1.ContainerRestartPolicy`: v1.33 serves one value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContainerRestartPolicy {
+    Always,
+}
+
+impl Container {
+    /// `podutil.IsRestartableInitContainer`: an init container with restartPolicy Always.
+    pub fn is_sidecar(&self) -> bool {
+        self.restart_policy == Some(ContainerRestartPolicy::Always)
+    }
+}
+
+/// `v1.EnvVar`: a literal value, or one read from the pod, its resources, a ConfigMap
+/// or a Secret when the container starts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVar {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub value: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<EnvVarSource>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvVarSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_ref: Option<ObjectFieldSelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_field_ref: Option<ResourceFieldSelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_key_ref: Option<KeySelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_ref: Option<KeySelector>,
+}
+
+/// `v1.ObjectFieldSelector` (apiVersion defaults to v1).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectFieldSelector {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub api_version: String,
+    pub field_path: String,
+}
+
+/// `v1.ResourceFieldSelector`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceFieldSelector {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub container_name: String,
+    pub resource: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub divisor: Option<Quantity>,
+}
+
+/// `v1.ConfigMapKeySelector` and `v1.SecretKeySelector`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeySelector {
+    #[serde(default)]
+    pub name: String,
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+}
+
+impl KeySelector {
+    pub fn is_optional(&self) -> bool {
+        self.optional == Some(true)
+    }
+}
+
+/// `v1.EnvFromSource`: every key of a ConfigMap or Secret as a variable.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvFromSource {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub prefix: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_ref: Option<LocalRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<LocalRef>,
+}
+
+/// `v1.ConfigMapEnvSource` and `v1.SecretEnvSource`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LocalRef {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+}
+
+impl LocalRef {
+    pub fn is_optional(&self) -> bool {
+        self.optional == Some(true)
+    }
+}
+
+/// `v1.VolumeMount`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeMount {
+    pub name: String,
+    pub mount_path: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sub_path: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sub_path_expr: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub mount_propagation: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub recursive_read_only: String,
+}
+
+/// `v1.Volume`: a name and one source. The sources the kubelet's volume manager mounts
+/// here are typed; a source kubesim does not simulate is reported when the manifest is
+/// read.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Volume {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ConfigMapVolumeSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<SecretVolumeSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub empty_dir: Option<EmptyDirVolumeSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_path: Option<HostPathVolumeSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projected: Option<ProjectedVolumeSource>,
+    #[serde(default, rename = "downwardAPI", skip_serializing_if = "Option::is_none")]
+    pub downward_api: Option<DownwardApiVolumeSource>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistent_volume_claim: Option<PersistentVolumeClaimVolumeSource>,
+    /// Fields kubesim does not model, kept as written and shown back (`get -o yaml`).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `v1.KeyToPath`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KeyToPath {
+    pub key: String,
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<i32>,
+}
+
+/// `v1.ConfigMapVolumeSource`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfigMapVolumeSource {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<KeyToPath>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_mode: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+}
+
+/// `v1.SecretVolumeSource`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretVolumeSource {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub secret_name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<KeyToPath>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_mode: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+}
+
+/// `v1.EmptyDirVolumeSource`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EmptyDirVolumeSource {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub medium: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_limit: Option<Quantity>,
+}
+
+/// `v1.HostPathVolumeSource`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostPathVolumeSource {
+    pub path: String,
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+}
+
+/// `v1.ProjectedVolumeSource`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectedVolumeSource {
+    #[serde(default)]
+    pub sources: Vec<VolumeProjection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_mode: Option<i32>,
+}
+
+/// `v1.VolumeProjection`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeProjection {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ProjectedKeys>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<ProjectedKeys>,
+    #[serde(default, rename = "downwardAPI", skip_serializing_if = "Option::is_none")]
+    pub downward_api: Option<DownwardApiProjection>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_token: Option<ServiceAccountTokenProjection>,
+    /// Fields kubesim does not model, kept as written and shown back (`get -o yaml`).
+    #[serde(flatten)]
+    pub extra: Extra,
+}
+
+/// `v1.ConfigMapProjection` and `v1.SecretProjection`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProjectedKeys {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<KeyToPath>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub optional: Option<bool>,
+}
+
+/// `v1.DownwardAPIProjection`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownwardApiProjection {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<DownwardApiVolumeFile>,
+}
+
+/// `v1.ServiceAccountTokenProjection` (expirationSeconds defaults to 3600).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccountTokenProjection {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub audience: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiration_seconds: Option<i64>,
+    pub path: String,
+}
+
+/// `v1.DownwardAPIVolumeSource`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownwardApiVolumeSource {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<DownwardApiVolumeFile>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_mode: Option<i32>,
+}
+
+/// `v1.DownwardAPIVolumeFile`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DownwardApiVolumeFile {
+    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field_ref: Option<ObjectFieldSelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_field_ref: Option<ResourceFieldSelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<i32>,
+}
+
+/// `v1.PersistentVolumeClaimVolumeSource`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersistentVolumeClaimVolumeSource {
+    pub claim_name: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+}
+
+/// `v1.VolumeDefaultMode` / `SecretVolumeSourceDefaultMode` / ...: 0644.
+pub const VOLUME_DEFAULT_MODE: i32 = 0o644;
+/// SetDefaults_ServiceAccountTokenProjection: an hour.
+pub const SERVICE_ACCOUNT_TOKEN_EXPIRATION_SECONDS: i64 = 3600;
+
+impl PodSpec {
+    /// The v1 defaulters for volumes and environment (pkg/apis/core/v1/defaults.go):
+    /// defaultMode 0644 on ConfigMap, Secret, projected and downward API volumes,
+    /// fieldRef apiVersion v1, a projected token's hour, a hostPath's empty type.
+    pub fn default_volumes_and_env(&mut self) {
+        let field_ref = |f: &mut ObjectFieldSelector| {
+            if f.api_version.is_empty() {
+                f.api_version = "v1".into();
+            }
+        };
+        for v in &mut self.volumes {
+            if let Some(c) = &mut v.config_map {
+                c.default_mode.get_or_insert(VOLUME_DEFAULT_MODE);
+            }
+            if let Some(s) = &mut v.secret {
+                s.default_mode.get_or_insert(VOLUME_DEFAULT_MODE);
+            }
+            if let Some(h) = &mut v.host_path {
+                h.type_.get_or_insert_with(String::new);
+            }
+            if let Some(d) = &mut v.downward_api {
+                d.default_mode.get_or_insert(VOLUME_DEFAULT_MODE);
+                d.items.iter_mut().filter_map(|i| i.field_ref.as_mut()).for_each(field_ref);
+            }
+            if let Some(p) = &mut v.projected {
+                p.default_mode.get_or_insert(VOLUME_DEFAULT_MODE);
+                for s in &mut p.sources {
+                    if let Some(t) = &mut s.service_account_token {
+                        t.expiration_seconds.get_or_insert(SERVICE_ACCOUNT_TOKEN_EXPIRATION_SECONDS);
+                    }
+                    if let Some(d) = &mut s.downward_api {
+                        d.items.iter_mut().filter_map(|i| i.field_ref.as_mut()).for_each(field_ref);
+                    }
+                }
+            }
+        }
+        for c in self.containers.iter_mut().chain(self.init_containers.iter_mut()) {
+            for e in &mut c.env {
+                if let Some(f) = e.value_from.as_mut().and_then(|v| v.field_ref.as_mut()) {
+                    field_ref(f);
+                }
+            }
+        }
+    }
 }
 
 /// `v1.Probe`. Defaults (SetDefaults_Probe): periodSeconds 10, timeoutSeconds 1,
@@ -269,6 +638,8 @@ pub struct PodStatus {
     pub pod_ip: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<SimTime>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub init_container_statuses: Vec<ContainerStatus>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub container_statuses: Vec<ContainerStatus>,
     #[serde(default, skip_serializing_if = "String::is_empty")]

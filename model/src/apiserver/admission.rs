@@ -115,7 +115,8 @@ pub fn prepare_create(
         m.creation_timestamp = Some(now);
         m.resource_version = 0;
         m.deletion_timestamp = None;
-        m.generation = 1;
+        // ConfigMaps and Secrets have no spec and no generation.
+        m.generation = i64::from(!matches!(kind, Kind::ConfigMap | Kind::Secret));
     }
     super::priority::admit_create(obj, cache)?;
     default_object(obj);
@@ -140,6 +141,7 @@ pub fn default_object(obj: &mut Object) {
             if s.dns_policy.is_empty() {
                 s.dns_policy = "ClusterFirst".into();
             }
+            s.default_volumes_and_env();
             for (key, seconds) in [
                 (TAINT_NOT_READY, DEFAULT_TOLERATION_SECONDS),
                 (TAINT_UNREACHABLE, DEFAULT_TOLERATION_SECONDS),
@@ -225,6 +227,7 @@ pub fn default_object(obj: &mut Object) {
             }
         }
         Object::Namespace(n) if n.status.phase.is_empty() => n.status.phase = "Active".into(),
+        Object::Secret(secret) => secret.apply_defaults(),
         _ => {}
     }
 }
@@ -239,6 +242,7 @@ fn default_template(t: &mut crate::api::PodTemplateSpec) {
     if s.dns_policy.is_empty() {
         s.dns_policy = "ClusterFirst".into();
     }
+    s.default_volumes_and_env();
 }
 
 /// `qos.GetPodQOS` (pkg/apis/core/helper/qos).
@@ -329,7 +333,10 @@ pub fn mutate(current: &Object, m: &MutationView<'_>, now: SimTime) -> Result<Op
             // workload's template is defaulted as a created one's (the Deployment
             // controller compares templates with its ReplicaSets'). Admission plugins
             // that only act on create (node taints, DefaultTolerationSeconds) do not.
-            if matches!(key.kind, Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet | Kind::StatefulSet) {
+            if matches!(
+                key.kind,
+                Kind::Deployment | Kind::ReplicaSet | Kind::DaemonSet | Kind::StatefulSet | Kind::Secret
+            ) {
                 default_object(&mut next);
             }
             if let (Object::Pod(old), Object::Pod(new)) = (current, &mut next) {

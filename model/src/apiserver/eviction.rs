@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use super::{ApiServer, ClientId, Pending};
+use super::{ApiServer, Caller, Pending};
 use crate::api::pod::condition;
 use crate::api::policy::{PodDisruptionBudget, UNHEALTHY_POD_EVICTION_ALWAYS_ALLOW};
 use crate::api::{ConditionStatus, Kind, Object, ObjectKey, PodCondition, PodPhase};
@@ -32,8 +32,7 @@ const EVICTION_TRIES: u32 = 20;
 /// An eviction waiting for its transaction.
 #[derive(Debug)]
 pub(super) struct PendingEviction {
-    client: ClientId,
-    tag: u64,
+    pub(super) caller: Caller,
     pod: ObjectKey,
     grace: Option<i64>,
     tries: u32,
@@ -132,8 +131,7 @@ impl ApiServer {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn evict(
         &mut self,
-        client: ClientId,
-        tag: u64,
+        caller: Caller,
         namespace: String,
         name: String,
         grace: Option<i64>,
@@ -141,7 +139,7 @@ impl ApiServer {
         out: &mut Vec<super::ApiOutput>,
     ) {
         let pod = ObjectKey::new(Kind::Pod, namespace, name);
-        let e = PendingEviction { client, tag, pod, grace, tries: 0 };
+        let e = PendingEviction { caller, pod, grace, tries: 0 };
         self.evict_try(e, &[], now, out);
     }
 
@@ -158,9 +156,7 @@ impl ApiServer {
             |o: &Arc<Object>| fresh.iter().find(|f| f.key() == o.key()).cloned().unwrap_or_else(|| o.clone());
         let current = match fresh.iter().find(|f| f.key() == e.pod).or(self.cache.get(&e.pod)) {
             Some(c) => c.clone(),
-            None => {
-                return Self::reply(e.client, e.tag, Err(ApiError::not_found(Kind::Pod, &e.pod.name)), out)
-            }
+            None => return self.reply(e.caller, Err(ApiError::not_found(Kind::Pod, &e.pod.name)), out),
         };
         let Some(pod) = current.as_pod() else { return };
         let budgets: Vec<Arc<PodDisruptionBudget>> = self
@@ -170,7 +166,7 @@ impl ApiServer {
             .filter_map(|o| o.as_pod_disruption_budget().cloned().map(Arc::new))
             .collect();
         let pdb = match decide(pod, &budgets) {
-            Decision::Refuse(err) => return Self::reply(e.client, e.tag, Err(err), out),
+            Decision::Refuse(err) => return self.reply(e.caller, Err(err), out),
             Decision::Delete(pdb) => pdb,
         };
         let pod_key = e.pod.etcd_key();
@@ -206,7 +202,7 @@ impl ApiServer {
         let (succeeded, results) = match response {
             EtcdResponse::Txn { succeeded, results, .. } => (succeeded, results),
             EtcdResponse::Error { message } => {
-                return Self::reply(e.client, e.tag, Err(ApiError { code: 500, reason: "", message }), out)
+                return self.reply(e.caller, Err(ApiError { code: 500, reason: "", message }), out)
             }
             _ => return,
         };
@@ -217,22 +213,17 @@ impl ApiServer {
                 .flatten()
                 .map(|kv| kv.value)
                 .ok_or_else(|| ApiError::not_found(Kind::Pod, &e.pod.name));
-            return Self::reply(e.client, e.tag, pod, out);
+            return self.reply(e.caller, pod, out);
         }
         // The pod or the budget changed under us: decide again on what etcd holds (the
         // watch cache sees it later). A pod that is gone is NotFound.
         let fresh: Vec<Arc<Object>> = results.into_iter().flatten().map(|kv| kv.value).collect();
         if !fresh.iter().any(|o| o.key() == e.pod) {
-            return Self::reply(e.client, e.tag, Err(ApiError::not_found(Kind::Pod, &e.pod.name)), out);
+            return self.reply(e.caller, Err(ApiError::not_found(Kind::Pod, &e.pod.name)), out);
         }
         if e.tries + 1 >= EVICTION_TRIES {
             let message = "couldn't update PodDisruptionBudget due to conflicts".to_string();
-            return Self::reply(
-                e.client,
-                e.tag,
-                Err(ApiError { code: 504, reason: "Timeout", message }),
-                out,
-            );
+            return self.reply(e.caller, Err(ApiError { code: 504, reason: "Timeout", message }), out);
         }
         self.evict_try(PendingEviction { tries: e.tries + 1, ..e }, &fresh, now, out);
     }

@@ -6,6 +6,7 @@
 mod admission;
 mod eviction;
 mod priority;
+pub mod server;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use crate::time::SimTime;
 
 pub use admission::{default_object, uuid_v4, validate_name};
 pub use eviction::{too_many_requests, MSG_VIOLATES_BUDGET};
+pub use server::ApiServerProcess;
 
 impl Stamp for Arc<Object> {
     /// etcd's mod revision is the object's resourceVersion.
@@ -50,8 +52,44 @@ pub enum ApiOutput {
     ToEtcd { id: u64, request: EtcdRequest<Arc<Object>> },
 }
 
-#[derive(Clone, Debug, Default)]
-pub struct ApiServerConfig {}
+/// kube-apiserver flags this simulation honours, with upstream's defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiServerConfig {
+    /// --max-requests-inflight (default 400): with API Priority and Fairness on (the
+    /// default), it and the mutating limit add up to the server's concurrency limit.
+    pub max_requests_inflight: u32,
+    /// --max-mutating-requests-inflight (default 200).
+    pub max_mutating_requests_inflight: u32,
+    /// --event-ttl (default 1h): Events are stored on an etcd lease of this TTL.
+    pub event_ttl: Duration,
+    /// --etcd-compaction-interval (default 5m; 0 turns compaction off).
+    pub etcd_compaction_interval: Duration,
+    /// --request-timeout (default 1m): how long a non-long-running request may take.
+    pub request_timeout: Duration,
+}
+
+impl Default for ApiServerConfig {
+    fn default() -> Self {
+        ApiServerConfig {
+            max_requests_inflight: 400,
+            max_mutating_requests_inflight: 200,
+            event_ttl: EVENT_TTL,
+            etcd_compaction_interval: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How often an API server checks its etcd (its /readyz etcd check and the watch
+/// stream's liveness).
+pub const ETCD_PING_INTERVAL: Duration = Duration::from_secs(1);
+/// kube-apiserver --etcd-healthcheck-timeout (2 s): unanswered this long, etcd is
+/// unhealthy and the server not ready.
+pub const ETCD_HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
+/// A watch whose member has not answered for this long is given up and relisted.
+pub const ETCD_WATCH_GIVE_UP: Duration = Duration::from_secs(5);
+/// A cache that has not listed in this long lists again.
+pub const RELIST_RETRY: Duration = Duration::from_secs(5);
 
 /// A change to apply to the current object (retried on a fresh read when the write races
 /// and the client set no resourceVersion, as `GuaranteedUpdate` does).
@@ -65,28 +103,32 @@ enum Mutation {
     Patch(crate::client::Patch),
 }
 
+/// Who asked: the client and its tag, carried with a request through its etcd round
+/// trips and retries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Caller {
+    client: ClientId,
+    tag: u64,
+}
+
+/// A write in progress: what to change, and how the client asked for it.
+#[derive(Clone, Debug)]
+struct WriteOp {
+    key: ObjectKey,
+    mutation: Mutation,
+    /// The client set a resourceVersion: a conflict is the client's to resolve.
+    conditional: bool,
+    /// Conflicts retried on a fresh read so far (GuaranteedUpdate).
+    tries: u32,
+}
+
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // one per in-flight etcd request
 enum Pending {
-    Create {
-        client: ClientId,
-        tag: u64,
-        key: ObjectKey,
-    },
-    Write {
-        client: ClientId,
-        tag: u64,
-        key: ObjectKey,
-        mutation: Mutation,
-        conditional: bool,
-        tries: u32,
-    },
-    Delete(PendingDelete),
-    Get {
-        client: ClientId,
-        tag: u64,
-        key: ObjectKey,
-    },
+    Create(Caller, ObjectKey),
+    Write(Caller, WriteOp),
+    Delete(Caller, DeleteOp),
+    Get(Caller, ObjectKey),
     /// The watch cache's initial LIST of everything.
     List,
     /// The watch cache's WATCH from a revision.
@@ -97,6 +139,18 @@ enum Pending {
     },
     /// POST pods/eviction's transaction (eviction.rs).
     Evict(eviction::PendingEviction),
+}
+
+impl Pending {
+    fn caller(&self) -> Option<Caller> {
+        match self {
+            Pending::Create(c, _) | Pending::Write(c, _) | Pending::Delete(c, _) | Pending::Get(c, _) => {
+                Some(*c)
+            }
+            Pending::Evict(e) => Some(e.caller),
+            Pending::List | Pending::Watch | Pending::Lease { .. } => None,
+        }
+    }
 }
 
 /// --event-ttl default (1h): Events are stored on an etcd lease of this TTL.
@@ -117,9 +171,7 @@ struct EventLease {
 
 /// A delete waiting on etcd, with what a retry needs.
 #[derive(Debug)]
-struct PendingDelete {
-    client: ClientId,
-    tag: u64,
+struct DeleteOp {
     key: ObjectKey,
     grace: Option<i64>,
     precondition_uid: Option<String>,
@@ -127,9 +179,10 @@ struct PendingDelete {
 }
 
 /// Requests with no client (the bootstrap namespaces) answer nobody.
-const NOBODY: ClientId = u64::MAX;
+const NOBODY: Caller = Caller { client: u64::MAX, tag: 0 };
 
 pub struct ApiServer {
+    config: ApiServerConfig,
     cache: Cache,
     watches: BTreeMap<WatchKey, WatchSpec>,
     /// Watches without a node filter, by kind (`None` = every kind).
@@ -138,6 +191,9 @@ pub struct ApiServer {
     by_node: BTreeMap<String, BTreeSet<WatchKey>>,
     pending: BTreeMap<u64, Pending>,
     next_id: u64,
+    /// Client requests not answered yet, with when each must be answered by
+    /// (--request-timeout).
+    deadlines: BTreeMap<Caller, SimTime>,
     /// The last etcd revision applied to the watch cache.
     revision: i64,
     /// The watch cache has listed and watches etcd: requests are served.
@@ -159,14 +215,16 @@ impl Default for ApiServer {
 }
 
 impl ApiServer {
-    pub fn new(_config: ApiServerConfig) -> Self {
+    pub fn new(config: ApiServerConfig) -> Self {
         ApiServer {
+            config,
             cache: Cache::default(),
             watches: BTreeMap::new(),
             by_kind: BTreeMap::new(),
             by_node: BTreeMap::new(),
             pending: BTreeMap::new(),
             next_id: 0,
+            deadlines: BTreeMap::new(),
             revision: 0,
             ready: false,
             waiting: Vec::new(),
@@ -211,14 +269,14 @@ impl ApiServer {
                 metadata: crate::api::ObjectMeta { name: ns.into(), ..Default::default() },
                 ..Default::default()
             });
-            self.create(NOBODY, 0, obj, now, rng, out);
+            self.create(NOBODY, obj, now, rng, out);
         }
         // The scheduling/bootstrap-system-priority-classes post-start hook (their uids
         // come from an RNG of their own, leaving the server's stream as it was).
         for pc in crate::api::PriorityClass::system_classes() {
             if self.cache.get(&ObjectKey::new(Kind::PriorityClass, "", pc.metadata.name.clone())).is_none() {
                 let mut own = priority::bootstrap_rng(&pc.metadata.name);
-                self.create(NOBODY, 0, Object::PriorityClass(pc), now, &mut own, out);
+                self.create(NOBODY, Object::PriorityClass(pc), now, &mut own, out);
             }
         }
     }
@@ -245,7 +303,9 @@ impl ApiServer {
         }
         match input {
             ApiInput::ClientRequest { client, tag, request } => {
-                self.request(client, tag, request, now, rng, out)
+                let caller = Caller { client, tag };
+                self.deadlines.insert(caller, now + self.config.request_timeout);
+                self.request(caller, request, now, rng, out)
             }
             ApiInput::Watch { client, watch_id, spec } => self.watch(client, watch_id, spec, out),
             ApiInput::CancelWatch { client, watch_id } => self.cancel((client, watch_id)),
@@ -285,7 +345,7 @@ impl ApiServer {
         out: &mut Vec<ApiOutput>,
     ) {
         if let Some(l) = &mut self.lease {
-            if now + EVENT_TTL < l.expires && l.attached < LEASE_MAX_OBJECT_COUNT {
+            if now + self.config.event_ttl < l.expires && l.attached < LEASE_MAX_OBJECT_COUNT {
                 l.attached += 1;
                 let id = l.id;
                 return self.send_to_etcd(pending, on_lease(request, id), out);
@@ -294,70 +354,104 @@ impl ApiServer {
         self.lease_waiting.push((pending, request));
         if !self.lease_granting {
             self.lease_granting = true;
-            let reuse = ((EVENT_TTL.as_secs() as f64 * LEASE_REUSE_DURATION_PERCENT) as u64)
-                .min(LEASE_REUSE_DURATION_SECONDS);
-            let ttl_seconds = (EVENT_TTL.as_secs() + reuse) as i64;
+            let ttl = self.config.event_ttl.as_secs();
+            let reuse =
+                ((ttl as f64 * LEASE_REUSE_DURATION_PERCENT) as u64).min(LEASE_REUSE_DURATION_SECONDS);
+            let ttl_seconds = (ttl + reuse) as i64;
             let request = EtcdRequest::LeaseGrant { id: 0, ttl_seconds };
             self.send_to_etcd(Pending::Lease { requested_at: now }, request, out);
         }
     }
 
-    fn reply(client: ClientId, tag: u64, result: ApiResult, out: &mut Vec<ApiOutput>) {
-        if client != NOBODY {
-            out.push(ApiOutput::Response { client, tag, result });
+    /// Answers a client, unless the request timed out already (or has no client).
+    fn reply(&mut self, caller: Caller, result: ApiResult, out: &mut Vec<ApiOutput>) {
+        if caller != NOBODY && self.deadlines.remove(&caller).is_some() {
+            out.push(ApiOutput::Response { client: caller.client, tag: caller.tag, result });
         }
+    }
+
+    /// The earliest time a request in flight times out.
+    pub fn next_deadline(&self) -> Option<SimTime> {
+        self.deadlines.values().min().copied()
+    }
+
+    /// WithTimeoutForNonLongRunningRequests (k8s.io/apiserver endpoints/filters/timeout.go):
+    /// a request not answered within --request-timeout gets a 504; whatever etcd answers
+    /// later is dropped.
+    pub fn expire_requests(&mut self, now: SimTime) -> Vec<ApiOutput> {
+        let expired: Vec<Caller> =
+            self.deadlines.iter().filter(|(_, d)| **d <= now).map(|(c, _)| *c).collect();
+        let mut out = Vec::new();
+        for caller in expired {
+            let err = ApiError {
+                code: 504,
+                reason: "Timeout",
+                // apierrors.NewTimeoutError("request did not complete within requested
+                // timeout - " + ctx.Err(), 0).
+                message:
+                    "Timeout: request did not complete within requested timeout - context deadline exceeded"
+                        .into(),
+            };
+            self.reply(caller, Err(err), &mut out);
+        }
+        out
     }
 
     fn request(
         &mut self,
-        client: ClientId,
-        tag: u64,
+        caller: Caller,
         req: ApiRequest,
         now: SimTime,
         rng: &mut ChaCha8Rng,
         out: &mut Vec<ApiOutput>,
     ) {
+        let write = |key: ObjectKey, mutation: Mutation, conditional: bool| WriteOp {
+            key,
+            mutation,
+            conditional,
+            tries: 0,
+        };
         match req {
-            ApiRequest::Create(obj) => self.create(client, tag, obj, now, rng, out),
+            ApiRequest::Create(obj) => self.create(caller, obj, now, rng, out),
             ApiRequest::Update(obj) => {
                 let conditional = obj.meta().resource_version != 0;
-                self.write(client, tag, obj.key(), Mutation::Replace(obj), conditional, 0, now, out)
+                self.write(caller, write(obj.key(), Mutation::Replace(obj), conditional), now, out)
             }
             ApiRequest::UpdateStatus(obj) => {
                 let conditional = obj.meta().resource_version != 0;
-                self.write(client, tag, obj.key(), Mutation::ReplaceStatus(obj), conditional, 0, now, out)
+                self.write(caller, write(obj.key(), Mutation::ReplaceStatus(obj), conditional), now, out)
             }
             ApiRequest::Bind { namespace, name, uid, node } => {
                 let key = ObjectKey::new(Kind::Pod, namespace, name);
-                self.write(client, tag, key, Mutation::Bind { node, uid }, false, 0, now, out)
+                self.write(caller, write(key, Mutation::Bind { node, uid }, false), now, out)
             }
             ApiRequest::Delete { key, grace_period_seconds, precondition_uid } => {
-                self.delete(client, tag, key, grace_period_seconds, precondition_uid, now, out)
+                let d = DeleteOp { key, grace: grace_period_seconds, precondition_uid, tries: 0 };
+                self.delete(caller, d, now, out)
             }
             ApiRequest::Patch { key, patch } => {
-                self.write(client, tag, key, Mutation::Patch(patch), false, 0, now, out)
+                self.write(caller, write(key, Mutation::Patch(patch), false), now, out)
             }
             ApiRequest::Get(key) => {
                 let request = EtcdRequest::Range { key: key.etcd_key(), prefix: false, limit: 0 };
-                self.send_to_etcd(Pending::Get { client, tag, key }, request, out)
+                self.send_to_etcd(Pending::Get(caller, key), request, out)
             }
             ApiRequest::Evict { namespace, name, grace_period_seconds } => {
-                self.evict(client, tag, namespace, name, grace_period_seconds, now, out)
+                self.evict(caller, namespace, name, grace_period_seconds, now, out)
             }
         }
     }
 
     fn create(
         &mut self,
-        client: ClientId,
-        tag: u64,
+        caller: Caller,
         mut obj: Object,
         now: SimTime,
         rng: &mut ChaCha8Rng,
         out: &mut Vec<ApiOutput>,
     ) {
         if let Err(e) = admission::prepare_create(&mut obj, &self.cache, now, rng) {
-            return Self::reply(client, tag, Err(e), out);
+            return self.reply(caller, Err(e), out);
         }
         let key = obj.key();
         let etcd_key = key.etcd_key();
@@ -372,58 +466,43 @@ impl ApiServer {
             failure: vec![Op::Get { key: etcd_key }],
         };
         if key.kind == Kind::Event {
-            return self.send_with_lease(Pending::Create { client, tag, key }, request, now, out);
+            return self.send_with_lease(Pending::Create(caller, key), request, now, out);
         }
-        self.send_to_etcd(Pending::Create { client, tag, key }, request, out);
+        self.send_to_etcd(Pending::Create(caller, key), request, out);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn write(
-        &mut self,
-        client: ClientId,
-        tag: u64,
-        key: ObjectKey,
-        mutation: Mutation,
-        conditional: bool,
-        tries: u32,
-        now: SimTime,
-        out: &mut Vec<ApiOutput>,
-    ) {
-        let Some(current) = self.cache.get(&key).cloned() else {
-            return Self::reply(client, tag, Err(ApiError::not_found(key.kind, &key.name)), out);
+    fn write(&mut self, caller: Caller, op: WriteOp, now: SimTime, out: &mut Vec<ApiOutput>) {
+        let Some(current) = self.cache.get(&op.key).cloned() else {
+            return self.reply(caller, Err(ApiError::not_found(op.key.kind, &op.key.name)), out);
         };
-        self.write_on(client, tag, key, mutation, conditional, tries, &current, now, out)
+        self.write_on(caller, op, &current, now, out)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Writes `op` against `current` with a compare on its revision; etcd's answer
+    /// decides (see `etcd_response`).
     fn write_on(
         &mut self,
-        client: ClientId,
-        tag: u64,
-        key: ObjectKey,
-        mutation: Mutation,
-        conditional: bool,
-        tries: u32,
+        caller: Caller,
+        op: WriteOp,
         current: &Arc<Object>,
         now: SimTime,
         out: &mut Vec<ApiOutput>,
     ) {
-        let expected = match &mutation {
-            Mutation::Replace(o) | Mutation::ReplaceStatus(o) if conditional => o.meta().resource_version,
-            _ => current.meta().resource_version,
+        let stored = current.meta().resource_version;
+        let expected = match &op.mutation {
+            Mutation::Replace(o) | Mutation::ReplaceStatus(o) if op.conditional => o.meta().resource_version,
+            _ => stored,
         };
-        if conditional && expected != current.meta().resource_version {
-            // The cache may lag etcd; let etcd's compare decide unless the cache is newer.
-            if expected < current.meta().resource_version {
-                return Self::reply(client, tag, Err(ApiError::conflict(key.kind, &key.name)), out);
-            }
+        // The cache may lag etcd; let etcd's compare decide unless the cache is newer.
+        if op.conditional && expected < stored {
+            return self.reply(caller, Err(ApiError::conflict(op.key.kind, &op.key.name)), out);
         }
-        let next = match admission::mutate(current, &mutation_view(&mutation), now) {
+        let next = match admission::mutate(current, &mutation_view(&op.mutation), now) {
             Ok(Some(next)) => next,
-            Ok(None) => return Self::reply(client, tag, Ok(current.clone()), out),
-            Err(e) => return Self::reply(client, tag, Err(e), out),
+            Ok(None) => return self.reply(caller, Ok(current.clone()), out),
+            Err(e) => return self.reply(caller, Err(e), out),
         };
-        let etcd_key = key.etcd_key();
+        let etcd_key = op.key.etcd_key();
         let request = EtcdRequest::Txn {
             compare: vec![Compare {
                 key: etcd_key.clone(),
@@ -434,49 +513,39 @@ impl ApiServer {
             success: vec![Op::Put { key: etcd_key.clone(), value: Arc::new(next) }],
             failure: vec![Op::Get { key: etcd_key }],
         };
-        let pending = Pending::Write { client, tag, key: key.clone(), mutation, conditional, tries };
-        if key.kind == Kind::Event {
+        let event = op.key.kind == Kind::Event;
+        let pending = Pending::Write(caller, op);
+        if event {
             return self.send_with_lease(pending, request, now, out);
         }
         self.send_to_etcd(pending, request, out);
     }
 
-    #[allow(clippy::too_many_arguments)]
-    #[allow(clippy::too_many_arguments)]
-    fn delete(
-        &mut self,
-        client: ClientId,
-        tag: u64,
-        key: ObjectKey,
-        grace: Option<i64>,
-        precondition_uid: Option<String>,
-        now: SimTime,
-        out: &mut Vec<ApiOutput>,
-    ) {
-        let Some(current) = self.cache.get(&key).cloned() else {
-            return Self::reply(client, tag, Err(ApiError::not_found(key.kind, &key.name)), out);
+    fn delete(&mut self, caller: Caller, d: DeleteOp, now: SimTime, out: &mut Vec<ApiOutput>) {
+        let Some(current) = self.cache.get(&d.key).cloned() else {
+            return self.reply(caller, Err(ApiError::not_found(d.key.kind, &d.key.name)), out);
         };
-        let d = PendingDelete { client, tag, key, grace, precondition_uid, tries: 0 };
-        self.delete_on(d, &current, now, out);
+        self.delete_on(caller, d, &current, now, out);
     }
 
     /// Deletes against `current`; when etcd holds a newer revision the store re-reads
     /// and tries again (storage/etcd3 store.Delete's conflict loop), checking the
     /// preconditions on the fresh object.
-    fn delete_on(&mut self, d: PendingDelete, current: &Arc<Object>, now: SimTime, out: &mut Vec<ApiOutput>) {
-        let key = d.key.clone();
+    fn delete_on(
+        &mut self,
+        caller: Caller,
+        d: DeleteOp,
+        current: &Arc<Object>,
+        now: SimTime,
+        out: &mut Vec<ApiOutput>,
+    ) {
         if let Some(uid) = &d.precondition_uid {
             if *uid != current.meta().uid {
                 let message = format!(
                     "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
                     current.meta().uid
                 );
-                return Self::reply(
-                    d.client,
-                    d.tag,
-                    Err(ApiError { code: 409, reason: "Conflict", message }),
-                    out,
-                );
+                return self.reply(caller, Err(ApiError { code: 409, reason: "Conflict", message }), out);
             }
         }
         // Pods on a node are deleted gracefully: the kubelet stops them, then deletes
@@ -487,13 +556,14 @@ impl ApiServer {
                 matches!(p.phase(), crate::api::PodPhase::Succeeded | crate::api::PodPhase::Failed);
             if !p.spec.node_name.is_empty() && grace > 0 && !finished {
                 if p.metadata.deletion_timestamp.is_some() {
-                    return Self::reply(d.client, d.tag, Ok(current.clone()), out);
+                    return self.reply(caller, Ok(current.clone()), out);
                 }
-                let m = Mutation::MarkDeleting { grace_seconds: grace };
-                return self.write_on(d.client, d.tag, key, m, false, 0, current, now, out);
+                let mutation = Mutation::MarkDeleting { grace_seconds: grace };
+                let op = WriteOp { key: d.key, mutation, conditional: false, tries: 0 };
+                return self.write_on(caller, op, current, now, out);
             }
         }
-        let etcd_key = key.etcd_key();
+        let etcd_key = d.key.etcd_key();
         let request = EtcdRequest::Txn {
             compare: vec![Compare {
                 key: etcd_key.clone(),
@@ -504,7 +574,7 @@ impl ApiServer {
             success: vec![Op::Delete { key: etcd_key.clone() }],
             failure: vec![Op::Get { key: etcd_key }],
         };
-        self.send_to_etcd(Pending::Delete(d), request, out);
+        self.send_to_etcd(Pending::Delete(caller, d), request, out);
     }
 
     fn etcd_response(
@@ -516,50 +586,13 @@ impl ApiServer {
         out: &mut Vec<ApiOutput>,
     ) {
         let Some(pending) = self.pending.remove(&id) else { return };
-        let pending = match (pending, response) {
+        match (pending, response) {
             (Pending::List, EtcdResponse::Range { revision, kvs, .. }) => {
-                self.cache.clear();
-                self.listed_once = true;
-                for kv in kvs {
-                    self.cache.apply(&WatchEvent { type_: WatchEventType::Added, object: kv.value });
-                }
-                self.revision = revision;
-                let watch = EtcdRequest::WatchFrom { revision: revision + 1 };
-                self.send_to_etcd(Pending::Watch, watch, out);
-                self.ready = true;
-                self.bootstrap(now, rng, out);
-                for input in std::mem::take(&mut self.waiting) {
-                    self.handle_into(input, now, rng, out);
-                }
-                return;
+                self.listed(revision, kvs, now, rng, out)
             }
-            (Pending::Watch, EtcdResponse::Events { events, .. }) => return self.fan_out(events, out),
+            (Pending::Watch, EtcdResponse::Events { events, .. }) => self.fan_out(events, out),
             (Pending::Lease { requested_at }, response) => {
-                self.lease_granting = false;
-                let waiting = std::mem::take(&mut self.lease_waiting);
-                match response {
-                    EtcdResponse::LeaseGrant { id, ttl_seconds, .. } => {
-                        let expires = requested_at + Duration::from_secs(ttl_seconds.max(0) as u64);
-                        self.lease = Some(EventLease { id, expires, attached: waiting.len() as u64 });
-                        for (p, request) in waiting {
-                            self.send_to_etcd(p, on_lease(request, id), out);
-                        }
-                    }
-                    other => {
-                        // The grant failed: so do the writes that waited for it.
-                        let message = match other {
-                            EtcdResponse::Error { message } => message,
-                            _ => "etcdserver: unexpected lease grant response".into(),
-                        };
-                        for (p, _) in waiting {
-                            self.next_id += 1;
-                            self.pending.insert(self.next_id, p);
-                            let error = EtcdResponse::Error { message: message.clone() };
-                            self.etcd_response(self.next_id, error, now, rng, out);
-                        }
-                    }
-                }
-                return;
+                self.lease_granted(requested_at, response, now, rng, out)
             }
             // A failed LIST, or a WATCH whose revision was compacted away (410 Gone):
             // the reflector relists.
@@ -568,87 +601,142 @@ impl ApiServer {
                 out.extend(self.start(now, rng));
                 waiting.append(&mut self.waiting);
                 self.waiting = waiting;
-                return;
             }
-            (Pending::Evict(e), response) => return self.eviction_response(e, response, now, out),
-            (p, r) => (p, r),
-        };
-        let (pending, response) = pending;
-        let (succeeded, results) = match response {
-            EtcdResponse::Txn { succeeded, results, .. } => (succeeded, results),
-            EtcdResponse::Range { kvs, .. } => (true, kvs.into_iter().map(Some).collect()),
-            EtcdResponse::Error { message } => {
+            (Pending::Evict(e), response) => self.eviction_response(e, response, now, out),
+            (pending, EtcdResponse::Error { message }) => {
                 // apiserver's ErrorToAPIStatus: an etcd error is not a metav1.Status; it
                 // reaches the client as a 500 with reason Unknown ("") and etcd's message
                 // (`Error from server: etcdserver: leader changed`).
-                let err = ApiError { code: 500, reason: "", message };
-                match pending {
-                    Pending::Create { client, tag, .. }
-                    | Pending::Write { client, tag, .. }
-                    | Pending::Delete(PendingDelete { client, tag, .. })
-                    | Pending::Get { client, tag, .. } => Self::reply(client, tag, Err(err), out),
-                    Pending::List | Pending::Watch | Pending::Lease { .. } | Pending::Evict(_) => {}
+                if let Some(caller) = pending.caller() {
+                    self.reply(caller, Err(ApiError { code: 500, reason: "", message }), out);
                 }
-                return;
             }
-            _ => return,
-        };
+            (pending, EtcdResponse::Txn { succeeded, results, .. }) => {
+                self.answered(pending, succeeded, results, now, out)
+            }
+            (pending, EtcdResponse::Range { kvs, .. }) => {
+                self.answered(pending, true, kvs.into_iter().map(Some).collect(), now, out)
+            }
+            _ => {}
+        }
+    }
+
+    /// The watch cache's LIST came back: fill the cache, WATCH from its revision, serve.
+    fn listed(
+        &mut self,
+        revision: i64,
+        kvs: Vec<crate::etcd::KeyValue<Arc<Object>>>,
+        now: SimTime,
+        rng: &mut ChaCha8Rng,
+        out: &mut Vec<ApiOutput>,
+    ) {
+        self.cache.clear();
+        self.listed_once = true;
+        for kv in kvs {
+            self.cache.apply(&WatchEvent { type_: WatchEventType::Added, object: kv.value });
+        }
+        self.revision = revision;
+        let watch = EtcdRequest::WatchFrom { revision: revision + 1 };
+        self.send_to_etcd(Pending::Watch, watch, out);
+        self.ready = true;
+        self.bootstrap(now, rng, out);
+        for input in std::mem::take(&mut self.waiting) {
+            self.handle_into(input, now, rng, out);
+        }
+    }
+
+    fn lease_granted(
+        &mut self,
+        requested_at: SimTime,
+        response: EtcdResponse<Arc<Object>>,
+        now: SimTime,
+        rng: &mut ChaCha8Rng,
+        out: &mut Vec<ApiOutput>,
+    ) {
+        self.lease_granting = false;
+        let waiting = std::mem::take(&mut self.lease_waiting);
+        match response {
+            EtcdResponse::LeaseGrant { id, ttl_seconds, .. } => {
+                let expires = requested_at + Duration::from_secs(ttl_seconds.max(0) as u64);
+                self.lease = Some(EventLease { id, expires, attached: waiting.len() as u64 });
+                for (p, request) in waiting {
+                    self.send_to_etcd(p, on_lease(request, id), out);
+                }
+            }
+            other => {
+                // The grant failed: so do the writes that waited for it.
+                let message = match other {
+                    EtcdResponse::Error { message } => message,
+                    _ => "etcdserver: unexpected lease grant response".into(),
+                };
+                for (p, _) in waiting {
+                    self.next_id += 1;
+                    self.pending.insert(self.next_id, p);
+                    let error = EtcdResponse::Error { message: message.clone() };
+                    self.etcd_response(self.next_id, error, now, rng, out);
+                }
+            }
+        }
+    }
+
+    /// etcd answered a client's request: reply, or retry a write or delete that lost a
+    /// race on a fresh read (GuaranteedUpdate, up to 5 times).
+    fn answered(
+        &mut self,
+        pending: Pending,
+        succeeded: bool,
+        results: Vec<Option<crate::etcd::KeyValue<Arc<Object>>>>,
+        now: SimTime,
+        out: &mut Vec<ApiOutput>,
+    ) {
+        let first =
+            |results: Vec<Option<crate::etcd::KeyValue<Arc<Object>>>>| results.into_iter().next().flatten();
         match pending {
-            Pending::Create { client, tag, key } => {
+            Pending::Create(caller, key) => {
                 let result = if succeeded {
                     committed(results, &key)
                 } else {
                     Err(ApiError::already_exists(key.kind, &key.name))
                 };
-                Self::reply(client, tag, result, out);
+                self.reply(caller, result, out);
             }
-            Pending::Write { client, tag, key, mutation, conditional, tries } => {
+            Pending::Write(caller, op) => {
                 if succeeded {
-                    return Self::reply(client, tag, committed(results, &key), out);
+                    return self.reply(caller, committed(results, &op.key), out);
                 }
-                match results.into_iter().next().flatten() {
-                    None => Self::reply(client, tag, Err(ApiError::not_found(key.kind, &key.name)), out),
-                    Some(_) if conditional || tries >= 5 => {
-                        Self::reply(client, tag, Err(ApiError::conflict(key.kind, &key.name)), out)
+                match first(results) {
+                    None => self.reply(caller, Err(ApiError::not_found(op.key.kind, &op.key.name)), out),
+                    Some(_) if op.conditional || op.tries >= 5 => {
+                        self.reply(caller, Err(ApiError::conflict(op.key.kind, &op.key.name)), out)
                     }
                     Some(kv) => {
-                        let fresh = kv.value.clone();
-                        self.write_on(client, tag, key, mutation, false, tries + 1, &fresh, now, out)
+                        let retry = WriteOp { tries: op.tries + 1, conditional: false, ..op };
+                        self.write_on(caller, retry, &kv.value, now, out)
                     }
                 }
             }
-            Pending::Delete(d) => {
+            Pending::Delete(caller, d) => {
                 if succeeded {
-                    let result = results
-                        .into_iter()
-                        .next()
-                        .flatten()
+                    let result = first(results)
                         .map(|kv| kv.value)
                         .ok_or_else(|| ApiError::not_found(d.key.kind, &d.key.name));
-                    return Self::reply(d.client, d.tag, result, out);
+                    return self.reply(caller, result, out);
                 }
-                match results.into_iter().next().flatten() {
-                    None => {
-                        Self::reply(d.client, d.tag, Err(ApiError::not_found(d.key.kind, &d.key.name)), out)
-                    }
+                match first(results) {
+                    None => self.reply(caller, Err(ApiError::not_found(d.key.kind, &d.key.name)), out),
                     Some(_) if d.tries >= 5 => {
-                        Self::reply(d.client, d.tag, Err(ApiError::conflict(d.key.kind, &d.key.name)), out)
+                        self.reply(caller, Err(ApiError::conflict(d.key.kind, &d.key.name)), out)
                     }
                     Some(kv) => {
-                        let fresh = kv.value.clone();
-                        let retry = PendingDelete { tries: d.tries + 1, ..d };
-                        self.delete_on(retry, &fresh, now, out)
+                        let retry = DeleteOp { tries: d.tries + 1, ..d };
+                        self.delete_on(caller, retry, &kv.value, now, out)
                     }
                 }
             }
-            Pending::Get { client, tag, key } => {
-                let result = results
-                    .into_iter()
-                    .next()
-                    .flatten()
-                    .map(|kv| kv.value)
-                    .ok_or_else(|| ApiError::not_found(key.kind, &key.name));
-                Self::reply(client, tag, result, out);
+            Pending::Get(caller, key) => {
+                let result =
+                    first(results).map(|kv| kv.value).ok_or_else(|| ApiError::not_found(key.kind, &key.name));
+                self.reply(caller, result, out);
             }
             Pending::List | Pending::Watch | Pending::Lease { .. } | Pending::Evict(_) => {}
         }
@@ -713,7 +801,15 @@ impl ApiServer {
             if ev.kv.mod_revision <= floor {
                 continue;
             }
-            self.revision = self.revision.max(ev.kv.mod_revision);
+            // etcd streams a watch in revision order (links are FIFO): the cache never
+            // goes back.
+            debug_assert!(
+                ev.kv.mod_revision >= self.revision,
+                "watch event at revision {} after {}",
+                ev.kv.mod_revision,
+                self.revision
+            );
+            self.revision = ev.kv.mod_revision;
             let deleted = ev.type_ == crate::etcd::EventType::Delete;
             let new = ev.kv.value.clone();
             let key = new.key();
@@ -1001,6 +1097,39 @@ mod tests {
         })
         .unwrap();
         assert!(h.api.cache().get(&key).is_none());
+    }
+
+    /// --request-timeout: a request etcd does not answer in time gets the timeout
+    /// filter's 504, and etcd's late answer is dropped.
+    #[test]
+    fn a_request_unanswered_within_the_request_timeout_gets_a_504() {
+        let mut h = Harness::new();
+        let key = ObjectKey::new(Kind::Namespace, "", "default");
+        let to_etcd = h.api.handle(
+            ApiInput::ClientRequest { client: 1, tag: 9, request: ApiRequest::Get(key) },
+            h.now,
+            &mut h.rng,
+        );
+        let id = match &to_etcd[..] {
+            [ApiOutput::ToEtcd { id, .. }] => *id,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(h.api.next_deadline(), Some(h.now + std::time::Duration::from_secs(60)));
+        assert!(h.api.expire_requests(h.now + std::time::Duration::from_secs(59)).is_empty());
+        let out = h.api.expire_requests(h.now + std::time::Duration::from_secs(60));
+        match &out[..] {
+            [ApiOutput::Response { tag: 9, result: Err(e), .. }] => {
+                assert_eq!((e.code, e.reason), (504, "Timeout"));
+                assert_eq!(
+                    e.message,
+                    "Timeout: request did not complete within requested timeout - context deadline exceeded"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        let late = EtcdResponse::Range { revision: 5, kvs: Vec::new(), count: 0 };
+        let out = h.api.handle(ApiInput::EtcdResponse { id, response: late }, h.now, &mut h.rng);
+        assert!(out.is_empty(), "answered twice: {out:?}");
     }
 
     #[test]

@@ -1,13 +1,17 @@
-//! A member's disk: what survives when its process is killed. The driver owns a
-//! [`Disk`] handle and keeps it across a restart ([`super::RaftMember::recover`]); a
-//! lost disk is replaced by [`Disk::lost`] (blank, but marked: the member on it rejoins
-//! a running cluster and must catch up before it takes part in elections).
+//! A member's log and snapshot, in two copies: the member's own, in memory (etcd's
+//! `raft.MemoryStorage`, which raft-rs reads through [`Storage`]), and the durable one on
+//! its disk (etcd's WAL and snap directory), which the driver keeps. The member changes
+//! its copy and emits every change as a [`DiskOp`] in its Ready; the driver applies the
+//! same ops to the durable copy ([`DiskState::apply`]) and decides when they become
+//! durable (fsync), so lost and torn writes are driver faults. After a restart the member
+//! starts from a clone of the durable copy ([`super::RaftMember::recover`]).
 //!
-//! It holds what etcd's data dir holds: the WAL (hard state, log entries with their
-//! requests), the conf state, the last snapshot, and the backend (the applied MVCC
-//! state with its applied index, as bbolt keeps the consistent index). The member writes
-//! through to it before it releases the messages of a Ready, so everything here counts
-//! as fsynced. It also implements raft-rs's `Storage` over that state.
+//! What the disk holds: the hard state, the log entries with their requests, the conf
+//! state, the last snapshot with the applied state it captured (the backend), and, for a
+//! disk that replaced a lost one, that its member has not caught up yet. The applied
+//! state past the snapshot is not on disk: after a restart raft replays the committed
+//! entries from the snapshot on, as etcd replays its WAL past the backend's consistent
+//! index. (Defragmentation and db size are the backend's, rebuilt by the replay.)
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -19,7 +23,7 @@ use super::backend::Backend;
 use super::message::Payload;
 use super::{Stamp, ValueSize};
 
-/// What one member's disk holds. Read it through [`Disk::read`].
+/// What one member's disk holds (the member's copy, or the durable one).
 #[derive(Debug)]
 pub struct DiskState<V> {
     pub hard_state: HardState,
@@ -40,25 +44,56 @@ pub struct DiskState<V> {
     /// durable state: it only bridges `Storage::snapshot` and the outgoing messages,
     /// and the member empties it after each Ready.
     pub(crate) outgoing_snapshots: BTreeMap<(u64, u64), Arc<Backend<V>>>,
-    /// Entries, hard states and snapshots written so far (for disk-latency modelling).
-    pub writes: DiskWrites,
     /// This disk replaced a lost one and its member has not caught up from a leader yet:
     /// until then it neither votes nor campaigns (see `RaftMember`). Durable, so a member
     /// killed while it catches up is still catching up after its restart.
     pub rejoining: bool,
 }
 
-/// Write counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct DiskWrites {
-    pub entries: u64,
-    pub hard_states: u64,
-    pub snapshots: u64,
+/// One write to a member's disk, in the order the member made it. A crash may lose a
+/// suffix of the ops not yet fsynced, never a middle one (the WAL is append-only).
+#[derive(Debug)]
+pub enum DiskOp<V> {
+    /// Log entries with their requests, replacing any conflicting tail.
+    Append {
+        entries: Vec<Entry>,
+        payloads: Vec<Option<Arc<Payload<V>>>>,
+    },
+    HardState(HardState),
+    /// A snapshot of the applied state: taken here after `--snapshot-count` entries (the
+    /// log up to `compact_to` goes), or received from the leader (`installed`: the whole
+    /// log goes).
+    Snapshot {
+        meta: SnapshotMetadata,
+        backend: Arc<Backend<V>>,
+        installed: bool,
+        compact_to: u64,
+    },
+    /// The member on a replaced disk has caught up and takes part in elections again.
+    FinishRejoin,
 }
 
-/// A handle on a member's disk; clones share it.
+impl<V> Clone for DiskOp<V> {
+    fn clone(&self) -> Self {
+        match self {
+            DiskOp::Append { entries, payloads } => {
+                DiskOp::Append { entries: entries.clone(), payloads: payloads.clone() }
+            }
+            DiskOp::HardState(hs) => DiskOp::HardState(hs.clone()),
+            DiskOp::Snapshot { meta, backend, installed, compact_to } => DiskOp::Snapshot {
+                meta: meta.clone(),
+                backend: Arc::clone(backend),
+                installed: *installed,
+                compact_to: *compact_to,
+            },
+            DiskOp::FinishRejoin => DiskOp::FinishRejoin,
+        }
+    }
+}
+
+/// The member's in-memory copy, shared between the member and raft-rs's [`Storage`].
 #[derive(Debug)]
-pub struct Disk<V>(Arc<Mutex<DiskState<V>>>);
+pub(crate) struct Disk<V>(Arc<Mutex<DiskState<V>>>);
 
 impl<V> Clone for Disk<V> {
     fn clone(&self) -> Self {
@@ -66,17 +101,31 @@ impl<V> Clone for Disk<V> {
     }
 }
 
-impl<V: Clone + Stamp + ValueSize> Default for Disk<V> {
+impl<V> Disk<V> {
+    pub(crate) fn new(state: DiskState<V>) -> Self {
+        Disk(Arc::new(Mutex::new(state)))
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, DiskState<V>> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn read<R>(&self, f: impl FnOnce(&DiskState<V>) -> R) -> R {
+        f(&self.lock())
+    }
+}
+
+impl<V: Clone + Stamp + ValueSize> Default for DiskState<V> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<V: Clone + Stamp + ValueSize> Disk<V> {
+impl<V: Clone + Stamp + ValueSize> DiskState<V> {
     /// An empty disk: a member starting on it bootstraps (or, in a running cluster,
     /// rejoins empty and catches up from the leader).
     pub fn new() -> Self {
-        Disk(Arc::new(Mutex::new(DiskState {
+        DiskState {
             hard_state: HardState::default(),
             conf_state: ConfState::default(),
             entries: VecDeque::new(),
@@ -86,9 +135,8 @@ impl<V: Clone + Stamp + ValueSize> Disk<V> {
             snapshot: SnapshotMetadata::default(),
             backend: Arc::new(Backend::default()),
             outgoing_snapshots: BTreeMap::new(),
-            writes: DiskWrites::default(),
             rejoining: false,
-        })))
+        }
     }
 
     /// A blank disk in place of a lost one: the member started on it has the same id
@@ -96,24 +144,9 @@ impl<V: Clone + Stamp + ValueSize> Disk<V> {
     /// (etcd's --initial-cluster-state=existing on an empty data dir; real etcd needs the
     /// member removed and re-added, see `RaftMember`'s rejoin rules for why).
     pub fn lost() -> Self {
-        let disk = Self::new();
-        disk.lock().rejoining = true;
-        disk
-    }
-}
-
-impl<V> Disk<V> {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, DiskState<V>> {
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        DiskState { rejoining: true, ..Self::new() }
     }
 
-    /// Reads the disk (for checks and traces).
-    pub fn read<R>(&self, f: impl FnOnce(&DiskState<V>) -> R) -> R {
-        f(&self.lock())
-    }
-}
-
-impl<V: Clone + Stamp + ValueSize> DiskState<V> {
     pub fn backend(&self) -> &Backend<V> {
         &self.backend
     }
@@ -140,32 +173,53 @@ impl<V: Clone + Stamp + ValueSize> DiskState<V> {
         self.payloads.get(i as usize).cloned().flatten()
     }
 
-    /// Appends entries from a Ready, dropping any conflicting tail first.
-    pub(crate) fn append(&mut self, entries: Vec<Entry>, payloads: Vec<Option<Arc<Payload<V>>>>) {
+    /// Applies one write: the member to its own copy as it makes it, the driver to the
+    /// durable copy once the write reaches the disk.
+    pub fn apply(&mut self, op: &DiskOp<V>) {
+        match op {
+            DiskOp::Append { entries, payloads } => self.append(entries, payloads),
+            DiskOp::HardState(hs) => self.hard_state = hs.clone(),
+            DiskOp::Snapshot { meta, backend, installed: true, .. } => {
+                self.install_snapshot(meta.clone(), Arc::clone(backend))
+            }
+            DiskOp::Snapshot { meta, backend, installed: false, compact_to } => {
+                self.take_snapshot(meta.clone(), Arc::clone(backend), *compact_to)
+            }
+            DiskOp::FinishRejoin => self.rejoining = false,
+        }
+    }
+
+    /// A copy to start a member from. The log and hard state are copied; the backend is
+    /// shared (the member copies it on its first write).
+    pub fn recovery_copy(&self) -> Self {
+        DiskState {
+            hard_state: self.hard_state.clone(),
+            conf_state: self.conf_state.clone(),
+            entries: self.entries.clone(),
+            payloads: self.payloads.clone(),
+            compacted_index: self.compacted_index,
+            compacted_term: self.compacted_term,
+            snapshot: self.snapshot.clone(),
+            backend: Arc::clone(&self.backend),
+            outgoing_snapshots: BTreeMap::new(),
+            rejoining: self.rejoining,
+        }
+    }
+
+    /// Appends entries, dropping any conflicting tail first.
+    fn append(&mut self, entries: &[Entry], payloads: &[Option<Arc<Payload<V>>>]) {
         let Some(first) = entries.first() else { return };
         assert!(first.index >= self.first_index(), "append overwrites compacted entries");
         assert!(first.index <= self.last_index() + 1, "append leaves a gap in the log");
         let keep = (first.index - self.first_index()) as usize;
         self.entries.truncate(keep);
         self.payloads.truncate(keep);
-        self.writes.entries += entries.len() as u64;
-        self.entries.extend(entries);
-        self.payloads.extend(payloads);
-    }
-
-    pub(crate) fn set_hard_state(&mut self, hs: HardState) {
-        self.hard_state = hs;
-        self.writes.hard_states += 1;
-    }
-
-    /// Records that the member rejoining on this disk has caught up.
-    pub(crate) fn finish_rejoin(&mut self) {
-        self.rejoining = false;
-        self.writes.hard_states += 1;
+        self.entries.extend(entries.iter().cloned());
+        self.payloads.extend(payloads.iter().cloned());
     }
 
     /// Installs a snapshot received from the leader: the log restarts after it.
-    pub(crate) fn install_snapshot(&mut self, meta: SnapshotMetadata, backend: Arc<Backend<V>>) {
+    fn install_snapshot(&mut self, meta: SnapshotMetadata, backend: Arc<Backend<V>>) {
         self.entries.clear();
         self.payloads.clear();
         self.compacted_index = meta.index;
@@ -175,18 +229,13 @@ impl<V: Clone + Stamp + ValueSize> DiskState<V> {
         self.conf_state = meta.get_conf_state().clone();
         self.backend = backend;
         self.snapshot = meta;
-        self.writes.snapshots += 1;
     }
 
     /// Records a snapshot of the applied state (etcd's triggerSnapshot) and compacts the
     /// log up to `compact_to` (exclusive of the entries a slow follower still needs).
-    pub(crate) fn take_snapshot(&mut self, compact_to: u64) {
-        let b = &self.backend;
-        let mut meta =
-            SnapshotMetadata { index: b.applied_index(), term: b.applied_term(), ..Default::default() };
-        meta.set_conf_state(self.conf_state.clone());
+    fn take_snapshot(&mut self, meta: SnapshotMetadata, backend: Arc<Backend<V>>, compact_to: u64) {
         self.snapshot = meta;
-        self.writes.snapshots += 1;
+        self.backend = backend;
         while self.compacted_index < compact_to && !self.entries.is_empty() {
             let e = self.entries.pop_front().expect("non-empty");
             self.payloads.pop_front();

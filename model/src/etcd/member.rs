@@ -8,20 +8,22 @@
 //! takes `now` (and, where raft may reset its election timer, the member's seeded RNG);
 //! nothing here reads a clock or draws from an unseeded RNG.
 //!
-//! A driver's loop, per wake-up:
+//! A driver's loop, per wake-up (the [`crate::process`] protocol, through
+//! [`super::EtcdServer`]):
 //!
 //! 1. feed everything that arrived: `step` each peer message, `request` each client
 //!    request (the member answers what it can at once, queues the rest);
 //! 2. if `now >= next_tick_at()`, call `tick(now, rng)`;
-//! 3. call `ready(now, rng)` once and perform its [`Output`]: send `messages` to their
-//!    `to`, deliver `responses` and `events`, trace `leader_changes`. The disk writes
-//!    are already done (`disk_writes` says how many, to charge fsync latency by
-//!    delaying the outputs if wanted);
+//! 3. call `ready(now, rng)` and perform its [`Output`]: send `messages`, deliver
+//!    `responses` and `events`, trace `leader_changes`, write `persist` to the durable
+//!    disk (fsynced when `sync`), then call `advance(rng)`, which releases what waited
+//!    for the writes (followers' acknowledgements, raft's own persisted progress); while
+//!    `has_ready()`, go back to 3;
 //! 4. sleep until the next message or `next_tick_at()`.
 //!
 //! Proposals taken between two `ready` calls go to raft as one batch. The driver keeps
-//! the [`Disk`] handle: after a kill, `RaftMember::recover(config, disk, now, rng)`
-//! restarts the member from it; [`Disk::lost`] replaces a lost disk.
+//! the durable copy of the disk: after a kill, `RaftMember::recover(config, copy, now,
+//! rng)` restarts the member from it; [`DiskState::lost`] replaces a lost disk.
 //!
 //! ## A member on a lost disk
 //!
@@ -69,7 +71,7 @@ use crate::time::SimTime;
 
 use super::backend::{Applied, Backend};
 use super::config::{MemberConfig, READ_INDEX_RETRY};
-use super::disk::{Disk, DiskStorage, DiskWrites};
+use super::disk::{Disk, DiskOp, DiskState, DiskStorage};
 use super::errors::*;
 use super::message::{Payload, PeerBody, PeerMessage, ProposalKey, WriteRequest};
 use super::pending::{Lessor, PendingKeepAlive, PendingProposal, RangeQuery, ReadBatch, Reads};
@@ -132,8 +134,16 @@ pub struct MemberStatus {
 /// What one Ready cycle produced.
 #[derive(Debug)]
 pub struct Output<V> {
-    /// For peers. Everything they refer to is already on this member's disk.
+    /// For peers, to send now: a leader's appends may go before its own write
+    /// (raft thesis 10.2.1); everything else that depends on `persist` waits for
+    /// [`RaftMember::advance`].
     pub messages: Vec<PeerMessage<V>>,
+    /// Writes to the member's disk, in order; the driver applies them to the durable
+    /// copy, then calls [`RaftMember::advance`].
+    pub persist: Vec<DiskOp<V>>,
+    /// `persist` must be fsynced before `advance` (etcd's mustSync: entries, a
+    /// snapshot, a new term or vote).
+    pub sync: bool,
     /// Answers to client requests, in the order they completed.
     pub responses: Vec<(RequestId, EtcdResponse<V>)>,
     /// Committed changes as this member applied them, in revision order.
@@ -142,20 +152,18 @@ pub struct Output<V> {
     /// The member installed a snapshot from the leader at this store revision: it has
     /// no events for the revisions it skipped (a watcher must resync from here).
     pub installed_snapshot: Option<i64>,
-    /// What this cycle wrote to the disk (for disk-latency modelling; the writes are
-    /// already done).
-    pub disk_writes: DiskWrites,
 }
 
 impl<V> Default for Output<V> {
     fn default() -> Self {
         Output {
             messages: Vec::new(),
+            persist: Vec::new(),
+            sync: false,
             responses: Vec::new(),
             events: Vec::new(),
             leader_changes: Vec::new(),
             installed_snapshot: None,
-            disk_writes: DiskWrites::default(),
         }
     }
 }
@@ -163,6 +171,7 @@ impl<V> Default for Output<V> {
 impl<V> Output<V> {
     pub fn is_empty(&self) -> bool {
         self.messages.is_empty()
+            && self.persist.is_empty()
             && self.responses.is_empty()
             && self.events.is_empty()
             && self.leader_changes.is_empty()
@@ -212,25 +221,38 @@ pub struct RaftMember<V: Clone + Stamp + ValueSize> {
     verified: (u64, u64),
     /// (term, index): the highest commit index the leader of `term` has told this member.
     leader_commit: (u64, u64),
+    /// Messages that wait for this cycle's writes to be durable (a follower's append and
+    /// vote responses, raft-rs's persisted messages), released by `advance`.
+    held: Vec<PeerMessage<V>>,
+    /// The last raft Ready whose writes are not yet durable (raft-rs's async ready:
+    /// `on_persist_ready` once the driver has advanced past them).
+    unpersisted: Option<u64>,
+    /// A snapshot installed in a Ready not yet persisted: raft counts it applied then.
+    snapshot_to_apply: Option<u64>,
+    /// The last log index the driver has made durable: nothing above it is applied, and
+    /// no response depends on it (Architecture Invariant: no acknowledgement before the
+    /// fsync). Checked in debug builds.
+    durable_index: u64,
 }
 
 impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
-    /// Starts a member on `disk`: a blank disk bootstraps it with `config.peers` as the
-    /// voters; a used one recovers it (hard state, log, applied backend) after a restart.
-    pub fn recover(config: MemberConfig, disk: Disk<V>, now: SimTime, rng: &mut ChaCha8Rng) -> Self {
+    /// Starts a member from what its disk holds (a [`DiskState::recovery_copy`] of the
+    /// durable copy): a blank disk bootstraps it with `config.peers` as the voters; a
+    /// used one recovers it — hard state, log, the snapshot's applied state — and raft
+    /// replays the committed entries past the snapshot.
+    pub fn recover(config: MemberConfig, mut disk: DiskState<V>, now: SimTime, rng: &mut ChaCha8Rng) -> Self {
         assert!(config.peers.contains(&config.id), "a member is one of its peers");
-        let (applied, rejoining, verified) = {
-            let mut d = disk.lock();
-            if d.is_blank() {
-                d.conf_state = ConfState::from((config.peers.clone(), Vec::<u64>::new()));
-            }
-            d.outgoing_snapshots.clear();
-            // A durable log: whatever the leader of the disk's term counts this member as
-            // holding, it acknowledged from this log. A member still rejoining trusts only
-            // its committed prefix (that leader may remember the lost incarnation's log).
-            let verified = if d.rejoining { (0, 0) } else { (d.hard_state.term, d.last_index()) };
-            (d.backend().applied_index(), d.rejoining, verified)
-        };
+        if disk.is_blank() {
+            disk.conf_state = ConfState::from((config.peers.clone(), Vec::<u64>::new()));
+        }
+        disk.outgoing_snapshots.clear();
+        // A durable log: whatever the leader of the disk's term counts this member as
+        // holding, it acknowledged from this log. A member still rejoining trusts only
+        // its committed prefix (that leader may remember the lost incarnation's log).
+        let verified = if disk.rejoining { (0, 0) } else { (disk.hard_state.term, disk.last_index()) };
+        let (applied, rejoining, durable_index) =
+            (disk.backend().applied_index(), disk.rejoining, disk.last_index());
+        let disk = Disk::new(disk);
         let raft_config = config.raft_config(applied);
         let logger = slog::Logger::root(slog::Discard, slog::o!());
         let storage = DiskStorage { disk: disk.clone() };
@@ -264,14 +286,18 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
             rejoining,
             verified,
             leader_commit: (0, 0),
+            held: Vec::new(),
+            unpersisted: None,
+            snapshot_to_apply: None,
+            durable_index,
         };
         member.draw_election_timeout(rng);
         member
     }
 
-    /// A member on a fresh disk of its own (see [`RaftMember::disk`]).
+    /// A member on a fresh disk.
     pub fn new(config: MemberConfig, now: SimTime, rng: &mut ChaCha8Rng) -> Self {
-        Self::recover(config, Disk::new(), now, rng)
+        Self::recover(config, DiskState::new(), now, rng)
     }
 
     pub fn id(&self) -> u64 {
@@ -282,9 +308,14 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
         &self.config
     }
 
-    /// A handle on this member's disk: keep it to restart the member after a kill.
-    pub fn disk(&self) -> Disk<V> {
-        self.disk.clone()
+    /// The first index still in this member's log (entries before it are compacted).
+    pub fn log_first_index(&self) -> u64 {
+        self.disk.read(|d| d.first_index())
+    }
+
+    /// The last index in this member's log.
+    pub fn log_last_index(&self) -> u64 {
+        self.disk.read(|d| d.last_index())
     }
 
     /// When the driver should call [`RaftMember::tick`] next.
@@ -501,7 +532,7 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
             && committed >= reported;
         if caught_up {
             self.rejoining = false;
-            self.disk.lock().finish_rejoin();
+            self.write(DiskOp::FinishRejoin, true);
         }
     }
 
@@ -567,7 +598,6 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
     /// ReadIndex round for waiting reads, persists, applies, answers. Call it after a
     /// batch of inputs; proposals taken since the last call go out as one MsgPropose.
     pub fn ready(&mut self, now: SimTime, rng: &mut ChaCha8Rng) -> Output<V> {
-        let writes_before = self.disk.read(|d| d.writes);
         loop {
             self.flush_proposals(rng);
             self.flush_reads(now, rng);
@@ -582,13 +612,33 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
         self.disk.lock().outgoing_snapshots.clear();
         self.maybe_finish_rejoin(now);
         self.report_leader(now);
-        let writes = self.disk.read(|d| d.writes);
-        self.out.disk_writes = DiskWrites {
-            entries: writes.entries - writes_before.entries,
-            hard_states: writes.hard_states - writes_before.hard_states,
-            snapshots: writes.snapshots - writes_before.snapshots,
-        };
         std::mem::take(&mut self.out)
+    }
+
+    /// The driver has made the last Ready's `persist` durable: raft learns it (its own
+    /// progress, what it may apply) and the messages that waited for it are released.
+    pub fn advance(&mut self, rng: &mut ChaCha8Rng) {
+        if let Some(n) = self.unpersisted.take() {
+            self.raw.on_persist_ready(n);
+            self.after_raft_call(rng);
+        }
+        if let Some(index) = self.snapshot_to_apply.take() {
+            self.raw.advance_apply_to(index);
+        }
+        self.durable_index = self.disk.read(|d| d.last_index());
+        self.out.messages.append(&mut self.held);
+    }
+
+    /// Whether [`RaftMember::ready`] has more to give now (after an `advance`).
+    pub fn has_ready(&self) -> bool {
+        !self.out.is_empty() || self.raw.has_ready() || !self.queued.is_empty()
+    }
+
+    /// Makes a write to the member's copy and queues it for the driver.
+    fn write(&mut self, op: DiskOp<V>, sync: bool) {
+        self.disk.lock().apply(&op);
+        self.out.persist.push(op);
+        self.out.sync |= sync;
     }
 
     // ---- requests ----------------------------------------------------------------
@@ -820,6 +870,10 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
         }
     }
 
+    /// One raft-rs Ready, handled asynchronously: writes go to the member's copy at once
+    /// (raft reads them from there) and out as [`DiskOp`]s; raft counts them persisted
+    /// only at [`RaftMember::advance`], so neither this member's acknowledgement of them
+    /// nor, on a leader, its own vote towards committing them runs ahead of the disk.
     fn handle_ready(&mut self, now: SimTime) {
         let mut rd = self.raw.ready();
         if let Some(ss) = rd.ss() {
@@ -829,33 +883,44 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
         // The leader may send before it persists (raft thesis 10.2.1); followers after.
         let msgs = rd.take_messages();
         self.send(msgs);
+        let mut snapshot_index = None;
         if !rd.snapshot().is_empty() {
             let meta = rd.snapshot().get_metadata().clone();
+            snapshot_index = Some(meta.index);
             self.install_snapshot(meta);
         }
         let entries = rd.take_entries();
         self.persist(entries);
         if let Some(hs) = rd.hs() {
-            self.disk.lock().set_hard_state(hs.clone());
+            self.write(DiskOp::HardState(hs.clone()), false);
         }
+        self.out.sync |= rd.must_sync();
         let msgs = rd.take_persisted_messages();
+        let before = self.out.messages.len();
         self.send(msgs);
+        if !self.out.persist.is_empty() {
+            // They wait for the writes of this cycle.
+            let waiting: Vec<PeerMessage<V>> = self.out.messages.drain(before..).collect();
+            self.held.extend(waiting);
+        }
         let states = rd.take_read_states();
         self.on_read_states(states);
+        // Committed and persisted (raft-rs gives no entry past what `advance` confirmed).
         let committed = rd.take_committed_entries();
         self.apply(committed, now);
-        let mut light = self.raw.advance(rd);
-        if let Some(commit) = light.commit_index() {
-            let mut d = self.disk.lock();
-            let mut hs = d.hard_state.clone();
-            hs.commit = commit;
-            d.set_hard_state(hs);
+        let number = rd.number();
+        self.raw.advance_append_async(rd);
+        if self.out.persist.is_empty() && self.unpersisted.is_none() {
+            // Nothing to write: persisted as it is.
+            self.raw.on_persist_ready(number);
+        } else {
+            self.unpersisted = Some(number);
         }
-        let msgs = light.take_messages();
-        self.send(msgs);
-        let committed = light.take_committed_entries();
-        self.apply(committed, now);
-        self.raw.advance_apply();
+        match snapshot_index {
+            // Raft counts the snapshot applied once it is persisted (`advance`).
+            Some(index) => self.snapshot_to_apply = Some(index),
+            None => self.raw.advance_apply(),
+        }
         self.maybe_snapshot();
         let applied = self.disk.read(|d| d.backend().applied_index());
         for (client, q) in self.reads.take_servable(applied) {
@@ -945,7 +1010,7 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
             .remove(&(meta.index, meta.term))
             .expect("a snapshot in a Ready arrived with its backend");
         let revision = backend.store().revision();
-        self.disk.lock().install_snapshot(meta, backend);
+        self.write(DiskOp::Snapshot { meta, backend, installed: true, compact_to: 0 }, true);
         self.out.installed_snapshot = Some(revision);
     }
 
@@ -954,7 +1019,7 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
             return;
         }
         let payloads = entries.iter().map(|e| (!e.data.is_empty()).then(|| self.payload_for(e))).collect();
-        self.disk.lock().append(entries, payloads);
+        self.write(DiskOp::Append { entries, payloads }, true);
     }
 
     fn on_read_states(&mut self, states: Vec<ReadState>) {
@@ -970,6 +1035,13 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
 
     fn apply(&mut self, entries: Vec<Entry>, now: SimTime) {
         for e in entries {
+            debug_assert!(
+                e.index <= self.durable_index,
+                "member {} applies entry {} beyond its durable log ({})",
+                self.config.id,
+                e.index,
+                self.durable_index
+            );
             if e.data.is_empty() {
                 // A new leader's empty entry: its first commit in the term.
                 if self.is_leader() && e.term == self.raw.raft.term {
@@ -1029,13 +1101,23 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
     /// etcd's triggerSnapshot: after --snapshot-count applied entries, snapshot the
     /// applied state and compact the log, keeping SnapshotCatchUpEntries behind.
     fn maybe_snapshot(&mut self) {
-        let mut d = self.disk.lock();
-        let applied = d.backend().applied_index();
-        if applied.saturating_sub(d.snapshot.index) <= self.config.snapshot_count {
+        let (applied, term, last_snapshot, conf_state, backend) = self.disk.read(|d| {
+            let b = d.backend();
+            (
+                b.applied_index(),
+                b.applied_term(),
+                d.snapshot.index,
+                d.conf_state.clone(),
+                Arc::clone(&d.backend),
+            )
+        });
+        if applied.saturating_sub(last_snapshot) <= self.config.snapshot_count {
             return;
         }
         let compact_to = applied.saturating_sub(self.config.snapshot_catch_up_entries);
-        d.take_snapshot(compact_to);
+        let mut meta = raft::eraftpb::SnapshotMetadata { index: applied, term, ..Default::default() };
+        meta.set_conf_state(conf_state);
+        self.write(DiskOp::Snapshot { meta, backend, installed: false, compact_to }, true);
     }
 }
 

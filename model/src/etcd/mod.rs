@@ -9,15 +9,15 @@
 //!   raft-rs's RawNode/Ready style, with its [`config`] (etcd's defaults) and [`Disk`];
 //! - [`message`]: what members send each other (raft messages with their requests by
 //!   `Arc`, never serialized);
-//! - [`cluster`]: [`LocalCluster`], N members on an in-memory network with seeded delays,
-//!   partitions, kills and disk loss, for tests, benchmarks and checkers;
+//! - [`server`]: [`EtcdServer`], a member behind etcd's gRPC layer (request ids, the
+//!   watch server, the no-leader watchdog) as one [`crate::process::Process`];
+//! - [`disk`]: the member's log and snapshot, and the [`DiskOp`]s that persist them;
 //! - [`Member`]: the single unreplicated member the simulation used before replication.
 //!
 //! Requests and responses ([`EtcdRequest`], [`EtcdResponse`]) are the protocol between
 //! the API server and etcd, as the real ones talk gRPC.
 
 pub mod backend;
-pub mod cluster;
 pub mod config;
 pub mod disk;
 pub mod errors;
@@ -25,19 +25,29 @@ pub mod member;
 pub mod message;
 pub mod mvcc;
 mod pending;
+pub mod server;
 #[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
 
 pub use backend::{Backend, LeaseRecord};
-pub use cluster::LocalCluster;
 pub use config::MemberConfig;
-pub use disk::{Disk, DiskState, DiskWrites};
+pub use disk::{DiskOp, DiskState};
 pub use errors::{ERR_COMPACTED, ERR_FUTURE_REV};
 pub use member::{LeaderChange, MemberStatus, Output, RaftMember, RequestId, Role};
 pub use message::{Payload, PeerBody, PeerMessage, ProposalKey, WriteRequest};
 pub use mvcc::{MvccStore, TxnOutcome};
+pub use server::EtcdServer;
+
+/// raft-rs's wire types a driver or test may need to name.
+pub mod raft_types {
+    pub use raft::eraftpb::{Entry, HardState, SnapshotMetadata};
+}
+
+/// What a value stored in etcd and carried between processes must be.
+pub trait StoreValue: Clone + Stamp + ValueSize + Send + Sync + 'static {}
+impl<V: Clone + Stamp + ValueSize + Send + Sync + 'static> StoreValue for V {}
 
 /// Values that carry their own revision (objects' `metadata.resourceVersion`): the store
 /// stamps the mod revision into the value it commits.
@@ -82,12 +92,19 @@ impl ValueSize for Arc<crate::api::Object> {
             Kind::Lease => 300,
             Kind::Namespace | Kind::PriorityClass => 250,
             Kind::PodDisruptionBudget => 500,
+            // Plus their data, below.
+            Kind::ConfigMap | Kind::Secret => 200,
         };
         let m = self.meta();
         let strings = |map: &std::collections::BTreeMap<String, String>| {
             map.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() as u64
         };
-        base + (m.name.len() + m.namespace.len()) as u64 + strings(&m.labels) + strings(&m.annotations)
+        let data = match &**self {
+            crate::api::Object::ConfigMap(c) => strings(&c.data) + strings(&c.binary_data),
+            crate::api::Object::Secret(s) => strings(&s.data),
+            _ => 0,
+        };
+        base + (m.name.len() + m.namespace.len()) as u64 + strings(&m.labels) + strings(&m.annotations) + data
     }
 }
 

@@ -7,7 +7,7 @@
 //! history from a revision until it is compacted.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use super::errors::{ERR_COMPACTED, ERR_FUTURE_REV};
 use super::{Compare, CompareOp, CompareTarget, EventType, KeyValue, MvccEvent, Op, Stamp, ValueSize};
@@ -48,11 +48,15 @@ const HISTORY_CHUNK: usize = 4096;
 
 /// The event history in fixed-size chunks: it grows by one chunk at a time (a single
 /// deque would double, holding up to twice its length in a long run), and compaction
-/// frees whole chunks.
+/// frees whole chunks. Chunks are shared between clones (a snapshot and the live store)
+/// and copied only when written: a clone copies at most the chunk at each end.
 #[derive(Clone, Debug)]
 struct History<V> {
-    chunks: VecDeque<VecDeque<(i64, MvccEvent<V>)>>,
+    chunks: VecDeque<Arc<Chunk<V>>>,
 }
+
+/// Up to [`HISTORY_CHUNK`] events, each with its revision.
+type Chunk<V> = VecDeque<(i64, MvccEvent<V>)>;
 
 impl<V> Default for History<V> {
     fn default() -> Self {
@@ -60,35 +64,44 @@ impl<V> Default for History<V> {
     }
 }
 
-impl<V> History<V> {
+impl<V: Clone> History<V> {
     fn push_back(&mut self, entry: (i64, MvccEvent<V>)) {
         if self.chunks.back().is_none_or(|c| c.len() == HISTORY_CHUNK) {
-            self.chunks.push_back(VecDeque::with_capacity(HISTORY_CHUNK));
+            self.chunks.push_back(Arc::new(VecDeque::with_capacity(HISTORY_CHUNK)));
         }
-        self.chunks.back_mut().expect("a chunk").push_back(entry);
+        Arc::make_mut(self.chunks.back_mut().expect("a chunk")).push_back(entry);
     }
 
-    fn front(&self) -> Option<&(i64, MvccEvent<V>)> {
-        self.chunks.front().and_then(|c| c.front())
-    }
-
-    fn pop_front(&mut self) -> Option<(i64, MvccEvent<V>)> {
-        let first = self.chunks.front_mut()?;
-        let e = first.pop_front();
-        if first.is_empty() {
-            self.chunks.pop_front();
+    /// Drops the entries up to `revision`, oldest first, showing each to `seen`. Whole
+    /// chunks go without a copy; only a chunk cut in the middle is copied if shared.
+    fn drop_through(&mut self, revision: i64, mut seen: impl FnMut(i64, &MvccEvent<V>)) {
+        while let Some(first) = self.chunks.front() {
+            if first.back().is_some_and(|(r, _)| *r <= revision) {
+                for (r, e) in first.iter() {
+                    seen(*r, e);
+                }
+                self.chunks.pop_front();
+                continue;
+            }
+            let cut = first.partition_point(|(r, _)| *r <= revision);
+            if cut > 0 {
+                let chunk = Arc::make_mut(self.chunks.front_mut().expect("a chunk"));
+                for (r, e) in chunk.drain(..cut) {
+                    seen(r, &e);
+                }
+            }
+            return;
         }
-        e
     }
 
     fn iter(&self) -> impl DoubleEndedIterator<Item = &(i64, MvccEvent<V>)> {
-        self.chunks.iter().flatten()
+        self.chunks.iter().flat_map(|c| c.iter())
     }
 
     /// Entries with revision >= `revision`, oldest first.
     fn since(&self, revision: i64) -> impl Iterator<Item = &(i64, MvccEvent<V>)> {
         let first = self.chunks.partition_point(|c| c.back().is_some_and(|(r, _)| *r < revision));
-        self.chunks.range(first..).flatten().skip_while(move |(r, _)| *r < revision)
+        self.chunks.range(first..).flat_map(|c| c.iter()).skip_while(move |(r, _)| *r < revision)
     }
 }
 
@@ -400,14 +413,14 @@ impl<V: Clone + Stamp + ValueSize> MvccStore<V> {
         }
         self.compacted = revision;
         let mut freed = std::mem::take(&mut self.superseded_compacted_bytes);
-        while self.history.front().is_some_and(|(r, _)| *r <= revision) {
-            let (rev, ev) = self.history.pop_front().expect("front exists");
+        let kvs = &self.kvs;
+        self.history.drop_through(revision, |rev, ev| {
             freed += match ev.type_ {
                 EventType::Delete => KV_OVERHEAD_BYTES + ev.kv.key.len() as u64,
-                EventType::Put if self.kvs.get(&ev.kv.key).is_some_and(|kv| kv.mod_revision == rev) => 0,
+                EventType::Put if kvs.get(&ev.kv.key).is_some_and(|kv| kv.mod_revision == rev) => 0,
                 EventType::Put => revision_bytes(&ev.kv.key, &ev.kv.value),
             };
-        }
+        });
         debug_assert!(freed <= self.in_use_bytes, "freed more bytes than were in use");
         self.in_use_bytes = self.in_use_bytes.saturating_sub(freed);
         Ok(())

@@ -76,6 +76,20 @@ pub struct Exit {
     /// Running time before it exits.
     pub after: Duration,
     pub code: i32,
+    /// Only the first this many runs exit with `code`; later ones exit 0 after the same
+    /// time (an init container that fails until what it waits for is there). None: every
+    /// run.
+    pub times: Option<u32>,
+}
+
+impl Exit {
+    /// The exit code of the `run`th run (1-based).
+    pub fn code_of_run(&self, run: u32) -> i32 {
+        match self.times {
+            Some(n) if run > n => 0,
+            _ => self.code,
+        }
+    }
 }
 
 /// A behaviour and what it applies to. Every criterion given must match.

@@ -10,6 +10,7 @@
 pub mod behavior;
 pub mod eviction;
 pub mod pods;
+pub mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -46,6 +47,11 @@ pub const RUNTIME_CHECK_PERIOD: Duration = Duration::from_secs(5);
 /// pkg/kubelet/kubelet.go maxWaitForContainerRuntime: past this without a successful
 /// runtime check, "container runtime is down".
 pub const MAX_WAIT_FOR_CONTAINER_RUNTIME: Duration = Duration::from_secs(30);
+/// The kubelet's event client (KubeletConfiguration eventRecordQPS 50, eventBurst 100).
+pub const EVENT_CLIENT: &str = "events";
+/// The kubelet's heartbeat client: the node Lease and node status, no rate limit.
+pub const HEARTBEAT_CLIENT: &str = "heartbeat";
+
 /// pkg/kubelet/pleg: the PLEG relists every second and is unhealthy after 3 minutes
 /// without a successful relist.
 pub const PLEG_RELIST_PERIOD: Duration = Duration::from_secs(1);
@@ -187,6 +193,7 @@ pub struct Kubelet {
     crashes_seen: usize,
     eviction: eviction::EvictionManager,
     next_eviction_check: SimTime,
+    volumes: volumes::VolumeManager,
 }
 
 /// Pod condition types the kubelet owns (pkg/kubelet/types PodConditionsByKubelet); the
@@ -322,6 +329,7 @@ impl Kubelet {
             crashes_seen: 0,
             eviction,
             next_eviction_check: now,
+            volumes: volumes::VolumeManager::new(now),
         }
     }
 
@@ -604,8 +612,10 @@ impl Kubelet {
         self.status.desired.remove(key);
     }
 
-    /// Releases what an admitted pod holds once it is finished or going away.
+    /// Releases what an admitted pod holds once it is finished or going away (its
+    /// volumes leave the desired state of world: no more mount retries).
     fn release(&mut self, key: &(String, String)) {
+        self.volumes.remove_pod(key);
         if let Some(w) = self.pods.get_mut(key) {
             if let Some(t) = w.next_sync.take() {
                 self.timers.remove(&(t, key.clone()));
@@ -706,9 +716,24 @@ impl Kubelet {
         rng: &mut ChaCha8Rng,
         out: &mut Output,
     ) {
+        if !self.wait_for_volumes(k, now, rng) {
+            // syncPod sets the pod's status before it waits: Pending, ContainerCreating,
+            // no sandbox yet.
+            let Some(w) = self.pods.get(k) else { return };
+            let empty = PodStatus::default();
+            let base = self.status.desired.get(k).map_or(&empty, |(_, s)| s);
+            let status = pods::pod_status(&w.containers, p, base, false, now);
+            let changed = self.status.desired.get(k).is_none_or(|(_, s)| *s != status)
+                || StatusManager::drifted(&p.status, &status);
+            if changed && !self.status.busy(k) {
+                self.post_status(p, status, out);
+            }
+            return;
+        }
         let Some(w) = self.pods.get_mut(k) else { return };
         let images = pods::Images { present: &self.images, unpullable: &self.host.unpullable_images };
-        let r = pods::sync_containers(&mut w.containers, p, images, &mut self.pulls, now);
+        let cfg = volumes::ConfigSource { cache: &self.cache };
+        let r = pods::sync_containers(&mut w.containers, p, cfg, images, &mut self.pulls, now);
         let empty = PodStatus::default();
         let base = self.status.desired.get(k).map_or(&empty, |(_, s)| s);
         let status = pods::pod_status(&w.containers, p, base, true, now);
@@ -744,6 +769,38 @@ impl Kubelet {
             next = Some(next.map_or(t, |x| x.min(t)));
         }
         self.schedule(k, next);
+    }
+
+    /// The volume manager's reconciler pass: FailedMount events, and the pods whose wait
+    /// for their volumes ends.
+    fn reconcile_volumes(&mut self, now: SimTime, out: &mut Output) {
+        let done = self.volumes.reconcile(now, volumes::ConfigSource { cache: &self.cache });
+        for (key, e) in done.events {
+            let Some(o) = self.cache.get(&ObjectKey::new(Kind::Pod, key.0, key.1)).cloned() else { continue };
+            let ev = self.recorder.record(&o, EVENT_WARNING, e.reason, &e.message, now);
+            self.send(out, Sent::Other, ev);
+        }
+        for (key, at) in done.ready {
+            if self.pods.get(&key).is_some_and(|w| w.stage == Stage::Active) {
+                self.schedule(&key, Some(at));
+            }
+        }
+    }
+
+    /// The pod worker's `WaitForAttachAndMount` before SyncPod: true when the pod's
+    /// volumes are mounted; otherwise its next sync is scheduled (the wait's end, or the
+    /// pod workers' back-off after a wait that timed out).
+    fn wait_for_volumes(&mut self, k: &(String, String), now: SimTime, rng: &mut ChaCha8Rng) -> bool {
+        let next = match self.volumes.wait(k, now) {
+            volumes::MountWait::Ready => return true,
+            volumes::MountWait::Waiting { deadline } => deadline,
+            // wait.Jitter(backOffPeriod, 0.5).
+            volumes::MountWait::TimedOut => {
+                now + pods::POD_BACKOFF_RESYNC.mul_f64(1.0 + rng.gen::<f64>() * 0.5)
+            }
+        };
+        self.schedule(k, Some(next));
+        false
     }
 
     /// Records the status the kubelet computed for a pod and writes it.
@@ -835,22 +892,9 @@ impl Kubelet {
         let key = (p.metadata.namespace.clone(), p.metadata.name.clone());
         let mut w = PodWork::new(p, Stage::Active);
         w.requests = Some(req);
-        let default_pull = self.config.pod_start_latency;
-        w.containers = p
-            .spec
-            .containers
-            .iter()
-            .map(|c| {
-                let b = self.config.behaviors.find(
-                    &c.image,
-                    &c.name,
-                    &p.metadata.labels,
-                    &p.metadata.annotations,
-                );
-                pods::ContainerRun::new(c, b, default_pull)
-            })
-            .collect();
+        w.containers = pods::containers_for(p, &self.config.behaviors, self.config.pod_start_latency);
         self.pods.insert(key.clone(), w);
+        self.volumes.add_pod(key.clone(), p, now);
         // The first status: Pending, sandbox not yet ready, containers creating.
         let mut base = PodStatus {
             phase: Some(PodPhase::Pending),
@@ -1084,6 +1128,9 @@ impl Component for Kubelet {
         vec![
             WatchSpec { kind: Some(Kind::Pod), node_name: Some(n.clone()), ..Default::default() },
             WatchSpec { kind: Some(Kind::Node), name: Some(n.clone()), ..Default::default() },
+            // The ConfigMap and Secret managers (volumes, environment).
+            WatchSpec::kind(Kind::ConfigMap),
+            WatchSpec::kind(Kind::Secret),
             WatchSpec {
                 kind: Some(Kind::Lease),
                 namespace: Some(NODE_LEASE_NAMESPACE.into()),
@@ -1098,6 +1145,18 @@ impl Component for Kubelet {
         if ev.object.kind() == Kind::Pod {
             let m = ev.object.meta();
             self.dirty.insert((m.namespace.clone(), m.name.clone()));
+        }
+    }
+
+    /// cmd/kubelet/app/server.go: events go through an event client (eventRecordQPS,
+    /// eventBurst); the node Lease and node status through a heartbeat client without a
+    /// rate limit; everything else through the kubelet's client (kubeAPIQPS, kubeAPIBurst).
+    fn client_of(&self, _tag: u64, request: &ApiRequest) -> &'static str {
+        match request {
+            ApiRequest::Create(Object::Event(_)) | ApiRequest::Update(Object::Event(_)) => EVENT_CLIENT,
+            ApiRequest::Create(Object::Lease(_)) | ApiRequest::Update(Object::Lease(_)) => HEARTBEAT_CLIENT,
+            ApiRequest::UpdateStatus(Object::Node(_)) => HEARTBEAT_CLIENT,
+            _ => crate::client::DEFAULT_CLIENT,
         }
     }
 
@@ -1146,6 +1205,7 @@ impl Component for Kubelet {
             self.next_status_check = now + jittered(self.config.node_status_update_frequency, rng);
         }
         self.apply_crashes();
+        self.reconcile_volumes(now, &mut out);
         self.sync_pods(now, rng, &mut out);
         if now >= self.next_eviction_check {
             // eviction_manager.go start: after an eviction, wait (polling every 1 s) for
@@ -1155,6 +1215,9 @@ impl Component for Kubelet {
             self.next_eviction_check = now + wait;
         }
         out.wake_no_later_than(self.next_eviction_check);
+        if let Some(t) = self.volumes.next_wake() {
+            out.wake_no_later_than(t);
+        }
         if let Some((t, _)) = self.timers.first() {
             out.wake_no_later_than(*t);
         }

@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::behavior::{ContainerBehavior, ProbeScript};
+use super::volumes::ConfigSource;
 use crate::api::pod::{
     condition, ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
 };
@@ -45,10 +46,10 @@ pub struct PodEvent {
 }
 
 impl PodEvent {
-    fn normal(reason: &'static str, message: String) -> Self {
+    pub(crate) fn normal(reason: &'static str, message: String) -> Self {
         PodEvent { warning: false, reason, message }
     }
-    fn warning(reason: &'static str, message: String) -> Self {
+    pub(crate) fn warning(reason: &'static str, message: String) -> Self {
         PodEvent { warning: true, reason, message }
     }
 }
@@ -120,11 +121,36 @@ struct ProbeWorker {
     result: Option<bool>,
 }
 
+/// What a container is to its pod.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Regular,
+    /// An init container: runs to completion before the next one starts.
+    Init,
+    /// A restartable init container (restartPolicy Always): started in order with the init
+    /// containers, kept running beside the regular ones.
+    Sidecar,
+}
+
+/// kubelet_pods.go convertToAPIContainerStatuses: the waiting reason of a container the
+/// runtime has not created yet, for a pod without and with init containers.
+pub const CONTAINER_CREATING: &str = "ContainerCreating";
+pub const POD_INITIALIZING: &str = "PodInitializing";
+/// kuberuntime ErrCreateContainerConfig: the container's configuration (its environment)
+/// could not be made.
+pub const CREATE_CONTAINER_CONFIG_ERROR: &str = "CreateContainerConfigError";
+
 /// One container of a pod, as the runtime and the kubelet know it.
 #[derive(Clone, Debug)]
 pub struct ContainerRun {
     pub name: String,
     pub image: String,
+    pub role: Role,
+    /// The waiting reason before the runtime first creates it.
+    default_waiting: &'static str,
+    /// The waiting reason shown before a restart began, kept while the restart pulls and
+    /// starts (upstream's pod status does not change while SyncPod runs).
+    restart_waiting: Option<ContainerStateWaiting>,
     behavior: ContainerBehavior,
     pull_policy_always: bool,
     state: State,
@@ -249,6 +275,32 @@ fn pulls_always(image: &str, policy: &str) -> bool {
     }
 }
 
+/// The containers of a pod as the runtime will run them: its init containers (and
+/// sidecars) in order, then its regular containers, each with the behaviour the scenario
+/// gives it.
+pub fn containers_for(
+    p: &Pod,
+    behaviors: &super::behavior::Behaviors,
+    default_pull: Duration,
+) -> Vec<ContainerRun> {
+    let initializing = !p.spec.init_containers.is_empty();
+    let run = |c: &crate::api::Container| {
+        let m = &p.metadata;
+        let b = behaviors.find(&c.image, &c.name, &m.labels, &m.annotations);
+        let run = ContainerRun::new(c, b, default_pull);
+        if initializing {
+            run.initializing()
+        } else {
+            run
+        }
+    };
+    let init = p.spec.init_containers.iter().map(|c| {
+        let role = if c.is_sidecar() { Role::Sidecar } else { Role::Init };
+        run(c).with_role(role)
+    });
+    init.chain(p.spec.containers.iter().map(run)).collect()
+}
+
 impl ContainerRun {
     pub fn new(
         c: &crate::api::Container,
@@ -282,9 +334,12 @@ impl ContainerRun {
         ContainerRun {
             name: c.name.clone(),
             image: c.image.clone(),
+            role: Role::Regular,
+            default_waiting: CONTAINER_CREATING,
+            restart_waiting: None,
             pull_policy_always: pulls_always(&c.image, &c.image_pull_policy),
             behavior,
-            state: State::Waiting { reason: "ContainerCreating".into(), message: String::new() },
+            state: State::Waiting { reason: CONTAINER_CREATING.into(), message: String::new() },
             last: None,
             restart_count: 0,
             crash_backoff: None,
@@ -296,6 +351,22 @@ impl ContainerRun {
             backoff_ref: None,
             probe_killed: false,
         }
+    }
+
+    /// The same container as an init container or a sidecar of a pod with init containers.
+    fn with_role(mut self, role: Role) -> Self {
+        self.role = role;
+        if role == Role::Init && self.behavior.exit.is_none() {
+            // An init container no behaviour ends completes as soon as it starts.
+            self.behavior.exit = Some(super::behavior::Exit { after: Duration::ZERO, code: 0, times: None });
+        }
+        self
+    }
+
+    fn initializing(mut self) -> Self {
+        self.default_waiting = POD_INITIALIZING;
+        self.state = State::Waiting { reason: POD_INITIALIZING.into(), message: String::new() };
+        self
     }
 
     pub fn is_running(&self) -> bool {
@@ -349,7 +420,12 @@ impl ContainerRun {
         self.probes.iter().filter(|w| w.kind == ProbeKind::Startup).all(|w| w.result == Some(true))
     }
 
+    /// prober_manager.go UpdatePodStatus: an init container is ready once it exited 0; a
+    /// sidecar or a regular container while it runs, has started and passes readiness.
     fn ready(&self) -> bool {
+        if self.role == Role::Init {
+            return matches!(&self.state, State::Terminated(t) if t.exit_code == 0);
+        }
         self.is_running()
             && self.started_probe_ok()
             && self.probes.iter().filter(|w| w.kind == ProbeKind::Readiness).all(|w| w.result == Some(true))
@@ -427,16 +503,19 @@ impl ContainerRun {
                 ..Default::default()
             },
             State::Pulling { .. } | State::Starting { .. } => {
-                // Between restarts the previous reason stays (CrashLoopBackOff is replaced
-                // by the new instance only once it runs); a first start shows
-                // ContainerCreating.
-                ContainerState {
-                    waiting: Some(ContainerStateWaiting {
-                        reason: "ContainerCreating".into(),
-                        message: String::new(),
-                    }),
-                    ..Default::default()
-                }
+                // While SyncPod pulls and starts, the status stays what it was: a first
+                // start shows the default reason (ContainerCreating, or PodInitializing in
+                // a pod with init containers); a restart keeps its back-off reason.
+                let waiting = match (&self.last, &self.restart_waiting) {
+                    (None, _) => {
+                        ContainerStateWaiting { reason: self.default_waiting.into(), ..Default::default() }
+                    }
+                    (Some(_), Some(w)) => w.clone(),
+                    (Some(_), None) => {
+                        ContainerStateWaiting { reason: CONTAINER_CREATING.into(), ..Default::default() }
+                    }
+                };
+                ContainerState { waiting: Some(waiting), ..Default::default() }
             }
             State::Running { started_at, .. } => ContainerState {
                 running: Some(ContainerStateRunning { started_at: Some(*started_at) }),
@@ -553,16 +632,27 @@ pub struct PullQueue {
     pub done: std::collections::BTreeMap<String, SimTime>,
 }
 
-/// Creates and starts a container whose image is present.
-fn create(c: &mut ContainerRun, now: SimTime, r: &mut SyncResult) {
+/// Creates and starts a container whose image is present (startContainer after the
+/// pull): its environment is made first, and a ConfigMap or Secret it reads that is
+/// missing fails the start with CreateContainerConfigError.
+fn create(c: &mut ContainerRun, p: &Pod, cfg: ConfigSource, now: SimTime, r: &mut SyncResult) {
+    let spec = p.spec.init_containers.iter().chain(&p.spec.containers).find(|x| x.name == c.name);
+    let env_error = spec.and_then(|spec| super::volumes::env_error(spec, &p.metadata.namespace, cfg));
+    if let Some(err) = env_error {
+        // kuberuntime_container.go startContainer: "Error: %v" with the message, and the
+        // pod worker tries again after its back-off.
+        r.events.push(PodEvent::warning("Failed", format!("Error: {err}")));
+        c.state = State::Waiting { reason: CREATE_CONTAINER_CONFIG_ERROR.into(), message: err };
+        r.backoff_resync = true;
+        return;
+    }
     if c.last.is_some() {
         c.restart_count += 1;
     }
     // kuberuntime_container.go startContainer (v1.33 messages).
     r.events.push(PodEvent::normal("Created", format!("Created container: {}", c.name)));
-    let running_at = now + c.behavior.start_duration;
-    c.state = State::Starting { running_at };
-    r.wake_at(running_at);
+    // Its start completes at its next look (`next_at`).
+    c.state = State::Starting { running_at: now + c.behavior.start_duration };
 }
 
 /// `doBackOff`: whether a restart must wait, recording the BackOff event and the
@@ -599,9 +689,10 @@ fn crash_backoff(c: &mut ContainerRun, p: &Pod, now: SimTime, r: &mut SyncResult
 }
 
 /// Advances one container to `now`: pulls finishing, starts completing, exits, probes.
-/// Returns true when a pull failed in this call: the sync that pulled ends with
-/// ErrImagePull (the pull ran inside SyncPod upstream) and does not try again.
-fn advance(c: &mut ContainerRun, p: &Pod, now: SimTime, r: &mut SyncResult) -> bool {
+/// Returns true when a start failed in this call (its pull, or the container's
+/// configuration after the pull): the sync that pulled ends with the error (the pull ran
+/// inside SyncPod upstream) and does not try again.
+fn advance(c: &mut ContainerRun, p: &Pod, cfg: ConfigSource, now: SimTime, r: &mut SyncResult) -> bool {
     let pod_uid = p.metadata.uid.clone();
     loop {
         match c.state.clone() {
@@ -616,7 +707,11 @@ fn advance(c: &mut ContainerRun, p: &Pod, now: SimTime, r: &mut SyncResult) -> b
                     ));
                     r.pulled.push(c.image.clone());
                     c.pull_backoff = None;
-                    create(c, done_at, r);
+                    create(c, p, cfg, done_at, r);
+                    if matches!(c.state, State::Waiting { .. }) {
+                        // Its configuration could not be made: this sync's start failed.
+                        return true;
+                    }
                 }
                 Some(err) => {
                     r.events.push(PodEvent::warning(
@@ -658,7 +753,7 @@ fn advance(c: &mut ContainerRun, p: &Pod, now: SimTime, r: &mut SyncResult) -> b
                         let (code, reason) = if oom {
                             (EXIT_SIGKILL, "OOMKilled")
                         } else {
-                            let code = c.behavior.exit.as_ref().map_or(0, |x| x.code);
+                            let code = c.behavior.exit.as_ref().map_or(0, |x| x.code_of_run(c.instance));
                             (code, if code == 0 { "Completed" } else { "Error" })
                         };
                         c.terminate(e, code, reason);
@@ -726,51 +821,216 @@ fn run_probes(c: &mut ContainerRun, t: SimTime, r: &mut SyncResult) -> bool {
     false
 }
 
+/// What computeInitContainerActions decides (kuberuntime_container.go, SidecarContainers
+/// GA in v1.33).
+#[derive(Debug, Default, PartialEq, Eq)]
+struct InitActions {
+    /// Every init container is done (the sidecars started): regular containers may run.
+    initialized: bool,
+    /// Init containers to start (or restart), in spec order.
+    to_start: Vec<usize>,
+    /// An init container failed under restartPolicy Never: the pod fails.
+    kill_pod: bool,
+}
+
+/// An init container as the runtime reports it.
+enum Runtime {
+    /// Never created.
+    Absent,
+    /// Being pulled or created (SyncPod is starting it).
+    Starting,
+    Running,
+    /// Its latest instance exited with this code (and was not replaced yet).
+    Exited(i32),
+}
+
+fn runtime(c: &ContainerRun) -> Runtime {
+    match (&c.state, &c.last) {
+        (State::Pulling { .. } | State::Starting { .. }, _) => Runtime::Starting,
+        (State::Running { .. }, _) => Runtime::Running,
+        (State::Terminated(t), _) | (State::Waiting { .. }, Some(t)) => Runtime::Exited(t.exit_code),
+        (State::Waiting { .. }, None) => Runtime::Absent,
+    }
+}
+
+/// `computeInitContainerActions`: walking the init containers from the last, find the
+/// next one to start and the sidecars to keep running. A regular container created or
+/// running means the pod was initialized before.
+fn init_actions(cs: &[ContainerRun], policy: RestartPolicy) -> InitActions {
+    let init: Vec<usize> = (0..cs.len()).filter(|i| cs[*i].role != Role::Regular).collect();
+    let Some(&last) = init.last() else { return InitActions { initialized: true, ..Default::default() } };
+    let mut a = InitActions {
+        initialized: cs.iter().any(|c| {
+            c.role == Role::Regular && matches!(c.state, State::Starting { .. } | State::Running { .. })
+        }),
+        ..Default::default()
+    };
+    let mut previously = a.initialized;
+    for &i in init.iter().rev() {
+        let c = &cs[i];
+        let sidecar = c.role == Role::Sidecar;
+        match runtime(c) {
+            Runtime::Absent => {
+                if previously && sidecar {
+                    a.to_start.push(i);
+                }
+                continue;
+            }
+            // After initialization only the sidecars are kept running.
+            _ if previously && !sidecar => continue,
+            Runtime::Starting => {}
+            // A sidecar counts once started (its startup probe passed); a failing
+            // startup or liveness probe restarts it through the prober.
+            Runtime::Running if sidecar && c.started_probe_ok() => {
+                if i == last {
+                    a.initialized = true;
+                } else if !previously {
+                    a.to_start.push(i + 1);
+                }
+            }
+            Runtime::Running => {}
+            Runtime::Exited(_) if sidecar => a.to_start.push(i),
+            Runtime::Exited(code) if code != 0 => {
+                // shouldRestartOnFailure: any restartPolicy but Never.
+                if policy == RestartPolicy::Never {
+                    return InitActions { kill_pod: true, ..Default::default() };
+                }
+                a.to_start.push(i);
+            }
+            Runtime::Exited(_) if i == last => a.initialized = true,
+            Runtime::Exited(_) => a.to_start.push(i + 1),
+        }
+        previously = true;
+    }
+    if !previously {
+        a.to_start.push(init[0]);
+    }
+    a.to_start.reverse();
+    a
+}
+
+/// SyncPod's `start` of one container: the exited instance becomes lastState, then
+/// doBackOff, EnsureImageExists and the container's creation. Returns false when the
+/// start failed (a crash-loop back-off, a pull error or its back-off, a config error).
+#[allow(clippy::too_many_arguments)]
+fn start(
+    c: &mut ContainerRun,
+    p: &Pod,
+    cfg: ConfigSource,
+    images: Images,
+    queue: &mut PullQueue,
+    now: SimTime,
+    r: &mut SyncResult,
+) -> bool {
+    if let State::Terminated(t) = &c.state {
+        let t = t.clone();
+        // The exited instance becomes lastState; restartCount counts the new instance
+        // when it is created (the kuberuntime restartCount label). doBackOff looks at
+        // the newest exited instance the runtime reports. A container killed for a
+        // failed probe is restarted in the same SyncPod, whose runtime status still shows
+        // it running: the newest exited instance is then the one before (none: no
+        // back-off).
+        if !std::mem::take(&mut c.probe_killed) {
+            c.backoff_ref = Some(t.finished_at);
+        }
+        c.last = Some(t);
+        c.state = State::Waiting { reason: String::new(), message: String::new() };
+    }
+    let State::Waiting { reason, message } = &c.state else { return true };
+    c.restart_waiting = (c.last.is_some() && !reason.is_empty())
+        .then(|| ContainerStateWaiting { reason: reason.clone(), message: message.clone() });
+    if crash_backoff(c, p, now, r) {
+        return false;
+    }
+    if ensure_image(c, images, queue, now, r) {
+        create(c, p, cfg, now, r);
+        // A container that starts at once runs in this sync.
+        advance(c, p, cfg, now, r);
+    }
+    !matches!(c.state, State::Waiting { .. })
+}
+
+/// Stops the running containers among `which` (regular ones first, then init containers
+/// and sidecars last to first, as v1.33 orders termination); records Killing events.
+fn kill(
+    containers: &mut [ContainerRun],
+    now: SimTime,
+    which: impl Fn(&ContainerRun) -> bool,
+) -> Vec<PodEvent> {
+    let mut events = Vec::new();
+    let regular = (0..containers.len()).filter(|i| containers[*i].role == Role::Regular);
+    let init = (0..containers.len()).rev().filter(|i| containers[*i].role != Role::Regular);
+    for i in regular.chain(init).collect::<Vec<_>>() {
+        let c = &mut containers[i];
+        if !which(c) {
+            continue;
+        }
+        if c.is_running() {
+            // kuberuntime_container.go killContainer.
+            events.push(PodEvent::normal("Killing", format!("Stopping container {}", c.name)));
+            c.kill(now);
+        } else if !matches!(c.state, State::Terminated(_)) {
+            c.state = State::Waiting { reason: String::new(), message: String::new() };
+        }
+    }
+    events
+}
+
 /// One sync of a pod's containers (kuberuntime_manager.go SyncPod): advance each to
-/// `now`, then start what should run.
+/// `now`; then, as computePodActions decides, start the next init container and keep
+/// the sidecars running, and once the pod is initialized start or restart its regular
+/// containers. When its regular containers are done and will not restart, the sidecars
+/// are stopped (KillPod).
 pub fn sync_containers(
     containers: &mut [ContainerRun],
     p: &Pod,
+    cfg: ConfigSource,
     images: Images,
     queue: &mut PullQueue,
     now: SimTime,
 ) -> SyncResult {
     let mut r = SyncResult::default();
     let policy = p.spec.restart_policy.unwrap_or_default();
-    for c in containers.iter_mut() {
-        let pull_failed = advance(c, p, now, &mut r);
-        let needs_start = match &c.state {
-            State::Waiting { .. } => !pull_failed,
-            State::Terminated(t) => {
-                let t = t.clone();
-                if should_restart(policy, t.exit_code) {
-                    // The exited instance becomes lastState; restartCount counts the new
-                    // instance when it is created (the kuberuntime restartCount label).
-                    // doBackOff looks at the newest exited instance the runtime reports.
-                    // A container killed for a failed probe is restarted in the same
-                    // SyncPod, whose runtime status still shows it running: the newest
-                    // exited instance is then the one before (none: no back-off).
-                    if !std::mem::take(&mut c.probe_killed) {
-                        c.backoff_ref = Some(t.finished_at);
-                    }
-                    c.last = Some(t);
-                    c.state = State::Waiting { reason: String::new(), message: String::new() };
-                    true
-                } else {
-                    false
+    // A pull that failed in this sync ended it with ErrImagePull (the pull ran inside
+    // SyncPod upstream): it is not tried again in the same sync.
+    let pull_failed: Vec<bool> = containers.iter_mut().map(|c| advance(c, p, cfg, now, &mut r)).collect();
+    // What the PLEG last saw: a container that exits (or a sidecar that starts) inside
+    // this sync is seen by its next relist, which syncs the pod again.
+    let seen: Vec<(bool, bool)> =
+        containers.iter().map(|c| (matches!(c.state, State::Terminated(_)), c.is_running())).collect();
+    let actions = init_actions(containers, policy);
+    let regulars_done = containers.iter().filter(|c| c.role == Role::Regular).all(|c| match &c.state {
+        State::Terminated(t) => !should_restart(policy, t.exit_code),
+        _ => false,
+    });
+    if actions.kill_pod || (actions.initialized && regulars_done) {
+        r.events.extend(kill(containers, now, ContainerRun::is_running));
+    } else {
+        for i in actions.to_start {
+            let ok = pull_failed[i] || start(&mut containers[i], p, cfg, images, queue, now, &mut r);
+            // An init container that cannot start holds the pod; a sidecar does not.
+            if !ok && containers[i].role == Role::Init {
+                break;
+            }
+        }
+        if actions.initialized {
+            for (i, c) in containers.iter_mut().enumerate().filter(|(_, c)| c.role == Role::Regular) {
+                let needs_start = match &c.state {
+                    State::Waiting { .. } => !pull_failed[i],
+                    State::Terminated(t) => should_restart(policy, t.exit_code),
+                    _ => false,
+                };
+                if needs_start {
+                    start(c, p, cfg, images, queue, now, &mut r);
                 }
             }
-            _ => false,
-        };
-        if needs_start {
-            if crash_backoff(c, p, now, &mut r) {
-                continue;
-            }
-            if ensure_image(c, images, queue, now, &mut r) {
-                create(c, now, &mut r);
-                // A container that starts at once runs in this sync.
-                advance(c, p, now, &mut r);
-            }
+        }
+    }
+    for (c, (was_terminated, was_running)) in containers.iter().zip(seen) {
+        let exited = !was_terminated && matches!(c.state, State::Terminated(_));
+        let sidecar_started = c.role == Role::Sidecar && !was_running && c.is_running();
+        if exited || sidecar_started {
+            r.exit_at(now + Duration::from_millis(1));
         }
         let (step, exit) = c.next_at();
         if let Some(t) = step {
@@ -785,17 +1045,7 @@ pub fn sync_containers(
 
 /// Stops every running container (pod deletion or eviction); records Killing events.
 pub fn kill_all(containers: &mut [ContainerRun], now: SimTime) -> Vec<PodEvent> {
-    let mut events = Vec::new();
-    for c in containers.iter_mut() {
-        if c.is_running() {
-            // kuberuntime_container.go killContainer.
-            events.push(PodEvent::normal("Killing", format!("Stopping container {}", c.name)));
-            c.kill(now);
-        } else if !matches!(c.state, State::Terminated(_)) {
-            c.state = State::Waiting { reason: String::new(), message: String::new() };
-        }
-    }
-    events
+    kill(containers, now, |_| true)
 }
 
 /// Crash one container (a scenario fault): it exits with `exit_code` now.
@@ -805,23 +1055,54 @@ pub fn crash(containers: &mut [ContainerRun], name: &str, now: SimTime, exit_cod
     true
 }
 
-/// `getPhase` (kubelet_pods.go) for regular containers.
+/// `kubecontainer.HasAnyRegularContainerStarted`: a regular container running or exited.
+fn any_regular_started(containers: &[ContainerRun]) -> bool {
+    containers
+        .iter()
+        .any(|c| c.role == Role::Regular && matches!(c.state, State::Running { .. } | State::Terminated(_)))
+}
+
+/// `getPhase` (kubelet_pods.go, v1.33): init containers still to run keep the pod
+/// Pending (a failed one fails it under restartPolicy Never); sidecars count as running
+/// but not as stopped; then the regular containers decide.
 pub fn phase(containers: &[ContainerRun], policy: RestartPolicy) -> PodPhase {
+    let (mut pending_init, mut failed_init) = (0, 0);
     let (mut running, mut stopped, mut succeeded, mut waiting) = (0, 0, 0, 0);
     for c in containers {
-        match &c.state {
-            State::Running { .. } => running += 1,
-            State::Terminated(t) => {
-                stopped += 1;
-                if t.exit_code == 0 {
-                    succeeded += 1;
+        let last_failed = c.last.as_ref().map(|t| t.exit_code != 0);
+        match (c.role, &c.state) {
+            (Role::Init, State::Running { .. }) => pending_init += 1,
+            (Role::Init, State::Terminated(t)) => failed_init += i32::from(t.exit_code != 0),
+            (Role::Init, _) => match last_failed {
+                Some(failed) => failed_init += i32::from(failed),
+                None => pending_init += 1,
+            },
+            (Role::Sidecar, State::Running { .. }) => {
+                if !c.started_probe_ok() {
+                    pending_init += 1;
                 }
+                running += 1;
             }
-            _ if c.last.is_some() => stopped += 1,
-            _ => waiting += 1,
+            // Terminated sidecars do not count towards the phase.
+            (Role::Sidecar, State::Terminated(_)) => {}
+            (Role::Sidecar, _) if c.last.is_some() => {}
+            (Role::Sidecar, _) => {
+                pending_init += 1;
+                waiting += 1;
+            }
+            (Role::Regular, State::Running { .. }) => running += 1,
+            (Role::Regular, State::Terminated(t)) => {
+                stopped += 1;
+                succeeded += i32::from(t.exit_code == 0);
+            }
+            (Role::Regular, _) if c.last.is_some() => stopped += 1,
+            (Role::Regular, _) => waiting += 1,
         }
     }
-    if waiting > 0 {
+    if failed_init > 0 && policy == RestartPolicy::Never {
+        return PodPhase::Failed;
+    }
+    if (pending_init > 0 && !any_regular_started(containers)) || waiting > 0 {
         return PodPhase::Pending;
     }
     if running > 0 {
@@ -838,9 +1119,15 @@ pub fn phase(containers: &[ContainerRun], policy: RestartPolicy) -> PodPhase {
     PodPhase::Pending
 }
 
-/// The pod status the kubelet computes (generateAPIPodStatus): container statuses, the
-/// kubelet's conditions and the phase. `base` carries what does not change (IPs, start
-/// time, QoS).
+/// Go's `%s` of a `[]string`: `[a b]`.
+fn go_list(names: &[&str]) -> String {
+    format!("[{}]", names.join(" "))
+}
+
+/// The pod status the kubelet computes (generateAPIPodStatus): init and regular
+/// container statuses (the regular ones sorted by name, as SortedContainerStatuses),
+/// the kubelet's conditions (pkg/kubelet/status/generate.go) and the phase. `base`
+/// carries what does not change (IPs, start time, QoS).
 pub fn pod_status(
     containers: &[ContainerRun],
     p: &Pod,
@@ -856,23 +1143,58 @@ pub fn pod_status(
         _ => phase(containers, policy),
     };
     s.phase = Some(ph);
-    s.container_statuses = containers.iter().map(|c| c.status()).collect();
-    let unready: Vec<&str> = containers.iter().filter(|c| !c.ready()).map(|c| c.name.as_str()).collect();
+    let (init, regular): (Vec<&ContainerRun>, Vec<&ContainerRun>) =
+        containers.iter().partition(|c| c.role != Role::Regular);
+    s.init_container_statuses = init.iter().map(|c| c.status()).collect();
+    s.container_statuses = regular.iter().map(|c| c.status()).collect();
+    s.container_statuses.sort_by(|a, b| a.name.cmp(&b.name));
+    // GenerateContainersReadyCondition: sidecars, then regular containers.
+    let unready: Vec<&str> = init
+        .iter()
+        .filter(|c| c.role == Role::Sidecar)
+        .chain(regular.iter())
+        .filter(|c| !c.ready())
+        .map(|c| c.name.as_str())
+        .collect();
+    // isInitContainerInitialized: an init container is ready, a sidecar has started.
+    let incomplete: Vec<&str> = init
+        .iter()
+        .filter(
+            |c| if c.role == Role::Sidecar { !(c.is_running() && c.started_probe_ok()) } else { !c.ready() },
+        )
+        .map(|c| c.name.as_str())
+        .collect();
     let cond = |type_: &str, ok: bool, reason: &str, message: String| PodCondition {
         type_: type_.into(),
         status: if ok { ConditionStatus::True } else { ConditionStatus::False },
         last_transition_time: Some(now),
-        reason: if ok { String::new() } else { reason.into() },
-        message: if ok { String::new() } else { message },
+        reason: reason.into(),
+        message,
         ..Default::default()
     };
     let terminal = matches!(ph, PodPhase::Succeeded | PodPhase::Failed);
-    let (reason, message) = if terminal {
-        (if ph == PodPhase::Succeeded { "PodCompleted" } else { "PodFailed" }, String::new())
+    let containers_ready = if terminal {
+        cond(
+            condition::CONTAINERS_READY,
+            false,
+            if ph == PodPhase::Succeeded { "PodCompleted" } else { "PodFailed" },
+            String::new(),
+        )
+    } else if unready.is_empty() {
+        cond(condition::CONTAINERS_READY, true, "", String::new())
     } else {
-        ("ContainersNotReady", format!("containers with unready status: [{}]", unready.join(" ")))
+        let message = format!("containers with unready status: {}", go_list(&unready));
+        cond(condition::CONTAINERS_READY, false, "ContainersNotReady", message)
     };
-    let ready = unready.is_empty() && !terminal;
+    let initialized = if ph == PodPhase::Succeeded {
+        cond(condition::INITIALIZED, true, "PodCompleted", String::new())
+    } else if incomplete.is_empty() || any_regular_started(containers) {
+        cond(condition::INITIALIZED, true, "", String::new())
+    } else {
+        let message = format!("containers with incomplete status: {}", go_list(&incomplete));
+        cond(condition::INITIALIZED, false, "ContainersNotInitialized", message)
+    };
+    let ready = PodCondition { type_: condition::READY.into(), ..containers_ready.clone() };
     let sandbox = sandbox_ready && !terminal;
     let mut set = |c: PodCondition| match s.conditions.iter_mut().find(|x| x.type_ == c.type_) {
         Some(old) => {
@@ -886,9 +1208,9 @@ pub fn pod_status(
         None => s.conditions.push(c),
     };
     set(cond(condition::POD_READY_TO_START_CONTAINERS, sandbox, "", String::new()));
-    set(cond(condition::INITIALIZED, true, "", String::new()));
-    set(cond(condition::READY, ready, reason, message.clone()));
-    set(cond(condition::CONTAINERS_READY, ready, reason, message));
+    set(initialized);
+    set(ready);
+    set(containers_ready);
     s
 }
 
@@ -897,6 +1219,11 @@ mod tests {
     use super::*;
     use crate::api::{Container, ObjectMeta, PodSpec};
     use std::sync::Arc;
+
+    fn cfg() -> ConfigSource<'static> {
+        static EMPTY: std::sync::OnceLock<crate::client::Cache> = std::sync::OnceLock::new();
+        ConfigSource { cache: EMPTY.get_or_init(Default::default) }
+    }
 
     fn pod(policy: RestartPolicy) -> Pod {
         let c = Container { name: "app".into(), image: "app:v1".into(), ..Default::default() };
@@ -922,7 +1249,7 @@ mod tests {
     fn crash_loop_back_off_doubles() {
         let p = pod(RestartPolicy::Always);
         let b = ContainerBehavior {
-            exit: Some(super::super::behavior::Exit { after: Duration::from_secs(5), code: 1 }),
+            exit: Some(super::super::behavior::Exit { after: Duration::from_secs(5), code: 1, times: None }),
             pull_duration: Some(Duration::from_secs(1)),
             ..Default::default()
         };
@@ -933,7 +1260,7 @@ mod tests {
         let mut waits = Vec::new();
         for _ in 0..200 {
             let images = Images { present: &present, unpullable: &unpullable };
-            let r = sync_containers(&mut cs, &p, images, &mut PullQueue::default(), now);
+            let r = sync_containers(&mut cs, &p, cfg(), images, &mut PullQueue::default(), now);
             present.extend(r.pulled.iter().cloned());
             for e in &r.events {
                 if e.reason == "Started" {
@@ -972,7 +1299,7 @@ mod tests {
     fn back_offs(run: Duration, until: SimTime) -> usize {
         let p = pod(RestartPolicy::Always);
         let b = ContainerBehavior {
-            exit: Some(super::super::behavior::Exit { after: run, code: 1 }),
+            exit: Some(super::super::behavior::Exit { after: run, code: 1, times: None }),
             pull_duration: Some(Duration::ZERO),
             ..Default::default()
         };
@@ -981,7 +1308,7 @@ mod tests {
         let (mut now, mut n) = (SimTime::ZERO, 0);
         while now < until {
             let images = Images { present: &present, unpullable: &unpullable };
-            let r = sync_containers(&mut cs, &p, images, &mut PullQueue::default(), now);
+            let r = sync_containers(&mut cs, &p, cfg(), images, &mut PullQueue::default(), now);
             present.extend(r.pulled.iter().cloned());
             n += r.events.iter().filter(|e| e.reason == "BackOff").count();
             let wake = [r.wake, r.exit_wake].into_iter().flatten().min();
@@ -1023,7 +1350,7 @@ mod tests {
         let mut pulled = Vec::new();
         for t in [0, 1000, 2000] {
             let images = Images { present: &present, unpullable: &unpullable };
-            let r = sync_containers(&mut cs, &p, images, &mut queue, SimTime(t));
+            let r = sync_containers(&mut cs, &p, cfg(), images, &mut queue, SimTime(t));
             pulled.extend(r.events.into_iter().filter(|e| e.reason == "Pulled").map(|e| (t, e.message)));
         }
         assert_eq!(
@@ -1034,6 +1361,178 @@ mod tests {
                 (2000, "Successfully pulled image \"app:v1\" in 0s (2s including waiting). Image size: 0 bytes.".into()),
             ]
         );
+    }
+
+    use super::super::behavior::{Behaviors, Exit};
+
+    /// A pod with init containers `init` (name, sidecar?) and regular containers `main`.
+    fn init_pod(init: &[(&str, bool)], main: &[&str], policy: RestartPolicy) -> Pod {
+        let c = |name: &str, sidecar: bool| Container {
+            name: name.into(),
+            image: format!("{name}:v1"),
+            restart_policy: sidecar.then_some(crate::api::pod::ContainerRestartPolicy::Always),
+            ..Default::default()
+        };
+        let mut p = pod(policy);
+        let spec = Arc::make_mut(&mut p.spec);
+        spec.init_containers = init.iter().map(|(n, s)| c(n, *s)).collect();
+        spec.containers = main.iter().map(|n| c(n, false)).collect();
+        p
+    }
+
+    fn exits(container: &str, after_secs: u64, code: i32, times: Option<u32>) -> ContainerBehavior {
+        ContainerBehavior {
+            container: Some(container.into()),
+            exit: Some(Exit { after: Duration::from_secs(after_secs), code, times }),
+            ..Default::default()
+        }
+    }
+
+    /// What a run of a pod's containers showed: events with their times, and the status
+    /// after every sync.
+    struct Trace {
+        cs: Vec<ContainerRun>,
+        events: Vec<(u64, &'static str, String)>,
+        statuses: Vec<(u64, PodStatus)>,
+    }
+
+    impl Trace {
+        fn started(&self, name: &str) -> Vec<u64> {
+            let m = format!("Started container {name}");
+            self.events.iter().filter(|e| e.1 == "Started" && e.2 == m).map(|e| e.0).collect()
+        }
+        fn at(&self, t: u64) -> &PodStatus {
+            &self.statuses.iter().rev().find(|(x, _)| *x <= t).expect("a status by then").1
+        }
+    }
+
+    /// Runs a pod's containers as the kubelet drives them (images present): a sync at
+    /// each wake, a PLEG relist 1 s after an exit, a resync 10 s after a back-off.
+    fn drive(p: &Pod, behaviors: Vec<ContainerBehavior>, until: u64) -> Trace {
+        let mut cs = containers_for(p, &Behaviors(behaviors), Duration::ZERO);
+        // Every image is on the node already.
+        let (mut present, unpullable): (BTreeSet<String>, _) =
+            (cs.iter().map(|c| c.image.clone()).collect(), BTreeSet::new());
+        let (mut now, mut events, mut statuses) = (SimTime::ZERO, Vec::new(), Vec::<(u64, PodStatus)>::new());
+        let mut queue = PullQueue::default();
+        while now.as_millis() <= until {
+            let images = Images { present: &present, unpullable: &unpullable };
+            let r = sync_containers(&mut cs, p, cfg(), images, &mut queue, now);
+            present.extend(r.pulled.iter().cloned());
+            events.extend(r.events.into_iter().map(|e| (now.as_millis(), e.reason, e.message)));
+            let base = statuses.last().map(|(_, s)| s.clone()).unwrap_or_default();
+            let status = pod_status(&cs, p, &base, true, now);
+            let terminal = matches!(status.phase, Some(PodPhase::Succeeded | PodPhase::Failed));
+            statuses.push((now.as_millis(), status));
+            if terminal {
+                break;
+            }
+            let pleg = r.exit_wake.map(|e| SimTime((e.as_millis() / 1000 + 1) * 1000));
+            let backoff = r.backoff_resync.then(|| now + POD_BACKOFF_RESYNC);
+            let Some(next) = [r.wake, pleg, backoff].into_iter().flatten().min() else { break };
+            now = next.max(now + Duration::from_millis(1));
+        }
+        Trace { cs, events, statuses }
+    }
+
+    fn waiting(s: &ContainerStatus) -> &str {
+        s.state.waiting.as_ref().map_or("", |w| w.reason.as_str())
+    }
+
+    fn condition_of<'a>(s: &'a PodStatus, t: &str) -> &'a PodCondition {
+        s.conditions.iter().find(|c| c.type_ == t).expect("condition")
+    }
+
+    /// Init containers run one at a time, each after the previous one exited 0 (seen at the
+    /// next relist); the regular containers start after the last. Until then the pod is
+    /// Pending, Initialized=False naming the incomplete init containers, and the containers
+    /// not yet run wait in PodInitializing.
+    #[test]
+    fn init_containers_run_in_order_before_the_app() {
+        let p = init_pod(&[("fetch", false), ("migrate", false)], &["app"], RestartPolicy::Always);
+        let t = drive(&p, vec![exits("fetch", 2, 0, None), exits("migrate", 3, 0, None)], 20_000);
+        assert_eq!(t.started("fetch"), vec![0]);
+        assert_eq!(t.started("migrate"), vec![3_000], "after fetch's exit at 2 s, seen at the 3 s relist");
+        assert_eq!(t.started("app"), vec![7_000], "after migrate's exit at 6 s, seen at 7 s");
+        let s = t.at(0);
+        assert_eq!(s.phase, Some(PodPhase::Pending));
+        assert!(s.init_container_statuses[0].state.running.is_some());
+        assert_eq!(waiting(&s.init_container_statuses[1]), POD_INITIALIZING);
+        assert_eq!(waiting(&s.container_statuses[0]), POD_INITIALIZING);
+        let init = condition_of(s, condition::INITIALIZED);
+        assert_eq!(init.status, ConditionStatus::False);
+        assert_eq!(init.reason, "ContainersNotInitialized");
+        assert_eq!(init.message, "containers with incomplete status: [fetch migrate]");
+        let s = t.at(3_000);
+        assert!(s.init_container_statuses[0].ready, "an init container that exited 0 is ready");
+        assert_eq!(s.init_container_statuses[0].state.terminated.as_ref().unwrap().reason, "Completed");
+        assert_eq!(
+            condition_of(s, condition::INITIALIZED).message,
+            "containers with incomplete status: [migrate]"
+        );
+        let s = t.at(7_000);
+        assert_eq!(s.phase, Some(PodPhase::Running));
+        assert_eq!(condition_of(s, condition::INITIALIZED).status, ConditionStatus::True);
+        assert_eq!(condition_of(s, condition::READY).status, ConditionStatus::True);
+    }
+
+    /// A failing init container is restarted on the crash-loop back-off (restartPolicy
+    /// Always or OnFailure) and holds the pod until it succeeds; under Never the pod fails.
+    #[test]
+    fn failing_init_container_crash_loops_then_succeeds() {
+        let p = init_pod(&[("wait-db", false)], &["app"], RestartPolicy::Always);
+        let t = drive(&p, vec![exits("wait-db", 1, 1, Some(3))], 60_000);
+        // Runs 1-3 fail: 0 s; at once after the exit seen at 2 s; after a 10 s back-off.
+        let runs = t.started("wait-db");
+        assert_eq!(runs[..2], [0, 2_000]);
+        assert!(runs[2] >= 3_000 + 10_000, "{runs:?}");
+        let backoff =
+            t.statuses.iter().find(|(_, s)| waiting(&s.init_container_statuses[0]) == "CrashLoopBackOff");
+        let (_, s) = backoff.expect("CrashLoopBackOff while backing off");
+        assert_eq!(s.phase, Some(PodPhase::Pending));
+        assert_eq!(s.init_container_statuses[0].last_state.terminated.as_ref().unwrap().exit_code, 1);
+        assert_eq!(waiting(&s.container_statuses[0]), POD_INITIALIZING);
+        // The fourth run exits 0: the app starts.
+        assert_eq!(runs.len(), 4, "{runs:?}");
+        assert_eq!(t.started("app").len(), 1);
+        assert_eq!(t.cs[0].restart_count, 3);
+        assert_eq!(t.statuses.last().unwrap().1.phase, Some(PodPhase::Running));
+
+        let p = init_pod(&[("wait-db", false), ("migrate", false)], &["app"], RestartPolicy::Never);
+        let t = drive(&p, vec![exits("wait-db", 1, 1, None)], 60_000);
+        let s = &t.statuses.last().unwrap().1;
+        assert_eq!(s.phase, Some(PodPhase::Failed));
+        assert_eq!(s.init_container_statuses[0].state.terminated.as_ref().unwrap().reason, "Error");
+        assert_eq!(waiting(&s.init_container_statuses[1]), POD_INITIALIZING);
+        assert!(t.started("migrate").is_empty() && t.started("app").is_empty());
+    }
+
+    /// A sidecar (an init container with restartPolicy Always) starts before the next init
+    /// container, keeps running beside the app, is restarted when it exits, and is stopped
+    /// once the app is done under restartPolicy Never: the pod Succeeds.
+    #[test]
+    fn sidecars_start_in_order_keep_running_and_stop_after_the_app() {
+        let p = init_pod(&[("proxy", true), ("migrate", false)], &["job"], RestartPolicy::Never);
+        let t = drive(&p, vec![exits("migrate", 1, 0, None), exits("job", 5, 0, None)], 60_000);
+        assert_eq!(t.started("proxy"), vec![0]);
+        assert_eq!(t.started("migrate"), vec![1_000], "once the sidecar runs (seen at the next relist)");
+        assert_eq!(t.started("job"), vec![3_000]);
+        let s = t.at(3_000);
+        assert_eq!(s.phase, Some(PodPhase::Running));
+        assert!(s.init_container_statuses[0].ready && s.init_container_statuses[0].started == Some(true));
+        assert!(t.events.iter().any(|e| e.1 == "Killing" && e.2 == "Stopping container proxy"));
+        let s = &t.statuses.last().unwrap().1;
+        assert_eq!(s.phase, Some(PodPhase::Succeeded));
+        assert_eq!(condition_of(s, condition::INITIALIZED).reason, "PodCompleted");
+
+        // A sidecar that exits is restarted; the app keeps running.
+        let p = init_pod(&[("proxy", true)], &["app"], RestartPolicy::Always);
+        let t = drive(&p, vec![exits("proxy", 4, 1, Some(1))], 30_000);
+        assert_eq!(t.started("proxy")[..2], [0, 5_000]);
+        assert_eq!(t.started("app"), vec![1_000]);
+        let s = t.at(4_500);
+        assert_eq!(s.phase, Some(PodPhase::Running));
+        assert_eq!(condition_of(s, condition::INITIALIZED).status, ConditionStatus::True);
     }
 
     #[test]

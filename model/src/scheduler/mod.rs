@@ -64,6 +64,8 @@ pub struct SchedulerConfig {
     pub pod_max_in_unschedulable_pods_duration: Duration,
     /// `profiles`: one per schedulerName (default: the default profile).
     pub profiles: Vec<Profile>,
+    /// PLANTED BUG for the invariant checkers' tests: skip the TaintToleration filter.
+    pub planted_ignore_taints: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -74,6 +76,7 @@ impl Default for SchedulerConfig {
             percentage_of_nodes_to_score: None,
             pod_max_in_unschedulable_pods_duration: Duration::from_secs(300),
             profiles: vec![Profile::default()],
+            planted_ignore_taints: false,
         }
     }
 }
@@ -538,6 +541,11 @@ impl Scheduler {
         if config.profiles.is_empty() {
             config.profiles.push(Profile::default());
         }
+        if config.planted_ignore_taints {
+            for p in &mut config.profiles {
+                p.filters.retain(|f| *f != PluginId::TaintToleration);
+            }
+        }
         let queue = SchedulingQueue::new(
             config.pod_initial_backoff,
             config.pod_max_backoff,
@@ -926,9 +934,23 @@ impl Scheduler {
     }
 }
 
+/// The scheduler's clients (createClients): its own, and one for events.
+pub const SCHEDULER_CLIENT: &str = "scheduler";
+pub const EVENT_CLIENT: &str = "events";
+
 impl Component for Scheduler {
     fn name(&self) -> &str {
         DEFAULT_SCHEDULER
+    }
+
+    /// cmd/kube-scheduler/app/options createClients: a "scheduler" client, and an event
+    /// client of its own (the same QPS and burst, another bucket).
+    fn client_of(&self, _tag: u64, request: &ApiRequest) -> &'static str {
+        match request {
+            ApiRequest::Create(crate::api::Object::Event(_))
+            | ApiRequest::Update(crate::api::Object::Event(_)) => EVENT_CLIENT,
+            _ => SCHEDULER_CLIENT,
+        }
     }
 
     fn watches(&self) -> Vec<WatchSpec> {

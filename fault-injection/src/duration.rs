@@ -1,10 +1,11 @@
 //! Go-style durations (`90s`, `1m30s`, `500ms`, `2h`, `1.5s`), as Kubernetes flags take them
-//! (time.ParseDuration), without negative values.
+//! (time.ParseDuration), without negative values. Scenarios, the fault catalogue and the
+//! fuzzers all read and write durations through this one module.
 
 use std::fmt;
 
 use kubesim_model::time::SimTime;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A duration or a time since the start, with the text the user wrote.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +48,20 @@ pub fn parse_duration(s: &str) -> Result<SimTime, String> {
         total_ns += num * scale;
     }
     Ok(SimTime((total_ns / 1e6) as u64))
+}
+
+impl Dur {
+    /// A duration with its canonical Go text (`1m30s`, `500ms`).
+    pub fn from_duration(d: std::time::Duration) -> Dur {
+        let time = SimTime(d.as_millis() as u64);
+        Dur { time, text: kubesim_model::time::go_duration(time.as_duration()) }
+    }
+}
+
+impl Serialize for Dur {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
 }
 
 impl<'de> Deserialize<'de> for Dur {

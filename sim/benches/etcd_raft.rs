@@ -1,6 +1,6 @@
-//! Committed proposals per wall second through a 3-member raft-replicated etcd
-//! (LocalCluster: in-memory network, 1-10 ms simulated delays), with pod objects as
-//! values. `batched`: rounds of 100 requests handed to the leader before one Ready, as
+//! Committed proposals per wall second through a 3-member raft-replicated etcd, as a
+//! scenario runs it (EtcdCluster: the driver, the simulated network with 1-10 ms delays,
+//! the simulated disks), with pod objects as values. `batched`: rounds of 100 requests handed to the leader before one Ready, as
 //! a driver draining its mailbox under load does; `one_at_a_time`: each put waits for
 //! the previous answer.
 
@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use kubesim_model::api::{Object, ObjectMeta, Pod};
-use kubesim_model::etcd::{EtcdRequest, EtcdResponse, LocalCluster, Op};
+use kubesim_model::etcd::{EtcdRequest, EtcdResponse, Op};
+use kubesim_sim::etcd::EtcdCluster;
 
 const PUTS: u64 = 1000;
 
@@ -23,15 +24,15 @@ fn put(i: u64) -> EtcdRequest<Arc<Object>> {
     EtcdRequest::Txn { compare: vec![], success: vec![op], failure: vec![] }
 }
 
-fn elected(seed: u64) -> (LocalCluster<Arc<Object>>, u64) {
-    let mut c = LocalCluster::new(3, seed);
+fn elected(seed: u64) -> (EtcdCluster<Arc<Object>>, u64) {
+    let mut c = EtcdCluster::new(3, seed);
     assert!(c.run_until(Duration::from_secs(10), |c| c.leader().is_some()));
     let leader = c.leader().expect("leader");
     c.run_for(Duration::from_secs(1));
     (c, leader)
 }
 
-fn run_batched(c: &mut LocalCluster<Arc<Object>>, leader: u64) {
+fn run_batched(c: &mut EtcdCluster<Arc<Object>>, leader: u64) {
     for round in 0..PUTS / 100 {
         let ids = c.request_all(leader, (0..100).map(|i| put(round * 100 + i)).collect());
         assert!(c.run_until(Duration::from_secs(10), |c| ids.iter().all(|id| c.response(*id).is_some())));
@@ -39,7 +40,7 @@ fn run_batched(c: &mut LocalCluster<Arc<Object>>, leader: u64) {
     }
 }
 
-fn run_one_at_a_time(c: &mut LocalCluster<Arc<Object>>, leader: u64) {
+fn run_one_at_a_time(c: &mut EtcdCluster<Arc<Object>>, leader: u64) {
     for i in 0..PUTS {
         let r = c.call(leader, put(i), Duration::from_secs(10));
         assert!(matches!(r, Some(EtcdResponse::Txn { .. })));
