@@ -2,7 +2,10 @@
 
 mod cli;
 mod describe;
+mod differential;
+mod explain;
 mod fixtures;
 mod fuzz;
 mod pod_startup;
 mod scenarios;
+mod scheduling;
