@@ -2,10 +2,13 @@
 
 mod cli;
 mod describe;
+mod differential;
+mod explain;
 mod fixtures;
 mod fuzz;
 mod pod_startup;
 mod replication;
 mod rollout;
 mod scenarios;
+mod scheduling;
 mod storage;

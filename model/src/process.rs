@@ -53,6 +53,9 @@ pub enum Record<V = Value> {
     EtcdLeader { at: SimTime, term: u64, leader: u64 },
     /// An etcd member installed a snapshot from its leader, jumping to this revision.
     EtcdSnapshotInstalled { revision: i64 },
+    /// A client component's own record of what it decided and why (the scheduler's
+    /// attempts, for `kubesim explain`).
+    Component(crate::client::Record),
 }
 
 /// A process's outputs since the last [`Process::ready`].

@@ -6,7 +6,8 @@ use std::io::{BufRead, Write};
 use std::sync::Arc;
 
 use kubesim_model::api::Object;
-use kubesim_model::client::{Cache, WatchEvent, WatchEventType};
+use kubesim_model::client::{Cache, Record, WatchEvent, WatchEventType};
+use kubesim_model::scheduler::attempt::SchedulingAttempt;
 use kubesim_model::time::SimTime;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -24,6 +25,8 @@ pub enum TraceRecord {
     Action { t: u64, action: String, detail: String },
     /// A component or etcd member became leader.
     Leader { t: u64, component: String, host: String, term: u64 },
+    /// A kube-scheduler attempt: every node's verdict, the scores and the decision.
+    Scheduling { t: u64, host: String, attempt: Arc<SchedulingAttempt> },
 }
 
 impl TraceRecord {
@@ -32,9 +35,19 @@ impl TraceRecord {
             TraceRecord::Write { t, .. }
             | TraceRecord::Fault { t, .. }
             | TraceRecord::Action { t, .. }
-            | TraceRecord::Leader { t, .. } => *t,
+            | TraceRecord::Leader { t, .. }
+            | TraceRecord::Scheduling { t, .. } => *t,
         };
         SimTime(t)
+    }
+
+    /// A record a component reported in its output.
+    pub fn of_component(t: SimTime, host: &str, r: Record) -> TraceRecord {
+        match r {
+            Record::SchedulingAttempt(attempt) => {
+                TraceRecord::Scheduling { t: t.as_millis(), host: host.to_string(), attempt }
+            }
+        }
     }
 }
 

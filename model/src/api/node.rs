@@ -55,6 +55,8 @@ pub struct NodeStatus {
     /// does not detach them until they leave this list, or it gives up waiting.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes_in_use: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<super::pod_scheduling::ContainerImage>,
 }
 
 /// `v1.AttachedVolume`.

@@ -13,6 +13,7 @@ use super::config::{ConfigMap, Secret};
 use super::meta::ObjectMeta;
 use super::node::Node;
 use super::pod::Pod;
+use super::policy::{PodDisruptionBudget, PriorityClass};
 use super::storage::{PersistentVolume, PersistentVolumeClaim, StorageClass};
 use super::workloads::{DaemonSet, Deployment, Job, ReplicaSet, ReplicationController, StatefulSet};
 
@@ -29,6 +30,8 @@ pub enum Kind {
     Job,
     Lease,
     Event,
+    PriorityClass,
+    PodDisruptionBudget,
     ConfigMap,
     Secret,
     PersistentVolume,
@@ -38,7 +41,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 16] = [
+    pub const ALL: [Kind; 18] = [
         Kind::Namespace,
         Kind::Node,
         Kind::Pod,
@@ -49,6 +52,8 @@ impl Kind {
         Kind::Job,
         Kind::Lease,
         Kind::Event,
+        Kind::PriorityClass,
+        Kind::PodDisruptionBudget,
         Kind::ConfigMap,
         Kind::Secret,
         Kind::PersistentVolume,
@@ -69,6 +74,8 @@ impl Kind {
             Kind::Job => "Job",
             Kind::Lease => "Lease",
             Kind::Event => "Event",
+            Kind::PriorityClass => "PriorityClass",
+            Kind::PodDisruptionBudget => "PodDisruptionBudget",
             Kind::ConfigMap => "ConfigMap",
             Kind::Secret => "Secret",
             Kind::PersistentVolume => "PersistentVolume",
@@ -93,6 +100,8 @@ impl Kind {
             Kind::ReplicaSet | Kind::Deployment | Kind::DaemonSet | Kind::StatefulSet => "apps/v1",
             Kind::Job => "batch/v1",
             Kind::Lease => "coordination.k8s.io/v1",
+            Kind::PriorityClass => "scheduling.k8s.io/v1",
+            Kind::PodDisruptionBudget => "policy/v1",
         }
     }
 
@@ -109,6 +118,8 @@ impl Kind {
             Kind::Job => "jobs",
             Kind::Lease => "leases",
             Kind::Event => "events",
+            Kind::PriorityClass => "priorityclasses",
+            Kind::PodDisruptionBudget => "poddisruptionbudgets",
             Kind::ConfigMap => "configmaps",
             Kind::Secret => "secrets",
             Kind::PersistentVolume => "persistentvolumes",
@@ -127,7 +138,10 @@ impl Kind {
     }
 
     pub fn namespaced(self) -> bool {
-        !matches!(self, Kind::Namespace | Kind::Node | Kind::PersistentVolume | Kind::StorageClass)
+        !matches!(
+            self,
+            Kind::Namespace | Kind::Node | Kind::PriorityClass | Kind::PersistentVolume | Kind::StorageClass
+        )
     }
 
     /// The etcd key prefix the API server stores this kind under
@@ -144,6 +158,8 @@ impl Kind {
             Kind::Job => "/registry/jobs/",
             Kind::Lease => "/registry/leases/",
             Kind::Event => "/registry/events/",
+            Kind::PriorityClass => "/registry/priorityclasses/",
+            Kind::PodDisruptionBudget => "/registry/poddisruptionbudgets/",
             Kind::ConfigMap => "/registry/configmaps/",
             Kind::Secret => "/registry/secrets/",
             Kind::PersistentVolume => "/registry/persistentvolumes/",
@@ -168,6 +184,8 @@ impl Kind {
             "job" | "jobs" => Kind::Job,
             "lease" | "leases" => Kind::Lease,
             "event" | "events" | "ev" => Kind::Event,
+            "priorityclass" | "priorityclasses" | "pc" => Kind::PriorityClass,
+            "poddisruptionbudget" | "poddisruptionbudgets" | "pdb" => Kind::PodDisruptionBudget,
             "configmap" | "configmaps" | "cm" => Kind::ConfigMap,
             "secret" | "secrets" => Kind::Secret,
             "persistentvolume" | "persistentvolumes" | "pv" => Kind::PersistentVolume,
@@ -236,6 +254,8 @@ pub enum Object {
     Job(Job),
     Lease(Lease),
     Event(Event),
+    PriorityClass(PriorityClass),
+    PodDisruptionBudget(PodDisruptionBudget),
     ConfigMap(ConfigMap),
     Secret(Secret),
     PersistentVolume(PersistentVolume),
@@ -257,6 +277,8 @@ macro_rules! each_kind {
             Object::Job($o) => $body,
             Object::Lease($o) => $body,
             Object::Event($o) => $body,
+            Object::PriorityClass($o) => $body,
+            Object::PodDisruptionBudget($o) => $body,
             Object::ConfigMap($o) => $body,
             Object::Secret($o) => $body,
             Object::PersistentVolume($o) => $body,
@@ -280,6 +302,8 @@ impl Object {
             Object::Job(_) => Kind::Job,
             Object::Lease(_) => Kind::Lease,
             Object::Event(_) => Kind::Event,
+            Object::PriorityClass(_) => Kind::PriorityClass,
+            Object::PodDisruptionBudget(_) => Kind::PodDisruptionBudget,
             Object::ConfigMap(_) => Kind::ConfigMap,
             Object::Secret(_) => Kind::Secret,
             Object::PersistentVolume(_) => Kind::PersistentVolume,
@@ -353,6 +377,18 @@ impl Object {
     pub fn as_event(&self) -> Option<&Event> {
         match self {
             Object::Event(e) => Some(e),
+            _ => None,
+        }
+    }
+    pub fn as_priority_class(&self) -> Option<&PriorityClass> {
+        match self {
+            Object::PriorityClass(p) => Some(p),
+            _ => None,
+        }
+    }
+    pub fn as_pod_disruption_budget(&self) -> Option<&PodDisruptionBudget> {
+        match self {
+            Object::PodDisruptionBudget(p) => Some(p),
             _ => None,
         }
     }
@@ -510,6 +546,8 @@ impl<'de> Visitor<'de> for DocumentVisitor {
             Kind::Job => Object::Job(finish(map, buffered)?),
             Kind::Lease => Object::Lease(finish(map, buffered)?),
             Kind::Event => Object::Event(finish(map, buffered)?),
+            Kind::PriorityClass => Object::PriorityClass(finish(map, buffered)?),
+            Kind::PodDisruptionBudget => Object::PodDisruptionBudget(finish(map, buffered)?),
             Kind::ConfigMap => Object::ConfigMap(finish(map, buffered)?),
             Kind::Secret => Object::Secret(finish(map, buffered)?),
             Kind::PersistentVolume => Object::PersistentVolume(finish(map, buffered)?),

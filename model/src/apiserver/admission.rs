@@ -126,6 +126,7 @@ pub fn prepare_create(
                 | Kind::PersistentVolumeClaim
         ));
     }
+    super::priority::admit_create(obj, cache)?;
     default_object(obj);
     admit_storage(obj, cache);
     generate_job_selector(obj);
@@ -422,6 +423,7 @@ fn has_status(kind: Kind) -> bool {
             | Kind::PersistentVolume
             | Kind::PersistentVolumeClaim
             | Kind::ReplicationController
+            | Kind::PodDisruptionBudget
     )
 }
 
@@ -565,6 +567,7 @@ fn copy_status(from: &Object, to: &mut Object) {
         (Object::PersistentVolume(a), Object::PersistentVolume(b)) => b.status = a.status.clone(),
         (Object::PersistentVolumeClaim(a), Object::PersistentVolumeClaim(b)) => b.status = a.status.clone(),
         (Object::ReplicationController(a), Object::ReplicationController(b)) => b.status = a.status.clone(),
+        (Object::PodDisruptionBudget(a), Object::PodDisruptionBudget(b)) => b.status = a.status.clone(),
         _ => {}
     }
 }
@@ -581,6 +584,7 @@ fn same_spec(a: &Object, b: &Object) -> bool {
         (Object::PersistentVolume(x), Object::PersistentVolume(y)) => x.spec == y.spec,
         (Object::PersistentVolumeClaim(x), Object::PersistentVolumeClaim(y)) => x.spec == y.spec,
         (Object::ReplicationController(x), Object::ReplicationController(y)) => x.spec == y.spec,
+        (Object::PodDisruptionBudget(x), Object::PodDisruptionBudget(y)) => x.spec == y.spec,
         _ => true,
     }
 }

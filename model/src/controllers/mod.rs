@@ -5,6 +5,7 @@
 pub mod attach_detach;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod garbage_collector;
 pub mod job;
 pub mod node_lifecycle;
@@ -174,6 +175,7 @@ impl ControllerManager {
                         config.disable_force_detach_on_timeout,
                     )),
                 ),
+                ("disruption-controller", Box::new(disruption::DisruptionController::new())),
             ],
             routes: BTreeMap::new(),
             next_tag: 0,
@@ -200,6 +202,7 @@ impl Component for ControllerManager {
             Kind::PersistentVolumeClaim,
             // Before pods, so that a relist delivers a pod's Job first.
             Kind::Job,
+            Kind::PodDisruptionBudget,
             Kind::Pod,
         ]
         .into_iter()

@@ -490,6 +490,7 @@ impl Kubelet {
             volumes_attached: old.map(|n| n.status.volumes_attached.clone()).unwrap_or_default(),
             // nodestatus.VolumesInUse.
             volumes_in_use: self.volumes.volumes_in_use(),
+            images: Vec::new(),
         };
         (status, events)
     }
