@@ -4,5 +4,8 @@ mod cli;
 mod describe;
 mod fixtures;
 mod fuzz;
+mod import;
 mod pod_startup;
+mod report;
 mod scenarios;
+mod sweep;
