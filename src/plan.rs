@@ -43,7 +43,10 @@ fn worker(pool: &NodePool, i: u32, index: usize, behaviors: &Arc<Behaviors>) -> 
     k.internal_ip = format!("10.0.{}.{}", index / 250, index % 250 + 10);
     // KubeletConfiguration kubeAPIQPS 50, kubeAPIBurst 100 (v1.27+).
     let rate = ClientRate { qps: kn.kube_api_qps.unwrap_or(50.0), burst: kn.kube_api_burst.unwrap_or(100) };
-    WorkerSpec { kubelet: k, rate }
+    // KubeletConfiguration eventRecordQPS 50, eventBurst 100 (v1.27+).
+    let event_rate =
+        ClientRate { qps: kn.event_record_qps.unwrap_or(50.0), burst: kn.event_burst.unwrap_or(100) };
+    WorkerSpec { kubelet: k, rate, event_rate }
 }
 
 /// Builds the plan. Errors here are input errors (exit code 2).

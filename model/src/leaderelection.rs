@@ -45,6 +45,9 @@ pub struct LeaderElectionConfig {
     pub lease_duration: Duration,
     pub renew_deadline: Duration,
     pub retry_period: Duration,
+    /// The client the LeaderElection event goes through: the component's event recorder's
+    /// (kube-controller-manager's main client; kube-scheduler's event client).
+    pub event_client: &'static str,
 }
 
 impl LeaderElectionConfig {
@@ -56,12 +59,16 @@ impl LeaderElectionConfig {
             lease_duration: LEASE_DURATION,
             renew_deadline: RENEW_DEADLINE,
             retry_period: RETRY_PERIOD,
+            event_client: crate::client::DEFAULT_CLIENT,
         }
     }
 }
 
 /// Builds the component a new leader runs.
 pub type ComponentFactory = Box<dyn Fn() -> Box<dyn Component> + Send>;
+
+/// The client leader election reads and writes its Lease through.
+pub const LEADER_ELECTION_CLIENT: &str = "leader-election";
 
 /// Our own request tags carry this bit; the component's never do.
 const OWN_TAG: u64 = 1 << 63;
@@ -227,6 +234,22 @@ impl LeaderElected {
 }
 
 impl Component for LeaderElected {
+    /// Lease reads and writes go through kube-controller-manager's and kube-scheduler's
+    /// separate "leader-election" client (options.go: `clientset.NewForConfigOrDie(
+    /// restclient.AddUserAgent(kubeconfig, "leader-election"))`), so a component busy at
+    /// its own rate limit still renews its Lease in time.
+    fn client_of(&self, tag: u64, request: &ApiRequest) -> &'static str {
+        if tag & OWN_TAG == 0 {
+            return self.inner.as_ref().map_or(crate::client::DEFAULT_CLIENT, |c| c.client_of(tag, request));
+        }
+        match request {
+            ApiRequest::Create(Object::Event(_)) | ApiRequest::Update(Object::Event(_)) => {
+                self.config.event_client
+            }
+            _ => LEADER_ELECTION_CLIENT,
+        }
+    }
+
     fn name(&self) -> &str {
         &self.config.lease_name
     }

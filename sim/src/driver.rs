@@ -119,3 +119,90 @@ async fn perform<V: StoreValue>(rd: Ready<V>, ep: &Sender, disk: Option<&SimDisk
     }
     disk.sync();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kubesim_model::etcd::raft_types::HardState;
+    use kubesim_model::etcd::DiskOp;
+    use kubesim_model::wire::{FromEtcd, ToEtcd};
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+    const ME: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 1);
+    const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)), 1);
+
+    /// Writes once when asked, and says so to PEER only after `advance`; asks to be
+    /// woken every 100 ms and counts its ticks.
+    #[derive(Default)]
+    struct Writer {
+        asked: bool,
+        written: bool,
+        durable: bool,
+        announced: bool,
+        ticks: u32,
+    }
+
+    impl Process<i64> for Writer {
+        fn step(&mut self, input: Input<i64>, _: SimTime, _: &mut ChaCha8Rng) {
+            if let Input::Message { msg: Message::ToEtcd(_), .. } = input {
+                self.asked = true;
+            }
+        }
+        fn tick(&mut self, _: SimTime, _: &mut ChaCha8Rng) {
+            self.ticks += 1;
+        }
+        fn ready(&mut self, now: SimTime, _: &mut ChaCha8Rng) -> Ready<i64> {
+            let mut rd = Ready::default();
+            if self.asked && !self.written {
+                self.written = true;
+                rd.persist.push(DiskOp::HardState(HardState { term: 7, ..Default::default() }));
+                rd.sync = true;
+            }
+            if self.durable && !self.announced {
+                self.announced = true;
+                rd.send(PEER, Message::FromEtcd(FromEtcd::default()));
+            }
+            rd.wake_no_later_than(SimTime((now.as_millis() / 100 + 1) * 100));
+            rd
+        }
+        fn advance(&mut self, _: SimTime, _: &mut ChaCha8Rng) {
+            self.durable |= self.written;
+        }
+        fn has_ready(&self) -> bool {
+            self.durable && !self.announced
+        }
+    }
+
+    /// The driver writes a Ready's ops, waits out the fsync, and only then advances:
+    /// what the process sends after `advance` leaves after the fsync, and the disk holds
+    /// the write by then. Ticks come at the wake-ups asked for.
+    #[test]
+    fn persist_then_fsync_then_advance_and_ticks_on_time() {
+        let (arrived, term, ticks) = crate::on_fresh_thread(|| {
+            crate::simulate(3, || async {
+                let net = crate::net::Network::new(Duration::from_millis(1));
+                let disk: SimDisk<i64> = SimDisk::default();
+                disk.set_fsync_latency(Duration::from_millis(40));
+                let slot = Arc::new(Mutex::new(Writer::default()));
+                let (s, d, n) = (slot.clone(), disk.clone(), net.clone());
+                let mut peer = net.bind(PEER);
+                let ep = n.bind(ME);
+                madsim::task::spawn(async move {
+                    let rng = <ChaCha8Rng as rand::SeedableRng>::seed_from_u64(1);
+                    drive(s, ep, rng, Some(d), Hooks::default()).await
+                });
+                madsim::time::sleep(Duration::from_millis(250)).await;
+                peer.send(ME, Message::<i64>::ToEtcd(ToEtcd::default()));
+                let (_, _) = peer.recv().await;
+                let arrived = now();
+                let term = disk.read(|st| st.hard_state.term);
+                let ticks = slot.lock().expect("slot").ticks;
+                (arrived, term, ticks)
+            })
+        });
+        // Sent at 250 ms, arrives 251, written, 40 ms fsync, announced at 291, arrives 292.
+        assert_eq!(arrived, SimTime(292));
+        assert_eq!(term, 7, "durable before it was announced");
+        assert_eq!(ticks, 3, "ticks at 0 (start), 100 and 200 ms");
+    }
+}

@@ -49,3 +49,14 @@ fn record_of(ev: &MvccEvent<Value>, t: SimTime) -> Option<TraceRecord> {
         object: ev.kv.value.clone(),
     })
 }
+
+/// Runs `f` on a fresh OS thread (a simulation keeps per-thread state): for tests.
+#[cfg(test)]
+pub(crate) fn on_fresh_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::Builder::new()
+        .name("sim-test".into())
+        .spawn(f)
+        .expect("a thread")
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+}

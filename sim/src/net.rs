@@ -329,3 +329,86 @@ impl Endpoint {
         self.recv_until(None).await.expect("no deadline")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn addr(host: u8, port: u16) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, host)), port)
+    }
+
+    fn run<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        crate::on_fresh_thread(move || crate::simulate(7, || async move { f() }))
+    }
+
+    #[test]
+    fn a_link_is_fifo_with_its_latency_and_a_partition_drops() {
+        let got = crate::on_fresh_thread(|| {
+            crate::simulate(1, || async {
+                let net = Network::new(Duration::from_millis(3));
+                let (a, mut b) = (net.bind(addr(1, 1)), net.bind(addr(2, 1)));
+                for i in 0..5u32 {
+                    a.send(addr(2, 1), i);
+                }
+                let mut got = Vec::new();
+                while let Some((p, _)) = b.recv_until(Some(SimTime::from_millis(50))).await {
+                    got.push((*p.downcast::<u32>().expect("u32"), now().as_millis()));
+                }
+                // A partition drops what is sent across it, and what was in flight.
+                a.send(addr(2, 1), 98u32);
+                net.set_blocked(addr(1, 1).ip(), addr(2, 1).ip(), true);
+                a.send(addr(2, 1), 99u32);
+                assert!(b.recv_until(Some(SimTime::from_millis(100))).await.is_none());
+                (got, net.stats())
+            })
+        });
+        let (msgs, stats) = got;
+        assert_eq!(msgs, (0..5).map(|i| (i, 3)).collect::<Vec<_>>(), "in order, after the latency");
+        assert_eq!((stats.sent, stats.delivered, stats.dropped), (7, 5, 2));
+    }
+
+    #[test]
+    fn a_host_injects_into_its_own_process_at_once_through_a_partition() {
+        let t = run(|| {
+            let net = Network::new(Duration::from_millis(3));
+            let _b = net.bind(addr(2, 1));
+            net.set_blocked(addr(1, 1).ip(), addr(2, 1).ip(), true);
+            net.inject(addr(2, 1), Box::new(1u8));
+            net.stats()
+        });
+        assert_eq!((t.dropped, t.sent), (0, 0), "an injected input is not network traffic");
+    }
+
+    #[test]
+    fn noise_reorders_and_drops_the_same_way_for_one_seed() {
+        let trial = |seed: u64| {
+            crate::on_fresh_thread(move || {
+                crate::simulate(1, move || async move {
+                    let net = Network::new(Duration::from_millis(1));
+                    let noise = LinkNoise {
+                        min_delay: Duration::from_millis(1),
+                        max_delay: Duration::from_millis(10),
+                        loss_rate: 0.2,
+                    };
+                    net.set_noise(noise, seed);
+                    let (a, mut b) = (net.bind(addr(1, 1)), net.bind(addr(2, 1)));
+                    for i in 0..50u32 {
+                        a.send(addr(2, 1), i);
+                    }
+                    let mut got = Vec::new();
+                    while let Some((p, _)) = b.recv_until(Some(SimTime::from_millis(100))).await {
+                        got.push(*p.downcast::<u32>().expect("u32"));
+                    }
+                    got
+                })
+            })
+        };
+        let (one, again, other) = (trial(1), trial(1), trial(2));
+        assert_eq!(one, again, "one seed, one delivery order");
+        assert_ne!(one, other);
+        assert!(one.len() < 50 && one.len() > 25, "about a fifth lost: {}", one.len());
+        assert!(one.windows(2).any(|w| w[0] > w[1]), "reordered");
+    }
+}

@@ -29,6 +29,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 pub use kubesim_model::client::ClientRate;
+use kubesim_model::client::ClientRates;
 
 use crate::disk::SimDisk;
 use crate::driver::{drive, Hooks};
@@ -53,6 +54,9 @@ pub struct WorkerSpec {
     /// kubelet --kube-api-qps / --kube-api-burst (KubeletConfiguration kubeAPIQPS 50,
     /// kubeAPIBurst 100 since v1.27).
     pub rate: ClientRate,
+    /// KubeletConfiguration eventRecordQPS 50, eventBurst 100 (since v1.27): the event
+    /// client's rate.
+    pub event_rate: ClientRate,
 }
 
 /// Everything needed to build the world.
@@ -340,7 +344,8 @@ impl World {
         // kubeadm points the scheduler and the controller manager at the API server on
         // their own host.
         let sched = config.scheduler.clone();
-        let le = LeaderElectionConfig::new("kube-scheduler", "default-scheduler", &host);
+        let mut le = LeaderElectionConfig::new("kube-scheduler", "default-scheduler", &host);
+        le.event_client = kubesim_model::scheduler::EVENT_CLIENT;
         let make_sched = move || {
             let sched = sched.clone();
             let make: ComponentFactory =
@@ -355,7 +360,7 @@ impl World {
             vec![local_api],
             client_id(i, 1),
             seed_for(config.seed, "kube-scheduler", i),
-            config.scheduler_rate,
+            ClientRates::all(config.scheduler_rate),
             make_sched,
         );
         let kcm = config.controller_manager.clone();
@@ -374,7 +379,7 @@ impl World {
             vec![local_api],
             client_id(i, 2),
             seed_for(config.seed, "kube-controller-manager", i),
-            config.controller_manager_rate,
+            ClientRates::all(config.controller_manager_rate),
             make_kcm,
         );
     }
@@ -389,13 +394,14 @@ impl World {
         apis: Vec<SocketAddr>,
         client: u64,
         seed: u64,
-        rate: ClientRate,
+        rates: ClientRates,
         make: impl Fn() -> Box<dyn Component> + Send + Sync + 'static,
     ) {
         let net = self.net.clone();
         let state = self.hosts.get(host).map(|h| h.state.clone()).unwrap_or_default();
         self.add_process(host, process, move || {
-            let (net, apis, component, state) = (net.clone(), apis.clone(), make(), state.clone());
+            let (net, apis, component, state, rates) =
+                (net.clone(), apis.clone(), make(), state.clone(), rates.clone());
             async move {
                 let t = now();
                 let ep_net = net.clone();
@@ -406,7 +412,7 @@ impl World {
                 if observed != HostState::default() {
                     ep_net.inject(addr, Box::new(Input::<Value>::Host(observed)));
                 }
-                let p = ClientProcess::new(component, apis, client, rate, t);
+                let p = ClientProcess::new(component, apis, client, rates, t);
                 drive(Arc::new(Mutex::new(p)), ep, process_rng(seed), None, Hooks::default()).await
             }
         });
@@ -442,7 +448,10 @@ impl World {
         self.hosts.insert(name.clone(), info);
         let kc = spec.kubelet.clone();
         let make = move || Box::new(Kubelet::new(kc.clone(), now())) as Box<dyn Component>;
-        self.add_client(&name, "kubelet", addr, apis, client_id(index, 1), seed, spec.rate, make);
+        let rates = ClientRates::all(spec.rate)
+            .with(kubesim_model::kubelet::EVENT_CLIENT, spec.event_rate)
+            .with(kubesim_model::kubelet::HEARTBEAT_CLIENT, ClientRate::UNLIMITED);
+        self.add_client(&name, "kubelet", addr, apis, client_id(index, 1), seed, rates, make);
     }
 
     pub fn has_host(&self, name: &str) -> bool {

@@ -203,6 +203,10 @@ pub struct KubeletKnobs {
     pub kube_api_qps: Option<f64>,
     #[serde(rename = "kubeAPIBurst")]
     pub kube_api_burst: Option<u32>,
+    /// KubeletConfiguration eventRecordQPS (50) and eventBurst (100).
+    #[serde(rename = "eventRecordQPS")]
+    pub event_record_qps: Option<f64>,
+    pub event_burst: Option<u32>,
     /// KubeletConfiguration kubeReserved / systemReserved (default none).
     #[serde(default)]
     pub kube_reserved: BTreeMap<String, Quantity>,
@@ -767,11 +771,13 @@ fn validate_settings(s: &Scenario) -> Result<(), Invalid> {
                 "each evictionSoft signal needs an evictionSoftGracePeriod entry",
             ));
         }
-        if let Some(q) = pool.kubelet.kube_api_qps {
-            if !(q > 0.0 && q.is_finite()) {
+        for (field, q) in
+            [("kubeAPIQPS", pool.kubelet.kube_api_qps), ("eventRecordQPS", pool.kubelet.event_record_qps)]
+        {
+            if q.is_some_and(|q| !(q > 0.0 && q.is_finite())) {
                 return Err(Invalid::new(
-                    format!("{p}.kubelet.kubeAPIQPS"),
-                    "kubeAPIQPS must be greater than 0",
+                    format!("{p}.kubelet.{field}"),
+                    format!("{field} must be greater than 0"),
                     "e.g. 50",
                 ));
             }

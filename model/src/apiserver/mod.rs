@@ -783,7 +783,15 @@ impl ApiServer {
             if ev.kv.mod_revision <= floor {
                 continue;
             }
-            self.revision = self.revision.max(ev.kv.mod_revision);
+            // etcd streams a watch in revision order (links are FIFO): the cache never
+            // goes back.
+            debug_assert!(
+                ev.kv.mod_revision >= self.revision,
+                "watch event at revision {} after {}",
+                ev.kv.mod_revision,
+                self.revision
+            );
+            self.revision = ev.kv.mod_revision;
             let deleted = ev.type_ == crate::etcd::EventType::Delete;
             let new = ev.kv.value.clone();
             let key = new.key();

@@ -24,7 +24,12 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     pub fn new(qps: f64, burst: u32) -> Self {
-        TokenBucket { qps, burst: burst as f64, tokens: burst as f64, last: SimTime::ZERO }
+        Self::starting_at(qps, burst, SimTime::ZERO)
+    }
+
+    /// A full bucket made at `now`.
+    pub fn starting_at(qps: f64, burst: u32, now: SimTime) -> Self {
+        TokenBucket { qps, burst: burst as f64, tokens: burst as f64, last: now }
     }
 
     fn refill(&mut self, now: SimTime) {
@@ -64,6 +69,48 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(5);
 /// interval while a backend fails; two failures in a row take it out).
 pub const NOT_READY_RECHECK: Duration = Duration::from_secs(1);
 
+/// client-go's QPS and burst for one client.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ClientRate {
+    pub qps: f64,
+    pub burst: u32,
+}
+
+impl ClientRate {
+    /// No limit (client-go's QPS -1, as the kubelet's heartbeat client has).
+    pub const UNLIMITED: ClientRate = ClientRate { qps: 0.0, burst: 0 };
+}
+
+/// The rates of a process's clients. Every clientset a process builds has its own token
+/// bucket (rest.Config QPS and burst): kube-controller-manager one per controller
+/// (ControllerClientBuilder.ClientOrDie) plus one for leader election, kube-scheduler its
+/// own, an event client and a leader-election client, the kubelet its own, an event
+/// client and an unlimited heartbeat client. Clients not named here get `default`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientRates {
+    pub default: ClientRate,
+    pub overrides: BTreeMap<&'static str, ClientRate>,
+}
+
+impl ClientRates {
+    /// Every client at `rate`.
+    pub fn all(rate: ClientRate) -> Self {
+        ClientRates { default: rate, overrides: BTreeMap::new() }
+    }
+
+    pub fn with(mut self, client: &'static str, rate: ClientRate) -> Self {
+        self.overrides.insert(client, rate);
+        self
+    }
+
+    pub fn of(&self, client: &str) -> ClientRate {
+        self.overrides.get(client).copied().unwrap_or(self.default)
+    }
+}
+
+/// The client a request goes through when its component does not say.
+pub const DEFAULT_CLIENT: &str = "default";
+
 /// What the connection hands to the component above it.
 #[derive(Debug)]
 pub enum Delivery {
@@ -73,6 +120,9 @@ pub enum Delivery {
 
 type Batch = (Vec<(u64, ApiResult)>, Vec<(u64, Vec<WatchEvent>)>);
 
+/// A request waiting for its client's token, with its place in the order of all.
+type Queued = (u64, Tagged);
+
 /// The connection of one process to the API servers.
 pub struct ApiConnection {
     /// The API servers this client may use, in the order it tries them (a load balancer
@@ -80,8 +130,12 @@ pub struct ApiConnection {
     apis: Vec<Addr>,
     api_index: usize,
     pub client: ClientId,
-    limiter: TokenBucket,
-    queued: VecDeque<Tagged>,
+    rates: ClientRates,
+    /// Each client's token bucket and its queue of requests waiting for a token, with
+    /// their sequence numbers (requests of different clients leave in the order they
+    /// were queued, as far as their buckets allow).
+    clients: BTreeMap<&'static str, (TokenBucket, VecDeque<Queued>)>,
+    queued_seq: u64,
     /// wire tag -> (the component's tag, deadline). Wire tags are unique per
     /// registration epoch, so a response to an earlier incarnation is never misdelivered.
     in_flight: BTreeMap<u64, (u64, SimTime)>,
@@ -107,18 +161,21 @@ pub struct ApiConnection {
     not_ready_pongs: u32,
     /// Messages to send.
     outbox: Vec<(Addr, Message)>,
+    /// The last resourceVersion each watch delivered after its list (debug checks).
+    watch_rv: BTreeMap<u64, u64>,
 }
 
 impl ApiConnection {
-    /// A connection (not yet registered) to `apis`, rate-limited to `qps` / `burst`.
-    pub fn new(apis: Vec<Addr>, client: ClientId, qps: f64, burst: u32) -> Self {
+    /// A connection (not yet registered) to `apis`, its clients rate-limited at `rates`.
+    pub fn new(apis: Vec<Addr>, client: ClientId, rates: ClientRates) -> Self {
         assert!(!apis.is_empty(), "a client needs an API server");
         ApiConnection {
             apis,
             api_index: 0,
             client,
-            limiter: TokenBucket::new(qps, burst),
-            queued: VecDeque::new(),
+            rates,
+            clients: BTreeMap::new(),
+            queued_seq: 0,
             in_flight: BTreeMap::new(),
             next_wire_tag: 0,
             epoch: 0,
@@ -135,6 +192,7 @@ impl ApiConnection {
             missed_pongs: 0,
             not_ready_pongs: 0,
             outbox: Vec::new(),
+            watch_rv: BTreeMap::new(),
         }
     }
 
@@ -161,6 +219,7 @@ impl ApiConnection {
         self.relisting = Some(BTreeSet::new());
         self.missed_pongs = 0;
         self.lists_pending = (0..self.watches.len() as u64).map(|i| self.watch_epoch << 16 | i).collect();
+        self.watch_rv.clear();
         // Requests in flight keep their wire tags: a late response is still matched,
         // and an unanswered one times out.
         self.send(ToApi::Hello { client: self.client, epoch: self.epoch });
@@ -178,23 +237,54 @@ impl ApiConnection {
         self.register(watches, now);
     }
 
+    /// Queues requests through the default client.
     pub fn enqueue(&mut self, requests: impl IntoIterator<Item = Tagged>) {
-        self.queued.extend(requests);
+        for r in requests {
+            self.enqueue_for(DEFAULT_CLIENT, r);
+        }
     }
 
-    /// Sends what the rate limiter allows; returns when to try again if some wait.
+    /// Queues a request through one of the process's clients.
+    pub fn enqueue_for(&mut self, client: &'static str, request: Tagged) {
+        self.queued_seq += 1;
+        let rate = self.rates.of(client);
+        let entry = self
+            .clients
+            .entry(client)
+            .or_insert_with(|| (TokenBucket::new(rate.qps, rate.burst), VecDeque::new()));
+        entry.1.push_back((self.queued_seq, request));
+    }
+
+    /// Sends what the clients' rate limiters allow; returns when to try again if some
+    /// wait.
     pub fn flush(&mut self, now: SimTime) -> Option<SimTime> {
-        let mut batch = Vec::new();
-        while !self.queued.is_empty() && self.limiter.try_take(now) {
-            let r = self.queued.pop_front().expect("non-empty");
-            self.next_wire_tag += 1;
-            self.in_flight.insert(self.next_wire_tag, (r.tag, now + REQUEST_TIMEOUT));
-            batch.push(Tagged { tag: self.next_wire_tag, request: r.request });
+        let mut ready: Vec<(u64, Tagged)> = Vec::new();
+        let mut retry: Option<SimTime> = None;
+        for (bucket, queue) in self.clients.values_mut() {
+            while !queue.is_empty() && bucket.try_take(now) {
+                ready.push(queue.pop_front().expect("non-empty"));
+            }
+            if !queue.is_empty() {
+                let t = bucket.next_token_at(now);
+                retry = Some(retry.map_or(t, |r| r.min(t)));
+            }
         }
-        if !batch.is_empty() {
+        if !ready.is_empty() {
+            ready.sort_by_key(|(seq, _)| *seq);
+            let mut batch = Vec::with_capacity(ready.len());
+            for (_, r) in ready {
+                self.next_wire_tag += 1;
+                self.in_flight.insert(self.next_wire_tag, (r.tag, now + REQUEST_TIMEOUT));
+                batch.push(Tagged { tag: self.next_wire_tag, request: r.request });
+            }
             self.send(ToApi::Requests { client: self.client, epoch: self.epoch, requests: batch });
         }
-        (!self.queued.is_empty()).then(|| self.limiter.next_token_at(now))
+        retry
+    }
+
+    /// Requests waiting for a token, by client.
+    pub fn queued(&self) -> BTreeMap<&'static str, usize> {
+        self.clients.iter().map(|(c, (_, q))| (*c, q.len())).filter(|(_, n)| *n > 0).collect()
     }
 
     /// The earliest time the connection itself needs attention (ping, request timeout).
@@ -300,7 +390,14 @@ impl ApiConnection {
             if watch_id >> 16 != self.watch_epoch {
                 continue;
             }
+            let listing = self.lists_pending.contains(&watch_id);
             for ev in evs {
+                if !listing && ev.type_ != WatchEventType::Deleted {
+                    // A watch stream never goes back (the initial list is in key order).
+                    let rv = ev.object.meta().resource_version;
+                    let last = self.watch_rv.insert(watch_id, rv).unwrap_or(0);
+                    debug_assert!(rv > last, "watch {watch_id} delivered resourceVersion {rv} after {last}");
+                }
                 self.deliver_event(ev, out);
             }
             self.lists_pending.remove(&watch_id);
@@ -363,7 +460,7 @@ mod tests {
 
     #[test]
     fn two_missed_pongs_fail_over_and_register_again() {
-        let mut c = ApiConnection::new(vec![addr(1), addr(2)], 7, 0.0, 0);
+        let mut c = ApiConnection::new(vec![addr(1), addr(2)], 7, ClientRates::all(ClientRate::UNLIMITED));
         c.register(Vec::new(), SimTime::ZERO);
         let first = c.take_outbox();
         assert!(first.iter().all(|(to, _)| *to == addr(1)));
@@ -376,9 +473,43 @@ mod tests {
             .any(|(to, m)| *to == addr(2) && matches!(m, Message::ToApi(ToApi::Hello { .. }))));
     }
 
+    /// Each client has its own bucket: one client out of tokens does not hold up another.
+    #[test]
+    fn each_client_has_its_own_token_bucket() {
+        let rates =
+            ClientRates::all(ClientRate { qps: 1.0, burst: 2 }).with("heartbeat", ClientRate::UNLIMITED);
+        let mut c = ApiConnection::new(vec![addr(1)], 7, rates);
+        c.register(Vec::new(), SimTime::ZERO);
+        c.take_outbox();
+        let get = |tag| Tagged {
+            tag,
+            request: crate::client::ApiRequest::Get(ObjectKey::new(crate::api::Kind::Pod, "default", "p")),
+        };
+        for tag in 0..5 {
+            c.enqueue_for("replicaset-controller", get(tag));
+        }
+        for tag in 10..15 {
+            c.enqueue_for("heartbeat", get(tag));
+        }
+        let retry = c.flush(SimTime::ZERO);
+        let sent: Vec<u64> = c
+            .take_outbox()
+            .into_iter()
+            .flat_map(|(_, m)| match m {
+                Message::ToApi(ToApi::Requests { requests, .. }) => {
+                    requests.into_iter().map(|r| r.tag).collect()
+                }
+                _ => Vec::new(),
+            })
+            .collect();
+        assert_eq!(sent.len(), 7, "the burst of 2, and every unlimited one");
+        assert_eq!(c.queued().get("replicaset-controller"), Some(&3));
+        assert_eq!(retry, Some(SimTime(1001)));
+    }
+
     #[test]
     fn a_request_without_an_answer_times_out() {
-        let mut c = ApiConnection::new(vec![addr(1)], 7, 0.0, 0);
+        let mut c = ApiConnection::new(vec![addr(1)], 7, ClientRates::all(ClientRate::UNLIMITED));
         c.register(Vec::new(), SimTime::ZERO);
         c.enqueue([Tagged {
             tag: 42,

@@ -6,13 +6,14 @@
 //! wake-up. The driver in kubesim-sim carries requests to the API server and responses back.
 
 pub mod connection;
+pub mod events;
 pub mod process;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use connection::{ApiConnection, Delivery, TokenBucket};
-pub use process::{ClientProcess, ClientRate, Kubectl, STARTUP_DELAY};
+pub use connection::{ApiConnection, ClientRate, ClientRates, Delivery, TokenBucket, DEFAULT_CLIENT};
+pub use process::{ClientProcess, Kubectl, STARTUP_DELAY};
 
 use rand_chacha::ChaCha8Rng;
 
@@ -330,40 +331,31 @@ pub trait Component: Send {
     fn on_response(&mut self, _tag: u64, _result: &ApiResult, _now: SimTime) {}
     /// The host changed under the component (a fault); only node components care.
     fn on_host(&mut self, _host: &crate::host::HostState, _now: SimTime) {}
+    /// Which of the process's clients (each with its own token bucket) sends a request
+    /// this component asked for with `tag`: see [`ClientRates`].
+    fn client_of(&self, _tag: u64, _request: &ApiRequest) -> &'static str {
+        DEFAULT_CLIENT
+    }
     fn tick(&mut self, now: SimTime, rng: &mut ChaCha8Rng) -> Output;
 }
 
-/// Creates Events as client-go's `record.EventRecorder` does, with the correlator's
-/// de-duplication: an identical event (same object, reason, message, source) bumps `count`
-/// and `lastTimestamp` of the first instead of creating a new one
-/// (k8s.io/client-go/tools/record/events_cache.go, eventLogger).
+/// Creates Events as client-go's `record.EventRecorder` does; the process's event
+/// correlator ([`events::EventCorrelator`]) de-duplicates, aggregates and rate-limits them.
 #[derive(Debug, Default)]
 pub struct EventRecorder {
     component: String,
     host: String,
-    /// What the cache remembers of an event: its name, count and first time (the rest is
-    /// rebuilt from the next identical call).
-    seen: BTreeMap<(ObjectKey, String, String), (String, i32, SimTime)>,
-    /// Insertion order of `seen`, to evict the oldest past the cache size.
-    order: std::collections::VecDeque<(ObjectKey, String, String)>,
     created: u64,
 }
 
-/// client-go events_cache.go maxLruCacheEntries.
-pub const EVENT_CACHE_ENTRIES: usize = 4096;
-
 impl EventRecorder {
     pub fn new(component: impl Into<String>, host: impl Into<String>) -> Self {
-        EventRecorder {
-            component: component.into(),
-            host: host.into(),
-            seen: BTreeMap::new(),
-            order: std::collections::VecDeque::new(),
-            created: 0,
-        }
+        EventRecorder { component: component.into(), host: host.into(), created: 0 }
     }
 
-    /// Builds the request recording `reason`/`message` on `involved`.
+    /// Builds the request recording `reason`/`message` on `involved`: a new Event (record
+    /// /event.go makeEvent). The process's [`events::EventCorrelator`] then counts it on an
+    /// earlier identical one, aggregates it, or drops it as spam.
     /// `type_` is [`EVENT_NORMAL`] or [`crate::api::EVENT_WARNING`].
     pub fn record(
         &mut self,
@@ -373,34 +365,23 @@ impl EventRecorder {
         message: &str,
         now: SimTime,
     ) -> ApiRequest {
-        let key = (involved.key(), reason.to_string(), message.to_string());
         let m = involved.meta();
-        let (name, count, first, is_new) = match self.seen.get_mut(&key) {
-            Some((name, count, first)) => {
-                *count += 1;
-                (name.clone(), *count, *first, false)
-            }
-            None => {
-                // Event names are `<object>.<unix nanos in hex>` (record/event.go
-                // makeEvent). Simulated time has millisecond resolution; the sub-millisecond
-                // digits keep names unique between recorders and between events of one
-                // millisecond.
-                let salt = self
-                    .component
-                    .bytes()
-                    .chain(self.host.bytes())
-                    .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
-                self.created += 1;
-                let sub_ms = (salt % 1000) * 1000 + self.created % 1000;
-                let nanos = (crate::time::EPOCH_UNIX_SECONDS as u128 * 1_000_000_000)
-                    + now.as_millis() as u128 * 1_000_000
-                    + sub_ms as u128;
-                (format!("{}.{:x}", m.name, nanos), 1, now, true)
-            }
-        };
+        // Event names are `<object>.<unix nanos in hex>` (makeEvent). Simulated time has
+        // millisecond resolution; the sub-millisecond digits keep names unique between
+        // recorders and between events of one millisecond.
+        let salt = self
+            .component
+            .bytes()
+            .chain(self.host.bytes())
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+        self.created += 1;
+        let sub_ms = (salt % 1000) * 1000 + self.created % 1000;
+        let nanos = (crate::time::EPOCH_UNIX_SECONDS as u128 * 1_000_000_000)
+            + now.as_millis() as u128 * 1_000_000
+            + sub_ms as u128;
         let namespace = if m.namespace.is_empty() { "default".to_string() } else { m.namespace.clone() };
         let ev = Event {
-            metadata: ObjectMeta { name: name.clone(), namespace, ..Default::default() },
+            metadata: ObjectMeta { name: format!("{}.{:x}", m.name, nanos), namespace, ..Default::default() },
             involved_object: ObjectReference {
                 kind: involved.kind().as_str().to_string(),
                 namespace: m.namespace.clone(),
@@ -413,28 +394,16 @@ impl EventRecorder {
             reason: reason.to_string(),
             message: message.to_string(),
             source: crate::api::EventSource { component: self.component.clone(), host: self.host.clone() },
-            first_timestamp: Some(first),
+            first_timestamp: Some(now),
             last_timestamp: Some(now),
-            count,
+            count: 1,
             type_: if type_.is_empty() { EVENT_NORMAL.to_string() } else { type_.to_string() },
             reporting_component: self.component.clone(),
             reporting_instance: if self.host.is_empty() { self.component.clone() } else { self.host.clone() },
         };
-        if !is_new {
-            return ApiRequest::Update(Object::Event(ev));
-        }
-        self.seen.insert(key.clone(), (name, 1, now));
-        self.order.push_back(key);
-        while self.order.len() > EVENT_CACHE_ENTRIES {
-            if let Some(k) = self.order.pop_front() {
-                self.seen.remove(&k);
-            }
-        }
         ApiRequest::Create(Object::Event(ev))
     }
 
-    /// Forget events of objects that are gone (bounds memory in long runs).
-    pub fn forget(&mut self, involved: &ObjectKey) {
-        self.seen.retain(|(k, _, _), _| k != involved);
-    }
+    /// Nothing to forget: the correlator's caches are bounded (LRU of 4096 keys each).
+    pub fn forget(&mut self, _involved: &ObjectKey) {}
 }

@@ -6,8 +6,10 @@ use std::time::Duration;
 
 use rand_chacha::ChaCha8Rng;
 
-use super::connection::{ApiConnection, Delivery};
-use super::{ApiResult, Component, Tagged};
+use super::connection::{ApiConnection, ClientRates, Delivery};
+use super::events::{Correlated, EventCorrelator};
+use super::{ApiRequest, ApiResult, Component, Tagged};
+use crate::api::Object;
 use crate::process::{Input, Process, Ready};
 use crate::time::SimTime;
 use crate::wire::{Addr, ClientId, Message};
@@ -17,12 +19,11 @@ use crate::wire::{Addr, ClientId, Message};
 /// its port first.
 pub const STARTUP_DELAY: Duration = Duration::from_millis(10);
 
-/// client-go's QPS and burst for one client.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ClientRate {
-    pub qps: f64,
-    pub burst: u32,
-}
+pub use super::connection::ClientRate;
+
+/// The process's own requests (an event created again after its update found it gone)
+/// carry this bit; components' tags never do.
+const OWN_TAG: u64 = 1 << 62;
 
 /// A component and its connection to the API servers.
 pub struct ClientProcess {
@@ -37,6 +38,12 @@ pub struct ClientProcess {
     deliveries: Vec<Delivery>,
     /// The host changed since the component last ran.
     host_changed: bool,
+    /// The event broadcaster's correlator.
+    correlator: EventCorrelator,
+    /// Event updates in flight (tag -> client, event): if the event is gone, it is
+    /// created again (record/event.go recordEvent).
+    event_updates: std::collections::BTreeMap<u64, (&'static str, crate::api::Event)>,
+    next_own_tag: u64,
 }
 
 impl ClientProcess {
@@ -45,18 +52,67 @@ impl ClientProcess {
         component: Box<dyn Component>,
         apis: Vec<Addr>,
         client: ClientId,
-        rate: ClientRate,
+        rates: ClientRates,
         now: SimTime,
     ) -> Self {
         ClientProcess {
             component,
-            conn: ApiConnection::new(apis, client, rate.qps, rate.burst),
+            conn: ApiConnection::new(apis, client, rates),
             register_at: Some(now + STARTUP_DELAY),
             wake: Some(now + STARTUP_DELAY),
             retry: None,
             deliveries: Vec::new(),
             host_changed: false,
+            correlator: EventCorrelator::default(),
+            event_updates: std::collections::BTreeMap::new(),
+            next_own_tag: 0,
         }
+    }
+
+    /// Requests waiting for a client's token, by client (for reports).
+    pub fn queued(&self) -> std::collections::BTreeMap<&'static str, usize> {
+        self.conn.queued()
+    }
+
+    /// Sends one of the component's requests through its client; events go through
+    /// the correlator first (a skipped one is answered as if written).
+    fn send(&mut self, r: Tagged, now: SimTime) {
+        let client = self.component.client_of(r.tag, &r.request);
+        let Tagged { tag, request } = r;
+        let request = match request {
+            ApiRequest::Create(Object::Event(ev)) => match self.correlator.correlate(ev.clone(), now) {
+                Correlated::Skip => {
+                    let written = Ok(std::sync::Arc::new(Object::Event(ev)));
+                    return self.deliveries.push(Delivery::Response(tag, written));
+                }
+                Correlated::Send(req) => req,
+            },
+            other => other,
+        };
+        if let ApiRequest::Update(Object::Event(ev)) = &request {
+            self.event_updates.insert(tag, (client, ev.clone()));
+        }
+        self.conn.enqueue_for(client, Tagged { tag, request });
+    }
+
+    /// Our own requests' answers stay here; an event update that found its event gone
+    /// creates it again.
+    fn intercept(&mut self, d: Delivery) -> Option<Delivery> {
+        let Delivery::Response(tag, result) = d else { return Some(d) };
+        if tag & OWN_TAG != 0 {
+            return None;
+        }
+        if let Some((client, ev)) = self.event_updates.remove(&tag) {
+            if result.as_ref().is_err_and(|e| e.is_not_found()) {
+                self.next_own_tag += 1;
+                let create = Tagged {
+                    tag: OWN_TAG | self.next_own_tag,
+                    request: ApiRequest::Create(Object::Event(ev)),
+                };
+                self.conn.enqueue_for(client, create);
+            }
+        }
+        Some(Delivery::Response(tag, result))
     }
 }
 
@@ -91,13 +147,16 @@ impl Process for ClientProcess {
         let due = self.wake.is_some_and(|w| w <= now) || std::mem::take(&mut self.host_changed);
         if self.register_at.is_none() && (!self.deliveries.is_empty() || due) {
             for d in std::mem::take(&mut self.deliveries) {
-                match d {
-                    Delivery::Event(ev) => self.component.on_event(&ev, now),
-                    Delivery::Response(tag, r) => self.component.on_response(tag, &r, now),
+                match self.intercept(d) {
+                    Some(Delivery::Event(ev)) => self.component.on_event(&ev, now),
+                    Some(Delivery::Response(tag, r)) => self.component.on_response(tag, &r, now),
+                    None => {}
                 }
             }
             let out = self.component.tick(now, rng);
-            self.conn.enqueue(out.requests);
+            for r in out.requests {
+                self.send(r, now);
+            }
             // Never ask to be woken in the past: time must move on.
             self.wake = out.wake_at.map(|w| w.max(now + Duration::from_millis(1)));
         }
@@ -131,7 +190,7 @@ impl Kubectl {
     /// Unlimited rate (kubectl's own limiter never binds for one request at a time).
     pub fn new(apis: Vec<Addr>, client: ClientId, now: SimTime, startup_delay: Duration) -> Self {
         Kubectl {
-            conn: ApiConnection::new(apis, client, 0.0, 0),
+            conn: ApiConnection::new(apis, client, ClientRates::all(ClientRate::UNLIMITED)),
             register_at: Some(now + startup_delay),
             waiting: std::collections::VecDeque::new(),
             current: None,

@@ -116,7 +116,11 @@ pub const RECONCILE_INTERVAL: Duration = Duration::from_millis(100);
 pub struct ControllerManager {
     cache: Cache,
     last_reconcile: Option<SimTime>,
-    controllers: Vec<Box<dyn Controller>>,
+    /// Each controller with the name of its own client (ControllerClientBuilder
+    /// ClientOrDie(name) in cmd/kube-controller-manager/app: one clientset, so one token
+    /// bucket of --kube-api-qps / --kube-api-burst, per controller; its events go through
+    /// it too).
+    controllers: Vec<(&'static str, Box<dyn Controller>)>,
     routes: BTreeMap<u64, (usize, u64)>,
     next_tag: u64,
 }
@@ -127,15 +131,15 @@ impl ControllerManager {
             cache: Cache::default(),
             last_reconcile: None,
             controllers: vec![
-                Box::new(deployment::DeploymentController::new()),
-                Box::new(replicaset::ReplicaSetController::new()),
-                Box::new(daemonset::DaemonSetController::new()),
-                Box::new(statefulset::StatefulSetController::new()),
-                Box::new(job::JobController::new()),
-                Box::new(garbage_collector::GarbageCollector::new()),
-                Box::new(node_lifecycle::NodeLifecycleController::new(&config)),
-                Box::new(taint_eviction::TaintEvictionController::new()),
-                Box::new(podgc::PodGcController::new(&config)),
+                ("deployment-controller", Box::new(deployment::DeploymentController::new())),
+                ("replicaset-controller", Box::new(replicaset::ReplicaSetController::new())),
+                ("daemon-set-controller", Box::new(daemonset::DaemonSetController::new())),
+                ("statefulset-controller", Box::new(statefulset::StatefulSetController::new())),
+                ("job-controller", Box::new(job::JobController::new())),
+                ("generic-garbage-collector", Box::new(garbage_collector::GarbageCollector::new())),
+                ("node-controller", Box::new(node_lifecycle::NodeLifecycleController::new(&config))),
+                ("taint-eviction-controller", Box::new(taint_eviction::TaintEvictionController::new())),
+                ("pod-garbage-collector", Box::new(podgc::PodGcController::new(&config))),
             ],
             routes: BTreeMap::new(),
             next_tag: 0,
@@ -165,16 +169,20 @@ impl Component for ControllerManager {
         .collect()
     }
 
+    fn client_of(&self, tag: u64, _request: &ApiRequest) -> &'static str {
+        self.routes.get(&tag).map_or(crate::client::DEFAULT_CLIENT, |(i, _)| self.controllers[*i].0)
+    }
+
     fn on_event(&mut self, ev: &WatchEvent, _now: SimTime) {
         self.cache.apply(ev);
-        for c in &mut self.controllers {
+        for (_, c) in &mut self.controllers {
             c.on_event(ev, &self.cache);
         }
     }
 
     fn on_response(&mut self, tag: u64, result: &ApiResult, now: SimTime) {
         if let Some((i, inner)) = self.routes.remove(&tag) {
-            self.controllers[i].on_response(inner, result, &self.cache, now);
+            self.controllers[i].1.on_response(inner, result, &self.cache, now);
         }
     }
 
@@ -188,7 +196,7 @@ impl Component for ControllerManager {
             }
         }
         self.last_reconcile = Some(now);
-        for (i, c) in self.controllers.iter_mut().enumerate() {
+        for (i, (_, c)) in self.controllers.iter_mut().enumerate() {
             let mut reqs = Requests::default();
             c.reconcile(&self.cache, now, rng, &mut reqs);
             for (inner, request) in reqs.items {

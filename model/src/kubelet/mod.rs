@@ -47,6 +47,11 @@ pub const RUNTIME_CHECK_PERIOD: Duration = Duration::from_secs(5);
 /// pkg/kubelet/kubelet.go maxWaitForContainerRuntime: past this without a successful
 /// runtime check, "container runtime is down".
 pub const MAX_WAIT_FOR_CONTAINER_RUNTIME: Duration = Duration::from_secs(30);
+/// The kubelet's event client (KubeletConfiguration eventRecordQPS 50, eventBurst 100).
+pub const EVENT_CLIENT: &str = "events";
+/// The kubelet's heartbeat client: the node Lease and node status, no rate limit.
+pub const HEARTBEAT_CLIENT: &str = "heartbeat";
+
 /// pkg/kubelet/pleg: the PLEG relists every second and is unhealthy after 3 minutes
 /// without a successful relist.
 pub const PLEG_RELIST_PERIOD: Duration = Duration::from_secs(1);
@@ -1139,6 +1144,18 @@ impl Component for Kubelet {
         if ev.object.kind() == Kind::Pod {
             let m = ev.object.meta();
             self.dirty.insert((m.namespace.clone(), m.name.clone()));
+        }
+    }
+
+    /// cmd/kubelet/app/server.go: events go through an event client (eventRecordQPS,
+    /// eventBurst); the node Lease and node status through a heartbeat client without a
+    /// rate limit; everything else through the kubelet's client (kubeAPIQPS, kubeAPIBurst).
+    fn client_of(&self, _tag: u64, request: &ApiRequest) -> &'static str {
+        match request {
+            ApiRequest::Create(Object::Event(_)) | ApiRequest::Update(Object::Event(_)) => EVENT_CLIENT,
+            ApiRequest::Create(Object::Lease(_)) | ApiRequest::Update(Object::Lease(_)) => HEARTBEAT_CLIENT,
+            ApiRequest::UpdateStatus(Object::Node(_)) => HEARTBEAT_CLIENT,
+            _ => crate::client::DEFAULT_CLIENT,
         }
     }
 

@@ -421,9 +421,23 @@ impl Scheduler {
     }
 }
 
+/// The scheduler's clients (createClients): its own, and one for events.
+pub const SCHEDULER_CLIENT: &str = "scheduler";
+pub const EVENT_CLIENT: &str = "events";
+
 impl Component for Scheduler {
     fn name(&self) -> &str {
         DEFAULT_SCHEDULER
+    }
+
+    /// cmd/kube-scheduler/app/options createClients: a "scheduler" client, and an event
+    /// client of its own (the same QPS and burst, another bucket).
+    fn client_of(&self, _tag: u64, request: &ApiRequest) -> &'static str {
+        match request {
+            ApiRequest::Create(crate::api::Object::Event(_))
+            | ApiRequest::Update(crate::api::Object::Event(_)) => EVENT_CLIENT,
+            _ => SCHEDULER_CLIENT,
+        }
     }
 
     fn watches(&self) -> Vec<WatchSpec> {
