@@ -48,6 +48,12 @@ pub struct LeaderElectionConfig {
     /// The client the LeaderElection event goes through: the component's event recorder's
     /// (kube-controller-manager's main client; kube-scheduler's event client).
     pub event_client: &'static str,
+    /// Whether a candidate runs its informers before it leads. kube-scheduler does (Run
+    /// starts the informer factory and waits for its caches before leader election), so a
+    /// standby is a hot one; kube-controller-manager starts its informers only once it
+    /// leads (its `run` starts controllers and the informer factory on
+    /// OnStartedLeading), so a standby watches nothing.
+    pub informers_before_leading: bool,
 }
 
 impl LeaderElectionConfig {
@@ -60,6 +66,7 @@ impl LeaderElectionConfig {
             renew_deadline: RENEW_DEADLINE,
             retry_period: RETRY_PERIOD,
             event_client: crate::client::DEFAULT_CLIENT,
+            informers_before_leading: true,
         }
     }
 }
@@ -104,6 +111,10 @@ pub struct LeaderElected {
     pending: Vec<Tagged>,
     /// How many times this process became leader.
     terms: u64,
+    /// Leads, and waits for the informers it started to sync before it runs the component.
+    awaiting_sync: bool,
+    /// Bumped whenever `watches` changes.
+    watch_generation: u64,
 }
 
 impl LeaderElected {
@@ -125,11 +136,13 @@ impl LeaderElected {
             next_tag: 0,
             pending: Vec::new(),
             terms: 0,
+            awaiting_sync: false,
+            watch_generation: 0,
         }
     }
 
     pub fn is_leader(&self) -> bool {
-        self.inner.is_some()
+        self.leads()
     }
 
     pub fn identity(&self) -> Option<&str> {
@@ -202,7 +215,7 @@ impl LeaderElected {
                 }
                 self.last_renew = Some(now);
                 self.step = Step::Idle;
-                if self.inner.is_none() {
+                if !self.leads() {
                     self.become_leader(o, now, out);
                 }
             }
@@ -212,6 +225,22 @@ impl LeaderElected {
 
     fn become_leader(&mut self, lease: &Arc<Object>, now: SimTime, out: &mut Output) {
         self.terms += 1;
+        // resourcelock/leaselock.go RecordEvent: "<identity> became leader".
+        let msg = format!("{} became leader", self.identity.as_deref().unwrap_or_default());
+        let ev = self.recorder.record(lease, EVENT_NORMAL, "LeaderElection", &msg, now);
+        self.own(out, ev);
+        if self.config.informers_before_leading {
+            return self.start_component(now);
+        }
+        // Start the informers, and the controllers once their caches have synced
+        // (WaitForCacheSync).
+        self.awaiting_sync = true;
+        self.watch_generation += 1;
+    }
+
+    /// Builds the component afresh and feeds it what the informers hold, as their initial
+    /// list.
+    fn start_component(&mut self, now: SimTime) {
         let mut inner = (self.make)();
         // The new process's informers list what is there now.
         for kind in Kind::ALL {
@@ -222,10 +251,11 @@ impl LeaderElected {
             }
         }
         self.inner = Some(inner);
-        // resourcelock/leaselock.go RecordEvent: "<identity> became leader".
-        let msg = format!("{} became leader", self.identity.as_deref().unwrap_or_default());
-        let ev = self.recorder.record(lease, EVENT_NORMAL, "LeaderElection", &msg, now);
-        self.own(out, ev);
+    }
+
+    /// Holds the Lease (its component may still be waiting for its caches).
+    fn leads(&self) -> bool {
+        self.inner.is_some() || self.awaiting_sync
     }
 
     fn attempt_due(&self, now: SimTime) -> bool {
@@ -255,7 +285,22 @@ impl Component for LeaderElected {
     }
 
     fn watches(&self) -> Vec<WatchSpec> {
-        self.inner_watches.clone()
+        if self.config.informers_before_leading || self.leads() {
+            self.inner_watches.clone()
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn watch_generation(&self) -> u64 {
+        self.watch_generation
+    }
+
+    fn on_synced(&mut self, now: SimTime) {
+        if self.awaiting_sync {
+            self.awaiting_sync = false;
+            self.start_component(now);
+        }
     }
 
     fn on_event(&mut self, ev: &WatchEvent, now: SimTime) {
@@ -284,12 +329,18 @@ impl Component for LeaderElected {
         if self.identity.is_none() {
             self.identity = Some(format!("{}_{}", self.config.host, crate::apiserver::uuid_v4(rng)));
         }
-        if self.inner.is_some()
+        if self.leads()
             && self.last_renew.is_some_and(|t| now.saturating_sub(t) >= self.config.renew_deadline)
         {
             // leaderelection.go renew: "failed to renew lease ...: timed out waiting for
             // the condition"; the process exits and comes back as a candidate.
             self.inner = None;
+            self.awaiting_sync = false;
+            if !self.config.informers_before_leading {
+                // The restarted process runs no informers until it leads again.
+                self.cache.clear();
+                self.watch_generation += 1;
+            }
             self.observed = None;
             self.last_renew = None;
             // The restarted process has a new identity (`<host>_<new uuid>`).
@@ -301,7 +352,7 @@ impl Component for LeaderElected {
             self.own(&mut out, ApiRequest::Get(key));
             // A leader renews every retry period; a candidate retries with jitter
             // (wait.JitterUntil(retryPeriod, JitterFactor)).
-            let wait = if self.inner.is_some() {
+            let wait = if self.leads() {
                 self.config.retry_period
             } else {
                 self.config.retry_period.mul_f64(1.0 + rng.gen::<f64>() * JITTER_FACTOR)
@@ -315,7 +366,7 @@ impl Component for LeaderElected {
                 out.wake_no_later_than(w);
             }
         }
-        if let Some(t) = self.last_renew.filter(|_| self.inner.is_some()) {
+        if let Some(t) = self.last_renew.filter(|_| self.leads()) {
             out.wake_no_later_than(t + self.config.renew_deadline);
         }
         out.wake_no_later_than(self.next_try);
@@ -452,5 +503,44 @@ mod tests {
         assert!((earliest..=latest).contains(&t), "took over at {t}, want {earliest}..={latest}");
         assert_eq!(store.lease.as_ref().unwrap().spec.lease_transitions, Some(1));
         assert!(store.lease.as_ref().unwrap().spec.holder_identity.as_ref().unwrap().starts_with("cp-2_"));
+    }
+
+    /// kube-controller-manager's standby runs no informers: it watches nothing until it
+    /// holds the Lease, starts its controllers only once the informers have synced, and
+    /// drops its informers again when it loses the Lease.
+    #[test]
+    fn cold_standby_starts_informers_on_leading_and_controllers_on_sync() {
+        let mut cfg = LeaderElectionConfig::new("kube-controller-manager", "kube-controller-manager", "cp-1");
+        cfg.informers_before_leading = false;
+        let mut c = LeaderElected::new(cfg, Box::new(|| Box::new(Probe) as Box<dyn Component>));
+        let mut store = Store::default();
+        assert!(c.watches().is_empty(), "a candidate watches nothing");
+        let gen0 = c.watch_generation();
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut step = |c: &mut LeaderElected, store: &mut Store, ms: u64, alive: bool| {
+            let out = c.tick(SimTime(ms), &mut rng);
+            if alive {
+                for t in out.requests {
+                    let r = store.serve(&t.request);
+                    c.on_response(t.tag, &r, SimTime(ms));
+                }
+            }
+        };
+        step(&mut c, &mut store, 0, true);
+        step(&mut c, &mut store, 100, true);
+        assert!(c.is_leader());
+        assert_ne!(c.watch_generation(), gen0, "leading starts informers");
+        assert_eq!(c.watches(), vec![WatchSpec::kind(Kind::Lease)]);
+        assert!(c.inner.is_none(), "controllers wait for the caches");
+        c.on_synced(SimTime(150));
+        assert!(c.inner.is_some(), "controllers run once the informers synced");
+        // Cut off: the renew deadline passes, the process restarts as a cold candidate.
+        let gen1 = c.watch_generation();
+        for ms in (200..15_000).step_by(100) {
+            step(&mut c, &mut store, ms, false);
+        }
+        assert!(!c.is_leader());
+        assert_ne!(c.watch_generation(), gen1);
+        assert!(c.watches().is_empty(), "a restarted candidate watches nothing");
     }
 }

@@ -364,7 +364,8 @@ impl World {
             make_sched,
         );
         let kcm = config.controller_manager.clone();
-        let le = LeaderElectionConfig::new("kube-controller-manager", "kube-controller-manager", &host);
+        let mut le = LeaderElectionConfig::new("kube-controller-manager", "kube-controller-manager", &host);
+        le.informers_before_leading = false;
         let make_kcm = move || {
             let kcm = kcm.clone();
             let make: ComponentFactory =

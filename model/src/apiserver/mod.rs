@@ -183,6 +183,10 @@ pub struct ApiServer {
     by_kind: BTreeMap<Option<Kind>, BTreeSet<WatchKey>>,
     /// Pod watches filtered by `spec.nodeName`, by node.
     by_node: BTreeMap<String, BTreeSet<WatchKey>>,
+    /// Watches of one kind filtered by `metadata.name` (a kubelet's own Node and Lease),
+    /// by kind and name: the cacher triggers them by that index, so other objects'
+    /// changes cost them nothing.
+    by_name: BTreeMap<Kind, BTreeMap<String, BTreeSet<WatchKey>>>,
     pending: BTreeMap<u64, Pending>,
     next_id: u64,
     /// Client requests not answered yet, with when each must be answered by
@@ -216,6 +220,7 @@ impl ApiServer {
             watches: BTreeMap::new(),
             by_kind: BTreeMap::new(),
             by_node: BTreeMap::new(),
+            by_name: BTreeMap::new(),
             pending: BTreeMap::new(),
             next_id: 0,
             deadlines: BTreeMap::new(),
@@ -726,49 +731,40 @@ impl ApiServer {
 
     fn watch(&mut self, client: ClientId, watch_id: u64, spec: WatchSpec, out: &mut Vec<ApiOutput>) {
         let wk = (client, watch_id);
+        let kinds: Vec<Kind> = match (&spec.node_name, spec.kind) {
+            (Some(_), _) => vec![Kind::Pod],
+            (None, kind) => kind.map_or(Kind::ALL.to_vec(), |k| vec![k]),
+        };
+        self.index_of(&spec).insert(wk);
         let mut events = Vec::new();
-        match (&spec.node_name, spec.kind) {
-            (Some(node), _) => {
-                self.by_node.entry(node.clone()).or_default().insert(wk);
-                events.extend(
-                    self.cache
-                        .list(Kind::Pod)
-                        .filter(|o| spec.matches(o))
-                        .map(|o| WatchEvent { type_: WatchEventType::Added, object: o.clone() }),
-                );
-            }
-            (None, kind) => {
-                self.by_kind.entry(kind).or_default().insert(wk);
-                let kinds: Vec<Kind> = kind.map_or(Kind::ALL.to_vec(), |k| vec![k]);
-                for k in kinds {
-                    events.extend(
-                        self.cache
-                            .list(k)
-                            .filter(|o| spec.matches(o))
-                            .map(|o| WatchEvent { type_: WatchEventType::Added, object: o.clone() }),
-                    );
-                }
-            }
+        for k in kinds {
+            events.extend(
+                self.cache
+                    .list(k)
+                    .filter(|o| spec.matches(o))
+                    .map(|o| WatchEvent { type_: WatchEventType::Added, object: o.clone() }),
+            );
         }
         self.watches.insert(wk, spec);
         // Always answer, even with nothing: the client learns its watch is established.
         out.push(ApiOutput::WatchEvents { client, watch_id, events });
     }
 
+    /// The trigger index a watch belongs to: by node for pods of one node, by name for
+    /// one named object of a kind, else by kind.
+    fn index_of(&mut self, spec: &WatchSpec) -> &mut BTreeSet<WatchKey> {
+        match (&spec.node_name, spec.kind, &spec.name) {
+            (Some(node), _, _) => self.by_node.entry(node.clone()).or_default(),
+            (None, Some(kind), Some(name)) => {
+                self.by_name.entry(kind).or_default().entry(name.clone()).or_default()
+            }
+            (None, kind, _) => self.by_kind.entry(kind).or_default(),
+        }
+    }
+
     fn cancel(&mut self, wk: WatchKey) {
         if let Some(spec) = self.watches.remove(&wk) {
-            match &spec.node_name {
-                Some(n) => {
-                    if let Some(s) = self.by_node.get_mut(n) {
-                        s.remove(&wk);
-                    }
-                }
-                None => {
-                    if let Some(s) = self.by_kind.get_mut(&spec.kind) {
-                        s.remove(&wk);
-                    }
-                }
-            }
+            self.index_of(&spec).remove(&wk);
         }
     }
 
@@ -805,6 +801,9 @@ impl ApiServer {
                 if let Some(s) = self.by_kind.get(&k) {
                     candidates.extend(s.iter().copied());
                 }
+            }
+            if let Some(s) = self.by_name.get(&key.kind).and_then(|m| m.get(key.name.as_str())) {
+                candidates.extend(s.iter().copied());
             }
             if key.kind == Kind::Pod {
                 for o in [old.as_ref(), Some(&new)].into_iter().flatten() {
@@ -1022,6 +1021,56 @@ mod tests {
         let e = h.call(ApiRequest::Update(stale)).unwrap_err();
         assert!(e.is_conflict(), "{e:?}");
         assert!(e.message.contains("the object has been modified"));
+    }
+
+    /// Watches are triggered by index (by node for a node's pods, by name for one named
+    /// object, by kind otherwise) and each gets exactly what passes its filter and
+    /// nothing else.
+    #[test]
+    fn watches_by_node_name_and_kind_get_what_passes_their_filter() {
+        let mut h = Harness::new();
+        let watch = |h: &mut Harness, id: u64, spec: WatchSpec| {
+            let o = h.api.handle(ApiInput::Watch { client: 2, watch_id: id, spec }, h.now, &mut h.rng);
+            h.pump(o);
+        };
+        watch(
+            &mut h,
+            1,
+            WatchSpec { kind: Some(Kind::Pod), node_name: Some("n1".into()), ..Default::default() },
+        );
+        watch(&mut h, 2, WatchSpec { kind: Some(Kind::Pod), name: Some("b".into()), ..Default::default() });
+        watch(&mut h, 3, WatchSpec::kind(Kind::Pod));
+        watch(&mut h, 4, WatchSpec { kind: Some(Kind::Node), name: Some("b".into()), ..Default::default() });
+        h.out.clear();
+        // `call` clears the outputs: keep each call's.
+        let mut log = Vec::new();
+        let a = h.call(ApiRequest::Create(pod("a")));
+        log.append(&mut h.out);
+        let b = h.call(ApiRequest::Create(pod("b")));
+        log.append(&mut h.out);
+        let bound = h.call(ApiRequest::Bind {
+            namespace: "default".into(),
+            name: "b".into(),
+            uid: b.unwrap().meta().uid.clone(),
+            node: "n1".into(),
+        });
+        assert!(a.is_ok() && bound.is_ok(), "{a:?} {bound:?}");
+        log.append(&mut h.out);
+        let seen = |id: u64| -> Vec<String> {
+            let mut v = Vec::new();
+            for o in &log {
+                if let ApiOutput::WatchEvents { watch_id, events, .. } = o {
+                    if *watch_id == id {
+                        v.extend(events.iter().map(|e| format!("{:?} {}", e.type_, e.object.meta().name)));
+                    }
+                }
+            }
+            v
+        };
+        assert_eq!(seen(1), vec!["Added b"], "only pods bound to n1");
+        assert_eq!(seen(2), vec!["Added b", "Modified b"], "only the pod named b");
+        assert_eq!(seen(3), vec!["Added a", "Added b", "Modified b"]);
+        assert!(seen(4).is_empty(), "a Node watch sees no pods");
     }
 
     #[test]

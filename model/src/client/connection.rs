@@ -116,6 +116,9 @@ pub const DEFAULT_CLIENT: &str = "default";
 pub enum Delivery {
     Event(WatchEvent),
     Response(u64, ApiResult),
+    /// Every watch has listed (the informers' caches have synced), after a
+    /// registration or a relist.
+    Synced,
 }
 
 type Batch = (Vec<(u64, ApiResult)>, Vec<(u64, Vec<WatchEvent>)>);
@@ -206,8 +209,12 @@ impl ApiConnection {
     }
 
     /// Registers (or re-registers) the client and its watches; the API server answers
-    /// with the current state of each watch, then a Pong that ends the relist.
+    /// with the current state of each watch, then a Pong that ends the relist. A new set
+    /// of watches starts new informers: nothing carries over from the old ones.
     pub fn register(&mut self, watches: Vec<WatchSpec>, now: SimTime) {
+        if self.watches != watches {
+            self.shadow.clear();
+        }
         self.watches = watches;
         self.watch_epoch += 1;
         // Unique across restarts of this process too: simulated time moves on.
@@ -413,6 +420,7 @@ impl ApiConnection {
                         out.push(Delivery::Event(WatchEvent { type_: WatchEventType::Deleted, object: obj }));
                     }
                 }
+                out.push(Delivery::Synced);
             }
         }
     }

@@ -143,7 +143,7 @@ pub struct WatchEvent {
 /// What a watch asks for: one kind, optionally one namespace, a label selector and the
 /// field selectors the control plane uses (`spec.nodeName=` for kubelets' pods,
 /// `metadata.name=` for a kubelet's own Node).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct WatchSpec {
     pub kind: Option<Kind>,
     pub namespace: Option<String>,
@@ -331,6 +331,13 @@ pub trait Component: Send {
     fn on_response(&mut self, _tag: u64, _result: &ApiResult, _now: SimTime) {}
     /// The host changed under the component (a fault); only node components care.
     fn on_host(&mut self, _host: &crate::host::HostState, _now: SimTime) {}
+    /// Changes whenever `watches` would answer differently: the driver registers the
+    /// new watches (new informers list again).
+    fn watch_generation(&self) -> u64 {
+        0
+    }
+    /// Every watch has listed (after a registration or a relist): informers have synced.
+    fn on_synced(&mut self, _now: SimTime) {}
     /// Which of the process's clients (each with its own token bucket) sends a request
     /// this component asked for with `tag`: see [`ClientRates`].
     fn client_of(&self, _tag: u64, _request: &ApiRequest) -> &'static str {

@@ -38,6 +38,8 @@ pub struct ClientProcess {
     deliveries: Vec<Delivery>,
     /// The host changed since the component last ran.
     host_changed: bool,
+    /// The component's watch generation last registered.
+    watch_generation: u64,
     /// The event broadcaster's correlator.
     correlator: EventCorrelator,
     /// Event updates in flight (tag -> client, event): if the event is gone, it is
@@ -63,6 +65,7 @@ impl ClientProcess {
             retry: None,
             deliveries: Vec::new(),
             host_changed: false,
+            watch_generation: 0,
             correlator: EventCorrelator::default(),
             event_updates: std::collections::BTreeMap::new(),
             next_own_tag: 0,
@@ -142,6 +145,7 @@ impl Process for ClientProcess {
         let mut rd = Ready::default();
         if self.register_at.is_some_and(|t| t <= now) {
             self.register_at = None;
+            self.watch_generation = self.component.watch_generation();
             self.conn.register(self.component.watches(), now);
         }
         let due = self.wake.is_some_and(|w| w <= now) || std::mem::take(&mut self.host_changed);
@@ -150,12 +154,18 @@ impl Process for ClientProcess {
                 match self.intercept(d) {
                     Some(Delivery::Event(ev)) => self.component.on_event(&ev, now),
                     Some(Delivery::Response(tag, r)) => self.component.on_response(tag, &r, now),
+                    Some(Delivery::Synced) => self.component.on_synced(now),
                     None => {}
                 }
             }
             let out = self.component.tick(now, rng);
             for r in out.requests {
                 self.send(r, now);
+            }
+            if self.component.watch_generation() != self.watch_generation {
+                // New informers (a leader starting its controllers, or one that stopped).
+                self.watch_generation = self.component.watch_generation();
+                self.conn.register(self.component.watches(), now);
             }
             // Never ask to be woken in the past: time must move on.
             self.wake = out.wake_at.map(|w| w.max(now + Duration::from_millis(1)));
