@@ -137,8 +137,41 @@ struct PodTrack {
     started: bool,
     stateless: bool,
     nominated: bool,
-    first_pull_ms: Option<u64>,
-    last_pulled_ms: Option<u64>,
+}
+
+/// A pod's image pulls as its kubelet reported them (event timestamps, the kubelet's
+/// clock), kept apart from [`PodTrack`]: an Event can reach the API server after the pod's
+/// Running status (the kubelet's `--event-qps` 50 bucket queues a node's burst of events),
+/// and the kubelet's own tracker would still have counted the pull.
+#[derive(Clone, Debug, Default)]
+struct Pulls {
+    /// When each pull started (`Pulling`).
+    started: Vec<u64>,
+    /// When each pull finished (`Successfully pulled`).
+    finished: Vec<u64>,
+}
+
+impl Pulls {
+    /// The time spent pulling before `started_ms`, the pod's start, as the kubelet's
+    /// pod_startup_latency_tracker.go counts it: last pull finished − first pull started.
+    fn before(&self, started_ms: u64) -> u64 {
+        let first = self.started.iter().filter(|t| **t <= started_ms).min();
+        let last = self.finished.iter().filter(|t| **t <= started_ms).max();
+        match (first, last) {
+            (Some(a), Some(b)) if b > a => b - a,
+            _ => 0,
+        }
+    }
+}
+
+/// A pod that started and counts for the SLI.
+#[derive(Clone, Debug)]
+struct Started {
+    uid: String,
+    /// Creation to all containers running, observed via watch.
+    e2e_ms: u64,
+    /// When it was observed running.
+    at_ms: u64,
 }
 
 /// Reads trace records in order and keeps what the metrics and charts need.
@@ -149,8 +182,9 @@ pub struct Collector {
     node_ready: BTreeMap<String, usize>,
     samples: Vec<Sample>,
     current: Sample,
-    startup_ms: Vec<u64>,
-    startup_e2e_ms: Vec<u64>,
+    started: Vec<Started>,
+    /// Image pulls by pod uid, deleted pods' included.
+    pulls: BTreeMap<String, Pulls>,
     excluded_stateful: u64,
     excluded_preempted: u64,
     pending_ms: Vec<u64>,
@@ -288,17 +322,12 @@ impl Collector {
         if !track.started && !terminal && has_pod_started_slo(p) {
             track.started = true;
             let e2e = t.saturating_sub(track.created_ms);
-            let pulling = match (track.first_pull_ms, track.last_pulled_ms) {
-                (Some(a), Some(b)) if b > a => b - a,
-                _ => 0,
-            };
             if !track.stateless {
                 self.excluded_stateful += 1;
             } else if track.nominated {
                 self.excluded_preempted += 1;
             } else {
-                self.startup_e2e_ms.push(e2e);
-                self.startup_ms.push(e2e.saturating_sub(pulling));
+                self.started.push(Started { uid: uid.clone(), e2e_ms: e2e, at_ms: t });
             }
         }
     }
@@ -306,21 +335,18 @@ impl Collector {
     fn event(&mut self, t: u64, e: &kubesim_model::api::Event) {
         let io = &e.involved_object;
         if io.kind == "Pod" {
-            if let Some(track) = self.pods.get_mut(&io.uid).filter(|p| !p.started) {
-                match e.reason.as_str() {
-                    // RecordImageStartedPulling: the first pull's start.
-                    "Pulling" => {
-                        let at = e.first_timestamp.map_or(t, |x| x.as_millis());
-                        track.first_pull_ms = Some(track.first_pull_ms.map_or(at, |f| f.min(at)));
-                    }
-                    // RecordImageFinishedPulling: the last pull's end (an image already
-                    // present is no pull).
-                    "Pulled" if e.message.starts_with("Successfully pulled") => {
-                        let at = e.last_timestamp.map_or(t, |x| x.as_millis());
-                        track.last_pulled_ms = Some(track.last_pulled_ms.map_or(at, |l| l.max(at)));
-                    }
-                    _ => {}
+            // Every occurrence of the event (first and last, when the recorder aggregated
+            // repeats) is a pull; [`Pulls::before`] keeps those before the pod started.
+            let times = [e.first_timestamp, e.last_timestamp].map(|x| x.map_or(t, |x| x.as_millis()));
+            match e.reason.as_str() {
+                // RecordImageStartedPulling: the first pull's start.
+                "Pulling" => self.pulls.entry(io.uid.clone()).or_default().started.extend(times),
+                // RecordImageFinishedPulling: the last pull's end (an image already present
+                // is no pull).
+                "Pulled" if e.message.starts_with("Successfully pulled") => {
+                    self.pulls.entry(io.uid.clone()).or_default().finished.extend(times)
                 }
+                _ => {}
             }
         }
         let eviction = match e.reason.as_str() {
@@ -375,13 +401,18 @@ impl Collector {
 
     /// The metrics over everything observed so far.
     pub fn metrics(&self) -> Metrics {
-        let startup = Distribution::of(&self.startup_ms);
+        let no_pulls = Pulls::default();
+        let pulling = |s: &Started| self.pulls.get(&s.uid).unwrap_or(&no_pulls).before(s.at_ms);
+        let e2e: Vec<u64> = self.started.iter().map(|s| s.e2e_ms).collect();
+        let excluding_pulls: Vec<u64> =
+            self.started.iter().map(|s| s.e2e_ms.saturating_sub(pulling(s))).collect();
+        let startup = Distribution::of(&excluding_pulls);
         let unscheduled = self.counts[PodState::Unscheduled as usize];
         Metrics {
             pod_startup_latency: PodStartup {
                 slo_seconds: secs(POD_STARTUP_SLO_MS),
                 slo_met: startup.count > 0 && startup.p99 <= secs(POD_STARTUP_SLO_MS),
-                end_to_end: Distribution::of(&self.startup_e2e_ms),
+                end_to_end: Distribution::of(&e2e),
                 excluded_stateful: self.excluded_stateful,
                 excluded_preempted: self.excluded_preempted,
                 latency: startup,
@@ -729,6 +760,78 @@ impl Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use kubesim_model::api::pod::{ContainerState, ContainerStateRunning};
+    use kubesim_model::api::{ContainerStatus, Event, ObjectReference};
+    use kubesim_model::time::SimTime;
+    use std::sync::Arc;
+
+    fn write(t: u64, verb: &str, object: Object) -> TraceRecord {
+        TraceRecord::Write { t, rev: t, verb: verb.into(), object: Arc::new(object) }
+    }
+
+    /// A pod created at 0, bound at 10 ms, all containers running at `running_ms`.
+    fn pod_writes(uid: &str, running_ms: u64) -> Vec<TraceRecord> {
+        let mut p = Pod::default();
+        p.metadata.name = uid.into();
+        p.metadata.uid = uid.into();
+        p.metadata.creation_timestamp = Some(SimTime(0));
+        let created = write(0, "create", Object::Pod(p.clone()));
+        Arc::make_mut(&mut p.spec).node_name = "node-1".into();
+        let bound = write(10, "update", Object::Pod(p.clone()));
+        p.status.phase = Some(PodPhase::Running);
+        p.status.container_statuses = vec![ContainerStatus {
+            name: "app".into(),
+            state: ContainerState {
+                running: Some(ContainerStateRunning { started_at: Some(SimTime(running_ms)) }),
+                ..Default::default()
+            },
+            ..Default::default()
+        }];
+        vec![created, bound, write(running_ms, "update", Object::Pod(p))]
+    }
+
+    fn pull_event(t: u64, uid: &str, reason: &str, message: &str, at: u64) -> TraceRecord {
+        let mut e = Event::default();
+        e.metadata.name = format!("{uid}.{reason}");
+        e.involved_object = ObjectReference { kind: "Pod".into(), uid: uid.into(), ..Default::default() };
+        e.reason = reason.into();
+        e.message = message.into();
+        (e.first_timestamp, e.last_timestamp, e.count) = (Some(SimTime(at)), Some(SimTime(at)), 1);
+        write(t, "create", Object::Event(e))
+    }
+
+    #[test]
+    fn pulls_are_excluded_from_startup_even_when_their_events_arrive_after_running() {
+        let mut c = Collector::new();
+        // Pulled 100 ms .. 1100 ms, running at 1115 ms; the kubelet's event bucket delays
+        // the Pulled event to 4 s, after the pod was observed running.
+        let mut records = pod_writes("a", 1115);
+        records.insert(2, pull_event(100, "a", "Pulling", "Pulling image \"app:v1\"", 100));
+        records.push(pull_event(4000, "a", "Pulled", "Successfully pulled image \"app:v1\" in 1s", 1100));
+        // A second pod on the node finds the image present: no pull to exclude.
+        records.extend(pod_writes("b", 4015));
+        records.push(pull_event(
+            4100,
+            "b",
+            "Pulled",
+            "Container image \"app:v1\" already present on machine",
+            4010,
+        ));
+        // A pull after the pod started (a restart's) is not the start's.
+        records.push(pull_event(9000, "b", "Pulling", "Pulling image \"app:v1\"", 9000));
+        records.push(pull_event(9500, "b", "Pulled", "Successfully pulled image \"app:v1\" in 1s", 9500));
+        records.sort_by_key(|r| r.time());
+        for r in &records {
+            c.observe(r);
+        }
+        let m = c.metrics().pod_startup_latency;
+        assert_eq!(m.end_to_end.count, 2);
+        assert_eq!(m.end_to_end.max, 4.015);
+        // a: 1.115 s less its 1 s pull; b: 4.015 s, no pull before it started.
+        assert_eq!(m.latency.p50, 0.115);
+        assert_eq!(m.latency.max, 4.015);
+    }
 
     #[test]
     fn nearest_rank_matches_clusterloader2() {
