@@ -27,6 +27,9 @@ pub enum TraceRecord {
     Leader { t: u64, component: String, host: String, term: u64 },
     /// The API requests the API servers answered in `[from, t)`, by component, verb and
     /// resource, each with its latencies (an aggregate per window, not a line per request).
+    /// A measurement of the run, not part of the trace hash or the record count: the hash
+    /// stays the fingerprint of what the cluster did, comparable with builds that do not
+    /// measure.
     ApiRequests { t: u64, from: u64, calls: Vec<ApiCallStats> },
     /// What ran: the scenario's name, seed, file name and text. The first line of a trace
     /// file; not part of the trace hash (a comment edited in the scenario changes no run).
@@ -185,16 +188,26 @@ impl TraceSink {
             })
             .collect();
         let rec = TraceRecord::ApiRequests { t: end, from: self.api_window_start, calls };
-        self.write_line(&rec);
+        self.write_file_only(&rec);
         self.notify(&rec);
     }
 
     /// Writes a line to the file only: the run's header and outcome, which the hash leaves
     /// out.
     pub fn write_unhashed(&mut self, rec: &TraceRecord) {
+        self.write_file_only(rec);
+        if let Some(f) = &mut self.file {
+            if let Err(e) = f.flush() {
+                self.error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+
+    /// Writes a line to the file, outside the hash and the record count.
+    fn write_file_only(&mut self, rec: &TraceRecord) {
         if let Some(f) = &mut self.file {
             let line = serde_json::to_vec(rec).expect("trace records always serialize");
-            if let Err(e) = f.write_all(&line).and_then(|()| f.write_all(b"\n")).and_then(|()| f.flush()) {
+            if let Err(e) = f.write_all(&line).and_then(|()| f.write_all(b"\n")) {
                 self.error.get_or_insert_with(|| e.to_string());
             }
         }
@@ -380,4 +393,50 @@ pub fn replay(reader: impl BufRead, at: SimTime) -> Result<Replay, String> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kubesim_model::process::ApiCall;
+
+    fn fault(t: u64) -> TraceRecord {
+        TraceRecord::Fault { t, fault: "partition".into(), detail: "node-2".into() }
+    }
+
+    fn call(latency_ms: u64) -> ApiCall {
+        ApiCall { client: 7, verb: "POST", resource: "pods", subresource: "binding", latency_ms }
+    }
+
+    #[test]
+    fn api_request_windows_reach_observers_but_not_the_hash_or_the_count() {
+        let mut plain = TraceSink::new(None);
+        plain.record(&fault(1_000));
+        plain.record(&fault(25_000));
+
+        let mut measured = TraceSink::new(None);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        measured.observe(Box::new(move |rec, _| s.lock().unwrap().push(rec.clone())));
+        measured.record(&fault(1_000));
+        measured.record_api_calls(&[call(3), call(3), call(40)], SimTime(2_000), |_| "kube-scheduler");
+        measured.record_api_calls(&[call(5)], SimTime(12_000), |_| "kube-scheduler");
+        measured.record(&fault(25_000));
+
+        assert_eq!(measured.lines(), plain.lines());
+        assert_eq!(measured.finish(), plain.finish());
+        // One line per 10 s window that had requests, each with its exact latencies.
+        let windows: Vec<(u64, u64, Vec<[u64; 2]>)> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|r| match r {
+                TraceRecord::ApiRequests { t, from, calls } => {
+                    Some((*from, *t, calls.iter().flat_map(|c| c.latency_ms.clone()).collect()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(windows, [(0, 10_000, vec![[3, 2], [40, 1]]), (10_000, 20_000, vec![[5, 1]])]);
+    }
 }
