@@ -221,11 +221,12 @@ pub fn sweep(opts: &SweepOptions) -> Result<SweepResult, String> {
     Ok(SweepResult { rows, csv, html })
 }
 
-const COLUMNS: [&str; 13] = [
+const COLUMNS: [&str; 14] = [
     "seed",
     "expectations_passed",
     "pods_scheduled",
     "pods_still_pending",
+    "unschedulable_attempts",
     "pod_startup_p50_s",
     "pod_startup_p90_s",
     "pod_startup_p99_s",
@@ -245,6 +246,7 @@ fn cells(r: &Row) -> Vec<String> {
         format!("{}/{}", r.passed, r.expectations),
         m.scheduling.pods_scheduled.to_string(),
         m.pending_time.still_pending.to_string(),
+        m.scheduling.attempts.unschedulable.to_string(),
         format!("{:.3}", m.pod_startup_latency.latency.p50),
         format!("{:.3}", m.pod_startup_latency.latency.p90),
         format!("{:.3}", m.pod_startup_latency.latency.p99),

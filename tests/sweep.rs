@@ -34,9 +34,12 @@ fn a_sweep_of_node_counts_tabulates_each_combination() {
     assert!(lines[3].starts_with("4,1,") && lines[4].starts_with("4,2,"), "{csv}");
     let header: Vec<&str> = lines[0].split(',').collect();
     let p99 = header.iter().position(|h| *h == "pod_startup_p99_s").unwrap();
+    let failed = header.iter().position(|h| *h == "unschedulable_attempts").unwrap();
     for row in &lines[1..] {
         let v: f64 = row.split(',').nth(p99).unwrap().parse().unwrap();
         assert!(v > 0.0 && v < 5.0, "{row}");
+        // quickstart's pods all fit: no FailedScheduling.
+        assert_eq!(row.split(',').nth(failed), Some("0"), "{row}");
     }
     // The same seed and settings give the same metrics as a plain run would (seeds differ).
     let html = std::fs::read_to_string(dir.join("sweep.html")).unwrap();
