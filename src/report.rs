@@ -167,6 +167,42 @@ fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// The time axis, `0..end_s` seconds: at most about ten ticks at a round step of time
+/// (10 s, 30 s, 1 m, 5 m, ...) and light grid lines at a fifth of it, where plotters'
+/// own f64 axis would tick at decimal steps (50 s, 1m40s, ...).
+struct TimeAxis {
+    end_s: f64,
+    step: f64,
+}
+
+fn time_axis(end_s: f64) -> TimeAxis {
+    const STEPS: [f64; 16] = [
+        1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0,
+        43200.0,
+    ];
+    let end_s = end_s.max(1.0);
+    TimeAxis { end_s, step: STEPS.iter().copied().find(|s| end_s / s <= 10.0).unwrap_or(86400.0) }
+}
+
+impl plotters::coord::ranged1d::Ranged for TimeAxis {
+    type FormatOption = plotters::coord::ranged1d::DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        let frac = value / self.end_s;
+        limit.0 + ((limit.1 - limit.0) as f64 * frac).round() as i32
+    }
+
+    fn key_points<Hint: plotters::coord::ranged1d::KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        let step = if hint.weight().allow_light_points() { self.step / 5.0 } else { self.step };
+        (0..).map(|i| i as f64 * step).take_while(|t| *t <= self.end_s).collect()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        0.0..self.end_s
+    }
+}
+
 fn fmt_time(seconds: f64) -> String {
     let s = seconds.round() as u64;
     match (s / 60, s % 60) {
@@ -193,14 +229,18 @@ fn line_chart(
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(60)
-            .build_cartesian_2d(0f64..end_s, 0f64..y_top)
+            .build_cartesian_2d(time_axis(end_s), 0f64..y_top)
             .map_err(err)?;
         chart
             .configure_mesh()
             .x_desc("simulated time")
             .y_desc(y_desc)
             .x_label_formatter(&|x| fmt_time(*x))
-            .y_label_formatter(&|y| if y_top > 10.0 { format!("{y:.0}") } else { format!("{y:.1}") })
+            .y_label_formatter(&|y| {
+                // Counts read as counts: 3, not 3.0.
+                let text = if y_top > 10.0 { format!("{y:.0}") } else { format!("{y:.1}") };
+                text.strip_suffix(".0").map(str::to_string).unwrap_or(text)
+            })
             .light_line_style(RGBColor(0xee, 0xee, 0xee))
             .draw()
             .map_err(err)?;
@@ -225,11 +265,8 @@ fn line_chart(
     Ok(svg)
 }
 
-type Chart<'a, 'b> = ChartContext<
-    'a,
-    SVGBackend<'b>,
-    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
->;
+type Chart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<TimeAxis, plotters::coord::types::RangedCoordf64>>;
 
 /// Vertical lines at faults (red), timeline actions (grey, dashed look by thinness) and
 /// evictions (orange).
@@ -335,7 +372,7 @@ fn leadership(c: &Collector, end_s: f64, marks: &Marks) -> Result<String, String
             .margin(10)
             .x_label_area_size(30)
             .y_label_area_size(170)
-            .build_cartesian_2d(0f64..end_s, 0f64..rows)
+            .build_cartesian_2d(time_axis(end_s), 0f64..rows)
             .map_err(err)?;
         chart
             .configure_mesh()

@@ -286,8 +286,8 @@ fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// The HTML page: the table and, along the first `--set` axis, pod startup latency and
-/// scheduling throughput (one line per seed and per combination of the other axes).
+/// The HTML page: the table and, along the first `--set` axis, pod startup latency, the
+/// pods left pending and scheduling throughput (one line per seed and per combination of the other axes).
 fn html(scenario: &Path, axes: &[Axis], rows: &[Row], seeds: u64) -> Result<String, String> {
     let name = scenario.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let mut h = String::new();
@@ -306,6 +306,8 @@ fn html(scenario: &Path, axes: &[Axis], rows: &[Row], seeds: u64) -> Result<Stri
                 as fn(&crate::metrics::Metrics) -> f64,
         ),
         ("Pod startup latency p50 (s)", |m| m.pod_startup_latency.latency.p50),
+        // The capacity answer: pods the cluster could not place by the end of the run.
+        ("Pods still pending at the end", |m| m.pending_time.still_pending as f64),
         ("Scheduling throughput, average (pods/s)", |m| m.scheduling.throughput.average),
     ] {
         let _ = writeln!(

@@ -43,7 +43,11 @@ fn a_sweep_of_node_counts_tabulates_each_combination() {
     }
     // The same seed and settings give the same metrics as a plain run would (seeds differ).
     let html = std::fs::read_to_string(dir.join("sweep.html")).unwrap();
-    assert!(html.contains("<svg") && html.contains("<table>"), "a chart and the table");
+    assert!(html.contains("<table>"), "the table");
+    for chart in ["Pod startup latency p99 (s)", "Pods still pending at the end", "Scheduling throughput"] {
+        assert!(html.contains(chart), "want the chart {chart:?}");
+    }
+    assert_eq!(html.matches("<svg").count(), 4, "four charts");
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().next(), Some(lines[0]));
 }
 
