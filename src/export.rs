@@ -160,7 +160,10 @@ pub fn perfetto(reader: impl BufRead) -> Result<Value, String> {
                     );
                 }
             }
-            TraceRecord::ApiRequests { .. } | TraceRecord::Run { .. } | TraceRecord::Outcome { .. } => {}
+            TraceRecord::ApiRequests { .. }
+            | TraceRecord::Run { .. }
+            | TraceRecord::Start { .. }
+            | TraceRecord::Outcome { .. } => {}
         }
     }
     for (uid, o) in pods {

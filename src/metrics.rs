@@ -24,7 +24,7 @@
 //!   for mutating calls (POST, PUT, PATCH, DELETE; SLO p99 <= 1 s) and per (resource,
 //!   scope) for non-streaming reads (GET of one object: scope=resource, SLO <= 1 s),
 //!   "measured as 99th percentile over last 5 minutes": the worst 5-minute window's p99,
-//!   over the requests from the first timeline action on (clusterloader2 measures from the
+//!   over the requests from the scenario's start on (clusterloader2 measures from the
 //!   start of its test, not the cluster's bootstrap; [`Collector::measured_from`]).
 //! - etcd leader changes: etcd's `etcd_server_leader_changes_seen_total` (every leader a
 //!   term elected, the first included).
@@ -205,6 +205,8 @@ pub struct Collector {
     /// (window start ms, window end ms, component -> requests).
     api_by_component: Vec<(u64, u64, BTreeMap<String, u64>)>,
     last_ms: u64,
+    /// When the scenario's test started ([`TraceRecord::Start`]).
+    started_ms: Option<u64>,
 }
 
 impl Collector {
@@ -246,6 +248,9 @@ impl Collector {
                     }
                 }
                 self.api_by_component.push((*from, *end, by_component));
+            }
+            TraceRecord::Start { t } => {
+                self.started_ms.get_or_insert(*t);
             }
             TraceRecord::Run { .. } | TraceRecord::Outcome { .. } => {}
         }
@@ -460,15 +465,17 @@ impl Collector {
         }
     }
 
-    /// When the API call latency measurement starts: the first timeline action (the
-    /// scenario's first apply), as clusterloader2's APIResponsivenessPrometheus measures
-    /// from its `start` before the test's objects are created to its `gather`
-    /// (perf-tests clusterloader2/pkg/measurement/common/slos/api_responsiveness_prometheus.go,
-    /// Gather(startTime, endTime)), leaving out the cluster's own bootstrap (kubelets
-    /// registering while etcd elects its first leader). From the start when there is no
-    /// action. In whole trace windows: the window holding the action counts.
+    /// When the API call latency measurement starts: when the scenario's test starts (the
+    /// API server answers and the workloads are applied, [`TraceRecord::Start`]), as
+    /// clusterloader2's APIResponsivenessPrometheus measures from its `start`, before the
+    /// test's objects are created, to its `gather` (perf-tests
+    /// clusterloader2/pkg/measurement/common/slos/api_responsiveness_prometheus.go,
+    /// Gather(startTime, endTime)): the cluster's bootstrap (kubelets registering while
+    /// etcd elects its first leader) is not in it. In whole trace windows: from the window
+    /// holding the test's start (the API server answers by then). From 0 in a trace
+    /// without it.
     pub fn measured_from(&self) -> u64 {
-        self.actions.first().map_or(0, |a| a.t_ms - a.t_ms % kubesim_sim::trace::API_WINDOW_MS)
+        self.started_ms.map_or(0, |t| t - t % kubesim_sim::trace::API_WINDOW_MS)
     }
 
     fn api_latency(&self) -> Vec<ApiLatency> {
@@ -882,26 +889,23 @@ mod tests {
     }
 
     #[test]
-    fn api_call_latency_is_measured_from_the_first_timeline_action() {
+    fn api_call_latency_is_measured_from_the_tests_start() {
         let mut c = Collector::new();
         // Bootstrap: kubelets register while etcd elects its first leader (2 s answers).
         c.observe(&api_window(0, &[[2_000, 3], [5, 10]]));
-        c.observe(&TraceRecord::Action {
-            t: 12_500,
-            action: "apply".into(),
-            detail: "deployments/default/web".into(),
-        });
+        // The API answers and the workloads are applied at 10.518 s.
+        c.observe(&TraceRecord::Start { t: 10_518 });
         c.observe(&api_window(10_000, &[[5, 20]]));
         c.observe(&api_window(20_000, &[[7, 20]]));
         let m = c.metrics();
-        assert_eq!(m.api_call_latency_measured_from_seconds, 10.0, "the action's trace window");
+        assert_eq!(m.api_call_latency_measured_from_seconds, 10.0, "the trace window holding the start");
         let nodes = &m.api_call_latency[0];
         assert_eq!((nodes.count, nodes.p99_seconds, nodes.worst_5m_p99_seconds), (40, 0.007, 0.007));
         assert!(nodes.slo_met);
         // The chart of requests per component still has every request.
         assert_eq!(m.api_requests_by_component["kubelet"], 53);
 
-        // Without an action, the whole run counts and the bootstrap misses the SLO.
+        // Without a start, the whole run counts and the bootstrap misses the SLO.
         let mut c = Collector::new();
         c.observe(&api_window(0, &[[2_000, 3], [5, 10]]));
         let m = c.metrics();

@@ -470,7 +470,7 @@ fn expectations_table(h: &mut String, results: Option<&[OutcomeResult]>) {
 fn slo_tables(h: &mut String, m: &Metrics) {
     *h += "<h2>SLO metrics</h2>\n<p>As sig-scalability's SLIs define them: pod startup latency \
            (pod_startup_latency.md, SLO p99 ≤ 5 s), API call latency (api_call_latency.md, the worst \
-           5-minute p99 ≤ 1 s, from the first timeline action on, as clusterloader2 measures from the \
+           5-minute p99 ≤ 1 s, from the scenario's start on, as clusterloader2 measures from the \
            start of its test: the cluster's bootstrap left out), scheduling throughput as clusterloader2 \
            measures it.</p>\n";
     *h += "<table>\n<tr><th>metric</th><th>count</th><th>p50</th><th>p90</th><th>p99</th><th>max</th><th>SLO</th></tr>\n";

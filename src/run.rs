@@ -529,6 +529,7 @@ fn simulate_plan(
         let mut world = World::start(plan.world.clone(), sink.clone()).await;
         let mut step_errors = Vec::new();
         wait_for_api(&world).await;
+        sink.lock().expect("trace lock").note(&kubesim_sim::TraceRecord::Start { t: now().as_millis() });
         for obj in &plan.workloads {
             if let Err(e) = apply(&world, None, obj.clone()).await {
                 step_errors.push(format!("apply {} at {}: {e}", obj.key(), now()));

@@ -34,6 +34,11 @@ pub enum TraceRecord {
     /// What ran: the scenario's name, seed, file name and text. The first line of a trace
     /// file; not part of the trace hash (a comment edited in the scenario changes no run).
     Run { t: u64, scenario: String, seed: u64, duration: u64, file: String, source: String },
+    /// The scenario's test starts: the API server answers and the workloads are applied.
+    /// Measurements start here, as clusterloader2's start before their test's objects are
+    /// created (the API call latency SLI leaves the cluster's bootstrap out). Outside the
+    /// trace hash.
+    Start { t: u64 },
     /// How the run ended: each expectation's result and the trace hash. The last line of a
     /// trace file; not part of the hash it reports.
     Outcome { t: u64, results: Vec<OutcomeResult>, trace_hash: String },
@@ -77,6 +82,7 @@ impl TraceRecord {
             | TraceRecord::Leader { t, .. }
             | TraceRecord::ApiRequests { t, .. }
             | TraceRecord::Run { t, .. }
+            | TraceRecord::Start { t }
             | TraceRecord::Outcome { t, .. } => *t,
         };
         SimTime(t)
@@ -201,6 +207,13 @@ impl TraceSink {
                 self.error.get_or_insert_with(|| e.to_string());
             }
         }
+    }
+
+    /// Writes a line to the file outside the hash and the record count, and hands it to
+    /// the observers: a measurement's mark ([`TraceRecord::Start`]).
+    pub fn note(&mut self, rec: &TraceRecord) {
+        self.write_file_only(rec);
+        self.notify(rec);
     }
 
     /// Writes a line to the file, outside the hash and the record count.
