@@ -6,8 +6,9 @@ use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use kubesim_model::api::{Container, Node, Pod, Quantity};
-use kubesim_model::scheduler::framework::{NodeInfo, PodInfo};
+use kubesim_model::scheduler::framework::{NodeInfo, Nominated, PodInfo};
 use kubesim_model::scheduler::{SchedulerConfig, Snapshot};
+use kubesim_model::time::SimTime;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -34,13 +35,12 @@ fn pod(name: &str) -> Pod {
 
 fn snapshot(nodes: usize) -> Snapshot {
     let mut s = Snapshot::default();
-    let filler = PodInfo::new(Arc::new(pod("filler")));
     for i in 0..nodes {
         let mut info = NodeInfo::new(Arc::new(node(i)));
-        for _ in 0..(i % 100) {
-            info.add_pod(&filler);
+        for j in 0..(i % 100) {
+            info.add_pod(&Arc::new(PodInfo::new(Arc::new(pod(&format!("filler-{i}-{j}"))))));
         }
-        s.nodes.insert(info.name().to_string(), info);
+        s.insert_node(info);
     }
     s
 }
@@ -52,8 +52,20 @@ fn bench(c: &mut Criterion) {
         let mut snap = snapshot(n);
         let p = PodInfo::new(Arc::new(pod("incoming")));
         let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let profile = config.profiles[0].clone();
+        let nominated = Nominated::new();
         g.bench_with_input(BenchmarkId::from_parameter(n), &n, |b, _| {
-            b.iter(|| black_box(snap.schedule(black_box(&p), &config, &mut rng)))
+            b.iter(|| {
+                black_box(snap.schedule(
+                    black_box(&p),
+                    &profile,
+                    &config,
+                    &nominated,
+                    1,
+                    SimTime::ZERO,
+                    &mut rng,
+                ))
+            })
         });
     }
     g.finish();

@@ -163,6 +163,7 @@ pub fn perfetto(reader: impl BufRead) -> Result<Value, String> {
             TraceRecord::ApiRequests { .. }
             | TraceRecord::Run { .. }
             | TraceRecord::Start { .. }
+            | TraceRecord::Scheduling { .. }
             | TraceRecord::Outcome { .. } => {}
         }
     }

@@ -3,6 +3,8 @@
 //! Dependencies point one way: this crate -> kubesim-faults -> kubesim-sim -> kubesim-model.
 
 pub mod cluster_fuzz;
+pub mod drain;
+pub mod explain;
 pub mod export;
 pub mod fuzz;
 pub mod import;

@@ -81,6 +81,20 @@ enum Command {
         #[arg(long, short)]
         namespace: Option<String>,
     },
+    /// Why a pod is where it is (or Pending): the scheduler's attempt in force at a
+    /// simulated time, with every node's filter verdict, the scores and preemption.
+    Explain {
+        /// pod
+        kind: String,
+        name: String,
+        #[command(flatten)]
+        at: AtArgs,
+        #[arg(long, short)]
+        namespace: Option<String>,
+        /// Output format: json prints the attempt as the trace holds it.
+        #[arg(long, short, value_enum)]
+        output: Option<ExplainFormat>,
+    },
     /// Fuzz whole clusters (`kubesim fuzz SCENARIO.yaml... --faults swarm`) or etcd alone
     /// (`kubesim fuzz etcd`). Exit 0: nothing failed; 1: a failure, its repro written; 2: bad input.
     #[command(args_conflicts_with_subcommands = true)]
@@ -235,6 +249,11 @@ struct AtArgs {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum ExplainFormat {
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Format {
     Wide,
     Yaml,
@@ -322,6 +341,24 @@ fn dispatch(cmd: Command) -> Result<(), Failure> {
             let ns =
                 if kind.namespaced() { namespace.unwrap_or_else(|| "default".into()) } else { String::new() };
             let text = kubectl::describe(&state, kind, &ns, &name, now).map_err(Failure::Input)?;
+            out(&text);
+            Ok(())
+        }
+        Command::Explain { kind, name, at, namespace, output } => {
+            if Kind::parse(&kind) != Some(Kind::Pod) {
+                return Err(Failure::Input(format!(
+                    "explain: {kind:?}: only pods are explained (kubesim explain pod NAME)"
+                )));
+            }
+            let t = match &at.at {
+                Some(s) => kubesim::scenario::parse_duration(s)
+                    .map_err(|e| Failure::Input(format!("--at {s:?}: {e} (e.g. --at 90s or --at 2m30s)")))?,
+                None => SimTime(u64::MAX),
+            };
+            let ns = namespace.unwrap_or_else(|| "default".into());
+            let json = matches!(output, Some(ExplainFormat::Json));
+            let text =
+                kubesim::explain::explain_file(&at.trace, &ns, &name, t, json).map_err(Failure::Input)?;
             out(&text);
             Ok(())
         }

@@ -252,7 +252,7 @@ impl Collector {
             TraceRecord::Start { t } => {
                 self.started_ms.get_or_insert(*t);
             }
-            TraceRecord::Run { .. } | TraceRecord::Outcome { .. } => {}
+            TraceRecord::Run { .. } | TraceRecord::Outcome { .. } | TraceRecord::Scheduling { .. } => {}
         }
     }
 

@@ -24,6 +24,7 @@ fn worker(pool: &NodePool, i: u32, index: usize, behaviors: &Arc<Behaviors>) -> 
     if let Some(e) = &pool.capacity.ephemeral_storage {
         cap.insert("ephemeral-storage".into(), e.clone());
     }
+    cap.extend(pool.capacity.extended.iter().map(|(k, v)| (k.clone(), v.clone())));
     let mut k = KubeletConfig::new(pool.node_name(i), cap);
     k.labels = pool.labels.clone();
     k.register_with_taints = pool.taints.clone();
@@ -65,6 +66,9 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
         world.scheduler.pod_max_backoff = Duration::from_secs(v);
     }
     world.scheduler.percentage_of_nodes_to_score = ks.percentage_of_nodes_to_score;
+    if !ks.profiles.is_empty() {
+        world.scheduler.profiles = ks.profiles.iter().map(|p| p.build().expect("validated")).collect();
+    }
     if let Some(q) = ks.qps {
         world.scheduler_rate.qps = q;
     }
@@ -138,6 +142,12 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
                 }
                 Step::AddWorkers(ws)
             }
+            Action::Drain(d) => Step::Drain(crate::drain::Drain {
+                node: d.node.clone(),
+                ignore_daemon_sets: d.ignore_daemon_sets,
+                force: d.force,
+                grace_period_seconds: d.grace_period.as_ref().map(|g| g.time.as_secs() as i64),
+            }),
             Action::RemoveNode(n) => Step::RemoveNode(n.clone()),
             Action::Taint(t) | Action::Untaint(t) => Step::Taint {
                 node: t.node.clone(),

@@ -65,6 +65,8 @@ pub enum Step {
         add: bool,
     },
     Fault(Fault),
+    /// `kubectl drain` (src/drain.rs): its retries go on in the background.
+    Drain(crate::drain::Drain),
 }
 
 impl Step {
@@ -88,6 +90,7 @@ impl Step {
                 ((if *add { "taint" } else { "untaint" }).into(), detail)
             }
             Step::Fault(f) => ("fault".into(), format!("{f:?}")),
+            Step::Drain(d) => ("drain".into(), d.node.clone()),
         }
     }
 }
@@ -540,12 +543,34 @@ fn simulate_plan(
         let checker =
             kubesim_sim::spawn(run_checks(plan.checks.clone(), sink.clone(), plan.duration, bar.clone()));
         let mut step_checks = Vec::new();
-        for ts in &plan.timeline {
-            if ts.at > plan.duration {
-                break;
+        // Drains still retrying evictions, interleaved with the timeline by time.
+        let mut drains: Vec<crate::drain::Draining> = Vec::new();
+        let mut steps = plan.timeline.iter().filter(|ts| ts.at <= plan.duration).peekable();
+        loop {
+            let next_drain = drains.iter().map(|d| d.next).min().filter(|t| *t <= plan.duration);
+            let next_step = steps.peek().map(|ts| ts.at);
+            if let Some(t) = next_drain.filter(|t| next_step.is_none_or(|s| *t < s)) {
+                sleep_until(t).await;
+                let mut left = Vec::new();
+                for mut d in drains.drain(..) {
+                    if d.next > t || !d.step(&world).await {
+                        left.push(d);
+                    }
+                }
+                drains = left;
+                continue;
             }
+            let Some(ts) = steps.next() else { break };
             sleep_until(ts.at).await;
-            let result = do_step(&mut world, &ts.step, ts.via.as_deref()).await;
+            let result = match &ts.step {
+                Step::Drain(d) => {
+                    world.action("drain", &d.node);
+                    let (result, rest) = d.start(&world, ts.via.as_deref()).await;
+                    drains.extend(rest);
+                    result
+                }
+                step => do_step(&mut world, step, ts.via.as_deref()).await,
+            };
             let what = format!("{} at {}", ts.step.describe().0, ts.at);
             match (&ts.expect_error, result) {
                 (None, Err(e)) => step_errors.push(format!("{what}: {e}")),
@@ -975,6 +1000,8 @@ async fn do_step(world: &mut World, step: &Step, via: Option<&str>) -> Result<()
             .map_err(|e| e.message)
         }
         Step::Fault(f) => f.apply(world),
+        // Drains run from the timeline loop, which keeps their retries.
+        Step::Drain(d) => d.start(world, via).await.0,
     }
 }
 

@@ -2,10 +2,13 @@
 
 mod cli;
 mod describe;
+mod differential;
+mod explain;
 mod fixtures;
 mod fuzz;
 mod import;
 mod pod_startup;
 mod report;
 mod scenarios;
+mod scheduling;
 mod sweep;

@@ -362,6 +362,7 @@ impl Component for LeaderElected {
         if let Some(inner) = &mut self.inner {
             let inner_out = inner.tick(now, rng);
             out.requests.extend(inner_out.requests);
+            out.records.extend(inner_out.records);
             if let Some(w) = inner_out.wake_at {
                 out.wake_no_later_than(w);
             }

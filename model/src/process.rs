@@ -59,6 +59,9 @@ pub enum Record<V = Value> {
     /// (sig-scalability/slos/api_call_latency.md). Watches (streaming) are not requests
     /// here, as they are not in the SLI.
     ApiCalls(Vec<ApiCall>),
+    /// A client component's own record of what it decided and why (the scheduler's
+    /// attempts, for `kubesim explain`).
+    Component(crate::client::Record),
 }
 
 /// One answered API request, labelled as `apiserver_request_duration_seconds` labels it.
@@ -85,6 +88,7 @@ impl ApiCall {
             ApiRequest::Update(o) => ("PUT", o.kind().resource(), ""),
             ApiRequest::UpdateStatus(o) => ("PUT", o.kind().resource(), "status"),
             ApiRequest::Bind { .. } => ("POST", "pods", "binding"),
+            ApiRequest::Evict { .. } => ("POST", "pods", "eviction"),
             ApiRequest::Delete { key, .. } => ("DELETE", key.kind.resource(), ""),
             ApiRequest::Patch { patch: crate::client::Patch::PodStatus { .. }, .. } => {
                 ("PATCH", "pods", "status")

@@ -7,7 +7,8 @@ use std::io::{BufRead, Write};
 use std::sync::Arc;
 
 use kubesim_model::api::Object;
-use kubesim_model::client::{Cache, WatchEvent, WatchEventType};
+use kubesim_model::client::{Cache, Record, WatchEvent, WatchEventType};
+use kubesim_model::scheduler::attempt::SchedulingAttempt;
 use kubesim_model::time::SimTime;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -31,6 +32,8 @@ pub enum TraceRecord {
     /// stays the fingerprint of what the cluster did, comparable with builds that do not
     /// measure.
     ApiRequests { t: u64, from: u64, calls: Vec<ApiCallStats> },
+    /// A kube-scheduler attempt: every node's verdict, the scores and the decision.
+    Scheduling { t: u64, host: String, attempt: Arc<SchedulingAttempt> },
     /// What ran: the scenario's name, seed, file name and text. The first line of a trace
     /// file; not part of the trace hash (a comment edited in the scenario changes no run).
     Run { t: u64, scenario: String, seed: u64, duration: u64, file: String, source: String },
@@ -83,9 +86,19 @@ impl TraceRecord {
             | TraceRecord::ApiRequests { t, .. }
             | TraceRecord::Run { t, .. }
             | TraceRecord::Start { t }
-            | TraceRecord::Outcome { t, .. } => *t,
+            | TraceRecord::Outcome { t, .. }
+            | TraceRecord::Scheduling { t, .. } => *t,
         };
         SimTime(t)
+    }
+
+    /// A record a component reported in its output.
+    pub fn of_component(t: SimTime, host: &str, r: Record) -> TraceRecord {
+        match r {
+            Record::SchedulingAttempt(attempt) => {
+                TraceRecord::Scheduling { t: t.as_millis(), host: host.to_string(), attempt }
+            }
+        }
     }
 }
 

@@ -219,7 +219,7 @@ fn etcd_hooks(trace: Arc<Mutex<TraceSink>>, shared: EtcdShared) -> Hooks<Value> 
                             trace.lock().expect("trace lock").record(&rec);
                         }
                     }
-                    Record::EtcdSnapshotInstalled { .. } | Record::ApiCalls(_) => {}
+                    Record::EtcdSnapshotInstalled { .. } | Record::ApiCalls(_) | Record::Component(_) => {}
                 }
             }
         }),
@@ -238,6 +238,21 @@ fn apiserver_hooks(trace: Arc<Mutex<TraceSink>>, cp_count: u32) -> Hooks<Value> 
                         .lock()
                         .expect("trace lock")
                         .record_api_calls(&calls, t, |c| component_of(c, cp_count));
+                }
+            }
+        }),
+        local: Box::new(|_, _| {}),
+    }
+}
+
+/// Records a client process's own records (the scheduler's attempts) with its host.
+fn client_hooks(trace: Arc<Mutex<TraceSink>>, host: String) -> Hooks<Value> {
+    Hooks {
+        records: Box::new(move |records, t| {
+            let mut sink = trace.lock().expect("trace lock");
+            for r in records {
+                if let Record::Component(r) = r {
+                    sink.record(&TraceRecord::of_component(t, &host, r));
                 }
             }
         }),
@@ -398,11 +413,12 @@ impl World {
         rates: ClientRates,
         make: impl Fn() -> Box<dyn Component> + Send + Sync + 'static,
     ) {
-        let net = self.net.clone();
+        let (net, trace, host_name) = (self.net.clone(), self.trace.clone(), host.to_string());
         let state = self.hosts.get(host).map(|h| h.state.clone()).unwrap_or_default();
         self.add_process(host, process, move || {
             let (net, apis, component, state, rates) =
                 (net.clone(), apis.clone(), make(), state.clone(), rates.clone());
+            let hooks = client_hooks(trace.clone(), host_name.clone());
             async move {
                 let t = now();
                 let ep_net = net.clone();
@@ -414,7 +430,7 @@ impl World {
                     ep_net.inject(addr, Box::new(Input::<Value>::Host(observed)));
                 }
                 let p = ClientProcess::new(component, apis, client, rates, t);
-                drive(Arc::new(Mutex::new(p)), ep, process_rng(seed), None, Hooks::default()).await
+                drive(Arc::new(Mutex::new(p)), ep, process_rng(seed), None, hooks).await
             }
         });
     }

@@ -233,6 +233,12 @@ fn header(kind: Kind, wide: bool) -> Vec<&'static str> {
         (Kind::Event, _) => vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
         (Kind::Lease, _) => vec!["NAME", "HOLDER", "AGE"],
         (Kind::Namespace, _) => vec!["NAME", "STATUS", "AGE"],
+        // pkg/printers/internalversion/printers.go priorityClassColumnDefinitions.
+        (Kind::PriorityClass, _) => vec!["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"],
+        // podDisruptionBudgetColumnDefinitions.
+        (Kind::PodDisruptionBudget, _) => {
+            vec!["NAME", "MIN AVAILABLE", "MAX UNAVAILABLE", "ALLOWED DISRUPTIONS", "AGE"]
+        }
         (Kind::ConfigMap, _) => vec!["NAME", "DATA", "AGE"],
         (Kind::Secret, _) => vec!["NAME", "TYPE", "DATA", "AGE"],
     }
@@ -245,6 +251,25 @@ fn selector_string(s: &kubesim_model::api::LabelSelector) -> String {
 
 fn row(o: &Object, wide: bool, now: SimTime) -> Vec<String> {
     match o {
+        Object::PriorityClass(pc) => vec![
+            pc.metadata.name.clone(),
+            pc.value.to_string(),
+            pc.global_default.to_string(),
+            age(pc.metadata.creation_timestamp, now),
+            pc.preemption_policy.clone().unwrap_or_default(),
+        ],
+        Object::PodDisruptionBudget(b) => {
+            let na = |v: &Option<kubesim_model::api::IntOrString>| {
+                v.as_ref().map_or("N/A".into(), |v| v.to_string())
+            };
+            vec![
+                b.metadata.name.clone(),
+                na(&b.spec.min_available),
+                na(&b.spec.max_unavailable),
+                b.status.disruptions_allowed.to_string(),
+                age(b.metadata.creation_timestamp, now),
+            ]
+        }
         Object::Pod(p) => pod_row(p, wide, now),
         Object::Node(n) => {
             let mut r = vec![

@@ -138,6 +138,9 @@ pub struct SchedulerFlags {
     /// clientConnection.qps / burst.
     pub qps: Option<f64>,
     pub burst: Option<u32>,
+    /// KubeSchedulerConfiguration `profiles` (default: the default profile).
+    #[serde(default)]
+    pub profiles: Vec<kubesim_model::scheduler::config::ProfileConfig>,
 }
 
 /// kube-controller-manager flags a scenario may set, by their upstream names.
@@ -184,13 +187,16 @@ impl NodePool {
 }
 
 #[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Capacity {
     pub cpu: Quantity,
     pub memory: Quantity,
     pub pods: Option<Quantity>,
     #[serde(rename = "ephemeral-storage")]
     pub ephemeral_storage: Option<Quantity>,
+    /// Extended resources (`nvidia.com/gpu: 4`): any other key, which must be
+    /// domain-prefixed (checked in `validate`).
+    #[serde(flatten)]
+    pub extended: BTreeMap<String, Quantity>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -434,6 +440,21 @@ pub struct TaintAction {
     pub effect: Option<EffectName>,
 }
 
+/// `kubectl drain`: cordon the node, evict its pods through the Eviction API.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct DrainAction {
+    pub node: String,
+    /// --ignore-daemonsets (default false, as kubectl).
+    #[serde(default)]
+    pub ignore_daemon_sets: bool,
+    /// --force: also delete pods no controller manages.
+    #[serde(default)]
+    pub force: bool,
+    /// --grace-period for the evicted pods (default: each pod's own).
+    pub grace_period: Option<Dur>,
+}
+
 /// What a timeline entry does: an API call through the scenario's kubectl, a change to
 /// the cluster's machines, or a fault from the catalogue.
 #[derive(Clone, Debug)]
@@ -447,11 +468,14 @@ pub enum Action {
     Untaint(TaintAction),
     AddNodes(AddNodes),
     RemoveNode(String),
+    /// `kubectl drain` (src/drain.rs).
+    Drain(DrainAction),
     Fault(Fault),
 }
 
 /// Actions that are not faults, by the name a timeline writes.
-pub const API_ACTIONS: [&str; 7] = ["apply", "delete", "scale", "cordon", "uncordon", "taint", "untaint"];
+pub const API_ACTIONS: [&str; 8] =
+    ["apply", "delete", "scale", "cordon", "uncordon", "taint", "untaint", "drain"];
 
 impl Action {
     /// The name a timeline writes it under.
@@ -466,6 +490,7 @@ impl Action {
             Action::Untaint(_) => "untaint",
             Action::AddNodes(_) => "addNodes",
             Action::RemoveNode(_) => "removeNode",
+            Action::Drain(_) => "drain",
             Action::Fault(f) => f.name(),
         }
     }
@@ -496,6 +521,7 @@ impl Action {
             "untaint" => Action::Untaint(map.next_value()?),
             "addNodes" => Action::AddNodes(map.next_value()?),
             "removeNode" => Action::RemoveNode(map.next_value()?),
+            "drain" => Action::Drain(map.next_value()?),
             other if kubesim_faults::FAULT_NAMES.contains(&other) => {
                 // A scalar argument's error is placed at its key (serde_yaml would place
                 // it at the entry); a mapping argument keeps serde_yaml's inner position.
@@ -581,7 +607,7 @@ pub const TIMELINE_ACTIONS: &str =
     "apply, delete, scale, cordon, uncordon, taint, untaint, addNodes, removeNode, \
 killHost, restartHost, killProcess, restartProcess, killLeader, stopKubelet, startKubelet, \
 stopContainerRuntime, startContainerRuntime, isolateMember, isolateEtcdLeader, loseEtcdDisk, \
-slowEtcdDisk, loseUnsyncedWrites, partition, heal, memoryHog, fillDisk, fillInodes, exhaustPids, unpullableImage, pullableImage, crashContainer";
+slowEtcdDisk, loseUnsyncedWrites, partition, heal, memoryHog, fillDisk, fillInodes, exhaustPids, unpullableImage, pullableImage, crashContainer, drain";
 
 /// Loads a scenario file.
 pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
@@ -684,6 +710,27 @@ impl Invalid {
     }
 }
 
+/// kubeScheduler.profiles: each builds (known plugins, weights, arguments) and names a
+/// scheduler once (config validation's `Duplicate value`).
+fn validate_profiles(s: &Scenario) -> Result<(), Invalid> {
+    let mut names = std::collections::BTreeSet::new();
+    for (i, p) in s.control_plane.kube_scheduler.profiles.iter().enumerate() {
+        let path = format!("controlPlane.kubeScheduler.profiles[{i}]");
+        let fail = |message: String| {
+            Invalid::new(
+                &path,
+                format!("kubeScheduler.profiles[{i}]: {message}"),
+                "see KubeSchedulerConfiguration in scenarios/README.md",
+            )
+        };
+        let built = p.build().map_err(fail)?;
+        if !names.insert(built.scheduler_name.clone()) {
+            return Err(fail(format!("schedulerName: Duplicate value: {:?}", built.scheduler_name)));
+        }
+    }
+    Ok(())
+}
+
 /// Every host the scenario starts with: control-plane hosts and pool nodes.
 pub fn host_names(s: &Scenario) -> Vec<String> {
     let mut v: Vec<String> = (1..=s.control_plane.hosts.unwrap_or(DEFAULT_CONTROL_PLANE_HOSTS))
@@ -762,6 +809,7 @@ fn validate_settings(s: &Scenario) -> Result<(), Invalid> {
     if s.duration.time == SimTime::ZERO {
         return Err(Invalid::new("duration", "duration must be greater than 0", "e.g. duration: 5m"));
     }
+    validate_profiles(s)?;
     for (i, pool) in s.node_pools.iter().enumerate() {
         let p = format!("nodePools[{i}]");
         if let Err(m) = pool.kubelet.eviction() {
@@ -781,6 +829,13 @@ fn validate_settings(s: &Scenario) -> Result<(), Invalid> {
                     "e.g. 50",
                 ));
             }
+        }
+        if let Some(k) = pool.capacity.extended.keys().find(|k| !k.contains('/')) {
+            return Err(Invalid::new(
+                format!("{p}.capacity.{k}"),
+                format!("node pool {}: unknown capacity field {k:?}", pool.name),
+                "capacity takes cpu, memory, pods, ephemeral-storage and extended resources with a domain, e.g. nvidia.com/gpu",
+            ));
         }
         for (what, q) in [("cpu", &pool.capacity.cpu), ("memory", &pool.capacity.memory)] {
             if q.value() <= 0 {
@@ -895,6 +950,7 @@ fn validate_entry<'a>(
             }
         }
         Action::Cordon(n) | Action::Uncordon(n) | Action::RemoveNode(n) => named.push(n),
+        Action::Drain(d) => named.push(&d.node),
         Action::Taint(t) | Action::Untaint(t) => {
             named.push(&t.node);
             if matches!(e.action, Action::Taint(_)) && t.effect.is_none() {
@@ -976,7 +1032,7 @@ fn validate_entry<'a>(
             return Err(Invalid::new(
                 format!("{path}.via"),
                 "via applies to API actions only",
-                "use it with apply, delete, scale, cordon, uncordon, taint or untaint",
+                "use it with apply, delete, scale, cordon, uncordon, taint, untaint or drain",
             ));
         }
         if v != "isolated" && !is_cp(v) {
@@ -991,7 +1047,7 @@ fn validate_entry<'a>(
         return Err(Invalid::new(
             format!("{path}.expectError"),
             "expectError applies to API actions only",
-            "use it with apply, delete, scale, cordon, uncordon, taint or untaint",
+            "use it with apply, delete, scale, cordon, uncordon, taint, untaint or drain",
         ));
     }
     Ok(())

@@ -89,11 +89,9 @@ pub fn field_path(p: &serde_ignored::Path) -> String {
 /// kept without a word.
 const POD_SPEC_NOT_SIMULATED: &[(&str, &str)] = &[
     ("activeDeadlineSeconds", "the kubelet does not end the pod at its deadline"),
-    ("topologySpreadConstraints", "the scheduler does not spread pods by them"),
     ("readinessGates", "the pod's readiness does not wait for them"),
     ("schedulingGates", "the scheduler does not wait for them"),
     ("runtimeClassName", "no RuntimeClass overhead or node selection"),
-    ("preemptionPolicy", "preemption does not read it"),
     ("resourceClaims", "no device is allocated"),
 ];
 const CONTAINER_NOT_SIMULATED: &[(&str, &str)] = &[

@@ -10,6 +10,8 @@ pub mod meta;
 pub mod node;
 pub mod object;
 pub mod pod;
+pub mod pod_scheduling;
+pub mod policy;
 pub mod quantity;
 pub mod scheduling;
 pub mod selector;
@@ -25,6 +27,7 @@ pub use pod::{
     Container, ContainerStatus, Pod, PodCondition, PodPhase, PodSpec, PodStatus, PodTemplateSpec, Probe,
     ResourceList, Resources, RestartPolicy,
 };
+pub use policy::{PodDisruptionBudget, PriorityClass};
 pub use quantity::Quantity;
 pub use scheduling::{Affinity, Taint, TaintEffect, Toleration, TolerationOperator};
 pub use selector::{LabelSelector, Selector};

@@ -48,6 +48,8 @@ pub struct NodeStatus {
     pub addresses: Vec<NodeAddress>,
     #[serde(default)]
     pub node_info: NodeSystemInfo,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<super::pod_scheduling::ContainerImage>,
 }
 
 /// Node condition types (`v1.NodeConditionType`).

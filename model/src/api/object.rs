@@ -13,6 +13,7 @@ use super::config::{ConfigMap, Secret};
 use super::meta::ObjectMeta;
 use super::node::Node;
 use super::pod::Pod;
+use super::policy::{PodDisruptionBudget, PriorityClass};
 use super::workloads::{DaemonSet, Deployment, Job, ReplicaSet, StatefulSet};
 
 /// A kind kubesim simulates. Order is the order `kubectl get all`-style output uses.
@@ -28,12 +29,14 @@ pub enum Kind {
     Job,
     Lease,
     Event,
+    PriorityClass,
+    PodDisruptionBudget,
     ConfigMap,
     Secret,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 14] = [
         Kind::Namespace,
         Kind::Node,
         Kind::Pod,
@@ -44,6 +47,8 @@ impl Kind {
         Kind::Job,
         Kind::Lease,
         Kind::Event,
+        Kind::PriorityClass,
+        Kind::PodDisruptionBudget,
         Kind::ConfigMap,
         Kind::Secret,
     ];
@@ -60,6 +65,8 @@ impl Kind {
             Kind::Job => "Job",
             Kind::Lease => "Lease",
             Kind::Event => "Event",
+            Kind::PriorityClass => "PriorityClass",
+            Kind::PodDisruptionBudget => "PodDisruptionBudget",
             Kind::ConfigMap => "ConfigMap",
             Kind::Secret => "Secret",
         }
@@ -71,6 +78,8 @@ impl Kind {
             Kind::ReplicaSet | Kind::Deployment | Kind::DaemonSet | Kind::StatefulSet => "apps/v1",
             Kind::Job => "batch/v1",
             Kind::Lease => "coordination.k8s.io/v1",
+            Kind::PriorityClass => "scheduling.k8s.io/v1",
+            Kind::PodDisruptionBudget => "policy/v1",
         }
     }
 
@@ -87,6 +96,8 @@ impl Kind {
             Kind::Job => "jobs",
             Kind::Lease => "leases",
             Kind::Event => "events",
+            Kind::PriorityClass => "priorityclasses",
+            Kind::PodDisruptionBudget => "poddisruptionbudgets",
             Kind::ConfigMap => "configmaps",
             Kind::Secret => "secrets",
         }
@@ -101,7 +112,7 @@ impl Kind {
     }
 
     pub fn namespaced(self) -> bool {
-        !matches!(self, Kind::Namespace | Kind::Node)
+        !matches!(self, Kind::Namespace | Kind::Node | Kind::PriorityClass)
     }
 
     /// The etcd key prefix the API server stores this kind under
@@ -118,6 +129,8 @@ impl Kind {
             Kind::Job => "/registry/jobs/",
             Kind::Lease => "/registry/leases/",
             Kind::Event => "/registry/events/",
+            Kind::PriorityClass => "/registry/priorityclasses/",
+            Kind::PodDisruptionBudget => "/registry/poddisruptionbudgets/",
             Kind::ConfigMap => "/registry/configmaps/",
             Kind::Secret => "/registry/secrets/",
         }
@@ -137,6 +150,8 @@ impl Kind {
             "job" | "jobs" => Kind::Job,
             "lease" | "leases" => Kind::Lease,
             "event" | "events" | "ev" => Kind::Event,
+            "priorityclass" | "priorityclasses" | "pc" => Kind::PriorityClass,
+            "poddisruptionbudget" | "poddisruptionbudgets" | "pdb" => Kind::PodDisruptionBudget,
             "configmap" | "configmaps" | "cm" => Kind::ConfigMap,
             "secret" | "secrets" => Kind::Secret,
             _ => return None,
@@ -201,6 +216,8 @@ pub enum Object {
     Job(Job),
     Lease(Lease),
     Event(Event),
+    PriorityClass(PriorityClass),
+    PodDisruptionBudget(PodDisruptionBudget),
     ConfigMap(ConfigMap),
     Secret(Secret),
 }
@@ -218,6 +235,8 @@ macro_rules! each_kind {
             Object::Job($o) => $body,
             Object::Lease($o) => $body,
             Object::Event($o) => $body,
+            Object::PriorityClass($o) => $body,
+            Object::PodDisruptionBudget($o) => $body,
             Object::ConfigMap($o) => $body,
             Object::Secret($o) => $body,
         }
@@ -237,6 +256,8 @@ impl Object {
             Object::Job(_) => Kind::Job,
             Object::Lease(_) => Kind::Lease,
             Object::Event(_) => Kind::Event,
+            Object::PriorityClass(_) => Kind::PriorityClass,
+            Object::PodDisruptionBudget(_) => Kind::PodDisruptionBudget,
             Object::ConfigMap(_) => Kind::ConfigMap,
             Object::Secret(_) => Kind::Secret,
         }
@@ -306,6 +327,18 @@ impl Object {
     pub fn as_event(&self) -> Option<&Event> {
         match self {
             Object::Event(e) => Some(e),
+            _ => None,
+        }
+    }
+    pub fn as_priority_class(&self) -> Option<&PriorityClass> {
+        match self {
+            Object::PriorityClass(p) => Some(p),
+            _ => None,
+        }
+    }
+    pub fn as_pod_disruption_budget(&self) -> Option<&PodDisruptionBudget> {
+        match self {
+            Object::PodDisruptionBudget(p) => Some(p),
             _ => None,
         }
     }
@@ -439,6 +472,8 @@ impl<'de> Visitor<'de> for DocumentVisitor {
             Kind::Job => Object::Job(finish(map, buffered)?),
             Kind::Lease => Object::Lease(finish(map, buffered)?),
             Kind::Event => Object::Event(finish(map, buffered)?),
+            Kind::PriorityClass => Object::PriorityClass(finish(map, buffered)?),
+            Kind::PodDisruptionBudget => Object::PodDisruptionBudget(finish(map, buffered)?),
             Kind::ConfigMap => Object::ConfigMap(finish(map, buffered)?),
             Kind::Secret => Object::Secret(finish(map, buffered)?),
         };

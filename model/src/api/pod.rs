@@ -82,6 +82,11 @@ pub struct PodSpec {
     pub service_account_name: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub dns_policy: String,
+    /// `PreemptLowerPriority` or `Never`, set by Priority admission.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preemption_policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topology_spread_constraints: Vec<super::pod_scheduling::TopologySpreadConstraint>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<Volume>,
     /// Fields kubesim does not model, kept as written and shown back (`get -o yaml`).

@@ -104,6 +104,10 @@ pub fn tolerations_tolerate(tolerations: &[Toleration], taint: &Taint) -> bool {
 pub struct Affinity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_affinity: Option<NodeAffinity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_affinity: Option<super::pod_scheduling::PodAffinity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_anti_affinity: Option<super::pod_scheduling::PodAntiAffinity>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -118,6 +118,7 @@ pub fn prepare_create(
         // ConfigMaps and Secrets have no spec and no generation.
         m.generation = i64::from(!matches!(kind, Kind::ConfigMap | Kind::Secret));
     }
+    super::priority::admit_create(obj, cache)?;
     default_object(obj);
     Ok(())
 }
@@ -280,6 +281,7 @@ fn has_status(kind: Kind) -> bool {
             | Kind::StatefulSet
             | Kind::Job
             | Kind::Namespace
+            | Kind::PodDisruptionBudget
     )
 }
 
@@ -411,6 +413,7 @@ fn copy_status(from: &Object, to: &mut Object) {
         (Object::StatefulSet(a), Object::StatefulSet(b)) => b.status = a.status.clone(),
         (Object::Job(a), Object::Job(b)) => b.status = a.status.clone(),
         (Object::Namespace(a), Object::Namespace(b)) => b.status = a.status.clone(),
+        (Object::PodDisruptionBudget(a), Object::PodDisruptionBudget(b)) => b.status = a.status.clone(),
         _ => {}
     }
 }
@@ -424,6 +427,7 @@ fn same_spec(a: &Object, b: &Object) -> bool {
         (Object::DaemonSet(x), Object::DaemonSet(y)) => x.spec == y.spec,
         (Object::StatefulSet(x), Object::StatefulSet(y)) => x.spec == y.spec,
         (Object::Job(x), Object::Job(y)) => x.spec == y.spec,
+        (Object::PodDisruptionBudget(x), Object::PodDisruptionBudget(y)) => x.spec == y.spec,
         _ => true,
     }
 }

@@ -4,6 +4,8 @@
 //! [`ApiInput::EtcdResponse`]), as the real one talks gRPC, so replication slots in.
 
 mod admission;
+mod eviction;
+mod priority;
 pub mod server;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -18,6 +20,7 @@ use crate::etcd::{Compare, CompareOp, CompareTarget, EtcdRequest, EtcdResponse, 
 use crate::time::SimTime;
 
 pub use admission::{default_object, uuid_v4, validate_name};
+pub use eviction::{too_many_requests, MSG_VIOLATES_BUDGET};
 pub use server::ApiServerProcess;
 
 impl Stamp for Arc<Object> {
@@ -134,6 +137,8 @@ enum Pending {
     Lease {
         requested_at: SimTime,
     },
+    /// POST pods/eviction's transaction (eviction.rs).
+    Evict(eviction::PendingEviction),
 }
 
 impl Pending {
@@ -142,6 +147,7 @@ impl Pending {
             Pending::Create(c, _) | Pending::Write(c, _) | Pending::Delete(c, _) | Pending::Get(c, _) => {
                 Some(*c)
             }
+            Pending::Evict(e) => Some(e.caller),
             Pending::List | Pending::Watch | Pending::Lease { .. } => None,
         }
     }
@@ -269,6 +275,14 @@ impl ApiServer {
                 ..Default::default()
             });
             self.create(NOBODY, obj, now, rng, out);
+        }
+        // The scheduling/bootstrap-system-priority-classes post-start hook (their uids
+        // come from an RNG of their own, leaving the server's stream as it was).
+        for pc in crate::api::PriorityClass::system_classes() {
+            if self.cache.get(&ObjectKey::new(Kind::PriorityClass, "", pc.metadata.name.clone())).is_none() {
+                let mut own = priority::bootstrap_rng(&pc.metadata.name);
+                self.create(NOBODY, Object::PriorityClass(pc), now, &mut own, out);
+            }
         }
     }
 
@@ -426,6 +440,9 @@ impl ApiServer {
             ApiRequest::Get(key) => {
                 let request = EtcdRequest::Range { key: key.etcd_key(), prefix: false, limit: 0 };
                 self.send_to_etcd(Pending::Get(caller, key), request, out)
+            }
+            ApiRequest::Evict { namespace, name, grace_period_seconds } => {
+                self.evict(caller, namespace, name, grace_period_seconds, now, out)
             }
         }
     }
@@ -590,6 +607,7 @@ impl ApiServer {
                 waiting.append(&mut self.waiting);
                 self.waiting = waiting;
             }
+            (Pending::Evict(e), response) => self.eviction_response(e, response, now, out),
             (pending, EtcdResponse::Error { message }) => {
                 // apiserver's ErrorToAPIStatus: an etcd error is not a metav1.Status; it
                 // reaches the client as a 500 with reason Unknown ("") and etcd's message
@@ -725,7 +743,7 @@ impl ApiServer {
                     first(results).map(|kv| kv.value).ok_or_else(|| ApiError::not_found(key.kind, &key.name));
                 self.reply(caller, result, out);
             }
-            Pending::List | Pending::Watch | Pending::Lease { .. } => {}
+            Pending::List | Pending::Watch | Pending::Lease { .. } | Pending::Evict(_) => {}
         }
     }
 

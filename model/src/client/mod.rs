@@ -40,6 +40,9 @@ pub enum ApiRequest {
     /// conflicting write (strategic-merge patches, and client-go's get-modify-update loops
     /// under `RetryOnConflict`).
     Patch { key: ObjectKey, patch: Patch },
+    /// POST pods/eviction (policy/v1 Eviction): deletes the pod unless a
+    /// PodDisruptionBudget would be violated (429 TooManyRequests).
+    Evict { namespace: String, name: String, grace_period_seconds: Option<i64> },
 }
 
 /// A change applied against the object the server holds now.
@@ -58,7 +61,7 @@ impl ApiRequest {
     /// The verb as audit logs and traces name it.
     pub fn verb(&self) -> &'static str {
         match self {
-            ApiRequest::Create(_) | ApiRequest::Bind { .. } => "create",
+            ApiRequest::Create(_) | ApiRequest::Bind { .. } | ApiRequest::Evict { .. } => "create",
             ApiRequest::Update(_) | ApiRequest::UpdateStatus(_) => "update",
             ApiRequest::Patch { .. } => "patch",
             ApiRequest::Delete { .. } => "delete",
@@ -310,6 +313,15 @@ pub struct Output {
     pub requests: Vec<Tagged>,
     /// When to call `tick` again even if nothing arrives.
     pub wake_at: Option<SimTime>,
+    /// Facts for the trace (the driver writes them with the time of the tick).
+    pub records: Vec<Record>,
+}
+
+/// A component's own trace record: what it decided and why, beyond the writes it sends.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Record {
+    /// kube-scheduler: one scheduling attempt (crate::scheduler::attempt).
+    SchedulingAttempt(Arc<crate::scheduler::attempt::SchedulingAttempt>),
 }
 
 impl Output {

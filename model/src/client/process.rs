@@ -159,6 +159,7 @@ impl Process for ClientProcess {
                 }
             }
             let out = self.component.tick(now, rng);
+            rd.records.extend(out.records.into_iter().map(crate::process::Record::Component));
             for r in out.requests {
                 self.send(r, now);
             }

@@ -194,7 +194,8 @@ impl DaemonSetController {
                 }],
                 ..Default::default()
             };
-            let mut affinity = spec.affinity.take().unwrap_or(Affinity { node_affinity: None });
+            let mut affinity =
+                spec.affinity.take().unwrap_or(Affinity { node_affinity: None, ..Default::default() });
             let na = affinity.node_affinity.get_or_insert_with(NodeAffinity::default);
             na.required_during_scheduling_ignored_during_execution =
                 Some(NodeSelector { node_selector_terms: vec![term] });

@@ -4,6 +4,7 @@
 
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod garbage_collector;
 pub mod job;
 pub mod node_lifecycle;
@@ -140,6 +141,7 @@ impl ControllerManager {
                 ("node-controller", Box::new(node_lifecycle::NodeLifecycleController::new(&config))),
                 ("taint-eviction-controller", Box::new(taint_eviction::TaintEvictionController::new())),
                 ("pod-garbage-collector", Box::new(podgc::PodGcController::new(&config))),
+                ("disruption-controller", Box::new(disruption::DisruptionController::new())),
             ],
             routes: BTreeMap::new(),
             next_tag: 0,
@@ -162,6 +164,7 @@ impl Component for ControllerManager {
             Kind::StatefulSet,
             // Before pods, so that a relist delivers a pod's Job first.
             Kind::Job,
+            Kind::PodDisruptionBudget,
             Kind::Pod,
         ]
         .into_iter()

@@ -90,7 +90,8 @@ impl ValueSize for Arc<crate::api::Object> {
             Kind::ReplicaSet | Kind::Deployment | Kind::DaemonSet | Kind::StatefulSet | Kind::Job => 2500,
             Kind::Event => 600,
             Kind::Lease => 300,
-            Kind::Namespace => 250,
+            Kind::Namespace | Kind::PriorityClass => 250,
+            Kind::PodDisruptionBudget => 500,
             // Plus their data, below.
             Kind::ConfigMap | Kind::Secret => 200,
         };

@@ -484,6 +484,7 @@ impl Kubelet {
                 operating_system: "linux".into(),
                 architecture: "amd64".into(),
             },
+            images: Vec::new(),
         };
         (status, events)
     }

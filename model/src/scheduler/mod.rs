@@ -1,12 +1,16 @@
-//! kube-scheduler: the queue, the filter/score framework, DefaultPreemption's diagnosis,
-//! and binding through the API. Messages follow upstream exactly
-//! (pkg/scheduler/framework/types.go FitError, pkg/scheduler/framework/preemption).
+//! kube-scheduler (v1.33): the scheduling queue with queueing hints, the framework running
+//! a profile's PreFilter, Filter, PostFilter (DefaultPreemption), PreScore, Score and
+//! NormalizeScore plugins, host selection, binding through the API, and a record of every
+//! attempt for the trace. Messages follow upstream exactly
+//! (pkg/scheduler/framework/types.go FitError, pkg/scheduler/schedule_one.go).
 
+pub mod attempt;
+pub mod config;
 pub mod framework;
 pub mod plugins;
 pub mod queue;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,25 +20,37 @@ use rand_chacha::ChaCha8Rng;
 use crate::api::pod::condition;
 use crate::api::{ConditionStatus, Kind, Object, Pod, PodCondition, PodPhase, EVENT_NORMAL, EVENT_WARNING};
 use crate::client::{
-    ApiRequest, ApiResult, Component, EventRecorder, Output, Tagged, WatchEvent, WatchEventType, WatchSpec,
+    ApiRequest, ApiResult, Component, EventRecorder, Output, Patch, Record, Tagged, WatchEvent,
+    WatchEventType, WatchSpec,
 };
 use crate::time::SimTime;
 
-use framework::{Code, NodeInfo, PodInfo, Status};
-use plugins::{Normalize, FILTERS, MAX_NODE_SCORE, SCORES};
-use queue::SchedulingQueue;
+use attempt::{
+    CandidateRecord, FilterVerdict, NodeScores, Outcome, PreemptionRecord, ReasonCount, SchedulingAttempt,
+    ScorePlugin, FULL_DETAIL_MAX_NODES, TOP_SCORE_ROWS,
+};
+use config::Profile;
+use framework::{Listers, NodeInfo, Nominated, PodInfo, Status};
+use plugins::default_preemption::{self, PreemptionOutcome};
+use plugins::{Ctx, CycleState, PluginId};
+use queue::{ClusterEvent, Hint, NodeChange, SchedulingQueue};
 
 /// `NoNodeAvailableMsg`.
 pub const NO_NODE_AVAILABLE_MSG: &str = "0/%v nodes are available";
+/// `ErrNoNodesAvailable` (schedule_one.go).
+pub const ERR_NO_NODES_AVAILABLE: &str = "no nodes available to schedule pods";
 /// DefaultPreemption's reasons (framework/preemption/preemption.go).
-pub const PREEMPTION_NOT_HELPFUL: &str = "Preemption is not helpful for scheduling";
-pub const NO_PREEMPTION_VICTIMS: &str = "No preemption victims found for incoming pod";
+pub const PREEMPTION_NOT_HELPFUL: &str = default_preemption::MSG_PREEMPTION_NOT_HELPFUL;
+pub const NO_PREEMPTION_VICTIMS: &str = default_preemption::MSG_NO_VICTIMS;
 /// The scheduler's name and event source.
 pub const DEFAULT_SCHEDULER: &str = "default-scheduler";
 /// minFeasibleNodesToFind (schedule_one.go).
 pub const MIN_FEASIBLE_NODES_TO_FIND: usize = 100;
 /// minFeasibleNodesPercentageToFind.
 pub const MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND: usize = 5;
+/// `v1.PodReasonUnschedulable` / `v1.PodReasonSchedulerError`.
+pub const REASON_UNSCHEDULABLE: &str = "Unschedulable";
+pub const REASON_SCHEDULER_ERROR: &str = "SchedulerError";
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SchedulerConfig {
@@ -46,6 +62,8 @@ pub struct SchedulerConfig {
     pub percentage_of_nodes_to_score: Option<u32>,
     /// podMaxInUnschedulablePodsDuration (5 minutes).
     pub pod_max_in_unschedulable_pods_duration: Duration,
+    /// `profiles`: one per schedulerName (default: the default profile).
+    pub profiles: Vec<Profile>,
     /// PLANTED BUG for the invariant checkers' tests: skip the TaintToleration filter.
     pub planted_ignore_taints: bool,
 }
@@ -57,9 +75,33 @@ impl Default for SchedulerConfig {
             pod_max_backoff: Duration::from_secs(10),
             percentage_of_nodes_to_score: None,
             pod_max_in_unschedulable_pods_duration: Duration::from_secs(300),
+            profiles: vec![Profile::default()],
             planted_ignore_taints: false,
         }
     }
+}
+
+/// `FitError.Error()`: `0/N nodes are available: <sorted reason histogram>.` and the
+/// PostFilter's message.
+pub fn fit_error_text<'a>(
+    num_all_nodes: usize,
+    reasons: impl Iterator<Item = &'a str>,
+    post_filter_msg: &str,
+) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in reasons {
+        *counts.entry(r).or_default() += 1;
+    }
+    let mut v: Vec<String> = counts.into_iter().map(|(r, n)| format!("{n} {r}")).collect();
+    v.sort();
+    let mut s = NO_NODE_AVAILABLE_MSG.replace("%v", &num_all_nodes.to_string()) + ":";
+    if !v.is_empty() {
+        s += &format!(" {}.", v.join(", "));
+    }
+    if !post_filter_msg.is_empty() {
+        s += &format!(" {post_filter_msg}");
+    }
+    s
 }
 
 /// Why a pod fits nowhere: per node, the first failing filter's status.
@@ -67,51 +109,99 @@ impl Default for SchedulerConfig {
 pub struct FitError {
     pub num_all_nodes: usize,
     pub node_status: BTreeMap<String, Status>,
-    /// DefaultPreemption's message when it could not help.
+    /// DefaultPreemption's message when it could not help (with its `preemption: `).
     pub post_filter_msg: String,
-}
-
-/// Reasons counted and sorted as `sortReasonsHistogram`.
-fn histogram<'a>(reasons: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for r in reasons {
-        *counts.entry(r).or_default() += 1;
-    }
-    let mut v: Vec<String> = counts.into_iter().map(|(r, n)| format!("{n} {r}")).collect();
-    v.sort();
-    v
 }
 
 impl std::fmt::Display for FitError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let head = NO_NODE_AVAILABLE_MSG.replace("%v", &self.num_all_nodes.to_string());
-        let reasons = histogram(self.node_status.values().flat_map(|s| s.reasons.iter().map(String::as_str)));
-        write!(f, "{head}:")?;
-        if !reasons.is_empty() {
-            write!(f, " {}.", reasons.join(", "))?;
-        }
-        if !self.post_filter_msg.is_empty() {
-            write!(f, " {}", self.post_filter_msg)?;
-        }
-        Ok(())
+        let reasons = self.node_status.values().flat_map(|s| s.reasons.iter().map(String::as_str));
+        f.write_str(&fit_error_text(self.num_all_nodes, reasons, &self.post_filter_msg))
     }
 }
 
 /// The outcome of one scheduling attempt.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Decision {
-    Fits { node: String, feasible: usize },
+    Fits {
+        node: String,
+        feasible: usize,
+    },
     Unschedulable(FitError),
+    /// No node at all (`ErrNoNodesAvailable`).
+    NoNodes,
 }
 
-/// The nodes in a stable order and the rotation point for percentageOfNodesToScore.
+/// One scheduling cycle's result: the decision, the plugins that rejected the pod (for
+/// the queue's hints), preemption's outcome and the trace record.
+#[derive(Clone, Debug)]
+pub struct ScheduleResult {
+    pub decision: Decision,
+    pub rejectors: BTreeSet<PluginId>,
+    pub preemption: Option<PreemptionOutcome>,
+    pub record: SchedulingAttempt,
+}
+
+/// The nodes in a stable order, the listers, the rotation point for
+/// percentageOfNodesToScore, and the counts plugins check before scanning every node.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    pub nodes: BTreeMap<String, NodeInfo>,
+    nodes: BTreeMap<String, NodeInfo>,
+    pub listers: Listers,
     next_start_node_index: usize,
+    summary: plugins::Summary,
 }
 
 impl Snapshot {
+    pub fn nodes(&self) -> &BTreeMap<String, NodeInfo> {
+        &self.nodes
+    }
+
+    pub fn summary(&self) -> plugins::Summary {
+        self.summary
+    }
+
+    /// Changes one node, keeping the summary.
+    fn with_node<R>(&mut self, name: &str, f: impl FnOnce(&mut NodeInfo) -> R) -> Option<R> {
+        let n = self.nodes.get_mut(name)?;
+        self.summary.adjust(n, -1);
+        let r = f(n);
+        self.summary.adjust(n, 1);
+        Some(r)
+    }
+
+    /// Adds (or replaces) a node.
+    pub fn insert_node(&mut self, info: NodeInfo) {
+        self.summary.adjust(&info, 1);
+        if let Some(old) = self.nodes.insert(info.name().to_string(), info) {
+            self.summary.adjust(&old, -1);
+        }
+    }
+
+    pub fn remove_node(&mut self, name: &str) -> Option<NodeInfo> {
+        let old = self.nodes.remove(name)?;
+        self.summary.adjust(&old, -1);
+        Some(old)
+    }
+
+    /// A new version of a node already there; returns the previous one.
+    pub fn update_node(&mut self, node: Arc<crate::api::Node>) -> Option<Arc<crate::api::Node>> {
+        let name = node.metadata.name.clone();
+        self.with_node(&name, |n| {
+            let old = n.node.clone();
+            n.set_node(node);
+            old
+        })
+    }
+
+    pub fn add_pod(&mut self, node: &str, p: &Arc<PodInfo>) {
+        self.with_node(node, |n| n.add_pod(p));
+    }
+
+    pub fn remove_pod(&mut self, node: &str, p: &PodInfo) {
+        self.with_node(node, |n| n.remove_pod(p));
+    }
+
     /// `numFeasibleNodesToFind`.
     pub fn num_feasible_nodes_to_find(&self, percentage: Option<u32>) -> usize {
         let n = self.nodes.len();
@@ -125,128 +215,307 @@ impl Snapshot {
         (n * pct / 100).max(MIN_FEASIBLE_NODES_TO_FIND)
     }
 
-    /// Filters (stopping after enough feasible nodes), scores, picks the best node with
-    /// ties broken by the seeded RNG (selectHost's reservoir sampling).
-    pub fn schedule(&mut self, pod: &PodInfo, config: &SchedulerConfig, rng: &mut ChaCha8Rng) -> Decision {
+    /// One scheduling cycle (schedulePod and the PostFilter on failure).
+    #[allow(clippy::too_many_arguments)]
+    pub fn schedule(
+        &mut self,
+        pod: &PodInfo,
+        profile: &Profile,
+        config: &SchedulerConfig,
+        nominated: &Nominated,
+        attempt: u32,
+        now: SimTime,
+        rng: &mut ChaCha8Rng,
+    ) -> ScheduleResult {
         let n = self.nodes.len();
-        let want = self.num_feasible_nodes_to_find(config.percentage_of_nodes_to_score);
-        let infos: Vec<&NodeInfo> = self.nodes.values().collect();
-        let mut feasible: Vec<&NodeInfo> = Vec::with_capacity(want.min(n));
-        let mut failed: BTreeMap<String, Status> = BTreeMap::new();
-        let mut processed = 0;
-        for i in 0..n {
-            let info = infos[(self.next_start_node_index + i) % n];
-            processed += 1;
-            match run_filters(pod, info, config.planted_ignore_taints) {
-                Ok(()) => {
-                    feasible.push(info);
-                    if feasible.len() >= want {
-                        break;
-                    }
-                }
-                Err(s) => {
-                    failed.insert(info.name().to_string(), s);
-                }
+        let mut record = SchedulingAttempt {
+            pod: pod.key.clone(),
+            uid: pod.pod.metadata.uid.clone(),
+            scheduler_name: profile.scheduler_name.clone(),
+            priority: pod.priority,
+            attempt,
+            num_all_nodes: n,
+            evaluated_nodes: 0,
+            feasible_nodes: 0,
+            outcome: Outcome::Unschedulable { message: ERR_NO_NODES_AVAILABLE.into(), nominated_node: None },
+            filter_plugins: Vec::new(),
+            filtered: Vec::new(),
+            filter_summary: Vec::new(),
+            score_plugins: Vec::new(),
+            scores: Vec::new(),
+            scores_omitted: 0,
+            preemption: None,
+        };
+        if n == 0 {
+            return ScheduleResult {
+                decision: Decision::NoNodes,
+                rejectors: BTreeSet::new(),
+                preemption: None,
+                record,
+            };
+        }
+        let ctx = Ctx { profile, listers: &self.listers, nodes: &self.nodes, now, summary: self.summary };
+        let mut state = CycleState::default();
+        plugins::pre_filter(&mut state, &ctx, pod);
+        let (feasible, statuses, processed) =
+            find_feasible(&ctx, &state, pod, nominated, config, self.next_start_node_index);
+        if let Some(p) = processed {
+            self.next_start_node_index = (self.next_start_node_index + p) % n;
+        }
+        let ctx = Ctx { profile, listers: &self.listers, nodes: &self.nodes, now, summary: self.summary };
+        record.evaluated_nodes = feasible.len() + statuses.len();
+        record.feasible_nodes = feasible.len();
+        if feasible.is_empty() {
+            return unschedulable(&ctx, &state, pod, statuses, nominated, record, rng);
+        }
+        let full = n <= FULL_DETAIL_MAX_NODES;
+        fill_filtered(&mut record, &statuses, full, profile);
+        let node = if feasible.len() == 1 {
+            feasible[0].name().to_string()
+        } else {
+            let rows = prioritize(&ctx, &mut state, pod, &feasible);
+            let chosen = select_host(&rows, rng);
+            record.score_plugins = profile
+                .scores
+                .iter()
+                .filter(|(p, _)| rows.plugins.contains(p))
+                .map(|(p, w)| ScorePlugin { name: p.name().into(), weight: *w })
+                .collect();
+            record_scores(&mut record, &rows, &feasible, chosen, full);
+            feasible[chosen].name().to_string()
+        };
+        record.outcome = Outcome::Scheduled { node: node.clone() };
+        let decision = Decision::Fits { node, feasible: feasible.len() };
+        ScheduleResult { decision, rejectors: BTreeSet::new(), preemption: None, record }
+    }
+}
+
+/// findNodesThatFitPod: the nominated node first (evaluateNominatedNode), else the
+/// filters over the nodes from the rotation point until enough are feasible. Returns the
+/// feasible nodes, the rejected nodes' statuses, and how many nodes the rotation passed
+/// (`None` when the nominated node was used).
+fn find_feasible<'a>(
+    ctx: &Ctx<'a>,
+    state: &CycleState,
+    pod: &PodInfo,
+    nominated: &Nominated,
+    config: &SchedulerConfig,
+    start: usize,
+) -> (Vec<&'a NodeInfo>, BTreeMap<String, Status>, Option<usize>) {
+    let nom = &pod.pod.status.nominated_node_name;
+    if !nom.is_empty() {
+        if let Some(node) = ctx.nodes.get(nom) {
+            if plugins::filter_with_nominated(state, ctx, pod, node, nominated).is_ok() {
+                return (vec![node], BTreeMap::new(), None);
             }
         }
-        if n > 0 {
-            self.next_start_node_index = (self.next_start_node_index + processed) % n;
-        }
-        if feasible.is_empty() {
-            let post_filter_msg = preemption_message(pod, &infos, &failed);
-            return Decision::Unschedulable(FitError {
-                num_all_nodes: n,
-                node_status: failed,
-                post_filter_msg,
-            });
-        }
-        let count = feasible.len();
-        let node = if count == 1 { feasible[0].name().to_string() } else { select_host(pod, &feasible, rng) };
-        Decision::Fits { node, feasible: count }
     }
-}
-
-fn run_filters(pod: &PodInfo, node: &NodeInfo, ignore_taints: bool) -> Result<(), Status> {
-    for (name, f) in FILTERS {
-        if ignore_taints && *name == plugins::taint_toleration::NAME {
-            continue;
-        }
-        f(pod, node)?;
-    }
-    Ok(())
-}
-
-fn select_host(pod: &PodInfo, feasible: &[&NodeInfo], rng: &mut ChaCha8Rng) -> String {
-    let mut totals = vec![0i64; feasible.len()];
-    let mut raw = vec![0i64; feasible.len()];
-    for (_, score, weight, normalize) in SCORES {
-        for (i, n) in feasible.iter().enumerate() {
-            raw[i] = score(pod, n);
-        }
-        let max = raw.iter().copied().max().unwrap_or(0);
-        for (i, r) in raw.iter().enumerate() {
-            let s = match normalize {
-                Normalize::None => *r,
-                Normalize::ByMax => {
-                    if max == 0 {
-                        0
-                    } else {
-                        r * MAX_NODE_SCORE / max
-                    }
-                }
-                Normalize::ReverseByMax => {
-                    if max == 0 {
-                        MAX_NODE_SCORE
-                    } else {
-                        MAX_NODE_SCORE - r * MAX_NODE_SCORE / max
-                    }
-                }
+    let n = ctx.nodes.len();
+    let want = {
+        let snapshot_len = n;
+        if snapshot_len < MIN_FEASIBLE_NODES_TO_FIND {
+            snapshot_len
+        } else {
+            let pct = match config.percentage_of_nodes_to_score {
+                Some(p) if p > 0 => (p as usize).min(100),
+                _ => (50usize.saturating_sub(n / 125)).max(MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND),
             };
-            totals[i] += s * weight;
+            (n * pct / 100).max(MIN_FEASIBLE_NODES_TO_FIND)
+        }
+    };
+    let infos: Vec<&'a NodeInfo> = ctx.nodes.values().collect();
+    let mut feasible = Vec::with_capacity(want.min(n));
+    let mut statuses = BTreeMap::new();
+    let mut processed = 0;
+    for i in 0..n {
+        let info = infos[(start + i) % n];
+        processed += 1;
+        match plugins::filter_with_nominated(state, ctx, pod, info, nominated) {
+            Ok(()) => {
+                feasible.push(info);
+                if feasible.len() >= want {
+                    break;
+                }
+            }
+            Err(s) => {
+                statuses.insert(info.name().to_string(), s);
+            }
         }
     }
+    (feasible, statuses, Some(processed))
+}
+
+/// The failure path: PostFilter (DefaultPreemption), the FitError and the record.
+fn unschedulable(
+    ctx: &Ctx,
+    state: &CycleState,
+    pod: &PodInfo,
+    statuses: BTreeMap<String, Status>,
+    nominated: &Nominated,
+    mut record: SchedulingAttempt,
+    rng: &mut ChaCha8Rng,
+) -> ScheduleResult {
+    let rejectors: BTreeSet<PluginId> =
+        statuses.values().filter_map(|s| PluginId::from_name(s.plugin)).collect();
+    let preemption = ctx
+        .profile
+        .preemption
+        .as_ref()
+        .map(|args| default_preemption::post_filter(ctx, args, state, pod, &statuses, nominated, rng));
+    let post_filter_msg = match &preemption {
+        Some(p) if !p.message.is_empty() => format!("preemption: {}", p.message),
+        _ => String::new(),
+    };
+    let fit = FitError { num_all_nodes: ctx.nodes.len(), node_status: statuses, post_filter_msg };
+    fill_filtered(&mut record, &fit.node_status, true, ctx.profile);
+    let nominated_node = preemption.as_ref().and_then(|p| p.nominated.clone());
+    record.outcome = Outcome::Unschedulable { message: fit.to_string(), nominated_node };
+    record.preemption = preemption.as_ref().map(preemption_record);
+    ScheduleResult { decision: Decision::Unschedulable(fit), rejectors, preemption, record }
+}
+
+fn preemption_record(p: &PreemptionOutcome) -> PreemptionRecord {
+    let victims = |c: &default_preemption::Candidate| {
+        c.victims.iter().map(|v| format!("{} ({})", v.key, v.priority)).collect::<Vec<_>>()
+    };
+    PreemptionRecord {
+        message: p.message.clone(),
+        candidates: p
+            .candidates
+            .iter()
+            .map(|c| CandidateRecord {
+                node: c.node.clone(),
+                victims: victims(c),
+                pdb_violations: c.num_pdb_violations,
+            })
+            .collect(),
+        rejected: p.statuses.iter().map(|(n, s)| verdict(n, s)).collect(),
+        chosen: p.chosen.as_ref().map(|c| c.node.clone()),
+    }
+}
+
+fn verdict(node: &str, s: &Status) -> FilterVerdict {
+    FilterVerdict {
+        node: node.to_string(),
+        plugin: s.plugin.to_string(),
+        code: s.code,
+        reasons: s.reasons.clone(),
+    }
+}
+
+/// The rejected nodes: each with its verdict, or (large clusters, successful attempts)
+/// counted by plugin and reason.
+fn fill_filtered(
+    record: &mut SchedulingAttempt,
+    statuses: &BTreeMap<String, Status>,
+    full: bool,
+    profile: &Profile,
+) {
+    if full {
+        record.filter_plugins = profile.filters.iter().map(|p| p.name().to_string()).collect();
+        record.filtered = statuses.iter().map(|(n, s)| verdict(n, s)).collect();
+        return;
+    }
+    let mut counts: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    for s in statuses.values() {
+        for r in &s.reasons {
+            *counts.entry((s.plugin, r.as_str())).or_default() += 1;
+        }
+    }
+    record.filter_summary = counts
+        .into_iter()
+        .map(|((p, r), n)| ReasonCount { plugin: p.into(), reason: r.into(), nodes: n })
+        .collect();
+}
+
+/// Scores of the feasible nodes: per plugin raw and normalized (None: skipped), totals.
+struct ScoreTable {
+    plugins: Vec<PluginId>,
+    raw: Vec<Vec<i64>>,
+    normalized: Vec<Vec<i64>>,
+    totals: Vec<i64>,
+}
+
+/// prioritizeNodes: PreScore, Score, NormalizeScore, weights.
+fn prioritize(ctx: &Ctx, state: &mut CycleState, pod: &PodInfo, feasible: &[&NodeInfo]) -> ScoreTable {
+    plugins::pre_score(state, ctx, pod, feasible);
+    let mut table = ScoreTable {
+        plugins: Vec::new(),
+        raw: Vec::new(),
+        normalized: Vec::new(),
+        totals: vec![0; feasible.len()],
+    };
+    for (p, weight) in &ctx.profile.scores {
+        let mut raw = Vec::with_capacity(feasible.len());
+        for n in feasible {
+            match plugins::score(*p, state, ctx, pod, n) {
+                Some(s) => raw.push(s),
+                None => break,
+            }
+        }
+        if raw.len() != feasible.len() {
+            continue; // Skip: the plugin does not score this pod.
+        }
+        let mut normalized = raw.clone();
+        plugins::normalize(*p, state, feasible, &mut normalized);
+        for (t, s) in table.totals.iter_mut().zip(&normalized) {
+            *t += s * weight;
+        }
+        table.plugins.push(*p);
+        table.raw.push(raw);
+        table.normalized.push(normalized);
+    }
+    table
+}
+
+/// selectHost: the highest total, ties broken by reservoir sampling with the seeded RNG.
+fn select_host(t: &ScoreTable, rng: &mut ChaCha8Rng) -> usize {
     let mut best = 0;
     let mut ties = 0u32;
-    for i in 0..feasible.len() {
-        if totals[i] > totals[best] {
+    for i in 0..t.totals.len() {
+        if t.totals[i] > t.totals[best] {
             best = i;
             ties = 1;
-        } else if totals[i] == totals[best] {
+        } else if t.totals[i] == t.totals[best] {
             ties += 1;
             if i != best && rng.gen_range(0..ties) == 0 {
                 best = i;
             }
         }
     }
-    feasible[best].name().to_string()
+    best
 }
 
-/// DefaultPreemption's diagnosis when no node fits: nodes that failed unresolvably are
-/// not helped by preemption; on the others, removing every lower-priority pod must make
-/// the pod fit, or no victims are found.
-fn preemption_message(pod: &PodInfo, infos: &[&NodeInfo], failed: &BTreeMap<String, Status>) -> String {
-    let mut reasons = Vec::new();
-    for info in infos {
-        let Some(status) = failed.get(info.name()) else { continue };
-        if status.code == Code::UnschedulableAndUnresolvable {
-            reasons.push(PREEMPTION_NOT_HELPFUL);
-            continue;
-        }
-        // Without victims of lower priority there is nothing to preempt.
-        let has_lower = info.pods.iter().any(|(prio, _)| *prio < pod.priority);
-        if !has_lower {
-            reasons.push(NO_PREEMPTION_VICTIMS);
-        } else {
-            // Real preemption (evicting the victims) is not simulated yet: report as
-            // upstream does when the dry run finds no candidate.
-            reasons.push(NO_PREEMPTION_VICTIMS);
-        }
-    }
-    format!(
-        "preemption: 0/{} nodes are available: {}.",
-        infos.len(),
-        histogram(reasons.into_iter()).join(", ")
-    )
+fn record_scores(
+    record: &mut SchedulingAttempt,
+    t: &ScoreTable,
+    feasible: &[&NodeInfo],
+    chosen: usize,
+    full: bool,
+) {
+    let mut order: Vec<usize> = (0..feasible.len()).collect();
+    // Best first; the chosen node leads its ties.
+    order.sort_by_key(|i| (std::cmp::Reverse(t.totals[*i]), *i != chosen, feasible[*i].name()));
+    let keep = if full { order.len() } else { TOP_SCORE_ROWS.min(order.len()) };
+    record.scores_omitted = order.len() - keep;
+    record.scores = order[..keep]
+        .iter()
+        .map(|&i| NodeScores {
+            node: feasible[i].name().to_string(),
+            raw: t.raw.iter().map(|r| Some(r[i])).collect(),
+            normalized: t.normalized.iter().map(|r| Some(r[i])).collect(),
+            total: t.totals[i],
+        })
+        .collect();
+}
+
+/// A pod counted on a node (assumed or bound).
+#[derive(Debug)]
+struct Placed {
+    node: String,
+    info: Arc<PodInfo>,
+    /// The API server has shown it bound (an assumed pod is not yet).
+    confirmed: bool,
 }
 
 /// The kube-scheduler component.
@@ -254,17 +523,29 @@ pub struct Scheduler {
     config: SchedulerConfig,
     snapshot: Snapshot,
     queue: SchedulingQueue,
-    /// Every pending pod we may schedule.
-    pending: BTreeMap<String, Arc<Pod>>,
-    /// Pods counted on a node (bound or assumed): key -> (node, info).
-    placed: BTreeMap<String, (String, PodInfo)>,
+    /// Every pending pod one of our profiles schedules.
+    pending: BTreeMap<String, Arc<PodInfo>>,
+    placed: BTreeMap<String, Placed>,
+    /// Pending pods' nominated nodes (status.nominatedNodeName, or ours before it is written).
+    nominated: BTreeMap<String, String>,
     binding: BTreeMap<u64, String>,
     recorder: EventRecorder,
     next_tag: u64,
+    records: Vec<Record>,
+    /// Shared group keys of the pods' labels (framework::GroupInterner).
+    groups: framework::GroupInterner,
 }
 
 impl Scheduler {
-    pub fn new(config: SchedulerConfig) -> Self {
+    pub fn new(mut config: SchedulerConfig) -> Self {
+        if config.profiles.is_empty() {
+            config.profiles.push(Profile::default());
+        }
+        if config.planted_ignore_taints {
+            for p in &mut config.profiles {
+                p.filters.retain(|f| *f != PluginId::TaintToleration);
+            }
+        }
         let queue = SchedulingQueue::new(
             config.pod_initial_backoff,
             config.pod_max_backoff,
@@ -276,9 +557,12 @@ impl Scheduler {
             queue,
             pending: BTreeMap::new(),
             placed: BTreeMap::new(),
+            nominated: BTreeMap::new(),
             binding: BTreeMap::new(),
             recorder: EventRecorder::new(DEFAULT_SCHEDULER, ""),
             next_tag: 0,
+            records: Vec::new(),
+            groups: framework::GroupInterner::default(),
         }
     }
 
@@ -287,20 +571,45 @@ impl Scheduler {
         self.next_tag
     }
 
-    fn unplace(&mut self, key: &str) {
-        if let Some((node, info)) = self.placed.remove(key) {
-            if let Some(n) = self.snapshot.nodes.get_mut(&node) {
-                n.remove_pod(&info);
-            }
-        }
+    fn push(&mut self, out: &mut Output, request: ApiRequest) -> u64 {
+        let tag = self.tag();
+        out.requests.push(Tagged { tag, request });
+        tag
     }
 
-    fn place(&mut self, key: String, node: String, info: PodInfo) {
+    fn profile_index(&self, scheduler_name: &str) -> Option<usize> {
+        let name = if scheduler_name.is_empty() { DEFAULT_SCHEDULER } else { scheduler_name };
+        self.config.profiles.iter().position(|p| p.scheduler_name == name)
+    }
+
+    fn unplace(&mut self, key: &str) -> Option<Placed> {
+        let p = self.placed.remove(key)?;
+        self.snapshot.remove_pod(&p.node, &p.info);
+        Some(p)
+    }
+
+    fn place(&mut self, key: String, node: String, info: Arc<PodInfo>, confirmed: bool) {
         self.unplace(&key);
-        if let Some(n) = self.snapshot.nodes.get_mut(&node) {
-            n.add_pod(&info);
+        self.snapshot.add_pod(&node, &info);
+        self.placed.insert(key, Placed { node, info, confirmed });
+    }
+
+    /// A cluster event: parked pods move when a plugin that rejected them says it may help.
+    fn fire(&mut self, ev: ClusterEvent, now: SimTime) {
+        if self.queue.unschedulable_len() == 0 {
+            return;
         }
-        self.placed.insert(key, (node, info));
+        let Scheduler { queue, config, snapshot, .. } = self;
+        queue.on_event(now, |parked| {
+            let ctx = Ctx {
+                profile: &config.profiles[parked.profile],
+                listers: &snapshot.listers,
+                nodes: &snapshot.nodes,
+                now,
+                summary: snapshot.summary,
+            };
+            parked.plugins.iter().any(|p| plugins::queueing_hint(*p, &ctx, parked.info, &ev) == Hint::Queue)
+        });
     }
 
     fn on_pod(&mut self, ev: &WatchEvent, now: SimTime) {
@@ -308,116 +617,320 @@ impl Scheduler {
         let key = framework::pod_name(pod);
         let terminal = matches!(pod.phase(), PodPhase::Succeeded | PodPhase::Failed);
         if ev.type_ == WatchEventType::Deleted || terminal {
-            let was_placed = self.placed.contains_key(&key);
-            self.unplace(&key);
             self.pending.remove(&key);
             self.queue.remove(&key);
-            if was_placed {
-                // AssignedPodDelete: freed resources may help parked pods.
-                self.queue.move_all_unschedulable(now);
+            self.nominated.remove(&key);
+            if let Some(gone) = self.unplace(&key) {
+                self.recorder.forget(&ev.object.key());
+                self.fire(ClusterEvent::AssignedPodDelete(gone.info), now);
             }
             return;
         }
         if !pod.spec.node_name.is_empty() {
-            if self.placed.get(&key).is_some_and(|(n, _)| *n == pod.spec.node_name) {
-                // Already counted there (assumed, or an earlier event): requests are
-                // immutable, so nothing to recompute.
-                return;
-            }
+            self.on_bound_pod(key, pod, now);
+            return;
+        }
+        let Some(profile) = self.profile_index(&pod.spec.scheduler_name) else { return };
+        if pod.metadata.deletion_timestamp.is_some() {
             self.pending.remove(&key);
             self.queue.remove(&key);
-            let info = PodInfo::new(Arc::new(pod.clone()));
-            self.place(key, pod.spec.node_name.clone(), info);
+            self.nominated.remove(&key);
             return;
         }
-        let ours = pod.spec.scheduler_name.is_empty() || pod.spec.scheduler_name == DEFAULT_SCHEDULER;
-        if !ours || pod.metadata.deletion_timestamp.is_some() {
-            return;
+        if pod.status.nominated_node_name.is_empty() {
+            self.nominated.remove(&key);
+        } else {
+            self.nominated.insert(key.clone(), pod.status.nominated_node_name.clone());
         }
-        self.pending.insert(key.clone(), Arc::new(pod.clone()));
-        if !self.queue.contains(&key) && !self.placed.contains_key(&key) {
-            self.queue.add(key, pod.spec.priority.unwrap_or(0), now);
+        let info = Arc::new(PodInfo::new(Arc::new(pod.clone())).interned(&mut self.groups));
+        let changed = self
+            .pending
+            .get(&key)
+            .is_some_and(|old| old.pod.spec != pod.spec || old.pod.metadata.labels != pod.metadata.labels);
+        self.pending.insert(key.clone(), info.clone());
+        if self.queue.contains(&key) {
+            self.queue.update(info, changed, now);
+        } else if !self.placed.contains_key(&key) {
+            self.queue.add(info, profile, now);
         }
+    }
+
+    fn on_bound_pod(&mut self, key: String, pod: &Pod, now: SimTime) {
+        self.pending.remove(&key);
+        self.queue.remove(&key);
+        self.nominated.remove(&key);
+        let terminating = pod.metadata.deletion_timestamp.is_some();
+        if let Some(p) = self.placed.get_mut(&key) {
+            if p.node == pod.spec.node_name {
+                if !p.confirmed {
+                    p.confirmed = true;
+                    let info = p.info.clone();
+                    self.fire(ClusterEvent::AssignedPodAdd(info), now);
+                    return;
+                }
+                if p.info.pod.metadata.labels == pod.metadata.labels && p.info.terminating == terminating {
+                    return; // requests are immutable; nothing the plugins count changed
+                }
+                let old = p.info.clone();
+                let new = Arc::new(PodInfo::new(Arc::new(pod.clone())).interned(&mut self.groups));
+                self.place(key, pod.spec.node_name.clone(), new.clone(), true);
+                self.fire(ClusterEvent::AssignedPodUpdate { old, new }, now);
+                return;
+            }
+        }
+        let info = Arc::new(PodInfo::new(Arc::new(pod.clone())).interned(&mut self.groups));
+        self.place(key, pod.spec.node_name.clone(), info.clone(), true);
+        self.fire(ClusterEvent::AssignedPodAdd(info), now);
     }
 
     fn on_node(&mut self, ev: &WatchEvent, now: SimTime) {
         let Some(node) = ev.object.as_node() else { return };
         let name = node.metadata.name.clone();
         if ev.type_ == WatchEventType::Deleted {
-            self.snapshot.nodes.remove(&name);
+            if let Some(old) = self.snapshot.remove_node(&name) {
+                self.fire(ClusterEvent::NodeDelete(old.node), now);
+            }
             return;
         }
         let node = Arc::new(node.clone());
-        match self.snapshot.nodes.get_mut(&name) {
-            Some(info) => info.set_node(node),
-            None => {
-                let mut info = NodeInfo::new(node);
-                for (n, p) in self.placed.values() {
-                    if *n == name {
-                        info.add_pod(p);
-                    }
+        match self.snapshot.update_node(node.clone()) {
+            Some(old) => {
+                let change = NodeChange::between(&old, &node);
+                if change.any() {
+                    self.fire(ClusterEvent::NodeUpdate { old, new: node, change }, now);
                 }
-                self.snapshot.nodes.insert(name, info);
+            }
+            None => {
+                let mut info = NodeInfo::new(node.clone());
+                for p in self.placed.values().filter(|p| p.node == name) {
+                    info.add_pod(&p.info);
+                }
+                self.snapshot.insert_node(info);
+                self.fire(ClusterEvent::NodeAdd(node), now);
             }
         }
-        // NodeAdd / NodeUpdate may make parked pods schedulable.
-        self.queue.move_all_unschedulable(now);
     }
 
-    fn attempt(&mut self, key: String, now: SimTime, rng: &mut ChaCha8Rng, out: &mut Output) {
-        let Some(pod) = self.pending.get(&key).cloned() else {
-            self.queue.remove(&key);
-            return;
-        };
-        let info = PodInfo::new(pod.clone());
-        let obj = Object::Pod((*pod).clone());
-        match self.snapshot.schedule(&info, &self.config, rng) {
-            Decision::Fits { node, .. } => {
-                // Assume, then bind.
-                self.place(key.clone(), node.clone(), info);
-                let tag = self.tag();
-                self.binding.insert(tag, key.clone());
-                out.requests.push(Tagged {
-                    tag,
-                    request: ApiRequest::Bind {
-                        namespace: pod.metadata.namespace.clone(),
-                        name: pod.metadata.name.clone(),
-                        uid: pod.metadata.uid.clone(),
-                        node: node.clone(),
-                    },
-                });
-                let msg = format!(
-                    "Successfully assigned {}/{} to {node}",
-                    pod.metadata.namespace, pod.metadata.name
-                );
-                let ev = self.recorder.record(&obj, EVENT_NORMAL, "Scheduled", &msg, now);
-                let tag = self.tag();
-                out.requests.push(Tagged { tag, request: ev });
-            }
-            Decision::Unschedulable(fit) => {
-                let msg = fit.to_string();
-                self.queue.park_unschedulable(&key, now);
-                let ev = self.recorder.record(&obj, EVENT_WARNING, "FailedScheduling", &msg, now);
-                let tag = self.tag();
-                out.requests.push(Tagged { tag, request: ev });
-                let current = pod.condition(condition::POD_SCHEDULED);
-                let same = current.is_some_and(|c| c.status == ConditionStatus::False && c.message == msg);
-                if !same {
-                    let mut p = (*pod).clone();
-                    p.set_condition(PodCondition {
-                        type_: condition::POD_SCHEDULED.into(),
-                        status: ConditionStatus::False,
-                        last_transition_time: Some(now),
-                        reason: "Unschedulable".into(),
-                        message: msg,
-                        ..Default::default()
-                    });
-                    p.metadata.resource_version = 0;
-                    let tag = self.tag();
-                    out.requests.push(Tagged { tag, request: ApiRequest::UpdateStatus(Object::Pod(p)) });
+    /// Namespaces, ReplicaSets, StatefulSets and PodDisruptionBudgets for the listers.
+    fn on_lister_object(&mut self, ev: &WatchEvent) {
+        let gone = ev.type_ == WatchEventType::Deleted;
+        let l = &mut self.snapshot.listers;
+        let m = ev.object.meta();
+        match &*ev.object {
+            Object::Namespace(n) => {
+                if gone {
+                    l.namespace_labels.remove(&n.metadata.name);
+                } else {
+                    l.namespace_labels.insert(n.metadata.name.clone(), n.metadata.labels.clone());
                 }
             }
+            Object::ReplicaSet(_) | Object::StatefulSet(_) => {
+                let key = (ev.object.kind().as_str().to_string(), m.namespace.clone(), m.name.clone());
+                let sel = match &*ev.object {
+                    Object::ReplicaSet(r) => Some(r.spec.selector.clone()),
+                    Object::StatefulSet(s) => Some(s.spec.selector.clone()),
+                    _ => None,
+                };
+                match sel.filter(|_| !gone) {
+                    Some(s) => l.owner_selectors.insert(key, s),
+                    None => l.owner_selectors.remove(&key),
+                };
+            }
+            Object::PodDisruptionBudget(p) => {
+                let key = (m.namespace.clone(), m.name.clone());
+                if gone {
+                    l.pdbs.remove(&key);
+                } else {
+                    l.pdbs.insert(key, Arc::new(p.clone()));
+                }
+            }
+            _ => {}
         }
+    }
+
+    /// Nominated pods by node, from the pending pods' nominations.
+    fn nominated_by_node(&self) -> Nominated {
+        let mut out = Nominated::new();
+        for (key, node) in &self.nominated {
+            if let Some(info) = self.pending.get(key) {
+                out.entry(node.clone()).or_default().push(info.clone());
+            }
+        }
+        out
+    }
+
+    fn attempt(
+        &mut self,
+        key: String,
+        info: Arc<PodInfo>,
+        profile: usize,
+        now: SimTime,
+        rng: &mut ChaCha8Rng,
+        out: &mut Output,
+    ) {
+        if !self.pending.contains_key(&key) {
+            self.queue.remove(&key);
+            return;
+        }
+        let nominated = self.nominated_by_node();
+        let attempts = self.queue.attempts(&key);
+        let profile_ref = &self.config.profiles[profile];
+        let result = self.snapshot.schedule(&info, profile_ref, &self.config, &nominated, attempts, now, rng);
+        self.records.push(Record::SchedulingAttempt(Arc::new(result.record)));
+        match result.decision {
+            Decision::Fits { node, .. } => self.bind(key, info, node, now, out),
+            Decision::Unschedulable(fit) => {
+                let msg = fit.to_string();
+                let mut nominate = None;
+                if let Some(p) = &result.preemption {
+                    if let Some(chosen) = &p.chosen {
+                        self.preempt(&info, chosen, now, out);
+                        nominate = Some(Some(chosen.node.clone()));
+                    } else if p.clear_nomination {
+                        nominate = Some(None);
+                    }
+                }
+                self.queue.failed(&key, result.rejectors, now);
+                self.report_failure(&info, REASON_UNSCHEDULABLE, msg, nominate, now, out);
+            }
+            Decision::NoNodes => {
+                self.queue.failed(&key, BTreeSet::new(), now);
+                self.report_failure(
+                    &info,
+                    REASON_SCHEDULER_ERROR,
+                    ERR_NO_NODES_AVAILABLE.into(),
+                    None,
+                    now,
+                    out,
+                );
+            }
+        }
+    }
+
+    /// Assume, then bind (the binding cycle), with the `Scheduled` event.
+    fn bind(&mut self, key: String, info: Arc<PodInfo>, node: String, now: SimTime, out: &mut Output) {
+        let pod = info.pod.clone();
+        self.nominated.remove(&key);
+        self.place(key.clone(), node.clone(), info, false);
+        let tag = self.push(
+            out,
+            ApiRequest::Bind {
+                namespace: pod.metadata.namespace.clone(),
+                name: pod.metadata.name.clone(),
+                uid: pod.metadata.uid.clone(),
+                node: node.clone(),
+            },
+        );
+        self.binding.insert(tag, key);
+        let msg = format!("Successfully assigned {}/{} to {node}", pod.metadata.namespace, pod.metadata.name);
+        let ev = self.recorder.record(&Object::Pod((*pod).clone()), EVENT_NORMAL, "Scheduled", &msg, now);
+        self.push(out, ev);
+    }
+
+    /// prepareCandidate: each victim gets the DisruptionTarget condition and is deleted,
+    /// with a `Preempted` event; lower-priority pods nominated to the node lose their
+    /// nomination.
+    fn preempt(
+        &mut self,
+        preemptor: &PodInfo,
+        chosen: &default_preemption::Candidate,
+        now: SimTime,
+        out: &mut Output,
+    ) {
+        let scheduler = if preemptor.pod.spec.scheduler_name.is_empty() {
+            DEFAULT_SCHEDULER
+        } else {
+            preemptor.pod.spec.scheduler_name.as_str()
+        };
+        for v in &chosen.victims {
+            let key = crate::api::ObjectKey::new(Kind::Pod, v.namespace(), v.pod.metadata.name.clone());
+            let cond = PodCondition {
+                type_: condition::DISRUPTION_TARGET.into(),
+                status: ConditionStatus::True,
+                last_transition_time: Some(now),
+                reason: default_preemption::REASON_PREEMPTION_BY_SCHEDULER.into(),
+                message: default_preemption::disruption_message(scheduler),
+                ..Default::default()
+            };
+            self.push(
+                out,
+                ApiRequest::Patch {
+                    key: key.clone(),
+                    patch: Patch::PodStatus { conditions: vec![cond], phase: None },
+                },
+            );
+            self.push(out, ApiRequest::Delete { key, grace_period_seconds: None, precondition_uid: None });
+            let msg = default_preemption::preempted_event_message(&preemptor.pod.metadata.uid, &chosen.node);
+            let ev =
+                self.recorder.record(&Object::Pod((*v.pod).clone()), EVENT_NORMAL, "Preempted", &msg, now);
+            self.push(out, ev);
+        }
+        let lower: Vec<String> = self
+            .nominated
+            .iter()
+            .filter(|(k, n)| {
+                **n == chosen.node && self.pending.get(*k).is_some_and(|p| p.priority < preemptor.priority)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in lower {
+            self.nominated.remove(&k);
+            if let Some(p) = self.pending.get(&k) {
+                let mut pod = (*p.pod).clone();
+                pod.status.nominated_node_name.clear();
+                pod.metadata.resource_version = 0;
+                self.push(out, ApiRequest::UpdateStatus(Object::Pod(pod)));
+            }
+        }
+    }
+
+    /// handleSchedulingFailure: the FailedScheduling event, PodScheduled=False and the
+    /// nominated node (`nominate`: Some(Some) set, Some(None) clear, None unchanged).
+    fn report_failure(
+        &mut self,
+        info: &PodInfo,
+        reason: &str,
+        msg: String,
+        nominate: Option<Option<String>>,
+        now: SimTime,
+        out: &mut Output,
+    ) {
+        let pod = &info.pod;
+        let obj = Object::Pod((**pod).clone());
+        let ev = self.recorder.record(&obj, EVENT_WARNING, "FailedScheduling", &msg, now);
+        self.push(out, ev);
+        let nominated = match &nominate {
+            Some(n) => n.clone().unwrap_or_default(),
+            None => pod.status.nominated_node_name.clone(),
+        };
+        match &nominate {
+            Some(Some(n)) => {
+                self.nominated.insert(info.key.clone(), n.clone());
+            }
+            Some(None) => {
+                self.nominated.remove(&info.key);
+            }
+            None => {}
+        }
+        let current = pod.condition(condition::POD_SCHEDULED);
+        let same = current
+            .is_some_and(|c| c.status == ConditionStatus::False && c.message == msg && c.reason == reason)
+            && pod.status.nominated_node_name == nominated;
+        if same {
+            return;
+        }
+        let Object::Pod(mut p) = obj else { return };
+        p.set_condition(PodCondition {
+            type_: condition::POD_SCHEDULED.into(),
+            status: ConditionStatus::False,
+            last_transition_time: Some(now),
+            reason: reason.into(),
+            message: msg,
+            ..Default::default()
+        });
+        p.status.nominated_node_name = nominated;
+        p.metadata.resource_version = 0;
+        self.push(out, ApiRequest::UpdateStatus(Object::Pod(p)));
     }
 }
 
@@ -441,14 +954,25 @@ impl Component for Scheduler {
     }
 
     fn watches(&self) -> Vec<WatchSpec> {
-        vec![WatchSpec::kind(Kind::Node), WatchSpec::kind(Kind::Pod)]
+        // Listers first, so that a relist knows namespaces and owners before pods.
+        [
+            Kind::Namespace,
+            Kind::ReplicaSet,
+            Kind::StatefulSet,
+            Kind::PodDisruptionBudget,
+            Kind::Node,
+            Kind::Pod,
+        ]
+        .into_iter()
+        .map(WatchSpec::kind)
+        .collect()
     }
 
     fn on_event(&mut self, ev: &WatchEvent, now: SimTime) {
         match ev.object.kind() {
             Kind::Pod => self.on_pod(ev, now),
             Kind::Node => self.on_node(ev, now),
-            _ => {}
+            _ => self.on_lister_object(ev),
         }
     }
 
@@ -456,7 +980,11 @@ impl Component for Scheduler {
         if let Some(key) = self.binding.remove(&tag) {
             if result.is_err() {
                 // Forget the assumption; try again after backoff.
-                self.unplace(&key);
+                if self.placed.get(&key).is_some_and(|p| !p.confirmed) {
+                    if let Some(gone) = self.unplace(&key) {
+                        self.fire(ClusterEvent::AssignedPodDelete(gone.info), now);
+                    }
+                }
                 if self.pending.contains_key(&key) {
                     self.queue.requeue_backoff(&key, now);
                 }
@@ -467,108 +995,16 @@ impl Component for Scheduler {
     fn tick(&mut self, now: SimTime, rng: &mut ChaCha8Rng) -> Output {
         let mut out = Output::default();
         self.queue.flush(now);
-        while let Some(key) = self.queue.pop() {
-            self.attempt(key, now, rng, &mut out);
+        while let Some((key, info, profile)) = self.queue.pop() {
+            self.attempt(key, info, profile, now, rng, &mut out);
         }
         if let Some(t) = self.queue.next_wake() {
             out.wake_no_later_than(t);
         }
+        out.records = std::mem::take(&mut self.records);
         out
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::{Node, Quantity, Taint, TaintEffect};
-    use rand::SeedableRng;
-
-    fn node(name: &str, cpu: &str) -> Node {
-        let mut n = Node::default();
-        n.metadata.name = name.into();
-        n.status.allocatable.insert("cpu".into(), Quantity::parse(cpu).unwrap());
-        n.status.allocatable.insert("memory".into(), Quantity::parse("16Gi").unwrap());
-        n.status.allocatable.insert("pods".into(), Quantity::parse("110").unwrap());
-        n
-    }
-
-    fn pod(name: &str, cpu: &str) -> Pod {
-        let mut p = Pod::default();
-        p.metadata.name = name.into();
-        p.metadata.namespace = "default".into();
-        let mut c = crate::api::Container { name: "c".into(), ..Default::default() };
-        c.resources.requests.insert("cpu".into(), Quantity::parse(cpu).unwrap());
-        Arc::make_mut(&mut p.spec).containers.push(c);
-        Arc::make_mut(&mut p.spec).priority = Some(0);
-        p
-    }
-
-    fn snapshot(nodes: Vec<Node>) -> Snapshot {
-        let mut s = Snapshot::default();
-        for n in nodes {
-            s.nodes.insert(n.metadata.name.clone(), NodeInfo::new(Arc::new(n)));
-        }
-        s
-    }
-
-    #[test]
-    fn exact_fit_error_for_the_three_node_case() {
-        let mut cordoned = node("node-1", "4");
-        cordoned.spec.unschedulable = true;
-        let mut gpu = node("node-2", "4");
-        gpu.spec.taints.push(Taint {
-            key: "dedicated".into(),
-            value: "gpu".into(),
-            effect: TaintEffect::NoSchedule,
-            time_added: None,
-        });
-        let small = node("node-3", "1");
-        let mut s = snapshot(vec![cordoned, gpu, small]);
-        let filler = PodInfo::new(Arc::new(pod("filler", "500m")));
-        s.nodes.get_mut("node-3").unwrap().add_pod(&filler);
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let d = s.schedule(&PodInfo::new(Arc::new(pod("solo", "1"))), &SchedulerConfig::default(), &mut rng);
-        let Decision::Unschedulable(fit) = d else { panic!("must not fit: {d:?}") };
-        assert_eq!(
-            fit.to_string(),
-            "0/3 nodes are available: 1 Insufficient cpu, 1 node(s) had untolerated taint {dedicated: gpu}, 1 node(s) were unschedulable. preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod, 2 Preemption is not helpful for scheduling."
-        );
-    }
-
-    #[test]
-    fn least_allocated_node_wins() {
-        let mut s = snapshot(vec![node("a", "4"), node("b", "4")]);
-        let busy = PodInfo::new(Arc::new(pod("busy", "3")));
-        s.nodes.get_mut("a").unwrap().add_pod(&busy);
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        for _ in 0..10 {
-            let d =
-                s.schedule(&PodInfo::new(Arc::new(pod("p", "100m"))), &SchedulerConfig::default(), &mut rng);
-            assert_eq!(d, Decision::Fits { node: "b".into(), feasible: 2 });
-        }
-    }
-
-    #[test]
-    fn node_selector_filters() {
-        let mut a = node("a", "4");
-        a.metadata.labels.insert("disk".into(), "ssd".into());
-        let mut s = snapshot(vec![a, node("b", "4")]);
-        let mut p = pod("p", "100m");
-        Arc::make_mut(&mut p.spec).node_selector.insert("disk".into(), "ssd".into());
-        let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let d = s.schedule(&PodInfo::new(Arc::new(p)), &SchedulerConfig::default(), &mut rng);
-        assert_eq!(d, Decision::Fits { node: "a".into(), feasible: 1 });
-    }
-
-    #[test]
-    fn adaptive_percentage_of_nodes_to_score() {
-        let mut s = Snapshot::default();
-        for i in 0..5000 {
-            let n = node(&format!("n{i:04}"), "8");
-            s.nodes.insert(n.metadata.name.clone(), NodeInfo::new(Arc::new(n)));
-        }
-        // 50 - 5000/125 = 10% of 5000
-        assert_eq!(s.num_feasible_nodes_to_find(None), 500);
-        assert_eq!(s.num_feasible_nodes_to_find(Some(1)), 100);
-    }
-}
+mod tests;
