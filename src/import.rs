@@ -204,7 +204,12 @@ pub fn import(docs: Vec<Value>, opts: &ImportOptions, sources: &str) -> Result<I
                     workloads.push(w);
                 }
             }
-            "ConfigMap" | "Secret" => {
+            // The API server creates the two system classes itself (bootstrap priority
+            // classes, pkg/apis/scheduling/types.go SystemPriorityClasses).
+            "PriorityClass" if o.name.starts_with("system-") => {
+                out.dropped.push(format!("PriorityClass {}: built into the API server; skipped", o.name));
+            }
+            "ConfigMap" | "Secret" | "PriorityClass" | "PodDisruptionBudget" => {
                 if o.kind == "ConfigMap" && o.name == "kube-root-ca.crt" {
                     continue;
                 }

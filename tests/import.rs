@@ -40,11 +40,15 @@ fn a_kubectl_list_imports_and_reaches_the_snapshots_replicas() {
         "a static (mirror) pod of node ip-10-0-0-5.ec2.internal",
         "Pod monitoring/node-exporter-10005: on control-plane node",
         "1 StorageClass: kind not simulated",
-        "1 PodDisruptionBudget: kind not simulated",
+        "PriorityClass system-node-critical: built into the API server; skipped",
         "Pod default/debug: was on node ip-10-0-2-21.ec2.internal; unbound",
     ] {
         assert!(summary.contains(why), "want {why:?} in:\n{summary}");
     }
+    // PodDisruptionBudgets are simulated (the disruption controller, the Eviction API):
+    // kept, without the status the disruption controller writes.
+    assert!(yaml.contains("kind: PodDisruptionBudget"), "{yaml}");
+    assert!(!summary.contains("PodDisruptionBudget: kind not simulated"), "{summary}");
     assert!(summary.contains("6 controller-owned pods left to their controllers"), "{summary}");
     // Two zones: two pools; the control-plane node is a control-plane host.
     assert!(imported.scenario.contains("name: general-us-east-1a"), "{}", imported.scenario);
