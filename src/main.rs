@@ -36,6 +36,10 @@ enum Command {
         /// Write the trace (JSON Lines) here, for `get` and `describe`.
         #[arg(long)]
         trace: Option<PathBuf>,
+        /// Write the SLO metrics (pod startup latency, scheduling, API call latency, ...)
+        /// here as JSON.
+        #[arg(long)]
+        metrics: Option<PathBuf>,
         /// No progress bar and no warnings, only the summary.
         #[arg(long, short)]
         quiet: bool,
@@ -45,6 +49,9 @@ enum Command {
         scenario: PathBuf,
         #[arg(long)]
         seed: Option<u64>,
+        /// Write the SLO metrics here as JSON.
+        #[arg(long)]
+        metrics: Option<PathBuf>,
     },
     /// List objects as `kubectl get` does, from a trace at a simulated time.
     Get {
@@ -96,6 +103,69 @@ enum Command {
         target: Option<FuzzTarget>,
         #[command(flatten)]
         args: ScenarioFuzzArgs,
+    },
+    /// Write one self-contained HTML report of a run (charts, expectations, SLO metrics,
+    /// the scenario) from its trace: `kubesim report TRACE -o reports/NAME.html`.
+    Report {
+        /// The trace file written by `kubesim run --trace`.
+        trace: PathBuf,
+        /// The HTML file to write.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Export a run's trace for a timeline viewer: `kubesim export --perfetto TRACE -o
+    /// run.json` writes the Chrome trace event format that Perfetto and chrome://tracing
+    /// open (a track per host and component, slices for pod phases and leader terms,
+    /// instants for faults and Events).
+    Export {
+        /// The Chrome trace event format (the only format so far).
+        #[arg(long, required = true)]
+        perfetto: bool,
+        /// The trace file written by `kubesim run --trace`.
+        trace: PathBuf,
+        /// The JSON file to write.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Write a scenario from a real cluster's snapshot: what `kubectl get
+    /// nodes,deployments,statefulsets,daemonsets,jobs,pods,pvc,pv,storageclasses,priorityclasses,pdb
+    /// -A -o yaml` prints (a List, or several documents). Prints what was imported and
+    /// what was dropped, and why.
+    Import {
+        /// The snapshot files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The scenario file to write.
+        #[arg(long, short)]
+        output: PathBuf,
+        /// The scenario's name (default: the output file's name).
+        #[arg(long)]
+        name: Option<String>,
+        /// How long the scenario runs.
+        #[arg(long, default_value = "10m")]
+        duration: String,
+    },
+    /// Run a scenario over a grid of settings and seeds and tabulate the SLO metrics:
+    /// `kubesim sweep scenarios/scale-500.yaml --set nodePools[0].count=400,450,500`.
+    /// Writes sweep.csv and sweep.html (a table and charts) to --out.
+    Sweep {
+        scenario: PathBuf,
+        /// PATH=V1,V2,...: a scenario field (`nodePools[0].count`,
+        /// `nodePools[name=worker].count`, `controlPlane.kubeScheduler.qps`) and its values.
+        #[arg(long = "set", required = true)]
+        set: Vec<String>,
+        /// Seeds 1..=N per combination.
+        #[arg(long, default_value_t = 1)]
+        seeds: u64,
+        /// Threads, one simulation each at a time.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Where sweep.csv and sweep.html go (default: reports/sweep-<scenario>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// No progress lines.
+        #[arg(long, short)]
+        quiet: bool,
     },
     /// List events as `kubectl get events` does, from a trace at a simulated time.
     Events {
@@ -227,9 +297,10 @@ fn main() -> ExitCode {
 
 fn dispatch(cmd: Command) -> Result<(), Failure> {
     match cmd {
-        Command::Run { scenario, seed, trace, quiet } => {
+        Command::Run { scenario, seed, trace, metrics, quiet } => {
             let opts = RunOptions { seed, trace, progress: !quiet, warnings: !quiet, bench: false };
             let report = run::run_file(&scenario, &opts).map_err(Failure::Input)?;
+            write_metrics(metrics.as_deref(), &report)?;
             out(&report.summary());
             if report.all_passed() {
                 Ok(())
@@ -237,9 +308,10 @@ fn dispatch(cmd: Command) -> Result<(), Failure> {
                 Err(Failure::Expectations)
             }
         }
-        Command::Bench { scenario, seed } => {
+        Command::Bench { scenario, seed, metrics } => {
             let opts = RunOptions { seed, trace: None, progress: false, warnings: false, bench: true };
             let report = run::run_file(&scenario, &opts).map_err(Failure::Input)?;
+            write_metrics(metrics.as_deref(), &report)?;
             out(&report.summary());
             out(&report.bench_summary());
             if report.all_passed() {
@@ -301,6 +373,46 @@ fn dispatch(cmd: Command) -> Result<(), Failure> {
                 Ok(())
             }
         }
+        Command::Report { trace, output } => {
+            kubesim::report::report_file(&trace, &output).map_err(Failure::Input)?;
+            out(&format!("wrote {}\n", output.display()));
+            Ok(())
+        }
+        Command::Export { perfetto: _, trace, output } => {
+            kubesim::export::export_file(&trace, &output).map_err(Failure::Input)?;
+            out(&format!("wrote {}\n", output.display()));
+            Ok(())
+        }
+        Command::Import { files, output, name, duration } => {
+            kubesim::scenario::parse_duration(&duration)
+                .map_err(|e| Failure::Input(format!("--duration {duration:?}: {e} (e.g. 10m)")))?;
+            let name = name.unwrap_or_else(|| kubesim::import::name_for(&output));
+            let opts = kubesim::import::ImportOptions { name, duration };
+            let imported = kubesim::import::import_files(&files, &opts).map_err(Failure::Input)?;
+            std::fs::write(&output, &imported.scenario)
+                .map_err(|e| Failure::Input(format!("{}: {e}", output.display())))?;
+            out(&imported.summary());
+            out(&format!("wrote {}\n", output.display()));
+            Ok(())
+        }
+        Command::Sweep { scenario, set, seeds, jobs, out: dir, quiet } => {
+            let axes = set
+                .iter()
+                .map(|s| kubesim::sweep::Axis::parse(s))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(Failure::Input)?;
+            let stem = scenario.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let dir = dir.unwrap_or_else(|| PathBuf::from("reports").join(format!("sweep-{stem}")));
+            let opts = kubesim::sweep::SweepOptions { scenario, axes, seeds, jobs, out: dir.clone(), quiet };
+            let result = kubesim::sweep::sweep(&opts).map_err(Failure::Input)?;
+            out(&result.csv);
+            out(&format!(
+                "wrote {} and {}\n",
+                dir.join("sweep.csv").display(),
+                dir.join("sweep.html").display()
+            ));
+            Ok(())
+        }
         Command::Events { at, namespace, all_namespaces } => {
             let (state, now) = load_state(&at)?;
             let ns = namespace_arg(Kind::Event, namespace, all_namespaces);
@@ -310,6 +422,19 @@ fn dispatch(cmd: Command) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+/// `--metrics FILE`: the run's SLO metrics as JSON, with what ran.
+fn write_metrics(path: Option<&std::path::Path>, report: &run::RunReport) -> Result<(), Failure> {
+    let Some(path) = path else { return Ok(()) };
+    let doc = serde_json::json!({
+        "scenario": report.name,
+        "seed": report.seed,
+        "simulatedSeconds": report.simulated.as_secs_f64(),
+        "metrics": report.metrics,
+    });
+    let text = serde_json::to_string_pretty(&doc).expect("metrics serialize") + "\n";
+    std::fs::write(path, text).map_err(|e| Failure::Input(format!("--metrics {}: {e}", path.display())))
 }
 
 fn fuzz_scenarios(a: ScenarioFuzzArgs) -> Result<(), Failure> {

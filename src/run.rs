@@ -346,6 +346,8 @@ pub struct RunReport {
     pub leaders: Vec<kubesim_sim::Leadership>,
     /// Broken cluster invariants (when the plan checks them).
     pub violations: Vec<kubesim_faults::invariants::Violation>,
+    /// The SLO metrics (src/metrics.rs).
+    pub metrics: crate::metrics::Metrics,
 }
 
 impl RunReport {
@@ -387,6 +389,7 @@ impl RunReport {
         for v in &self.violations {
             s += &format!("VIOLATION {v}\n");
         }
+        s += &self.metrics.summary();
         s += &format!("trace-hash: {}\n", self.trace_hash);
         s
     }
@@ -418,27 +421,99 @@ pub fn run_file(path: &Path, opts: &RunOptions) -> Result<RunReport, String> {
         plan.world.seed = seed;
     }
     let file = match &opts.trace {
-        Some(p) => Some(std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?),
+        Some(p) => {
+            use std::io::Write;
+            let mut f = std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            // The header `kubesim report` reads: what ran (outside the trace hash).
+            let source = std::fs::read_to_string(path).unwrap_or_default();
+            let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let header = kubesim_sim::TraceRecord::Run {
+                t: 0,
+                scenario: plan.name.clone(),
+                seed: plan.seed,
+                duration: plan.duration.as_millis(),
+                file: file_name,
+                source,
+            };
+            let line = serde_json::to_string(&header).expect("trace records always serialize");
+            writeln!(f, "{line}").map_err(|e| format!("{}: {e}", p.display()))?;
+            Some(f)
+        }
         None => None,
     };
-    run_plan(plan, file, opts.progress)
+    let report = run_plan(plan, file, opts.progress)?;
+    if let Some(p) = &opts.trace {
+        append_outcome(p, &report)?;
+    }
+    Ok(report)
+}
+
+/// Appends the run's outcome (each expectation's result, the hash) to its trace file.
+fn append_outcome(path: &Path, report: &RunReport) -> Result<(), String> {
+    use std::io::Write;
+    let mut results: Vec<kubesim_sim::trace::OutcomeResult> = report
+        .results
+        .iter()
+        .map(|r| kubesim_sim::trace::OutcomeResult {
+            name: r.name.clone(),
+            passed: r.passed,
+            detail: r.detail.clone(),
+        })
+        .collect();
+    for e in &report.step_errors {
+        results.push(kubesim_sim::trace::OutcomeResult {
+            name: "timeline step".into(),
+            passed: false,
+            detail: e.clone(),
+        });
+    }
+    for v in &report.violations {
+        results.push(kubesim_sim::trace::OutcomeResult {
+            name: format!("invariant {}", v.invariant),
+            passed: false,
+            detail: v.to_string(),
+        });
+    }
+    let rec = kubesim_sim::TraceRecord::Outcome {
+        t: report.simulated.as_millis(),
+        results,
+        trace_hash: report.trace_hash.clone(),
+    };
+    let line = serde_json::to_string(&rec).expect("trace records always serialize");
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    writeln!(f, "{line}").map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Runs a plan on a fresh OS thread (madsim keeps per-thread state between runs).
 pub fn run_plan(plan: Plan, trace_file: Option<std::fs::File>, progress: bool) -> Result<RunReport, String> {
     let started = std::time::Instant::now();
+    // The display runs on a thread of its own, outside the simulation: it reads what the
+    // simulation publishes and never changes what the simulation does.
+    let shown = progress.then(|| crate::progress::Progress::start(&plan.name, plan.duration));
+    let state = shown.as_ref().map(|p| p.state());
     let thread = std::thread::Builder::new()
         .name(format!("sim-{}", plan.name))
         .stack_size(64 << 20)
-        .spawn(move || simulate_plan(plan, trace_file, progress))
+        .spawn(move || simulate_plan(plan, trace_file, state))
         .map_err(|e| e.to_string())?;
-    let mut report = thread.join().map_err(|_| "the simulation panicked (a kubesim bug)".to_string())??;
+    let joined = thread.join();
+    if let Some(p) = shown {
+        p.finish();
+    }
+    let mut report = joined.map_err(|_| "the simulation panicked (a kubesim bug)".to_string())??;
     report.wall = started.elapsed();
     report.peak_rss_bytes = peak_rss_bytes();
     Ok(report)
 }
 
-fn simulate_plan(plan: Plan, trace_file: Option<std::fs::File>, progress: bool) -> Result<RunReport, String> {
+fn simulate_plan(
+    plan: Plan,
+    trace_file: Option<std::fs::File>,
+    progress: Option<Arc<crate::progress::ProgressState>>,
+) -> Result<RunReport, String> {
     let seed = plan.seed;
     simulate(seed, move || async move {
         let sink = Arc::new(Mutex::new(TraceSink::new(trace_file)));
@@ -457,10 +532,16 @@ fn simulate_plan(plan: Plan, trace_file: Option<std::fs::File>, progress: bool) 
                 .observe(Box::new(move |rec, state| m2.lock().expect("monitor lock").observe(rec, state)));
             m
         });
-        let bar = progress_bar(progress, plan.duration);
+        let collector = Arc::new(Mutex::new(crate::metrics::Collector::new()));
+        let c2 = collector.clone();
+        sink.lock()
+            .expect("trace lock")
+            .observe(Box::new(move |rec, _| c2.lock().expect("metrics lock").observe(rec)));
+        let bar = progress.map(|p| Ticker { progress: p, collector: collector.clone() });
         let mut world = World::start(plan.world.clone(), sink.clone()).await;
         let mut step_errors = Vec::new();
         wait_for_api(&world).await;
+        sink.lock().expect("trace lock").note(&kubesim_sim::TraceRecord::Start { t: now().as_millis() });
         for obj in &plan.workloads {
             if let Err(e) = apply(&world, None, obj.clone()).await {
                 step_errors.push(format!("apply {} at {}: {e}", obj.key(), now()));
@@ -516,9 +597,6 @@ fn simulate_plan(plan: Plan, trace_file: Option<std::fs::File>, progress: bool) 
         let results = checker.await.map_err(|e| format!("the expectation checker failed: {e}"))?;
         world.prune();
         sleep_until(plan.duration).await;
-        if let Some(b) = bar {
-            b.finish_and_clear();
-        }
         let mut results: Vec<CheckResult> = results
             .into_iter()
             .zip(&plan.checks)
@@ -540,6 +618,11 @@ fn simulate_plan(plan: Plan, trace_file: Option<std::fs::File>, progress: bool) 
             }
         }
         let trace_hash = sink.finish()?;
+        let metrics = {
+            let mut c = collector.lock().expect("metrics lock");
+            c.finish(now().as_millis());
+            c.metrics()
+        };
         Ok(RunReport {
             name: plan.name.clone(),
             seed,
@@ -553,6 +636,7 @@ fn simulate_plan(plan: Plan, trace_file: Option<std::fs::File>, progress: bool) 
             peak_rss_bytes: None,
             leaders: sink.leaders().to_vec(),
             violations,
+            metrics,
         })
     })
 }
@@ -629,7 +713,7 @@ async fn run_checks(
     checks: Vec<Check>,
     sink: Arc<Mutex<TraceSink>>,
     duration: SimTime,
-    bar: Option<indicatif::ProgressBar>,
+    bar: Option<Ticker>,
 ) -> Vec<Option<CheckResult>> {
     let mut results: Vec<Option<CheckResult>> = vec![None; checks.len()];
     let mut held_since: Vec<Option<SimTime>> = vec![None; checks.len()];
@@ -732,7 +816,8 @@ async fn run_checks(
             }
             Job::Tick => {
                 if let Some(b) = &bar {
-                    b.set_position(now().as_secs());
+                    let running = b.collector.lock().expect("metrics lock").running();
+                    b.progress.publish(now(), running);
                 }
                 kubesim_sim::prune_tasks();
                 agenda.insert((now() + Duration::from_secs(1), 2, 0), Job::Tick);
@@ -767,20 +852,11 @@ enum Job {
     Tick,
 }
 
-fn progress_bar(show: bool, duration: SimTime) -> Option<indicatif::ProgressBar> {
-    use std::io::IsTerminal;
-    if !show || !std::io::stderr().is_terminal() {
-        return None;
-    }
-    let bar = indicatif::ProgressBar::new(duration.as_secs());
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{elapsed_precise} [{bar:40}] {pos}/{len} simulated s ({per_sec})",
-        )
-        .expect("valid template")
-        .progress_chars("=> "),
-    );
-    Some(bar)
+/// What the checker's once-a-second tick publishes for the progress display.
+#[derive(Clone)]
+struct Ticker {
+    progress: Arc<crate::progress::ProgressState>,
+    collector: Arc<Mutex<crate::metrics::Collector>>,
 }
 
 /// Waits until the API server answers (it starts with the control-plane host).

@@ -53,9 +53,50 @@ pub enum Record<V = Value> {
     EtcdLeader { at: SimTime, term: u64, leader: u64 },
     /// An etcd member installed a snapshot from its leader, jumping to this revision.
     EtcdSnapshotInstalled { revision: i64 },
+    /// Requests an API server answered since its last Ready, each with its latency: what
+    /// kube-apiserver's `apiserver_request_duration_seconds` observes, "from the moment
+    /// when apiserver gets the request to last byte of response sent to the user"
+    /// (sig-scalability/slos/api_call_latency.md). Watches (streaming) are not requests
+    /// here, as they are not in the SLI.
+    ApiCalls(Vec<ApiCall>),
     /// A client component's own record of what it decided and why (the scheduler's
     /// attempts, for `kubesim explain`).
     Component(crate::client::Record),
+}
+
+/// One answered API request, labelled as `apiserver_request_duration_seconds` labels it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiCall {
+    /// The client that asked (the world knows which component it is).
+    pub client: u64,
+    /// The HTTP verb the request metrics use: POST, PUT, PATCH, DELETE, GET.
+    pub verb: &'static str,
+    /// The REST resource (`pods`) and subresource (`status`, `binding`, or empty).
+    pub resource: &'static str,
+    pub subresource: &'static str,
+    pub latency_ms: u64,
+}
+
+impl ApiCall {
+    /// The verb, resource and subresource of a request, as the API server's request
+    /// info resolver names them (k8s.io/apiserver/pkg/endpoints/request/requestinfo.go):
+    /// a create is a POST, a binding a POST to `pods/binding`, a status update a PUT to
+    /// the `status` subresource.
+    pub fn labels(request: &ApiRequest) -> (&'static str, &'static str, &'static str) {
+        match request {
+            ApiRequest::Create(o) => ("POST", o.kind().resource(), ""),
+            ApiRequest::Update(o) => ("PUT", o.kind().resource(), ""),
+            ApiRequest::UpdateStatus(o) => ("PUT", o.kind().resource(), "status"),
+            ApiRequest::Bind { .. } => ("POST", "pods", "binding"),
+            ApiRequest::Evict { .. } => ("POST", "pods", "eviction"),
+            ApiRequest::Delete { key, .. } => ("DELETE", key.kind.resource(), ""),
+            ApiRequest::Patch { patch: crate::client::Patch::PodStatus { .. }, .. } => {
+                ("PATCH", "pods", "status")
+            }
+            ApiRequest::Patch { key, .. } => ("PATCH", key.kind.resource(), ""),
+            ApiRequest::Get(key) => ("GET", key.kind.resource(), ""),
+        }
+    }
 }
 
 /// A process's outputs since the last [`Process::ready`].

@@ -2,6 +2,7 @@
 //! each with its simulated time. The trace hash (SHA-256 over the lines) fingerprints a run.
 //! `get` / `describe` rebuild cluster state from a trace file; they never re-run.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
 use std::sync::Arc;
 
@@ -25,9 +26,55 @@ pub enum TraceRecord {
     Action { t: u64, action: String, detail: String },
     /// A component or etcd member became leader.
     Leader { t: u64, component: String, host: String, term: u64 },
+    /// The API requests the API servers answered in `[from, t)`, by component, verb and
+    /// resource, each with its latencies (an aggregate per window, not a line per request).
+    /// A measurement of the run, not part of the trace hash or the record count: the hash
+    /// stays the fingerprint of what the cluster did, comparable with builds that do not
+    /// measure.
+    ApiRequests { t: u64, from: u64, calls: Vec<ApiCallStats> },
     /// A kube-scheduler attempt: every node's verdict, the scores and the decision.
     Scheduling { t: u64, host: String, attempt: Arc<SchedulingAttempt> },
+    /// What ran: the scenario's name, seed, file name and text. The first line of a trace
+    /// file; not part of the trace hash (a comment edited in the scenario changes no run).
+    Run { t: u64, scenario: String, seed: u64, duration: u64, file: String, source: String },
+    /// The scenario's test starts: the API server answers and the workloads are applied.
+    /// Measurements start here, as clusterloader2's start before their test's objects are
+    /// created (the API call latency SLI leaves the cluster's bootstrap out). Outside the
+    /// trace hash.
+    Start { t: u64 },
+    /// How the run ended: each expectation's result and the trace hash. The last line of a
+    /// trace file; not part of the hash it reports.
+    Outcome { t: u64, results: Vec<OutcomeResult>, trace_hash: String },
 }
+
+/// The requests of one (component, verb, resource, subresource) in a window.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiCallStats {
+    pub component: String,
+    pub verb: String,
+    pub resource: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subresource: String,
+    pub count: u64,
+    /// `[latency in ms, requests]`, by latency: exact, since simulated time is in ms.
+    pub latency_ms: Vec<[u64; 2]>,
+}
+
+/// One expectation's result as the trace keeps it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutcomeResult {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+/// The width of an [`TraceRecord::ApiRequests`] window: kubesim's own aggregation
+/// interval, fine enough for charts of requests per second and for the SLI's 5-minute
+/// windows, coarse enough that 50,000 pods do not write a line per request.
+pub const API_WINDOW_MS: u64 = 10_000;
+
+/// (component, verb, resource, subresource).
+type ApiKey = (&'static str, &'static str, &'static str, &'static str);
 
 impl TraceRecord {
     pub fn time(&self) -> SimTime {
@@ -36,6 +83,10 @@ impl TraceRecord {
             | TraceRecord::Fault { t, .. }
             | TraceRecord::Action { t, .. }
             | TraceRecord::Leader { t, .. }
+            | TraceRecord::ApiRequests { t, .. }
+            | TraceRecord::Run { t, .. }
+            | TraceRecord::Start { t }
+            | TraceRecord::Outcome { t, .. }
             | TraceRecord::Scheduling { t, .. } => *t,
         };
         SimTime(t)
@@ -70,6 +121,11 @@ pub struct TraceSink {
     /// Read-only observers of every record, with the committed state after it (the
     /// invariant checkers and the expectations' anchors and counts).
     observers: Vec<Observer>,
+    /// API requests answered in the current window, with their latencies (ms -> count).
+    api: BTreeMap<ApiKey, BTreeMap<u64, u64>>,
+    api_window_start: u64,
+    /// The latest time recorded.
+    last_t: u64,
 }
 
 /// Called with every trace record and the committed state after it.
@@ -105,6 +161,81 @@ impl TraceSink {
             leaders: Vec::new(),
             write_watches: Vec::new(),
             observers: Vec::new(),
+            api: BTreeMap::new(),
+            api_window_start: 0,
+            last_t: 0,
+        }
+    }
+
+    /// Counts requests an API server answered at `t`; `component` names a client.
+    pub fn record_api_calls(
+        &mut self,
+        calls: &[kubesim_model::process::ApiCall],
+        t: SimTime,
+        component: impl Fn(u64) -> &'static str,
+    ) {
+        self.roll_api_window(t.as_millis());
+        for c in calls {
+            let key = (component(c.client), c.verb, c.resource, c.subresource);
+            *self.api.entry(key).or_default().entry(c.latency_ms).or_default() += 1;
+        }
+    }
+
+    /// Writes the request window when `t` is past it, and starts the window holding `t`.
+    fn roll_api_window(&mut self, t: u64) {
+        self.last_t = self.last_t.max(t);
+        if t < self.api_window_start + API_WINDOW_MS {
+            return;
+        }
+        self.flush_api_window(self.api_window_start + API_WINDOW_MS);
+        self.api_window_start = t - t % API_WINDOW_MS;
+    }
+
+    fn flush_api_window(&mut self, end: u64) {
+        if self.api.is_empty() {
+            return;
+        }
+        let calls = std::mem::take(&mut self.api)
+            .into_iter()
+            .map(|((component, verb, resource, subresource), hist)| ApiCallStats {
+                component: component.into(),
+                verb: verb.into(),
+                resource: resource.into(),
+                subresource: subresource.into(),
+                count: hist.values().sum(),
+                latency_ms: hist.into_iter().map(|(ms, n)| [ms, n]).collect(),
+            })
+            .collect();
+        let rec = TraceRecord::ApiRequests { t: end, from: self.api_window_start, calls };
+        self.write_file_only(&rec);
+        self.notify(&rec);
+    }
+
+    /// Writes a line to the file only: the run's header and outcome, which the hash leaves
+    /// out.
+    pub fn write_unhashed(&mut self, rec: &TraceRecord) {
+        self.write_file_only(rec);
+        if let Some(f) = &mut self.file {
+            if let Err(e) = f.flush() {
+                self.error.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+
+    /// Writes a line to the file outside the hash and the record count, and hands it to
+    /// the observers: a measurement's mark ([`TraceRecord::Start`]).
+    pub fn note(&mut self, rec: &TraceRecord) {
+        self.write_file_only(rec);
+        self.notify(rec);
+    }
+
+    /// Writes a line to the file, outside the hash and the record count.
+    fn write_file_only(&mut self, rec: &TraceRecord) {
+        if let Some(f) = &mut self.file {
+            let line = serde_json::to_vec(rec).expect("trace records always serialize");
+            if let Err(e) = f.write_all(&line).and_then(|()| f.write_all(b"\n")) {
+                self.error.get_or_insert_with(|| e.to_string());
+            }
         }
     }
 
@@ -124,6 +255,7 @@ impl TraceSink {
     }
 
     pub fn record(&mut self, rec: &TraceRecord) {
+        self.roll_api_window(rec.time().as_millis());
         let mut leader = None;
         if let TraceRecord::Write { t, verb, object, .. } = rec {
             self.writes += 1;
@@ -218,6 +350,9 @@ impl TraceSink {
 
     /// Flushes the file and returns the hex trace hash.
     pub fn finish(&mut self) -> Result<String, String> {
+        // The last window, cut at the last instant recorded.
+        let end = self.last_t.max(self.api_window_start);
+        self.flush_api_window(end);
         if let Some(f) = &mut self.file {
             if let Err(e) = f.flush() {
                 self.error.get_or_insert_with(|| e.to_string());
@@ -284,4 +419,50 @@ pub fn replay(reader: impl BufRead, at: SimTime) -> Result<Replay, String> {
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kubesim_model::process::ApiCall;
+
+    fn fault(t: u64) -> TraceRecord {
+        TraceRecord::Fault { t, fault: "partition".into(), detail: "node-2".into() }
+    }
+
+    fn call(latency_ms: u64) -> ApiCall {
+        ApiCall { client: 7, verb: "POST", resource: "pods", subresource: "binding", latency_ms }
+    }
+
+    #[test]
+    fn api_request_windows_reach_observers_but_not_the_hash_or_the_count() {
+        let mut plain = TraceSink::new(None);
+        plain.record(&fault(1_000));
+        plain.record(&fault(25_000));
+
+        let mut measured = TraceSink::new(None);
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let s = seen.clone();
+        measured.observe(Box::new(move |rec, _| s.lock().unwrap().push(rec.clone())));
+        measured.record(&fault(1_000));
+        measured.record_api_calls(&[call(3), call(3), call(40)], SimTime(2_000), |_| "kube-scheduler");
+        measured.record_api_calls(&[call(5)], SimTime(12_000), |_| "kube-scheduler");
+        measured.record(&fault(25_000));
+
+        assert_eq!(measured.lines(), plain.lines());
+        assert_eq!(measured.finish(), plain.finish());
+        // One line per 10 s window that had requests, each with its exact latencies.
+        let windows: Vec<(u64, u64, Vec<[u64; 2]>)> = seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|r| match r {
+                TraceRecord::ApiRequests { t, from, calls } => {
+                    Some((*from, *t, calls.iter().flat_map(|c| c.latency_ms.clone()).collect()))
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(windows, [(0, 10_000, vec![[3, 2], [40, 1]]), (10_000, 20_000, vec![[5, 1]])]);
+    }
 }

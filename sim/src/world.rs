@@ -219,7 +219,25 @@ fn etcd_hooks(trace: Arc<Mutex<TraceSink>>, shared: EtcdShared) -> Hooks<Value> 
                             trace.lock().expect("trace lock").record(&rec);
                         }
                     }
-                    Record::EtcdSnapshotInstalled { .. } | Record::Component(_) => {}
+                    Record::EtcdSnapshotInstalled { .. } | Record::ApiCalls(_) | Record::Component(_) => {}
+                }
+            }
+        }),
+        local: Box::new(|_, _| {}),
+    }
+}
+
+/// Hands an API server's answered requests to the trace's request metrics, each labelled
+/// with the component that asked.
+fn apiserver_hooks(trace: Arc<Mutex<TraceSink>>, cp_count: u32) -> Hooks<Value> {
+    Hooks {
+        records: Box::new(move |records, t| {
+            for r in records {
+                if let Record::ApiCalls(calls) = r {
+                    trace
+                        .lock()
+                        .expect("trace lock")
+                        .record_api_calls(&calls, t, |c| component_of(c, cp_count));
                 }
             }
         }),
@@ -324,14 +342,15 @@ impl World {
         let local_api = SocketAddr::new(ip, APISERVER_PORT);
         let (net, seed, api_config) =
             (self.net.clone(), seed_for(config.seed, "kube-apiserver", i), config.apiserver.clone());
+        let (trace, cp_count) = (self.trace.clone(), config.control_plane_hosts.max(1) as u32);
         self.add_process(&host, "kube-apiserver", move || {
-            let (net, api_config) = (net.clone(), api_config.clone());
+            let (net, api_config, trace) = (net.clone(), api_config.clone(), trace.clone());
             async move {
                 let t = now();
                 // `seed` is this API server's own (uids and generated names must not
                 // repeat between API servers), mixed with the time it starts serving.
                 let rng = rng_at(seed, t + APISERVER_START_DELAY);
-                run(net.bind(local_api), rng, None, Hooks::default(), |_| {
+                run(net.bind(local_api), rng, None, apiserver_hooks(trace, cp_count), |_| {
                     ApiServerProcess::new(api_config, etcd_addr, t, APISERVER_START_DELAY)
                 })
                 .await
@@ -756,6 +775,18 @@ fn api_servers(cp_count: u32, start: usize) -> Vec<SocketAddr> {
 
 fn client_id(host_index: u32, slot: u32) -> u64 {
     (host_index as u64) << 8 | slot as u64
+}
+
+/// The component behind a client id ([`client_id`]): the scenario's kubectl on host 100,
+/// the scheduler (slot 1) and controller manager (slot 2) on control-plane hosts, else a
+/// kubelet.
+fn component_of(client: u64, cp_count: u32) -> &'static str {
+    match ((client >> 8) as u32, client & 0xff) {
+        (100, _) => "kubectl",
+        (h, 1) if h <= cp_count => "kube-scheduler",
+        (h, 2) if h <= cp_count => "kube-controller-manager",
+        _ => "kubelet",
+    }
 }
 
 /// Sleeps until simulated time `t`.

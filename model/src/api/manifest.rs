@@ -51,6 +51,18 @@ pub fn parse_manifests(text: &str) -> Result<Manifests, ManifestError> {
         out.warnings.extend(not_simulated(&parsed));
         flatten(parsed, &mut out);
     }
+    // What a server sets, as `kubectl get -o yaml` prints it: applied as written, a
+    // snapshot does not come back as it was. One warning per text, not one per object.
+    let snapshot = out
+        .objects
+        .iter()
+        .filter(|o| !o.meta().owner_references.is_empty() || o.meta().deletion_timestamp.is_some())
+        .count();
+    if snapshot > 0 {
+        out.warnings.push(format!(
+            "{snapshot} object(s) carry ownerReferences or a deletionTimestamp, as `kubectl get -o yaml` prints them: applied as written, owned objects are garbage-collected or adopted and Terminating pods come back Running; `kubesim import FILE -o scenario.yaml` turns a cluster snapshot into a scenario"
+        ));
+    }
     Ok(out)
 }
 
@@ -245,6 +257,39 @@ struct _AssertDocumentIsDeserialize(Document);
 mod tests {
     use super::*;
     use crate::api::Kind;
+
+    #[test]
+    fn a_kubectl_snapshot_warns_once_and_names_kubesim_import() {
+        let text = r#"
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Pod
+  metadata:
+    name: web-1
+    namespace: default
+    ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: web-7d4b9c8f5, uid: 1f0c, controller: true}]
+  spec: {containers: [{name: app, image: nginx}]}
+- apiVersion: v1
+  kind: Pod
+  metadata:
+    name: web-2
+    namespace: default
+    deletionTimestamp: "2025-03-04T09:40:02Z"
+  spec: {containers: [{name: app, image: nginx}]}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: debug, namespace: default}
+  spec: {containers: [{name: app, image: busybox}]}
+"#;
+        let m = parse_manifests(text).unwrap();
+        assert_eq!(m.objects.len(), 3);
+        let w: Vec<&String> = m.warnings.iter().filter(|w| w.contains("kubesim import")).collect();
+        assert_eq!(w.len(), 1, "{:?}", m.warnings);
+        assert!(w[0].starts_with("2 object(s) carry ownerReferences or a deletionTimestamp"), "{}", w[0]);
+        assert!(parse_manifests(DEPLOY).unwrap().warnings.iter().all(|w| !w.contains("kubesim import")));
+    }
 
     const DEPLOY: &str = r#"
 apiVersion: apps/v1

@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use super::{ApiInput, ApiOutput, ApiServer, ApiServerConfig};
 use crate::client::{Tagged, WatchEvent};
 use crate::etcd::EtcdRequest;
-use crate::process::{Input, Process, Ready};
+use crate::process::{ApiCall, Input, Process, Ready, Record};
 use crate::time::SimTime;
 use crate::wire::{Addr, ClientId, FromApi, FromEtcd, Message, ToApi, ToEtcd};
 
@@ -50,6 +50,8 @@ pub struct ApiServerProcess {
     outputs: Vec<ApiOutput>,
     /// Sent at once, before the batched outputs (compaction, etcd pings).
     urgent: Vec<(Addr, Message)>,
+    /// When each request in flight arrived, with its metric labels (the request metrics).
+    arrivals: BTreeMap<(ClientId, u64), (SimTime, ApiCall)>,
 }
 
 impl ApiServerProcess {
@@ -71,6 +73,7 @@ impl ApiServerProcess {
             inbox: Vec::new(),
             outputs: Vec::new(),
             urgent: Vec::new(),
+            arrivals: BTreeMap::new(),
         }
     }
 
@@ -148,6 +151,9 @@ impl ApiServerProcess {
             ToApi::Hello { .. } => {}
             ToApi::Requests { client, requests, .. } => {
                 for Tagged { tag, request } in requests {
+                    let (verb, resource, subresource) = ApiCall::labels(&request);
+                    let call = ApiCall { client, verb, resource, subresource, latency_ms: 0 };
+                    self.arrivals.insert((client, tag), (now, call));
                     let input = ApiInput::ClientRequest { client, tag, request };
                     self.outputs.extend(self.api.handle(input, now, rng));
                 }
@@ -173,13 +179,17 @@ impl ApiServerProcess {
     }
 
     /// Groups the state machine's outputs: one batch per client, one message to etcd.
-    fn batch(&mut self, rd: &mut Ready) {
+    fn batch(&mut self, rd: &mut Ready, now: SimTime) {
         type Batch = (Vec<(u64, crate::client::ApiResult)>, BTreeMap<u64, Vec<WatchEvent>>);
         let mut batches: BTreeMap<ClientId, Batch> = BTreeMap::new();
         let mut to_etcd = Vec::new();
+        let mut calls = Vec::new();
         for o in self.outputs.drain(..) {
             match o {
                 ApiOutput::Response { client, tag, result } => {
+                    if let Some((at, call)) = self.arrivals.remove(&(client, tag)) {
+                        calls.push(ApiCall { latency_ms: now.saturating_sub(at).as_millis() as u64, ..call });
+                    }
                     batches.entry(client).or_default().0.push((tag, result))
                 }
                 ApiOutput::WatchEvents { client, watch_id, events } => {
@@ -187,6 +197,9 @@ impl ApiServerProcess {
                 }
                 ApiOutput::ToEtcd { id, request } => to_etcd.push((id, request)),
             }
+        }
+        if !calls.is_empty() {
+            rd.records.push(Record::ApiCalls(calls));
         }
         if !to_etcd.is_empty() {
             rd.send(self.etcd, Message::ToEtcd(ToEtcd { requests: to_etcd, ping: false }));
@@ -267,7 +280,7 @@ impl Process for ApiServerProcess {
                 _ => {}
             }
         }
-        self.batch(&mut rd);
+        self.batch(&mut rd, now);
         let ready = self.is_ready();
         for (client, from) in pongs {
             let msg = match self.clients.get(&client) {
