@@ -63,7 +63,7 @@ pub struct SweepResult {
 /// Sets `path` in a scenario document to `value`: dotted keys (created when missing),
 /// `[i]` list indexes and `[key=value]` list filters.
 pub fn set_path(doc: &mut Value, path: &str, value: Value) -> Result<(), String> {
-    let segs = split(path);
+    let segs = crate::scenario::split_path(path);
     let mut cur = doc;
     for (i, seg) in segs.iter().enumerate() {
         let last = i + 1 == segs.len();
@@ -97,24 +97,6 @@ pub fn set_path(doc: &mut Value, path: &str, value: Value) -> Result<(), String>
         }
     }
     Ok(())
-}
-
-/// Splits at dots outside `[...]`.
-fn split(path: &str) -> Vec<&str> {
-    let (mut out, mut depth, mut start) = (Vec::new(), 0usize, 0usize);
-    for (i, c) in path.char_indices() {
-        match c {
-            '[' => depth += 1,
-            ']' => depth = depth.saturating_sub(1),
-            '.' if depth == 0 => {
-                out.push(&path[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
-    }
-    out.push(&path[start..]);
-    out
 }
 
 /// Every combination of the axes' values, first axis slowest.

@@ -1141,7 +1141,7 @@ pub fn lookup_path(value: &serde_json::Value, path: &str) -> Option<serde_json::
 
 /// Splits a path at the dots outside `[...]` filters (filter values such as
 /// `key=node.kubernetes.io/unreachable` contain dots).
-fn split_path(path: &str) -> Vec<&str> {
+pub(crate) fn split_path(path: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let (mut depth, mut start) = (0usize, 0usize);
     for (i, ch) in path.char_indices() {
