@@ -365,6 +365,7 @@ impl PersistentVolumeController {
         let Some(pv) = vobj.as_persistent_volume() else { return Step::Nothing };
         if pv.spec.claim_ref.is_none() {
             if let Err(e) = volume_binding::check_volume_satisfies_claim(pv, claim) {
+                // pv_controller.go syncUnboundClaim (VolumeMismatch).
                 let msg = format!("Cannot bind to requested volume {:?}: {e}", pv.metadata.name);
                 self.event(obj, EVENT_WARNING, events::VOLUME_MISMATCH, &msg, now);
                 return Self::claim_status(claim, ClaimPhase::Pending, None);
@@ -374,6 +375,7 @@ impl PersistentVolumeController {
         if volume_binding::is_volume_bound_to_claim(pv, claim) {
             return Self::bind(pv, claim, now);
         }
+        // pv_controller.go syncUnboundClaim (FailedBinding).
         let msg = format!("volume {:?} already bound to a different claim.", pv.metadata.name);
         self.event(obj, EVENT_WARNING, events::FAILED_BINDING, &msg, now);
         Self::claim_status(claim, ClaimPhase::Pending, None)
