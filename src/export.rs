@@ -146,6 +146,10 @@ pub fn perfetto(reader: impl BufRead) -> Result<Value, String> {
                 let (pid, tid) = tracks.track(CLUSTER, "timeline");
                 events.push(json!({"name": action, "cat": "action", "ph": "i", "s": "p", "ts": t * 1000, "pid": pid, "tid": tid, "args": {"detail": detail}}));
             }
+            TraceRecord::EtcdAlarm { alarm, action, host, db_size_bytes, quota_bytes, .. } => {
+                let (pid, tid) = tracks.track(CLUSTER, "etcd alarms");
+                events.push(json!({"name": format!("{alarm} {action}"), "cat": "etcd", "ph": "i", "s": "g", "ts": t * 1000, "pid": pid, "tid": tid, "args": {"host": host, "dbSizeBytes": db_size_bytes, "quotaBytes": quota_bytes}}));
+            }
             TraceRecord::Leader { component, host, term, .. } => {
                 if let Some((h, tm, from)) = terms.insert(component.clone(), (host.clone(), *term, t)) {
                     slice(

@@ -252,7 +252,10 @@ impl Collector {
             TraceRecord::Start { t } => {
                 self.started_ms.get_or_insert(*t);
             }
-            TraceRecord::Run { .. } | TraceRecord::Outcome { .. } | TraceRecord::Scheduling { .. } => {}
+            TraceRecord::Run { .. }
+            | TraceRecord::Outcome { .. }
+            | TraceRecord::Scheduling { .. }
+            | TraceRecord::EtcdAlarm { .. } => {}
         }
     }
 

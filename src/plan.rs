@@ -91,6 +91,11 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
     if let Some(d) = &api.request_timeout {
         world.apiserver.request_timeout = d.time.as_duration();
     }
+    let etcd = &s.control_plane.etcd;
+    world.etcd_quota_backend_bytes = etcd.quota_bytes();
+    if let Some(b) = etcd.max_request_bytes {
+        world.etcd_max_request_bytes = b;
+    }
     let kcm = &s.control_plane.kube_controller_manager;
     if let Some(d) = &kcm.node_monitor_period {
         world.controller_manager.node_monitor_period = d.time.as_duration();
@@ -167,6 +172,9 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
                 effect: t.effect.map(|e| e.0),
                 add: matches!(e.action, Action::Taint(_)),
             },
+            Action::EtcdCompact => Step::EtcdCompact,
+            Action::EtcdDefrag => Step::EtcdDefrag,
+            Action::EtcdAlarmDisarm => Step::EtcdAlarmDisarm,
             Action::Fault(f) => Step::Fault(f.clone()),
         };
         timeline.push(TimedStep {

@@ -73,6 +73,12 @@ pub enum Step {
     Fault(Fault),
     /// `kubectl drain` (src/drain.rs): its retries go on in the background.
     Drain(crate::drain::Drain),
+    /// `etcdctl compact` at the current revision.
+    EtcdCompact,
+    /// `etcdctl defrag --cluster`.
+    EtcdDefrag,
+    /// `etcdctl alarm disarm`.
+    EtcdAlarmDisarm,
 }
 
 impl Step {
@@ -100,6 +106,9 @@ impl Step {
             }
             Step::Fault(f) => ("fault".into(), format!("{f:?}")),
             Step::Drain(d) => ("drain".into(), d.node.clone()),
+            Step::EtcdCompact => ("etcdctl-compact".into(), String::new()),
+            Step::EtcdDefrag => ("etcdctl-defrag".into(), "--cluster".into()),
+            Step::EtcdAlarmDisarm => ("etcdctl-alarm-disarm".into(), String::new()),
         }
     }
 }
@@ -293,6 +302,9 @@ pub enum Condition {
         /// Holds when no such leader is recorded.
         absent: bool,
     },
+    /// An etcd alarm is raised now (on `host`'s member, or any), as the trace records
+    /// alarm changes; `absent`: none is.
+    EtcdAlarm { alarm: String, host: Option<String>, absent: bool },
 }
 
 #[derive(Clone, Debug)]
@@ -348,6 +360,10 @@ pub struct RunReport {
     pub violations: Vec<kubesim_faults::invariants::Violation>,
     /// The SLO metrics (src/metrics.rs).
     pub metrics: crate::metrics::Metrics,
+    /// Client requests etcd refused, by etcd's error (NOSPACE, request too large).
+    pub etcd_rejected: Vec<(String, u64)>,
+    /// The hosts whose etcd member had the NOSPACE alarm raised at the end.
+    pub etcd_alarms: Vec<String>,
 }
 
 impl RunReport {
@@ -388,6 +404,12 @@ impl RunReport {
         }
         for v in &self.violations {
             s += &format!("VIOLATION {v}\n");
+        }
+        for (error, n) in &self.etcd_rejected {
+            s += &format!("etcd refused {n} requests: {error}\n");
+        }
+        if !self.etcd_alarms.is_empty() {
+            s += &format!("etcd alarms at the end: NOSPACE on {}\n", self.etcd_alarms.join(", "));
         }
         s += &self.metrics.summary();
         s += &format!("trace-hash: {}\n", self.trace_hash);
@@ -637,6 +659,8 @@ fn simulate_plan(
             leaders: sink.leaders().to_vec(),
             violations,
             metrics,
+            etcd_rejected: sink.etcd_rejected().iter().map(|(e, n)| (e.to_string(), *n)).collect(),
+            etcd_alarms: sink.nospace_alarms().iter().cloned().collect(),
         })
     })
 }
@@ -997,6 +1021,19 @@ async fn rollout_undo(
 }
 
 async fn do_step(world: &mut World, step: &Step, via: Option<&str>) -> Result<(), String> {
+    // etcdctl commands record their action with what they did (the revision compacted,
+    // the members' sizes after defragmenting) or why they failed.
+    let etcdctl = match step {
+        Step::EtcdCompact => Some(world.etcd_compact().await),
+        Step::EtcdDefrag => Some(world.etcd_defrag().await),
+        Step::EtcdAlarmDisarm => Some(world.etcd_alarm_disarm().await),
+        _ => None,
+    };
+    if let Some(result) = etcdctl {
+        let (action, _) = step.describe();
+        world.action(&action, result.as_ref().unwrap_or_else(|e| e));
+        return result.map(|_| ());
+    }
     let (action, detail) = step.describe();
     world.action(&action, &detail);
     match step {
@@ -1087,6 +1124,7 @@ async fn do_step(world: &mut World, step: &Step, via: Option<&str>) -> Result<()
         Step::Fault(f) => f.apply(world),
         // Drains run from the timeline loop, which keeps their retries.
         Step::Drain(d) => d.start(world, via).await.0,
+        Step::EtcdCompact | Step::EtcdDefrag | Step::EtcdAlarmDisarm => unreachable!("handled above"),
     }
 }
 
@@ -1188,6 +1226,19 @@ pub fn evaluate(cond: &Condition, sink: &TraceSink) -> (bool, String) {
                 && not_host.as_ref().is_none_or(|h| l.host != *h)
                 && elected_after.is_none_or(|t| l.t >= t);
             (ok != *absent, format!("{component} leader {} (term {}) since {}", l.host, l.term, l.t))
+        }
+        Condition::EtcdAlarm { alarm, host, absent } => {
+            let raised = sink.nospace_alarms();
+            let hit = match host {
+                Some(h) => raised.contains(h),
+                None => !raised.is_empty(),
+            };
+            let observed = if raised.is_empty() {
+                format!("no {alarm} alarm raised")
+            } else {
+                format!("{alarm} raised on {}", raised.iter().cloned().collect::<Vec<_>>().join(", "))
+            };
+            (hit != *absent, observed)
         }
     }
 }

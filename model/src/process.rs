@@ -53,6 +53,13 @@ pub enum Record<V = Value> {
     EtcdLeader { at: SimTime, term: u64, leader: u64 },
     /// An etcd member installed a snapshot from its leader, jumping to this revision.
     EtcdSnapshotInstalled { revision: i64 },
+    /// An etcd member applied an alarm change (raft entry `index`): `member`'s NOSPACE
+    /// alarm raised, or (`activate` false) every NOSPACE alarm disarmed. Every member
+    /// applies it; the trace keeps each entry once.
+    EtcdAlarm(crate::etcd::AlarmChange),
+    /// Client requests an etcd member refused since its last Ready, by etcd's error
+    /// (`etcdserver: mvcc: database space exceeded`, `etcdserver: request is too large`).
+    EtcdRejected(Vec<(&'static str, u64)>),
     /// Requests an API server answered since its last Ready, each with its latency: what
     /// kube-apiserver's `apiserver_request_duration_seconds` observes, "from the moment
     /// when apiserver gets the request to last byte of response sent to the user"

@@ -429,7 +429,11 @@ fn leader_hook<V: StoreValue>(
                     s.history.push(ClusterEvent::InstalledSnapshot { member, at: t, revision });
                     continue;
                 }
-                Record::Committed(_) | Record::ApiCalls(_) | Record::Component(_) => continue,
+                Record::Committed(_)
+                | Record::ApiCalls(_)
+                | Record::Component(_)
+                | Record::EtcdAlarm(_)
+                | Record::EtcdRejected(_) => continue,
             };
             s.history.push(ClusterEvent::LeaderChange {
                 member,

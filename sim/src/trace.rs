@@ -26,6 +26,12 @@ pub enum TraceRecord {
     Action { t: u64, action: String, detail: String },
     /// A component or etcd member became leader.
     Leader { t: u64, component: String, host: String, term: u64 },
+    /// etcd's alarm list changed (the alarm request committed through raft; recorded once,
+    /// when the first member applies it): `action` is `raise` (the NOSPACE alarm of the
+    /// member on `host`) or `disarm` (every NOSPACE alarm, `etcdctl alarm disarm`), with
+    /// that member's database size and its --quota-backend-bytes.
+    #[serde(rename_all = "camelCase")]
+    EtcdAlarm { t: u64, alarm: String, action: String, host: String, db_size_bytes: u64, quota_bytes: u64 },
     /// The API requests the API servers answered in `[from, t)`, by component, verb and
     /// resource, each with its latencies (an aggregate per window, not a line per request).
     /// A measurement of the run, not part of the trace hash or the record count: the hash
@@ -83,6 +89,7 @@ impl TraceRecord {
             | TraceRecord::Fault { t, .. }
             | TraceRecord::Action { t, .. }
             | TraceRecord::Leader { t, .. }
+            | TraceRecord::EtcdAlarm { t, .. }
             | TraceRecord::ApiRequests { t, .. }
             | TraceRecord::Run { t, .. }
             | TraceRecord::Start { t }
@@ -126,6 +133,12 @@ pub struct TraceSink {
     api_window_start: u64,
     /// The latest time recorded.
     last_t: u64,
+    /// Hosts whose etcd member's NOSPACE alarm is raised, as the trace records it.
+    nospace_alarms: std::collections::BTreeSet<String>,
+    /// The raft index of the last alarm change recorded (each is applied by every member).
+    alarm_index: u64,
+    /// Client requests etcd refused, by etcd's error.
+    etcd_rejected: BTreeMap<&'static str, u64>,
 }
 
 /// Called with every trace record and the committed state after it.
@@ -164,7 +177,53 @@ impl TraceSink {
             api: BTreeMap::new(),
             api_window_start: 0,
             last_t: 0,
+            nospace_alarms: Default::default(),
+            alarm_index: 0,
+            etcd_rejected: BTreeMap::new(),
         }
+    }
+
+    /// Records an alarm change a member applied, once per raft entry, and only when it
+    /// changes the alarm list (raising a raised alarm or disarming none records nothing).
+    pub fn record_etcd_alarm(&mut self, a: &kubesim_model::etcd::AlarmChange, host: &str, t: SimTime) {
+        if a.index <= self.alarm_index {
+            return;
+        }
+        self.alarm_index = a.index;
+        let changed = if a.activate {
+            self.nospace_alarms.insert(host.to_string())
+        } else {
+            let any = !self.nospace_alarms.is_empty();
+            self.nospace_alarms.clear();
+            any
+        };
+        if changed {
+            self.record(&TraceRecord::EtcdAlarm {
+                t: t.as_millis(),
+                alarm: "NOSPACE".into(),
+                action: (if a.activate { "raise" } else { "disarm" }).into(),
+                host: host.to_string(),
+                db_size_bytes: a.db_size_bytes,
+                quota_bytes: a.quota_bytes,
+            });
+        }
+    }
+
+    /// Hosts whose etcd member has the NOSPACE alarm raised now.
+    pub fn nospace_alarms(&self) -> &std::collections::BTreeSet<String> {
+        &self.nospace_alarms
+    }
+
+    /// Counts client requests an etcd member refused, by error.
+    pub fn count_etcd_rejected(&mut self, rejected: &[(&'static str, u64)]) {
+        for (e, n) in rejected {
+            *self.etcd_rejected.entry(e).or_default() += n;
+        }
+    }
+
+    /// Client requests etcd refused so far, by etcd's error.
+    pub fn etcd_rejected(&self) -> &BTreeMap<&'static str, u64> {
+        &self.etcd_rejected
     }
 
     /// Counts requests an API server answered at `t`; `component` names a client.

@@ -16,14 +16,14 @@ use futures::channel::oneshot;
 use kubesim_model::apiserver::{ApiServerConfig, ApiServerProcess};
 use kubesim_model::client::{ApiError, ApiRequest, ApiResult, Cache, ClientProcess, Component, Kubectl};
 use kubesim_model::controllers::{ControllerManager, ControllerManagerConfig};
-use kubesim_model::etcd::{DiskState, EtcdServer, MemberConfig};
+use kubesim_model::etcd::{DiskState, EtcdRequest, EtcdResponse, EtcdServer, MemberConfig};
 use kubesim_model::host::HostState;
 use kubesim_model::kubelet::{Kubelet, KubeletConfig};
 use kubesim_model::leaderelection::{ComponentFactory, LeaderElected, LeaderElectionConfig};
 use kubesim_model::process::{Input, Process, Record};
 use kubesim_model::scheduler::{Scheduler, SchedulerConfig};
 use kubesim_model::time::SimTime;
-use kubesim_model::wire::Value;
+use kubesim_model::wire::{FromEtcd, Message, ToEtcd, Value};
 use madsim::runtime::{Handle, NodeHandle};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -76,6 +76,9 @@ pub struct WorldConfig {
     pub workers: Vec<WorkerSpec>,
     /// etcd --snapshot-count (100,000).
     pub etcd_snapshot_count: u64,
+    /// etcd --quota-backend-bytes (2 GiB) and --max-request-bytes (1.5 MiB).
+    pub etcd_quota_backend_bytes: u64,
+    pub etcd_max_request_bytes: u64,
 }
 
 impl WorldConfig {
@@ -91,6 +94,8 @@ impl WorldConfig {
             controller_manager_rate: ClientRate { qps: 20.0, burst: 30 },
             workers: Vec::new(),
             etcd_snapshot_count: kubesim_model::etcd::config::DEFAULT_SNAPSHOT_COUNT,
+            etcd_quota_backend_bytes: kubesim_model::etcd::config::DEFAULT_QUOTA_BACKEND_BYTES,
+            etcd_max_request_bytes: kubesim_model::etcd::config::DEFAULT_MAX_REQUEST_BYTES,
         }
     }
 }
@@ -157,6 +162,7 @@ pub struct World {
     /// The host the last isolateMember / isolateEtcdLeader cut off (`via: isolated`).
     last_isolated: Mutex<Option<String>>,
     one_shot_clients: std::sync::atomic::AtomicU32,
+    etcdctl_clients: std::sync::atomic::AtomicU32,
     /// Draws what a fault leaves to chance (how much of a torn write reached the disk).
     fault_rng: ChaCha8Rng,
 }
@@ -219,6 +225,13 @@ fn etcd_hooks(trace: Arc<Mutex<TraceSink>>, shared: EtcdShared) -> Hooks<Value> 
                             trace.lock().expect("trace lock").record(&rec);
                         }
                     }
+                    Record::EtcdAlarm(a) => {
+                        let host = format!("cp-{}", a.member);
+                        trace.lock().expect("trace lock").record_etcd_alarm(&a, &host, t)
+                    }
+                    Record::EtcdRejected(rejected) => {
+                        trace.lock().expect("trace lock").count_etcd_rejected(&rejected)
+                    }
                     Record::EtcdSnapshotInstalled { .. } | Record::ApiCalls(_) | Record::Component(_) => {}
                 }
             }
@@ -278,6 +291,7 @@ impl World {
             etcd: EtcdShared::default(),
             last_isolated: Mutex::new(None),
             one_shot_clients: std::sync::atomic::AtomicU32::new(0),
+            etcdctl_clients: std::sync::atomic::AtomicU32::new(0),
             fault_rng: ChaCha8Rng::seed_from_u64(seed_for(config.seed, "faults", 0)),
         };
         let cp_count = config.control_plane_hosts.max(1) as u32;
@@ -323,6 +337,8 @@ impl World {
         let etcd_addr = SocketAddr::new(ip, ETCD_PORT);
         let mut member = MemberConfig::new(i as u64, peers.keys().copied().collect());
         member.snapshot_count = config.etcd_snapshot_count;
+        member.quota_backend_bytes = config.etcd_quota_backend_bytes;
+        member.max_request_bytes = config.etcd_max_request_bytes;
         let (net, trace, shared, peers) =
             (self.net.clone(), self.trace.clone(), self.etcd.clone(), peers.clone());
         let seed = seed_for(config.seed, "etcd", i);
@@ -628,6 +644,75 @@ impl World {
         self.etcd.disk(id).set_fsync_latency(delay);
         self.fault("slow-disk", &format!("{host} fsync {}", kubesim_model::time::go_duration(delay)));
         Ok(())
+    }
+
+    /// One request from an etcdctl on the kubectl host to the etcd member on `host`
+    /// (`etcdctl --endpoints=<host>:2379`), with etcdctl's --command-timeout (5 s,
+    /// etcdctl/ctlv3/ctl.go defaultCommandTimeOut).
+    pub async fn etcdctl(
+        &self,
+        host: &str,
+        request: EtcdRequest<Value>,
+    ) -> Result<EtcdResponse<Value>, String> {
+        const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+        self.etcd_member_id(host)?;
+        let member = SocketAddr::new(self.host(host)?.ip, ETCD_PORT);
+        let n = self.etcdctl_clients.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut ep = self.net.bind(SocketAddr::new(host_ip(100), 61000 + (n % 4000) as u16));
+        ep.send(member, Message::<Value>::ToEtcd(ToEtcd { requests: vec![(1, request)], ping: false }));
+        let deadline = now() + COMMAND_TIMEOUT;
+        while let Some((payload, _)) = ep.recv_until(Some(deadline)).await {
+            let Ok(msg) = payload.downcast::<Message<Value>>() else { continue };
+            let Message::FromEtcd(FromEtcd { responses, .. }) = *msg else { continue };
+            if let Some((_, response)) = responses.into_iter().find(|(id, _)| *id == 1) {
+                return match response {
+                    EtcdResponse::Error { message } => Err(format!("{host}: {message}")),
+                    r => Ok(r),
+                };
+            }
+        }
+        Err(format!("{host}: context deadline exceeded"))
+    }
+
+    /// `etcdctl compact <rev>` at the current revision (read from a member's header, as
+    /// an operator does with `etcdctl endpoint status`): history up to it is discarded,
+    /// the database file keeps its size. Sent to the etcd leader (cp-1 if none is known).
+    pub async fn etcd_compact(&self) -> Result<String, String> {
+        let host = self.etcd_leader_host().unwrap_or_else(|| "cp-1".into());
+        let range = EtcdRequest::Range { key: "/registry/".into(), prefix: true, limit: 1 };
+        let revision = match self.etcdctl(&host, range).await? {
+            EtcdResponse::Range { revision, .. } => revision,
+            other => return Err(format!("{host}: unexpected answer to a range: {other:?}")),
+        };
+        self.etcdctl(&host, EtcdRequest::Compact { revision }).await?;
+        let detail = format!("compacted revision {revision}");
+        Ok(detail)
+    }
+
+    /// `etcdctl defrag --cluster`: every member, one after the other, shrinks its database
+    /// file to the bytes in use. Stops at the first member that fails, as etcdctl does.
+    pub async fn etcd_defrag(&self) -> Result<String, String> {
+        let mut sizes = Vec::new();
+        for host in self.control_plane_hosts() {
+            match self.etcdctl(&host, EtcdRequest::Defragment).await? {
+                EtcdResponse::Defragment { db_size_bytes } => {
+                    sizes.push(format!("{host} {db_size_bytes} bytes"))
+                }
+                other => return Err(format!("{host}: unexpected answer to defragment: {other:?}")),
+            }
+        }
+        let detail = format!("defragmented: {}", sizes.join(", "));
+        Ok(detail)
+    }
+
+    /// `etcdctl alarm disarm`: every NOSPACE alarm goes, through raft. Sent to the etcd
+    /// leader (cp-1 if none is known).
+    pub async fn etcd_alarm_disarm(&self) -> Result<String, String> {
+        let host = self.etcd_leader_host().unwrap_or_else(|| "cp-1".into());
+        match self.etcdctl(&host, EtcdRequest::AlarmDisarm).await? {
+            EtcdResponse::Alarms { nospace } if nospace.is_empty() => Ok(format!("disarmed via {host}")),
+            other => Err(format!("{host}: unexpected answer to alarm disarm: {other:?}")),
+        }
     }
 
     fn etcd_member_id(&self, host: &str) -> Result<u64, String> {

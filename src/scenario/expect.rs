@@ -124,6 +124,22 @@ impl<'de> Deserialize<'de> for ReadyStatus {
     }
 }
 
+/// An etcd alarm type kubesim raises (etcdserverpb AlarmType; CORRUPT is not simulated).
+#[derive(Clone, Debug)]
+pub struct EtcdAlarmName(pub String);
+
+impl<'de> Deserialize<'de> for EtcdAlarmName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s != "NOSPACE" {
+            return Err(serde::de::Error::custom(format!(
+                "etcdAlarm: {s:?}: kubesim raises NOSPACE only (etcd's CORRUPT alarm is not simulated)"
+            )));
+        }
+        Ok(EtcdAlarmName(s))
+    }
+}
+
 /// The instant `at` and `after` count from: the first time an event was recorded or a
 /// field was written with a value.
 #[derive(Clone, Debug, Deserialize)]
@@ -149,6 +165,10 @@ pub struct Expectation {
     pub node_count: Option<NodeCountQuery>,
     /// A committed write of the object had this field value (catches transient states).
     pub written: Option<FieldQuery>,
+    /// An etcd alarm is raised (`exists: false`: none is): `NOSPACE`.
+    pub etcd_alarm: Option<EtcdAlarmName>,
+    /// With `etcdAlarm`: only this member's alarm (its control-plane host, `cp-2`).
+    pub host: Option<String>,
     pub equals: Option<serde_yaml::Value>,
     /// For `field`: the value with `*` standing for any text (uids, generated names).
     pub pattern: Option<String>,
@@ -212,6 +232,11 @@ impl Expectation {
         }
         if let Some(e) = &self.event {
             return format!("event {}", e.reason);
+        }
+        if let Some(a) = &self.etcd_alarm {
+            let on = self.host.as_ref().map_or(String::new(), |h| format!(" on {h}"));
+            let not = if self.exists == Some(false) { "no " } else { "" };
+            return format!("{not}etcd {} alarm{on}", a.0);
         }
         "expectation".into()
     }
@@ -365,6 +390,7 @@ pub fn check_of(s: &Scenario, x: &Expectation, path: &str) -> Result<Check, Inva
         x.leader.is_some(),
         x.node_count.is_some(),
         x.written.is_some(),
+        x.etcd_alarm.is_some(),
     ]
     .iter()
     .filter(|b| **b)
@@ -373,11 +399,29 @@ pub fn check_of(s: &Scenario, x: &Expectation, path: &str) -> Result<Check, Inva
         return Err(Invalid::new(
             path,
             format!(
-                "expectation {:?} needs exactly one of podCount, nodeCount, field, written, event, leader",
+                "expectation {:?} needs exactly one of podCount, nodeCount, field, written, event, leader, etcdAlarm",
                 x.describe()
             ),
             "see scenarios/README.md",
         ));
+    }
+    if x.host.is_some() && x.etcd_alarm.is_none() {
+        return Err(Invalid::new(
+            format!("{path}.host"),
+            "host applies to etcdAlarm only",
+            "etcdAlarm: NOSPACE with host: cp-1",
+        ));
+    }
+    if let Some(h) = &x.host {
+        let hp = s.control_plane.hosts.unwrap_or(super::DEFAULT_CONTROL_PLANE_HOSTS);
+        let member = h.strip_prefix("cp-").and_then(|n| n.parse::<u32>().ok());
+        if !member.is_some_and(|n| (1..=hp).contains(&n)) {
+            return Err(Invalid::new(
+                format!("{path}.host"),
+                format!("{h} runs no etcd member"),
+                format!("etcd members run on cp-1..cp-{hp}"),
+            ));
+        }
     }
     if x.pattern.is_some() && x.field.is_none() {
         return Err(Invalid::new(
@@ -596,6 +640,21 @@ fn condition_of(x: &Expectation, path: &str) -> Result<Condition, Invalid> {
             host: l.host.clone(),
             not_host: l.not_host.clone(),
             elected_after: l.elected_after.as_ref().map(|d| d.time),
+            absent: x.exists == Some(false),
+        });
+    }
+    if let Some(a) = &x.etcd_alarm {
+        if x.equals.is_some() {
+            return Err(Invalid::new(
+                format!("{path}.equals"),
+                "etcdAlarm takes no equals",
+                "exists: false for no alarm",
+            ));
+        }
+        no_count(x, path, "etcdAlarm")?;
+        return Ok(Condition::EtcdAlarm {
+            alarm: a.0.clone(),
+            host: x.host.clone(),
             absent: x.exists == Some(false),
         });
     }

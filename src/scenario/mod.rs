@@ -117,7 +117,40 @@ pub struct ControlPlane {
     pub kube_controller_manager: ControllerManagerFlags,
     #[serde(default)]
     pub kube_apiserver: ApiServerFlags,
+    /// The flags of every etcd member (stacked etcd: one per control-plane host).
+    #[serde(default)]
+    pub etcd: EtcdFlags,
 }
+
+/// etcd flags a scenario may set, by their upstream names (etcd v3.5).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EtcdFlags {
+    /// --quota-backend-bytes: the database size at which writes fail with NOSPACE
+    /// (server/etcdserver/quota.go: 0 means the 2 GiB default, a negative value disables
+    /// the quota; etcd warns above its suggested maximum of 8 GiB).
+    pub quota_backend_bytes: Option<i64>,
+    /// --max-request-bytes: the largest request a member accepts (embed
+    /// DefaultMaxRequestBytes, 1.5 MiB).
+    pub max_request_bytes: Option<u64>,
+}
+
+impl EtcdFlags {
+    /// The quota a member enforces: quota.go NewBackendQuota's reading of the flag.
+    pub fn quota_bytes(&self) -> u64 {
+        match self.quota_backend_bytes {
+            None | Some(0) => kubesim_model::etcd::config::DEFAULT_QUOTA_BACKEND_BYTES,
+            // passthroughQuota: every write fits.
+            Some(q) if q < 0 => u64::MAX,
+            Some(q) => q as u64,
+        }
+    }
+}
+
+/// A timeline action that takes no arguments (`etcdDefrag: {}`).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
 
 /// kube-apiserver flags a scenario may set, by their upstream names.
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -508,8 +541,17 @@ pub enum Action {
     RemoveNode(String),
     /// `kubectl drain` (src/drain.rs).
     Drain(DrainAction),
+    /// `etcdctl compact` at the current revision.
+    EtcdCompact,
+    /// `etcdctl defrag --cluster`: every member's database shrinks to the bytes in use.
+    EtcdDefrag,
+    /// `etcdctl alarm disarm`: the NOSPACE alarms go.
+    EtcdAlarmDisarm,
     Fault(Fault),
 }
+
+/// The operator's etcdctl commands (expectError applies; via does not).
+pub const ETCDCTL_ACTIONS: [&str; 3] = ["etcdCompact", "etcdDefrag", "etcdAlarmDisarm"];
 
 /// Actions that are not faults, by the name a timeline writes.
 pub const API_ACTIONS: [&str; 9] =
@@ -530,6 +572,9 @@ impl Action {
             Action::AddNodes(_) => "addNodes",
             Action::RemoveNode(_) => "removeNode",
             Action::Drain(_) => "drain",
+            Action::EtcdCompact => "etcdCompact",
+            Action::EtcdDefrag => "etcdDefrag",
+            Action::EtcdAlarmDisarm => "etcdAlarmDisarm",
             Action::Fault(f) => f.name(),
         }
     }
@@ -537,6 +582,11 @@ impl Action {
     /// An API call through kubectl (`via` and `expectError` apply)?
     pub fn is_api(&self) -> bool {
         API_ACTIONS.contains(&self.name())
+    }
+
+    /// An etcdctl command (`expectError` applies)?
+    pub fn is_etcdctl(&self) -> bool {
+        ETCDCTL_ACTIONS.contains(&self.name())
     }
 
     fn deserialize_named<'de, A: serde::de::MapAccess<'de>>(
@@ -562,6 +612,16 @@ impl Action {
             "addNodes" => Action::AddNodes(map.next_value()?),
             "removeNode" => Action::RemoveNode(map.next_value()?),
             "drain" => Action::Drain(map.next_value()?),
+            "etcdCompact" | "etcdDefrag" | "etcdAlarmDisarm" => {
+                map.next_value::<NoArgs>().map_err(|e| {
+                    serde::de::Error::custom(format!("{AT_KEY}{name}{AT_KEY}{name} takes no arguments: write `{name}: {{}}` ({e})"))
+                })?;
+                match name {
+                    "etcdCompact" => Action::EtcdCompact,
+                    "etcdDefrag" => Action::EtcdDefrag,
+                    _ => Action::EtcdAlarmDisarm,
+                }
+            }
             other if kubesim_faults::FAULT_NAMES.contains(&other) => {
                 // A scalar argument's error is placed at its key (serde_yaml would place
                 // it at the entry); a mapping argument keeps serde_yaml's inner position.
@@ -647,7 +707,8 @@ pub const TIMELINE_ACTIONS: &str =
     "apply, delete, scale, rolloutUndo, cordon, uncordon, taint, untaint, addNodes, removeNode, \
 killHost, restartHost, killProcess, restartProcess, killLeader, stopKubelet, startKubelet, \
 stopContainerRuntime, startContainerRuntime, isolateMember, isolateEtcdLeader, loseEtcdDisk, \
-slowEtcdDisk, loseUnsyncedWrites, partition, heal, memoryHog, fillDisk, fillInodes, exhaustPids, unpullableImage, pullableImage, crashContainer, drain";
+slowEtcdDisk, loseUnsyncedWrites, partition, heal, memoryHog, fillDisk, fillInodes, exhaustPids, unpullableImage, pullableImage, crashContainer, drain, \
+etcdCompact, etcdDefrag, etcdAlarmDisarm";
 
 /// Loads a scenario file.
 pub fn load(path: &Path) -> Result<Loaded, ScenarioError> {
@@ -817,6 +878,14 @@ fn validate_settings(s: &Scenario) -> Result<(), Invalid> {
             "controlPlane.kubeScheduler.podMaxBackoffSeconds",
             "podMaxBackoffSeconds must be at least podInitialBackoffSeconds",
             "upstream's default is 10",
+        ));
+    }
+    // kubesim's own check: with 0, etcd would refuse every write as too large.
+    if s.control_plane.etcd.max_request_bytes == Some(0) {
+        return Err(Invalid::new(
+            "controlPlane.etcd.max-request-bytes",
+            "max-request-bytes 0 refuses every write",
+            "omit it for etcd's default 1572864 (1.5 MiB)",
         ));
     }
     let kcm = &s.control_plane.kube_controller_manager;
@@ -1016,7 +1085,7 @@ fn validate_entry<'a>(
                 return Err(Invalid::new(&arg, "apply needs path or manifest", "apply: {path: file.yaml}"));
             }
         }
-        Action::Delete(_) => {}
+        Action::Delete(_) | Action::EtcdCompact | Action::EtcdDefrag | Action::EtcdAlarmDisarm => {}
         Action::RolloutUndo(u) => {
             if u.to_revision < 0 {
                 return Err(Invalid::new(
@@ -1102,11 +1171,11 @@ fn validate_entry<'a>(
             ));
         }
     }
-    if e.expect_error.is_some() && !e.action.is_api() {
+    if e.expect_error.is_some() && !e.action.is_api() && !e.action.is_etcdctl() {
         return Err(Invalid::new(
             format!("{path}.expectError"),
-            "expectError applies to API actions only",
-            "use it with apply, delete, scale, rolloutUndo, cordon, uncordon, taint, untaint or drain",
+            "expectError applies to API actions and etcdctl commands only",
+            "use it with apply, delete, scale, rolloutUndo, cordon, uncordon, taint, untaint, drain, etcdCompact, etcdDefrag or etcdAlarmDisarm",
         ));
     }
     Ok(())

@@ -92,12 +92,13 @@ impl<V: Clone + Stamp + ValueSize> Backend<V> {
         self.db_size_bytes
     }
 
-    /// What a write costs against the quota (quota.go Cost): puts and lease grants.
+    /// What a write costs against the quota (server/etcdserver/quota.go Cost): puts
+    /// (costPut: kvOverhead + key + value, whether or not the put names a lease; a txn
+    /// costs its dearer branch) and lease grants (leaseOverhead).
     pub fn quota_cost(request: &WriteRequest<V>) -> u64 {
         let put_cost = |op: &Op<V>| match op {
-            Op::Put { key, value } => KV_OVERHEAD_BYTES + key.len() as u64 + value.approx_bytes(),
-            Op::PutWithLease { key, value, .. } => {
-                KV_OVERHEAD_BYTES + key.len() as u64 + value.approx_bytes() + LEASE_OVERHEAD_BYTES
+            Op::Put { key, value } | Op::PutWithLease { key, value, .. } => {
+                KV_OVERHEAD_BYTES + key.len() as u64 + value.approx_bytes()
             }
             _ => 0,
         };

@@ -115,6 +115,23 @@ pub struct LeaderChange {
     pub leader: Option<u64>,
 }
 
+/// An alarm change a member applied (etcd's AlarmRequest through raft,
+/// server/etcdserver/apply.go `applyV3backend.Alarm`), with the member's database size
+/// and quota then, for the trace.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AlarmChange {
+    pub at: SimTime,
+    /// The raft entry that carried it: the same on every member.
+    pub index: u64,
+    /// The member whose NOSPACE alarm is raised (for a disarm, the member that took it).
+    pub member: u64,
+    /// Raised (`true`) or disarmed.
+    pub activate: bool,
+    /// The applying member's database size (bytes) and --quota-backend-bytes.
+    pub db_size_bytes: u64,
+    pub quota_bytes: u64,
+}
+
 /// A snapshot of a member's raft and apply state.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MemberStatus {
@@ -152,6 +169,8 @@ pub struct Output<V> {
     /// The member installed a snapshot from the leader at this store revision: it has
     /// no events for the revisions it skipped (a watcher must resync from here).
     pub installed_snapshot: Option<i64>,
+    /// Alarm changes this member applied, in log order.
+    pub alarms: Vec<AlarmChange>,
 }
 
 impl<V> Default for Output<V> {
@@ -164,6 +183,7 @@ impl<V> Default for Output<V> {
             events: Vec::new(),
             leader_changes: Vec::new(),
             installed_snapshot: None,
+            alarms: Vec::new(),
         }
     }
 }
@@ -176,6 +196,7 @@ impl<V> Output<V> {
             && self.events.is_empty()
             && self.leader_changes.is_empty()
             && self.installed_snapshot.is_none()
+            && self.alarms.is_empty()
     }
 }
 
@@ -1049,13 +1070,13 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
                 }
             } else {
                 let payload = self.payload_for(&e);
-                self.apply_payload(&payload, now);
+                self.apply_payload(&payload, e.index, now);
             }
             self.disk.lock().backend_mut().set_applied(e.index, e.term);
         }
     }
 
-    fn apply_payload(&mut self, payload: &Payload<V>, now: SimTime) {
+    fn apply_payload(&mut self, payload: &Payload<V>, index: u64, now: SimTime) {
         let quota = self.config.quota_backend_bytes;
         let min_ttl = self.config.min_lease_ttl_seconds();
         let Applied { response, events, raise_nospace } =
@@ -1069,6 +1090,17 @@ impl<V: Clone + Stamp + ValueSize> RaftMember<V> {
             (WriteRequest::LeaseRevoke { id }, _) => {
                 self.lessor.expiry.remove(id);
                 self.lessor.revoking.remove(id);
+            }
+            (WriteRequest::Alarm { member, activate }, _) => {
+                let db_size_bytes = self.with_backend(|b| b.db_size_bytes());
+                self.out.alarms.push(AlarmChange {
+                    at: now,
+                    index,
+                    member: *member,
+                    activate: *activate,
+                    db_size_bytes,
+                    quota_bytes: quota,
+                });
             }
             _ => {}
         }

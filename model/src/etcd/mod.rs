@@ -35,7 +35,7 @@ pub use backend::{Backend, LeaseRecord};
 pub use config::MemberConfig;
 pub use disk::{DiskOp, DiskState};
 pub use errors::{ERR_COMPACTED, ERR_FUTURE_REV};
-pub use member::{LeaderChange, MemberStatus, Output, RaftMember, RequestId, Role};
+pub use member::{AlarmChange, LeaderChange, MemberStatus, Output, RaftMember, RequestId, Role};
 pub use message::{Payload, PeerBody, PeerMessage, ProposalKey, WriteRequest};
 pub use mvcc::{MvccStore, TxnOutcome};
 pub use server::EtcdServer;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use super::errors::{ERR_NO_SPACE, ERR_REQUEST_TOO_LARGE};
 use super::{
     DiskState, EtcdRequest, EtcdResponse, MemberConfig, PeerMessage, RaftMember, Stamp, StoreValue, ValueSize,
 };
@@ -112,8 +113,14 @@ impl<V: Clone + Stamp + ValueSize + Send + Sync + 'static> EtcdServer<V> {
     fn collect(&mut self, now: SimTime, rng: &mut ChaCha8Rng) {
         let Some(member) = self.member.as_mut() else { return };
         let out = member.ready(now, rng);
+        let mut rejected: BTreeMap<&'static str, u64> = BTreeMap::new();
         for (rid, response) in out.responses {
             let Some((to, api_id, watch)) = self.requests.remove(&rid) else { continue };
+            if let EtcdResponse::Error { message } = &response {
+                if let Some(e) = [ERR_NO_SPACE, ERR_REQUEST_TOO_LARGE].into_iter().find(|e| message == e) {
+                    *rejected.entry(e).or_default() += 1;
+                }
+            }
             if watch && !matches!(response, EtcdResponse::Error { .. }) {
                 self.watchers.insert(to);
             }
@@ -130,6 +137,10 @@ impl<V: Clone + Stamp + ValueSize + Send + Sync + 'static> EtcdServer<V> {
             }
             self.out.records.push(Record::Committed(out.events));
         }
+        if !rejected.is_empty() {
+            self.out.records.push(Record::EtcdRejected(rejected.into_iter().collect()));
+        }
+        self.out.records.extend(out.alarms.into_iter().map(Record::EtcdAlarm));
         for lc in out.leader_changes {
             if let Some(leader) = lc.leader {
                 self.out.records.push(Record::EtcdLeader { at: lc.at, term: lc.term, leader });
