@@ -3,6 +3,7 @@
 mod cli;
 mod describe;
 mod differential;
+mod etcd_quota;
 mod explain;
 mod fixtures;
 mod fuzz;

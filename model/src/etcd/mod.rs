@@ -25,6 +25,8 @@ pub mod member;
 pub mod message;
 pub mod mvcc;
 mod pending;
+#[cfg(test)]
+mod quota_tests;
 pub mod server;
 #[cfg(test)]
 mod tests;
