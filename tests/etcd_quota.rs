@@ -144,3 +144,20 @@ fn etcd_quota_scenario_fills_the_quota_and_recovers() {
     assert!(alarms[0].1 > alarms[0].2 / 2, "{alarms:?}");
     assert!(alarms[1].1 < alarms[1].2 / 4, "{alarms:?}");
 }
+
+#[test]
+fn defrag_reports_a_member_that_does_not_answer_and_defragments_the_others() {
+    let dir = scratch("defrag-dead");
+    let p = dir.join("s.yaml");
+    let body = "name: t\nduration: 40s\ntimeline:\n  - at: 10s\n    killProcess: {host: cp-3, process: etcd}\n  \
+                - at: 20s\n    etcdDefrag: {}\n    expectError: \"Failed to defragment etcd member[cp-3] (cp-3: context deadline exceeded)\"\n  \
+                - at: 30s\n    etcdCompact: {}\n";
+    std::fs::write(&p, body).unwrap();
+    let trace = dir.join("trace.jsonl");
+    let r = run_file(&p, &RunOptions { trace: Some(trace.clone()), ..Default::default() }).unwrap();
+    assert!(r.all_passed(), "{}", r.summary());
+    assert!(r.step_errors.is_empty(), "the compaction through the leader works: {}", r.summary());
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let defrag = text.lines().find(|l| l.contains("etcdctl-defrag")).expect("the defrag is in the trace");
+    assert!(defrag.contains("cp-1 ") && defrag.contains("cp-2 "), "{defrag}");
+}
