@@ -161,3 +161,30 @@ fn defrag_reports_a_member_that_does_not_answer_and_defragments_the_others() {
     let defrag = text.lines().find(|l| l.contains("etcdctl-defrag")).expect("the defrag is in the trace");
     assert!(defrag.contains("cp-1 ") && defrag.contains("cp-2 "), "{defrag}");
 }
+
+#[test]
+fn the_etcd_alarm_check_reads_the_alarms_the_trace_recorded() {
+    use kubesim::run::{evaluate, Condition};
+    let check = |host: Option<&str>, absent| Condition::EtcdAlarm {
+        alarm: "NOSPACE".into(),
+        host: host.map(String::from),
+        absent,
+    };
+    let mut sink = TraceSink::new(None);
+    assert_eq!(evaluate(&check(None, false), &sink), (false, "no NOSPACE alarm raised".into()));
+    assert!(evaluate(&check(None, true), &sink).0);
+    let raise = AlarmChange {
+        at: SimTime::from_secs(5),
+        index: 40,
+        member: 2,
+        activate: true,
+        db_size_bytes: 2_100_000,
+        quota_bytes: 2_097_152,
+    };
+    sink.record_etcd_alarm(&raise, "cp-2", SimTime::from_secs(5));
+    assert_eq!(evaluate(&check(None, false), &sink), (true, "NOSPACE raised on cp-2".into()));
+    assert!(evaluate(&check(Some("cp-2"), false), &sink).0);
+    assert!(!evaluate(&check(Some("cp-1"), false), &sink).0, "cp-1's member raised nothing");
+    assert!(evaluate(&check(Some("cp-1"), true), &sink).0);
+    assert!(!evaluate(&check(None, true), &sink).0);
+}
