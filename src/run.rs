@@ -640,6 +640,7 @@ fn simulate_plan(
             }
         }
         let trace_hash = sink.finish()?;
+        world.shutdown();
         let metrics = {
             let mut c = collector.lock().expect("metrics lock");
             c.finish(now().as_millis());
