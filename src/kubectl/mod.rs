@@ -153,9 +153,11 @@ fn pod_row(p: &Pod, wide: bool, now: SimTime) -> Vec<String> {
 
 fn node_status(n: &kubesim_model::api::Node) -> String {
     let mut s = match n.condition("Ready").map(|c| c.status) {
+        // printNode: "Not" + the type for a Ready condition that is not True (False or
+        // Unknown); "Unknown" only when the node has no Ready condition.
         Some(ConditionStatus::True) => "Ready".to_string(),
-        Some(ConditionStatus::False) => "NotReady".to_string(),
-        _ => "Unknown".to_string(),
+        Some(_) => "NotReady".to_string(),
+        None => "Unknown".to_string(),
     };
     if n.spec.unschedulable {
         s += ",SchedulingDisabled";
@@ -449,6 +451,8 @@ fn row(o: &Object, wide: bool, now: SimTime) -> Vec<String> {
             }
             r
         }
+        // printEvent: LAST SEEN is lastTimestamp, else firstTimestamp; the object's kind
+        // lower-cased.
         Object::Event(e) => vec![
             age(e.last_timestamp.or(e.first_timestamp), now),
             e.type_.clone(),
@@ -564,7 +568,56 @@ fn row(o: &Object, wide: bool, now: SimTime) -> Vec<String> {
     }
 }
 
-/// `kubectl get KIND [NAME] [-n NS | -A] [-o ...]`.
+/// `kubectl events [-n NS | -A]` (staging/src/k8s.io/kubectl/pkg/cmd/events, v1.33):
+/// the events sorted by their time (SortableEvents: lastTimestamp, else eventTime), the
+/// OBJECT column as `Kind/name` with the kind as stored, and LAST SEEN with the repeat
+/// suffix `(xN over AGE)` when an event happened more than once (events_printer.go
+/// getInterval).
+pub fn events(cache: &Cache, namespace: Option<&str>, now: SimTime) -> String {
+    let listed: Vec<&Arc<Object>> = match namespace {
+        Some(ns) => cache.list_namespace(Kind::Event, ns).collect(),
+        None => cache.list(Kind::Event).collect(),
+    };
+    let mut evs: Vec<&kubesim_model::api::Event> = listed.into_iter().filter_map(|o| o.as_event()).collect();
+    if evs.is_empty() {
+        // events.go: "No events found." / "No events found in NS namespace.".
+        return match namespace {
+            Some(ns) => format!("No events found in {ns} namespace.\n"),
+            None => "No events found.\n".into(),
+        };
+    }
+    evs.sort_by_key(|e| e.last_timestamp);
+    let all = namespace.is_none();
+    let mut rows = Vec::new();
+    let mut h = vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"];
+    if all {
+        h.insert(0, "NAMESPACE");
+    }
+    rows.push(h.into_iter().map(String::from).collect::<Vec<_>>());
+    for e in evs {
+        let first = age(e.first_timestamp, now);
+        let interval = if e.count > 1 {
+            format!("{} (x{} over {first})", age(e.last_timestamp, now), e.count)
+        } else {
+            first
+        };
+        let mut r = vec![
+            interval,
+            e.type_.clone(),
+            e.reason.clone(),
+            format!("{}/{}", e.involved_object.kind, e.involved_object.name),
+            e.message.trim().to_string(),
+        ];
+        if all {
+            r.insert(0, e.metadata.namespace.clone());
+        }
+        rows.push(r);
+    }
+    table(&rows)
+}
+
+/// `kubectl get KIND [NAME] [-n NS | -A] [-o ...]`: rows in the API's list order (etcd's
+/// key order: by namespace, then name).
 pub fn get(
     cache: &Cache,
     kind: Kind,
@@ -585,9 +638,6 @@ pub fn get(
                 kind.qualified_resource()
             ));
         }
-    }
-    if kind == Kind::Event {
-        objs.sort_by_key(|o| o.as_event().and_then(|e| e.last_timestamp.or(e.first_timestamp)));
     }
     if objs.is_empty() {
         return Ok(match namespace {
