@@ -252,6 +252,20 @@ mod tests {
     use super::*;
 
     #[test]
+    fn object_times_in_whole_seconds_micro_times_with_six_digits() {
+        let t = SimTime(100_250);
+        // metav1.Time drops the fraction; MicroTime always prints six digits.
+        assert_eq!(serde_json::to_string(&t).unwrap(), "\"2025-01-01T00:01:40Z\"");
+        assert_eq!(t.rfc3339_micro(), "2025-01-01T00:01:40.250000Z");
+        assert_eq!(SimTime(100_000).rfc3339_micro(), "2025-01-01T00:01:40.000000Z");
+        let spec = crate::api::LeaseSpec { renew_time: Some(t), ..Default::default() };
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["renewTime"], "2025-01-01T00:01:40.250000Z");
+        let back: crate::api::LeaseSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(back.renew_time, Some(t));
+    }
+
+    #[test]
     fn rfc3339_round_trips() {
         for ms in [0, 1, 999, 1000, 61_500, 86_400_000 * 400 + 7] {
             let t = SimTime(ms);

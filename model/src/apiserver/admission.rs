@@ -611,6 +611,10 @@ fn apply_patch(current: &Object, patch: &crate::client::Patch) -> Result<Object,
         (Patch::NodeVolumesAttached { volumes }, Object::Node(n)) => {
             n.status.volumes_attached = volumes.clone();
         }
+        (Patch::NodePodCidrs { cidrs }, Object::Node(n)) => {
+            n.spec.pod_cidr = cidrs.first().cloned().unwrap_or_default();
+            n.spec.pod_cidrs = cidrs.clone();
+        }
         _ => return Err(ApiError::invalid(key.kind, &key.name, "the patch does not apply to this kind")),
     }
     Ok(next)
@@ -748,5 +752,125 @@ fn same_spec(a: &Object, b: &Object) -> bool {
         (Object::ReplicationController(x), Object::ReplicationController(y)) => x.spec == y.spec,
         (Object::PodDisruptionBudget(x), Object::PodDisruptionBudget(y)) => x.spec == y.spec,
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::api::pod::{Container, ContainerPort, HttpGetAction, Probe};
+    use crate::api::{Pod, PodSpec, Quantity};
+
+    fn pod(containers: Vec<Container>) -> Pod {
+        Pod { spec: std::sync::Arc::new(PodSpec { containers, ..Default::default() }), ..Default::default() }
+    }
+
+    #[test]
+    fn pull_policy_from_the_tag() {
+        // SetDefaults_Container: the tag `latest`, given or implied, pulls Always.
+        assert_eq!(pull_policy_for("nginx"), "Always");
+        assert_eq!(pull_policy_for("nginx:latest"), "Always");
+        assert_eq!(pull_policy_for("localhost:5000/app"), "Always");
+        assert_eq!(pull_policy_for("nginx:1.27"), "IfNotPresent");
+        assert_eq!(pull_policy_for("localhost:5000/app:v2"), "IfNotPresent");
+        assert_eq!(pull_policy_for("nginx@sha256:abcd"), "IfNotPresent");
+    }
+
+    #[test]
+    fn pod_spec_defaults() {
+        let mut o = Object::Pod(pod(vec![Container {
+            name: "app".into(),
+            image: "nginx:1.27".into(),
+            ports: vec![ContainerPort { container_port: 80, ..Default::default() }],
+            readiness_probe: Some(Probe {
+                http_get: Some(HttpGetAction { port: IntOrString::Int(80), ..Default::default() }),
+                ..Default::default()
+            }),
+            resources: crate::api::pod::ResourceRequirements {
+                limits: [("cpu".to_string(), "500m".parse::<Quantity>().unwrap())].into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }]));
+        default_object(&mut o);
+        let Object::Pod(p) = o else { unreachable!() };
+        let s = &p.spec;
+        assert_eq!(s.dns_policy, "ClusterFirst");
+        assert_eq!(s.scheduler_name, "default-scheduler");
+        assert_eq!(s.restart_policy, Some(crate::api::pod::RestartPolicy::Always));
+        assert_eq!(s.termination_grace_period_seconds, Some(30));
+        assert_eq!(s.enable_service_links, Some(true));
+        assert_eq!(s.extra.get("securityContext"), Some(&serde_json::json!({})));
+        let c = &s.containers[0];
+        assert_eq!(c.image_pull_policy, "IfNotPresent");
+        assert_eq!(c.termination_message_path, "/dev/termination-log");
+        assert_eq!(c.termination_message_policy, "File");
+        assert_eq!(c.ports[0].protocol, "TCP");
+        assert_eq!(c.resources.requests.get("cpu").map(|q| q.milli_value()), Some(500));
+        let probe = c.readiness_probe.as_ref().unwrap();
+        assert_eq!(
+            (probe.timeout_seconds, probe.period_seconds, probe.success_threshold, probe.failure_threshold),
+            (Some(1), Some(10), Some(1), Some(3))
+        );
+        let h = probe.http_get.as_ref().unwrap();
+        assert_eq!((h.path.as_str(), h.scheme.as_str()), ("/", "HTTP"));
+    }
+
+    #[test]
+    fn templates_get_no_pod_only_defaults() {
+        // SetDefaults_Pod (enableServiceLinks) does not run on a workload's template.
+        let mut t = crate::api::PodTemplateSpec {
+            spec: std::sync::Arc::new(PodSpec {
+                containers: vec![Container {
+                    name: "a".into(),
+                    image: "busybox".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        default_template(&mut t);
+        assert_eq!(t.spec.enable_service_links, None);
+        assert_eq!(t.spec.containers[0].image_pull_policy, "Always");
+        assert_eq!(t.spec.dns_policy, "ClusterFirst");
+    }
+
+    #[test]
+    fn service_account_token_volume() {
+        let mut p = pod(vec![Container { name: "app".into(), image: "nginx".into(), ..Default::default() }]);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        admit_service_account(&mut p, &mut rng);
+        let s = &p.spec;
+        assert_eq!((s.service_account_name.as_str(), s.service_account.as_str()), ("default", "default"));
+        let v = &s.volumes[0];
+        let suffix = v.name.strip_prefix("kube-api-access-").unwrap();
+        assert_eq!(suffix.len(), 5);
+        assert!(suffix.bytes().all(|b| NAME_ALPHABET.contains(&b)), "{suffix}");
+        let proj = v.projected.as_ref().unwrap();
+        assert_eq!(proj.default_mode, Some(0o644));
+        assert_eq!(proj.sources[0].service_account_token.as_ref().unwrap().expiration_seconds, Some(3607));
+        assert_eq!(proj.sources[1].config_map.as_ref().unwrap().name, "kube-root-ca.crt");
+        let d = &proj.sources[2].downward_api.as_ref().unwrap().items[0];
+        assert_eq!(d.field_ref.as_ref().unwrap().field_path, "metadata.namespace");
+        let m = &s.containers[0].volume_mounts[0];
+        assert_eq!(
+            (m.name.as_str(), m.mount_path.as_str(), m.read_only),
+            (v.name.as_str(), "/var/run/secrets/kubernetes.io/serviceaccount", true)
+        );
+    }
+
+    #[test]
+    fn no_token_volume_when_automount_is_off() {
+        let mut p = pod(vec![Container { name: "app".into(), image: "nginx".into(), ..Default::default() }]);
+        std::sync::Arc::make_mut(&mut p.spec)
+            .extra
+            .insert("automountServiceAccountToken".into(), serde_json::Value::Bool(false));
+        admit_service_account(&mut p, &mut ChaCha8Rng::seed_from_u64(1));
+        assert_eq!(p.spec.service_account_name, "default");
+        assert!(p.spec.volumes.is_empty());
+        assert!(p.spec.containers[0].volume_mounts.is_empty());
     }
 }

@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{Controller, Requests};
 use crate::api::{Kind, Object, ObjectKey};
-use crate::client::{ApiRequest, ApiResult, Cache, WatchEvent, WatchEventType};
+use crate::client::{ApiRequest, ApiResult, Cache, Patch, WatchEvent, WatchEventType};
 use crate::time::SimTime;
 
 /// --cluster-cidr 10.244.0.0/16 split into /24s: 256 ranges.
@@ -51,8 +51,8 @@ impl Controller for NodeIpamController {
     }
 
     fn on_response(&mut self, tag: u64, result: &ApiResult, _cache: &Cache, _now: SimTime) {
-        // A conflict (the kubelet wrote the node first) is retried: the node is still
-        // without a range, and its next event queues it again.
+        // A failed patch releases the range (the node is queued again); the next
+        // candidate has moved on, as cidrset's does.
         if let Some((node, _)) = self.in_flight.remove(&tag) {
             if result.is_err() {
                 self.dirty.insert(node);
@@ -89,12 +89,13 @@ impl Controller for NodeIpamController {
             };
             self.next_candidate = (i + 1) % RANGES;
             used.insert(i);
-            let mut n = node;
-            n.spec.pod_cidr = range(i);
-            n.spec.pod_cidrs = vec![range(i)];
+            let key = ObjectKey::new(Kind::Node, "", name.clone());
             self.next_tag += 1;
             self.in_flight.insert(self.next_tag, (name, i));
-            out.push(self.next_tag, ApiRequest::Update(Object::Node(n)));
+            out.push(
+                self.next_tag,
+                ApiRequest::Patch { key, patch: Patch::NodePodCidrs { cidrs: vec![range(i)] } },
+            );
         }
     }
 }
