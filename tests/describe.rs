@@ -138,14 +138,25 @@ fn crashloop_pod_in_back_off_at_100s() {
 #[test]
 fn crashloop_get_pods_shows_restarts_ago() {
     let text = kubesim(&["get", "pods", "--trace", crashloop(), "--at", "100s"]);
-    assert!(text.contains("CrashLoopBackOff   3 (28s ago)"), "{text}");
+    assert!(text.contains("CrashLoopBackOff   3 (31s ago)"), "{text}");
 }
 
 /// An evicted pod: Failed, reason Evicted with the eviction manager's message, the
 /// DisruptionTarget condition, and the Evicted and Killing events.
 #[test]
 fn memory_pressure_evicted_pod_at_70s() {
-    let text = describe("pod", "web-688fc659dd-5rjwx", memory_pressure(), "70s");
+    // The evicted pod, read from the state (its name is drawn from the seeded RNG).
+    let json = kubesim(&["get", "pods", "-o", "json", "--trace", memory_pressure(), "--at", "70s"]);
+    let list: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let evicted: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["status"]["reason"] == "Evicted")
+        .map(|p| p["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(evicted.len(), 1, "one evicted pod at 70s: {evicted:?}");
+    let text = describe("pod", evicted[0], memory_pressure(), "70s");
     assert!(text.contains("Reason:           Evicted"), "{text}");
     insta::assert_snapshot!("memory_pressure_evicted_web_pod_at_70s", text);
 }
