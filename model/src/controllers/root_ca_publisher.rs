@@ -89,7 +89,7 @@ impl Controller for RootCaPublisher {
                 None => ApiRequest::Create(Object::ConfigMap(want)),
                 Some(cm)
                     if cm.data == want.data
-                        && cm.metadata.annotations.get(DESCRIPTION_ANNOTATION).is_some() =>
+                        && cm.metadata.annotations.contains_key(DESCRIPTION_ANNOTATION) =>
                 {
                     continue
                 }
