@@ -352,7 +352,7 @@ fn row(o: &Object, wide: bool, now: SimTime) -> Vec<String> {
         Object::Deployment(d) => {
             let mut r = vec![
                 d.metadata.name.clone(),
-                format!("{}/{}", d.status.ready_replicas, d.spec.replicas.unwrap_or(1)),
+                format!("{}/{}", d.status.ready_replicas, d.spec.replicas.unwrap_or_default()),
                 d.status.updated_replicas.to_string(),
                 d.status.available_replicas.to_string(),
                 age(d.metadata.creation_timestamp, now),
@@ -370,7 +370,7 @@ fn row(o: &Object, wide: bool, now: SimTime) -> Vec<String> {
         Object::ReplicaSet(rs) => {
             let mut r = vec![
                 rs.metadata.name.clone(),
-                rs.spec.replicas.unwrap_or(1).to_string(),
+                rs.spec.replicas.unwrap_or_default().to_string(),
                 rs.status.replicas.to_string(),
                 rs.status.ready_replicas.to_string(),
                 age(rs.metadata.creation_timestamp, now),
@@ -403,7 +403,7 @@ fn row(o: &Object, wide: bool, now: SimTime) -> Vec<String> {
         Object::StatefulSet(st) => {
             let mut r = vec![
                 st.metadata.name.clone(),
-                format!("{}/{}", st.status.ready_replicas, st.spec.replicas.unwrap_or(1)),
+                format!("{}/{}", st.status.ready_replicas, st.spec.replicas.unwrap_or_default()),
                 age(st.metadata.creation_timestamp, now),
             ];
             if wide {
@@ -437,7 +437,12 @@ fn row(o: &Object, wide: bool, now: SimTime) -> Vec<String> {
             let mut r = vec![
                 j.metadata.name.clone(),
                 status.to_string(),
-                format!("{}/{}", j.status.succeeded, j.spec.completions.unwrap_or(1)),
+                // printJob: without completions, "N/1", or "N/1 of P" when parallel.
+                match (j.spec.completions, j.spec.parallelism.unwrap_or_default()) {
+                    (Some(c), _) => format!("{}/{c}", j.status.succeeded),
+                    (None, p) if p > 1 => format!("{}/1 of {p}", j.status.succeeded),
+                    (None, _) => format!("{}/1", j.status.succeeded),
+                },
                 duration,
                 age(j.metadata.creation_timestamp, now),
             ];
@@ -549,7 +554,7 @@ fn row(o: &Object, wide: bool, now: SimTime) -> Vec<String> {
         Object::ReplicationController(rc) => {
             let mut r = vec![
                 rc.metadata.name.clone(),
-                rc.spec.replicas.unwrap_or(1).to_string(),
+                rc.spec.replicas.unwrap_or_default().to_string(),
                 rc.status.replicas.to_string(),
                 rc.status.ready_replicas.to_string(),
                 age(rc.metadata.creation_timestamp, now),
