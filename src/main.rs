@@ -167,7 +167,7 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
-    /// List events as `kubectl get events` does, from a trace at a simulated time.
+    /// List events as `kubectl events` does, from a trace at a simulated time.
     Events {
         #[command(flatten)]
         at: AtArgs,
@@ -416,9 +416,7 @@ fn dispatch(cmd: Command) -> Result<(), Failure> {
         Command::Events { at, namespace, all_namespaces } => {
             let (state, now) = load_state(&at)?;
             let ns = namespace_arg(Kind::Event, namespace, all_namespaces);
-            let text = kubectl::get(&state, Kind::Event, ns.as_deref(), None, OutputFormat::Table, now)
-                .map_err(Failure::Input)?;
-            out(&text);
+            out(&kubectl::events(&state, ns.as_deref(), now));
             Ok(())
         }
     }

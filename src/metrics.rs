@@ -305,7 +305,9 @@ impl Collector {
     fn pod(&mut self, t: u64, verb: &str, p: &Pod) {
         let uid = p.metadata.uid.clone();
         let track = self.pods.entry(uid.clone()).or_insert_with(|| PodTrack {
-            created_ms: p.metadata.creation_timestamp.map_or(t, |c| c.as_millis()),
+            // creationTimestamp as the API serves it, in whole seconds: what the kubelet's
+            // tracker and clusterloader2 subtract, and what a trace file holds.
+            created_ms: p.metadata.creation_timestamp.map_or(t, |c| c.as_secs() * 1000),
             stateless: is_stateless(p),
             ..Default::default()
         });
@@ -345,7 +347,8 @@ impl Collector {
         if io.kind == "Pod" {
             // Every occurrence of the event (first and last, when the recorder aggregated
             // repeats) is a pull; [`Pulls::before`] keeps those before the pod started.
-            let times = [e.first_timestamp, e.last_timestamp].map(|x| x.map_or(t, |x| x.as_millis()));
+            // The timestamps as stored (whole seconds), so a run and its trace file agree.
+            let times = [e.first_timestamp, e.last_timestamp].map(|x| x.map_or(t, |x| x.as_secs() * 1000));
             match e.reason.as_str() {
                 // RecordImageStartedPulling: the first pull's start.
                 "Pulling" => self.pulls.entry(io.uid.clone()).or_default().started.extend(times),

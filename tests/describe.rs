@@ -138,14 +138,25 @@ fn crashloop_pod_in_back_off_at_100s() {
 #[test]
 fn crashloop_get_pods_shows_restarts_ago() {
     let text = kubesim(&["get", "pods", "--trace", crashloop(), "--at", "100s"]);
-    assert!(text.contains("CrashLoopBackOff   3 (28s ago)"), "{text}");
+    assert!(text.contains("CrashLoopBackOff   3 (31s ago)"), "{text}");
 }
 
 /// An evicted pod: Failed, reason Evicted with the eviction manager's message, the
 /// DisruptionTarget condition, and the Evicted and Killing events.
 #[test]
 fn memory_pressure_evicted_pod_at_70s() {
-    let text = describe("pod", "web-688fc659dd-5rjwx", memory_pressure(), "70s");
+    // The evicted pod, read from the state (its name is drawn from the seeded RNG).
+    let json = kubesim(&["get", "pods", "-o", "json", "--trace", memory_pressure(), "--at", "70s"]);
+    let list: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let evicted: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["status"]["reason"] == "Evicted")
+        .map(|p| p["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(evicted.len(), 1, "one evicted pod at 70s: {evicted:?}");
+    let text = describe("pod", evicted[0], memory_pressure(), "70s");
     assert!(text.contains("Reason:           Evicted"), "{text}");
     insta::assert_snapshot!("memory_pressure_evicted_web_pod_at_70s", text);
 }
@@ -245,4 +256,76 @@ fn job_report_at_5m() {
     assert!(text.contains("Completions:      3\n"), "{text}");
     assert!(text.contains("Pods Statuses:    0 Active (0 Ready) / 3 Succeeded / 0 Failed\n"), "{text}");
     insta::assert_snapshot!("job_report_at_5m", text);
+}
+
+/// `get pod -o yaml` of a Deployment's pod: what the API server's defaulters and
+/// admission plugins add (pkg/apis/core/v1/defaults.go, Priority, DefaultTolerationSeconds,
+/// ServiceAccount) and the kubelet's status addresses, with timestamps in whole seconds.
+#[test]
+fn node_partition_web_pod_yaml_at_60s() {
+    let name = web_pod_on("node-1", node_partition(), "60s");
+    let text = kubesim(&["get", "pod", &name, "-o", "yaml", "--trace", node_partition(), "--at", "60s"]);
+    for want in [
+        "imagePullPolicy: IfNotPresent",
+        "terminationMessagePath: /dev/termination-log",
+        "terminationMessagePolicy: File",
+        "protocol: TCP",
+        "enableServiceLinks: true",
+        "preemptionPolicy: PreemptLowerPriority",
+        "dnsPolicy: ClusterFirst",
+        "schedulerName: default-scheduler",
+        "securityContext: {}",
+        "restartPolicy: Always",
+        "terminationGracePeriodSeconds: 30",
+        "tolerationSeconds: 300",
+        "serviceAccount: default",
+        "serviceAccountName: default",
+        "name: kube-api-access-",
+        "expirationSeconds: 3607",
+        "name: kube-root-ca.crt",
+        "fieldPath: metadata.namespace",
+        "mountPath: /var/run/secrets/kubernetes.io/serviceaccount",
+        "readOnly: true",
+        "hostIPs:",
+        "podIPs:",
+    ] {
+        assert!(text.contains(want), "{want} missing:\n{text}");
+    }
+    // metav1.Time: no fraction of a second anywhere.
+    assert!(!text.lines().any(|l| l.contains("T00:") && l.contains('.')), "{text}");
+    insta::assert_snapshot!("node_partition_web_pod_yaml_at_60s", text);
+}
+
+/// `get nodes`: a Ready condition of Unknown prints NotReady (printNode), as kubectl does.
+#[test]
+fn node_partition_get_nodes_at_130s() {
+    let text = kubesim(&["get", "nodes", "--trace", node_partition(), "--at", "130s"]);
+    assert!(text.contains("node-2   NotReady"), "{text}");
+    insta::assert_snapshot!("node_partition_get_nodes_at_130s", text);
+}
+
+/// `kubesim events` prints as `kubectl events`: the kind as stored (`Pod/crasher`) and a
+/// repeated event's `(xN over AGE)`.
+#[test]
+fn crashloop_events_at_100s() {
+    let text = kubesim(&["events", "--trace", crashloop(), "--at", "100s"]);
+    assert!(text.contains("Pod/crasher"), "{text}");
+    assert!(text.lines().any(|l| l.contains(" (x") && l.contains(" over ")), "{text}");
+    insta::assert_snapshot!("crashloop_events_at_100s", text);
+}
+
+/// `get events` keeps the API's list order (etcd's key order: by name in a namespace),
+/// not the events' times.
+#[test]
+fn crashloop_get_events_in_list_order_at_100s() {
+    let json = kubesim(&["get", "events", "-o", "json", "--trace", crashloop(), "--at", "100s"]);
+    let list: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let names: Vec<&str> =
+        list["items"].as_array().unwrap().iter().map(|e| e["metadata"]["name"].as_str().unwrap()).collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted);
+    let text = kubesim(&["get", "events", "--trace", crashloop(), "--at", "100s"]);
+    assert!(text.contains("pod/crasher"), "{text}");
+    insta::assert_snapshot!("crashloop_get_events_at_100s", text);
 }

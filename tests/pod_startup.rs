@@ -131,7 +131,7 @@ fn describe_pod_waiting_for_its_config_map() {
     assert_eq!(pod_row(t, "59s", "web")[1..3], ["0/1", "ContainerCreating"]);
     let text = kubesim(&["describe", "pod", "web", "--trace", t, "--at", "59s"]);
     assert!(text.contains("    Mounts:\n      /etc/nginx/conf.d from config (ro)\n"), "{text}");
-    assert!(text.contains("FailedMount  16s (x7 over 48s)"), "seven failures by 42.1 s: {text}");
+    assert!(text.contains("FailedMount  17s (x7 over 49s)"), "seven failures by 42.1 s: {text}");
     insta::assert_snapshot!("missing_configmap_web_at_59s", text);
 }
 
@@ -149,7 +149,11 @@ fn describe_pod_waiting_for_its_secret() {
     let yaml = kubesim(&["get", "secret", "db-credentials", "-o", "yaml", "--trace", t, "--at", "100s"]);
     assert!(yaml.contains("  password: czNjcjN0\n") && !yaml.contains("stringData"), "{yaml}");
     let cms = kubesim(&["get", "configmaps", "--trace", t, "--at", "100s"]);
-    assert!(cms.starts_with("NAME         DATA   AGE\napp-config   1      39s\n"), "{cms}");
+    // kube-root-ca.crt is the root-ca-cert-publisher's, in every namespace.
+    assert_eq!(
+        cms,
+        "NAME               DATA   AGE\napp-config         1      40s\nkube-root-ca.crt   1      99s\n"
+    );
 }
 
 /// Nothing in a pod spec is lost: fields kubesim does not model travel from a

@@ -108,9 +108,45 @@ impl fmt::Display for SimTime {
     }
 }
 
+impl SimTime {
+    /// `metav1.Time` as the API serializes it: RFC 3339 in whole seconds, the fraction
+    /// dropped (apimachinery meta/v1 time.go MarshalJSON formats with time.RFC3339).
+    pub fn rfc3339_seconds(self) -> String {
+        SimTime(self.0 / 1000 * 1000).rfc3339()
+    }
+    /// `metav1.MicroTime`: RFC 3339 with six fractional digits, always
+    /// (micro_time.go RFC3339Micro, `2006-01-02T15:04:05.000000Z07:00`).
+    pub fn rfc3339_micro(self) -> String {
+        let secs = SimTime(self.0 / 1000 * 1000).rfc3339();
+        let base = secs.strip_suffix('Z').unwrap_or(&secs);
+        format!("{base}.{:06}Z", self.0 % 1000 * 1000)
+    }
+}
+
+/// Objects' timestamps are `metav1.Time`: whole seconds on the wire. The simulation
+/// keeps milliseconds in memory; what is written out (a trace, `get -o yaml`) is what
+/// an API server would return.
 impl Serialize for SimTime {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.rfc3339())
+        s.serialize_str(&self.rfc3339_seconds())
+    }
+}
+
+/// `#[serde(with = "crate::time::micro_time")]` for an `Option<SimTime>` that is a
+/// `metav1.MicroTime` (a Lease's acquireTime and renewTime, an Event's eventTime).
+pub mod micro_time {
+    use super::SimTime;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(t: &Option<SimTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_str(&t.rfc3339_micro()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SimTime>, D::Error> {
+        Option::<SimTime>::deserialize(d)
     }
 }
 
@@ -214,6 +250,20 @@ pub fn human_duration(d: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_times_in_whole_seconds_micro_times_with_six_digits() {
+        let t = SimTime(100_250);
+        // metav1.Time drops the fraction; MicroTime always prints six digits.
+        assert_eq!(serde_json::to_string(&t).unwrap(), "\"2025-01-01T00:01:40Z\"");
+        assert_eq!(t.rfc3339_micro(), "2025-01-01T00:01:40.250000Z");
+        assert_eq!(SimTime(100_000).rfc3339_micro(), "2025-01-01T00:01:40.000000Z");
+        let spec = crate::api::LeaseSpec { renew_time: Some(t), ..Default::default() };
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["renewTime"], "2025-01-01T00:01:40.250000Z");
+        let back: crate::api::LeaseSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(back.renew_time, Some(t));
+    }
 
     #[test]
     fn rfc3339_round_trips() {

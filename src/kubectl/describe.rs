@@ -396,8 +396,7 @@ fn describe_pod(cache: &Cache, p: &Pod, now: SimTime) -> String {
     if !p.spec.priority_class_name.is_empty() {
         w!(w, 0, "Priority Class Name:\t{}\n", p.spec.priority_class_name);
     }
-    // kubesim has no ServiceAccount admission plugin; a real API server sets `default`.
-    w!(w, 0, "Service Account:\t{}\n", or_default(&p.spec.service_account_name, "default"));
+    w!(w, 0, "Service Account:\t{}\n", p.spec.service_account_name);
     if p.spec.node_name.is_empty() {
         w!(w, 0, "Node:\t<none>\n");
     } else {
@@ -423,12 +422,14 @@ fn describe_pod(cache: &Cache, p: &Pod, now: SimTime) -> String {
         w!(w, 0, "Message:\t{}\n", p.status.message);
     }
     w!(w, 0, "IP:\t{}\n", p.status.pod_ip);
-    // status.podIPs is status.podIP on a single-stack cluster.
-    if p.status.pod_ip.is_empty() {
+    // describePodIPs.
+    if p.status.pod_ips.is_empty() {
         w!(w, 0, "IPs:\t<none>\n");
     } else {
         w!(w, 0, "IPs:\n");
-        w!(w, 1, "IP:\t{}\n", p.status.pod_ip);
+        for ip in &p.status.pod_ips {
+            w!(w, 1, "IP:\t{}\n", ip.ip);
+        }
     }
     if let Some(r) = m.controller_of() {
         w!(w, 0, "Controlled By:\t{}/{}\n", r.kind, r.name);
@@ -519,12 +520,10 @@ fn describe_containers(
         if let Some(s) = status {
             w!(w, 2, "Image ID:\t{}\n", s.image_id);
         }
-        // The API server defaults a port's protocol to TCP.
-        let proto = |p: &str| if p.is_empty() { "TCP".to_string() } else { p.to_string() };
         let ports: Vec<String> =
-            c.ports.iter().map(|p| format!("{}/{}", p.container_port, proto(&p.protocol))).collect();
+            c.ports.iter().map(|p| format!("{}/{}", p.container_port, p.protocol)).collect();
         let host_ports: Vec<String> =
-            c.ports.iter().map(|p| format!("{}/{}", p.host_port, proto(&p.protocol))).collect();
+            c.ports.iter().map(|p| format!("{}/{}", p.host_port, p.protocol)).collect();
         let (ports, host_ports) = (ports.join(", "), host_ports.join(", "));
         let plural = |s: &str| if s.contains(',') { "s" } else { "" };
         w!(w, 2, "Port{}:\t{}\n", plural(&ports), or_default(&ports, "<none>"));
@@ -804,23 +803,23 @@ fn describe_projected(w: &mut PrefixWriter, p: &kubesim_model::api::pod::Project
     }
 }
 
-/// `DescribeProbe`: the handler and its timing, with the API server's defaults
-/// (SetDefaults_Probe, SetDefaults_HTTPGetAction scheme HTTP).
+/// `DescribeProbe`: the handler and its timing as stored (the API server defaulted
+/// them, SetDefaults_Probe and SetDefaults_HTTPGetAction).
 fn describe_probe(p: &kubesim_model::api::Probe) -> String {
     let attrs = format!(
         "delay={}s timeout={}s period={}s #success={} #failure={}",
-        p.initial_delay(),
-        p.timeout_seconds.unwrap_or(1),
-        p.period(),
-        p.success_threshold(),
-        p.failure_threshold()
+        p.initial_delay_seconds.unwrap_or(0),
+        p.timeout_seconds.unwrap_or(0),
+        p.period_seconds.unwrap_or(0),
+        p.success_threshold.unwrap_or(0),
+        p.failure_threshold.unwrap_or(0)
     );
     if let Some(e) = &p.exec {
         // Go's %v of a []string.
         return format!("exec [{}] {attrs}", e.command.join(" "));
     }
     if let Some(h) = &p.http_get {
-        let scheme = if h.scheme.is_empty() { "http".to_string() } else { h.scheme.to_lowercase() };
+        let scheme = h.scheme.to_lowercase();
         let port = h.port.to_string();
         // net.JoinHostPort brackets IPv6 hosts.
         let host = if h.host.contains(':') { format!("[{}]", h.host) } else { h.host.clone() };
@@ -906,11 +905,11 @@ fn describe_node(cache: &Cache, n: &Node, now: SimTime) -> String {
     }
     let i = &n.status.node_info;
     w!(w, 0, "System Info:\n");
-    // kubesim does not model the machine's identity; kube-proxy no longer reports a version.
+    // kube-proxy no longer reports a version (kubeProxyVersion is deprecated and empty).
     for (k, v) in [
-        ("Machine ID", ""),
-        ("System UUID", ""),
-        ("Boot ID", ""),
+        ("Machine ID", i.machine_id.as_str()),
+        ("System UUID", &i.system_uuid),
+        ("Boot ID", &i.boot_id),
         ("Kernel Version", &i.kernel_version),
         ("OS Image", &i.os_image),
         ("Operating System", &i.operating_system),
@@ -922,9 +921,10 @@ fn describe_node(cache: &Cache, n: &Node, now: SimTime) -> String {
         w!(w, 0, "  {k}:\t{v}\n");
     }
     if !n.spec.pod_cidr.is_empty() {
-        // spec.podCIDRs is [spec.podCIDR] on a single-stack cluster.
         w!(w, 0, "PodCIDR:\t{}\n", n.spec.pod_cidr);
-        w!(w, 0, "PodCIDRs:\t{}\n", n.spec.pod_cidr);
+    }
+    if !n.spec.pod_cidrs.is_empty() {
+        w!(w, 0, "PodCIDRs:\t{}\n", n.spec.pod_cidrs.join(","));
     }
     if !n.spec.provider_id.is_empty() {
         w!(w, 0, "ProviderID:\t{}\n", n.spec.provider_id);
@@ -1126,7 +1126,7 @@ fn describe_deployment(cache: &Cache, d: &kubesim_model::api::Deployment, now: S
         w,
         0,
         "Replicas:\t{} desired | {} updated | {} total | {} available | {} unavailable\n",
-        d.spec.replicas.unwrap_or(1),
+        d.spec.replicas.unwrap_or_default(),
         s.updated_replicas,
         s.replicas,
         s.available_replicas,
@@ -1169,7 +1169,7 @@ fn describe_deployment(cache: &Cache, d: &kubesim_model::api::Deployment, now: S
         .iter()
         .filter(|r| Some(r.metadata.uid.as_str()) != new_rs.map(|n| n.metadata.uid.as_str()))
         // FindOldReplicaSets' first list: the old ones still asked for pods.
-        .filter(|r| r.spec.replicas.unwrap_or(1) != 0)
+        .filter(|r| r.spec.replicas.unwrap_or_default() != 0)
         .copied()
         .collect();
     let by_labels = |list: &[&kubesim_model::api::ReplicaSet]| {
@@ -1180,7 +1180,7 @@ fn describe_deployment(cache: &Cache, d: &kubesim_model::api::Deployment, now: S
                     "{} ({}/{} replicas created)",
                     r.metadata.name,
                     r.status.replicas,
-                    r.spec.replicas.unwrap_or(1)
+                    r.spec.replicas.unwrap_or_default()
                 )
             })
             .collect();
@@ -1206,7 +1206,7 @@ fn describe_statefulset(cache: &Cache, st: &kubesim_model::api::StatefulSet, now
     w!(w, 0, "Selector:\t{}\n", selector_string(&st.spec.selector));
     labels_multiline(&mut w, "Labels", &m.labels);
     annotations_multiline(&mut w, &m.annotations);
-    w!(w, 0, "Replicas:\t{} desired | {} total\n", st.spec.replicas.unwrap_or(1), st.status.replicas);
+    w!(w, 0, "Replicas:\t{} desired | {} total\n", st.spec.replicas.unwrap_or_default(), st.status.replicas);
     let us = st.spec.update_strategy.as_ref();
     w!(w, 0, "Update Strategy:\t{}\n", us.map(|u| u.type_.as_str()).unwrap_or(""));
     if let Some(ru) = us.and_then(|u| u.rolling_update.as_ref()) {

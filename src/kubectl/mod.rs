@@ -153,9 +153,11 @@ fn pod_row(p: &Pod, wide: bool, now: SimTime) -> Vec<String> {
 
 fn node_status(n: &kubesim_model::api::Node) -> String {
     let mut s = match n.condition("Ready").map(|c| c.status) {
+        // printNode: "Not" + the type for a Ready condition that is not True (False or
+        // Unknown); "Unknown" only when the node has no Ready condition.
         Some(ConditionStatus::True) => "Ready".to_string(),
-        Some(ConditionStatus::False) => "NotReady".to_string(),
-        _ => "Unknown".to_string(),
+        Some(_) => "NotReady".to_string(),
+        None => "Unknown".to_string(),
     };
     if n.spec.unschedulable {
         s += ",SchedulingDisabled";
@@ -350,7 +352,7 @@ fn row(o: &Object, wide: bool, now: SimTime) -> Vec<String> {
         Object::Deployment(d) => {
             let mut r = vec![
                 d.metadata.name.clone(),
-                format!("{}/{}", d.status.ready_replicas, d.spec.replicas.unwrap_or(1)),
+                format!("{}/{}", d.status.ready_replicas, d.spec.replicas.unwrap_or_default()),
                 d.status.updated_replicas.to_string(),
                 d.status.available_replicas.to_string(),
                 age(d.metadata.creation_timestamp, now),
@@ -368,7 +370,7 @@ fn row(o: &Object, wide: bool, now: SimTime) -> Vec<String> {
         Object::ReplicaSet(rs) => {
             let mut r = vec![
                 rs.metadata.name.clone(),
-                rs.spec.replicas.unwrap_or(1).to_string(),
+                rs.spec.replicas.unwrap_or_default().to_string(),
                 rs.status.replicas.to_string(),
                 rs.status.ready_replicas.to_string(),
                 age(rs.metadata.creation_timestamp, now),
@@ -401,7 +403,7 @@ fn row(o: &Object, wide: bool, now: SimTime) -> Vec<String> {
         Object::StatefulSet(st) => {
             let mut r = vec![
                 st.metadata.name.clone(),
-                format!("{}/{}", st.status.ready_replicas, st.spec.replicas.unwrap_or(1)),
+                format!("{}/{}", st.status.ready_replicas, st.spec.replicas.unwrap_or_default()),
                 age(st.metadata.creation_timestamp, now),
             ];
             if wide {
@@ -435,7 +437,12 @@ fn row(o: &Object, wide: bool, now: SimTime) -> Vec<String> {
             let mut r = vec![
                 j.metadata.name.clone(),
                 status.to_string(),
-                format!("{}/{}", j.status.succeeded, j.spec.completions.unwrap_or(1)),
+                // printJob: without completions, "N/1", or "N/1 of P" when parallel.
+                match (j.spec.completions, j.spec.parallelism.unwrap_or_default()) {
+                    (Some(c), _) => format!("{}/{c}", j.status.succeeded),
+                    (None, p) if p > 1 => format!("{}/1 of {p}", j.status.succeeded),
+                    (None, _) => format!("{}/1", j.status.succeeded),
+                },
                 duration,
                 age(j.metadata.creation_timestamp, now),
             ];
@@ -449,6 +456,8 @@ fn row(o: &Object, wide: bool, now: SimTime) -> Vec<String> {
             }
             r
         }
+        // printEvent: LAST SEEN is lastTimestamp, else firstTimestamp; the object's kind
+        // lower-cased.
         Object::Event(e) => vec![
             age(e.last_timestamp.or(e.first_timestamp), now),
             e.type_.clone(),
@@ -545,7 +554,7 @@ fn row(o: &Object, wide: bool, now: SimTime) -> Vec<String> {
         Object::ReplicationController(rc) => {
             let mut r = vec![
                 rc.metadata.name.clone(),
-                rc.spec.replicas.unwrap_or(1).to_string(),
+                rc.spec.replicas.unwrap_or_default().to_string(),
                 rc.status.replicas.to_string(),
                 rc.status.ready_replicas.to_string(),
                 age(rc.metadata.creation_timestamp, now),
@@ -564,7 +573,56 @@ fn row(o: &Object, wide: bool, now: SimTime) -> Vec<String> {
     }
 }
 
-/// `kubectl get KIND [NAME] [-n NS | -A] [-o ...]`.
+/// `kubectl events [-n NS | -A]` (staging/src/k8s.io/kubectl/pkg/cmd/events, v1.33):
+/// the events sorted by their time (SortableEvents: lastTimestamp, else eventTime), the
+/// OBJECT column as `Kind/name` with the kind as stored, and LAST SEEN with the repeat
+/// suffix `(xN over AGE)` when an event happened more than once (events_printer.go
+/// getInterval).
+pub fn events(cache: &Cache, namespace: Option<&str>, now: SimTime) -> String {
+    let listed: Vec<&Arc<Object>> = match namespace {
+        Some(ns) => cache.list_namespace(Kind::Event, ns).collect(),
+        None => cache.list(Kind::Event).collect(),
+    };
+    let mut evs: Vec<&kubesim_model::api::Event> = listed.into_iter().filter_map(|o| o.as_event()).collect();
+    if evs.is_empty() {
+        // events.go: "No events found." / "No events found in NS namespace.".
+        return match namespace {
+            Some(ns) => format!("No events found in {ns} namespace.\n"),
+            None => "No events found.\n".into(),
+        };
+    }
+    evs.sort_by_key(|e| e.last_timestamp);
+    let all = namespace.is_none();
+    let mut rows = Vec::new();
+    let mut h = vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"];
+    if all {
+        h.insert(0, "NAMESPACE");
+    }
+    rows.push(h.into_iter().map(String::from).collect::<Vec<_>>());
+    for e in evs {
+        let first = age(e.first_timestamp, now);
+        let interval = if e.count > 1 {
+            format!("{} (x{} over {first})", age(e.last_timestamp, now), e.count)
+        } else {
+            first
+        };
+        let mut r = vec![
+            interval,
+            e.type_.clone(),
+            e.reason.clone(),
+            format!("{}/{}", e.involved_object.kind, e.involved_object.name),
+            e.message.trim().to_string(),
+        ];
+        if all {
+            r.insert(0, e.metadata.namespace.clone());
+        }
+        rows.push(r);
+    }
+    table(&rows)
+}
+
+/// `kubectl get KIND [NAME] [-n NS | -A] [-o ...]`: rows in the API's list order (etcd's
+/// key order: by namespace, then name).
 pub fn get(
     cache: &Cache,
     kind: Kind,
@@ -585,9 +643,6 @@ pub fn get(
                 kind.qualified_resource()
             ));
         }
-    }
-    if kind == Kind::Event {
-        objs.sort_by_key(|o| o.as_event().and_then(|e| e.last_timestamp.or(e.first_timestamp)));
     }
     if objs.is_empty() {
         return Ok(match namespace {

@@ -37,9 +37,11 @@ pub struct LeaseSpec {
     pub holder_identity: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_duration_seconds: Option<i32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `metav1.MicroTime`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::micro_time")]
     pub acquire_time: Option<SimTime>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// `metav1.MicroTime`.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::micro_time")]
     pub renew_time: Option<SimTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_transitions: Option<i32>,

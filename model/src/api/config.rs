@@ -32,6 +32,10 @@ impl ConfigMap {
     }
 }
 
+/// The root CA bundle's ConfigMap, which kube-controller-manager's root-ca-cert-publisher
+/// writes in every namespace (rootcacertpublisher RootCACertConfigMapName).
+pub const ROOT_CA_CONFIG_MAP: &str = "kube-root-ca.crt";
+
 /// `v1.SecretTypeOpaque`, the type the API server defaults.
 pub const SECRET_TYPE_OPAQUE: &str = "Opaque";
 

@@ -30,6 +30,11 @@ pub struct NodeSpec {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     #[serde(rename = "podCIDR")]
     pub pod_cidr: String,
+    /// The node's pod ranges, `[podCIDR]` on a single-stack cluster (the range allocator
+    /// writes both).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "podCIDRs")]
+    pub pod_cidrs: Vec<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     #[serde(rename = "providerID")]
     pub provider_id: String,
@@ -57,6 +62,24 @@ pub struct NodeStatus {
     pub volumes_in_use: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<super::pod_scheduling::ContainerImage>,
+    /// Where the node's daemons listen (nodestatus.DaemonEndpoints: the kubelet's port).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon_endpoints: Option<NodeDaemonEndpoints>,
+}
+
+/// `v1.NodeDaemonEndpoints`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeDaemonEndpoints {
+    #[serde(default)]
+    pub kubelet_endpoint: DaemonEndpoint,
+}
+
+/// `v1.DaemonEndpoint`: the JSON name is `Port`, capitalised (types.go).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DaemonEndpoint {
+    #[serde(rename = "Port", default)]
+    pub port: i32,
 }
 
 /// `v1.AttachedVolume`.
@@ -104,6 +127,12 @@ pub struct NodeAddress {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NodeSystemInfo {
+    #[serde(default, rename = "machineID", skip_serializing_if = "String::is_empty")]
+    pub machine_id: String,
+    #[serde(default, rename = "systemUUID", skip_serializing_if = "String::is_empty")]
+    pub system_uuid: String,
+    #[serde(default, rename = "bootID", skip_serializing_if = "String::is_empty")]
+    pub boot_id: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub kubelet_version: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]

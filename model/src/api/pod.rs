@@ -80,6 +80,13 @@ pub struct PodSpec {
     pub host_network: bool,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub service_account_name: String,
+    /// The deprecated alias of `serviceAccountName`: the v1 conversion
+    /// (Convert_core_PodSpec_To_v1_PodSpec) writes it from serviceAccountName.
+    #[serde(default, rename = "serviceAccount", skip_serializing_if = "String::is_empty")]
+    pub service_account: String,
+    /// SetDefaults_Pod: `v1.DefaultEnableServiceLinks` (true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_service_links: Option<bool>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub dns_policy: String,
     /// `PreemptLowerPriority` or `Never`, set by Priority admission.
@@ -118,6 +125,12 @@ pub struct Container {
     pub resources: ResourceRequirements,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub image_pull_policy: String,
+    /// SetDefaults_Container: `/dev/termination-log`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub termination_message_path: String,
+    /// SetDefaults_Container: `File`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub termination_message_policy: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub liveness_probe: Option<Probe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -586,7 +599,7 @@ pub struct ContainerPort {
     pub host_port: i32,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub host_ip: String,
-    /// TCP when empty, as the API server defaults it.
+    /// SetDefaults_ContainerPort: TCP.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub protocol: String,
 }
@@ -633,9 +646,15 @@ pub struct PodStatus {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     #[serde(rename = "hostIP")]
     pub host_ip: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "hostIPs")]
+    pub host_ips: Vec<PodIp>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     #[serde(rename = "podIP")]
     pub pod_ip: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(rename = "podIPs")]
+    pub pod_ips: Vec<PodIp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<SimTime>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -644,6 +663,12 @@ pub struct PodStatus {
     pub container_statuses: Vec<ContainerStatus>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub qos_class: String,
+}
+
+/// `v1.PodIP` and `v1.HostIP`: one address (a single-stack cluster has one of each).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodIp {
+    pub ip: String,
 }
 
 /// Pod condition types (`v1.PodConditionType`).

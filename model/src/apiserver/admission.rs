@@ -128,6 +128,9 @@ pub fn prepare_create(
     }
     super::priority::admit_create(obj, cache)?;
     default_object(obj);
+    if let Object::Pod(p) = obj {
+        admit_service_account(p, rng);
+    }
     admit_storage(obj, cache);
     generate_job_selector(obj);
     Ok(())
@@ -172,17 +175,17 @@ pub fn default_object(obj: &mut Object) {
             // from an already-defaulted template).
             let mut spec = (*p.spec).clone();
             let s = &mut spec;
-            if s.scheduler_name.is_empty() {
-                s.scheduler_name = crate::api::pod::DEFAULT_SCHEDULER_NAME.into();
-            }
             s.priority.get_or_insert(0);
-            s.restart_policy.get_or_insert(crate::api::pod::RestartPolicy::Always);
-            // v1 SetDefaults_PodSpec: DefaultTerminationGracePeriodSeconds = 30.
-            s.termination_grace_period_seconds.get_or_insert(30);
-            if s.dns_policy.is_empty() {
-                s.dns_policy = "ClusterFirst".into();
+            default_pod_spec(s);
+            // SetDefaults_Pod: enableServiceLinks (v1.DefaultEnableServiceLinks) and
+            // each container's requests from its limits where unset.
+            s.enable_service_links.get_or_insert(true);
+            for c in s.containers.iter_mut().chain(s.init_containers.iter_mut()) {
+                let r = &mut c.resources;
+                for (k, v) in &r.limits {
+                    r.requests.entry(k.clone()).or_insert_with(|| v.clone());
+                }
             }
-            s.default_volumes_and_env();
             for (key, seconds) in [
                 (TAINT_NOT_READY, DEFAULT_TOLERATION_SECONDS),
                 (TAINT_UNREACHABLE, DEFAULT_TOLERATION_SECONDS),
@@ -371,17 +374,176 @@ fn admit_storage(obj: &mut Object, cache: &Cache) {
     }
 }
 
+/// A workload's pod template, defaulted as SetObjectDefaults_* do (the PodSpec's
+/// defaulters; SetDefaults_Pod's and the admission plugins' only apply to pods).
 fn default_template(t: &mut crate::api::PodTemplateSpec) {
-    let s = std::sync::Arc::make_mut(&mut t.spec);
-    if s.scheduler_name.is_empty() {
-        s.scheduler_name = crate::api::pod::DEFAULT_SCHEDULER_NAME.into();
+    let mut spec = (*t.spec).clone();
+    default_pod_spec(&mut spec);
+    if spec != *t.spec {
+        t.spec = std::sync::Arc::new(spec);
     }
-    s.restart_policy.get_or_insert(crate::api::pod::RestartPolicy::Always);
-    s.termination_grace_period_seconds.get_or_insert(30);
+}
+
+/// `/dev/termination-log` (v1.TerminationMessagePathDefault).
+pub const TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
+
+/// The PodSpec defaulters of pkg/apis/core/v1/defaults.go, shared by pods and templates:
+/// SetDefaults_PodSpec (dnsPolicy ClusterFirst, restartPolicy Always,
+/// terminationGracePeriodSeconds 30, an empty securityContext, schedulerName
+/// default-scheduler), SetDefaults_Container (imagePullPolicy from the tag,
+/// terminationMessagePath and -Policy), SetDefaults_ContainerPort (protocol TCP),
+/// SetDefaults_Probe and SetDefaults_HTTPGetAction, the volume and env defaulters, and
+/// the v1 conversion's `serviceAccount` copy of `serviceAccountName`.
+pub fn default_pod_spec(s: &mut crate::api::PodSpec) {
     if s.dns_policy.is_empty() {
         s.dns_policy = "ClusterFirst".into();
     }
+    s.restart_policy.get_or_insert(crate::api::pod::RestartPolicy::Always);
+    s.termination_grace_period_seconds.get_or_insert(30);
+    s.extra.entry("securityContext".into()).or_insert_with(|| serde_json::json!({}));
+    if s.scheduler_name.is_empty() {
+        s.scheduler_name = crate::api::pod::DEFAULT_SCHEDULER_NAME.into();
+    }
+    if !s.service_account_name.is_empty() {
+        s.service_account = s.service_account_name.clone();
+    }
+    for c in s.containers.iter_mut().chain(s.init_containers.iter_mut()) {
+        if c.image_pull_policy.is_empty() {
+            c.image_pull_policy = pull_policy_for(&c.image).into();
+        }
+        if c.termination_message_path.is_empty() {
+            c.termination_message_path = TERMINATION_MESSAGE_PATH.into();
+        }
+        if c.termination_message_policy.is_empty() {
+            c.termination_message_policy = "File".into();
+        }
+        for p in &mut c.ports {
+            if p.protocol.is_empty() {
+                p.protocol = "TCP".into();
+            }
+        }
+        for probe in
+            [&mut c.liveness_probe, &mut c.readiness_probe, &mut c.startup_probe].into_iter().flatten()
+        {
+            probe.timeout_seconds.get_or_insert(1);
+            probe.period_seconds.get_or_insert(10);
+            probe.success_threshold.get_or_insert(1);
+            probe.failure_threshold.get_or_insert(3);
+            if let Some(h) = &mut probe.http_get {
+                if h.path.is_empty() {
+                    h.path = "/".into();
+                }
+                if h.scheme.is_empty() {
+                    h.scheme = "HTTP".into();
+                }
+            }
+        }
+    }
     s.default_volumes_and_env();
+}
+
+/// SetDefaults_Container's imagePullPolicy: Always when the tag is `latest` (which an
+/// image with neither tag nor digest has, parsers.ParseImageName), else IfNotPresent.
+pub fn pull_policy_for(image: &str) -> &'static str {
+    let name = image.split('@').next().unwrap_or(image);
+    let has_digest = name.len() != image.len();
+    let last = name.rsplit('/').next().unwrap_or(name);
+    let tag = last.split_once(':').map(|(_, t)| t);
+    match tag {
+        Some("latest") => "Always",
+        None if !has_digest => "Always",
+        _ => "IfNotPresent",
+    }
+}
+
+/// The ServiceAccount admission plugin's mount path for the API token.
+pub const SERVICE_ACCOUNT_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+/// serviceaccount admission: the token's lifetime, an hour plus seven seconds
+/// (serviceaccount.WarnOnlyBoundTokenExpirationSeconds, 3607).
+pub const SERVICE_ACCOUNT_TOKEN_SECONDS: i64 = 3607;
+
+/// plugin/pkg/admission/serviceaccount/admission.go on pod create: serviceAccountName
+/// `default` when unset, and unless automountServiceAccountToken is false, the projected
+/// `kube-api-access-<5 random characters>` volume (the token, the root CA, the
+/// namespace) mounted read-only at /var/run/secrets/kubernetes.io/serviceaccount in
+/// every container that mounts nothing there. (kubesim simulates no ServiceAccount
+/// objects: the plugin's check that the account exists is not made.)
+fn admit_service_account(p: &mut crate::api::Pod, rng: &mut ChaCha8Rng) {
+    use crate::api::pod::{
+        DownwardApiProjection, DownwardApiVolumeFile, KeyToPath, ObjectFieldSelector, ProjectedKeys,
+        ProjectedVolumeSource, ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
+    };
+    // Mirror pods (the kubelet's static pods) are left alone.
+    if p.metadata.annotations.contains_key("kubernetes.io/config.mirror") {
+        return;
+    }
+    let s = std::sync::Arc::make_mut(&mut p.spec);
+    if s.service_account_name.is_empty() {
+        s.service_account_name = "default".into();
+    }
+    s.service_account = s.service_account_name.clone();
+    if s.extra.get("automountServiceAccountToken") == Some(&serde_json::Value::Bool(false)) {
+        return;
+    }
+    let mounted = |c: &crate::api::Container| {
+        c.volume_mounts.iter().any(|m| m.mount_path == SERVICE_ACCOUNT_MOUNT_PATH)
+    };
+    if s.containers.iter().chain(&s.init_containers).all(mounted) {
+        return;
+    }
+    // apimachinery rand.String(5) over names.SimpleNameGenerator's alphabet.
+    let suffix: String = (0..GENERATED_SUFFIX_LEN)
+        .map(|_| NAME_ALPHABET[rng.gen_range(0..NAME_ALPHABET.len())] as char)
+        .collect();
+    let name = format!("kube-api-access-{suffix}");
+    s.volumes.push(Volume {
+        name: name.clone(),
+        projected: Some(ProjectedVolumeSource {
+            sources: vec![
+                VolumeProjection {
+                    service_account_token: Some(ServiceAccountTokenProjection {
+                        expiration_seconds: Some(SERVICE_ACCOUNT_TOKEN_SECONDS),
+                        path: "token".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                },
+                VolumeProjection {
+                    config_map: Some(ProjectedKeys {
+                        name: crate::api::config::ROOT_CA_CONFIG_MAP.into(),
+                        items: vec![KeyToPath { key: "ca.crt".into(), path: "ca.crt".into(), mode: None }],
+                        optional: None,
+                    }),
+                    ..Default::default()
+                },
+                VolumeProjection {
+                    downward_api: Some(DownwardApiProjection {
+                        items: vec![DownwardApiVolumeFile {
+                            path: "namespace".into(),
+                            field_ref: Some(ObjectFieldSelector {
+                                api_version: "v1".into(),
+                                field_path: "metadata.namespace".into(),
+                            }),
+                            ..Default::default()
+                        }],
+                    }),
+                    ..Default::default()
+                },
+            ],
+            default_mode: Some(crate::api::pod::VOLUME_DEFAULT_MODE),
+        }),
+        ..Default::default()
+    });
+    for c in s.containers.iter_mut().chain(s.init_containers.iter_mut()) {
+        if !mounted(c) {
+            c.volume_mounts.push(VolumeMount {
+                name: name.clone(),
+                mount_path: SERVICE_ACCOUNT_MOUNT_PATH.into(),
+                read_only: true,
+                ..Default::default()
+            });
+        }
+    }
 }
 
 /// `qos.GetPodQOS` (pkg/apis/core/helper/qos).
@@ -448,6 +610,10 @@ fn apply_patch(current: &Object, patch: &crate::client::Patch) -> Result<Object,
         }
         (Patch::NodeVolumesAttached { volumes }, Object::Node(n)) => {
             n.status.volumes_attached = volumes.clone();
+        }
+        (Patch::NodePodCidrs { cidrs }, Object::Node(n)) => {
+            n.spec.pod_cidr = cidrs.first().cloned().unwrap_or_default();
+            n.spec.pod_cidrs = cidrs.clone();
         }
         _ => return Err(ApiError::invalid(key.kind, &key.name, "the patch does not apply to this kind")),
     }
@@ -586,5 +752,125 @@ fn same_spec(a: &Object, b: &Object) -> bool {
         (Object::ReplicationController(x), Object::ReplicationController(y)) => x.spec == y.spec,
         (Object::PodDisruptionBudget(x), Object::PodDisruptionBudget(y)) => x.spec == y.spec,
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::api::pod::{Container, ContainerPort, HttpGetAction, Probe};
+    use crate::api::{Pod, PodSpec, Quantity};
+
+    fn pod(containers: Vec<Container>) -> Pod {
+        Pod { spec: std::sync::Arc::new(PodSpec { containers, ..Default::default() }), ..Default::default() }
+    }
+
+    #[test]
+    fn pull_policy_from_the_tag() {
+        // SetDefaults_Container: the tag `latest`, given or implied, pulls Always.
+        assert_eq!(pull_policy_for("nginx"), "Always");
+        assert_eq!(pull_policy_for("nginx:latest"), "Always");
+        assert_eq!(pull_policy_for("localhost:5000/app"), "Always");
+        assert_eq!(pull_policy_for("nginx:1.27"), "IfNotPresent");
+        assert_eq!(pull_policy_for("localhost:5000/app:v2"), "IfNotPresent");
+        assert_eq!(pull_policy_for("nginx@sha256:abcd"), "IfNotPresent");
+    }
+
+    #[test]
+    fn pod_spec_defaults() {
+        let mut o = Object::Pod(pod(vec![Container {
+            name: "app".into(),
+            image: "nginx:1.27".into(),
+            ports: vec![ContainerPort { container_port: 80, ..Default::default() }],
+            readiness_probe: Some(Probe {
+                http_get: Some(HttpGetAction { port: IntOrString::Int(80), ..Default::default() }),
+                ..Default::default()
+            }),
+            resources: crate::api::pod::ResourceRequirements {
+                limits: [("cpu".to_string(), "500m".parse::<Quantity>().unwrap())].into(),
+                ..Default::default()
+            },
+            ..Default::default()
+        }]));
+        default_object(&mut o);
+        let Object::Pod(p) = o else { unreachable!() };
+        let s = &p.spec;
+        assert_eq!(s.dns_policy, "ClusterFirst");
+        assert_eq!(s.scheduler_name, "default-scheduler");
+        assert_eq!(s.restart_policy, Some(crate::api::pod::RestartPolicy::Always));
+        assert_eq!(s.termination_grace_period_seconds, Some(30));
+        assert_eq!(s.enable_service_links, Some(true));
+        assert_eq!(s.extra.get("securityContext"), Some(&serde_json::json!({})));
+        let c = &s.containers[0];
+        assert_eq!(c.image_pull_policy, "IfNotPresent");
+        assert_eq!(c.termination_message_path, "/dev/termination-log");
+        assert_eq!(c.termination_message_policy, "File");
+        assert_eq!(c.ports[0].protocol, "TCP");
+        assert_eq!(c.resources.requests.get("cpu").map(|q| q.milli_value()), Some(500));
+        let probe = c.readiness_probe.as_ref().unwrap();
+        assert_eq!(
+            (probe.timeout_seconds, probe.period_seconds, probe.success_threshold, probe.failure_threshold),
+            (Some(1), Some(10), Some(1), Some(3))
+        );
+        let h = probe.http_get.as_ref().unwrap();
+        assert_eq!((h.path.as_str(), h.scheme.as_str()), ("/", "HTTP"));
+    }
+
+    #[test]
+    fn templates_get_no_pod_only_defaults() {
+        // SetDefaults_Pod (enableServiceLinks) does not run on a workload's template.
+        let mut t = crate::api::PodTemplateSpec {
+            spec: std::sync::Arc::new(PodSpec {
+                containers: vec![Container {
+                    name: "a".into(),
+                    image: "busybox".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        default_template(&mut t);
+        assert_eq!(t.spec.enable_service_links, None);
+        assert_eq!(t.spec.containers[0].image_pull_policy, "Always");
+        assert_eq!(t.spec.dns_policy, "ClusterFirst");
+    }
+
+    #[test]
+    fn service_account_token_volume() {
+        let mut p = pod(vec![Container { name: "app".into(), image: "nginx".into(), ..Default::default() }]);
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        admit_service_account(&mut p, &mut rng);
+        let s = &p.spec;
+        assert_eq!((s.service_account_name.as_str(), s.service_account.as_str()), ("default", "default"));
+        let v = &s.volumes[0];
+        let suffix = v.name.strip_prefix("kube-api-access-").unwrap();
+        assert_eq!(suffix.len(), 5);
+        assert!(suffix.bytes().all(|b| NAME_ALPHABET.contains(&b)), "{suffix}");
+        let proj = v.projected.as_ref().unwrap();
+        assert_eq!(proj.default_mode, Some(0o644));
+        assert_eq!(proj.sources[0].service_account_token.as_ref().unwrap().expiration_seconds, Some(3607));
+        assert_eq!(proj.sources[1].config_map.as_ref().unwrap().name, "kube-root-ca.crt");
+        let d = &proj.sources[2].downward_api.as_ref().unwrap().items[0];
+        assert_eq!(d.field_ref.as_ref().unwrap().field_path, "metadata.namespace");
+        let m = &s.containers[0].volume_mounts[0];
+        assert_eq!(
+            (m.name.as_str(), m.mount_path.as_str(), m.read_only),
+            (v.name.as_str(), "/var/run/secrets/kubernetes.io/serviceaccount", true)
+        );
+    }
+
+    #[test]
+    fn no_token_volume_when_automount_is_off() {
+        let mut p = pod(vec![Container { name: "app".into(), image: "nginx".into(), ..Default::default() }]);
+        std::sync::Arc::make_mut(&mut p.spec)
+            .extra
+            .insert("automountServiceAccountToken".into(), serde_json::Value::Bool(false));
+        admit_service_account(&mut p, &mut ChaCha8Rng::seed_from_u64(1));
+        assert_eq!(p.spec.service_account_name, "default");
+        assert!(p.spec.volumes.is_empty());
+        assert!(p.spec.containers[0].volume_mounts.is_empty());
     }
 }

@@ -58,6 +58,8 @@ pub enum Patch {
     /// Node `status.volumesAttached`, as the attach/detach controller's node status
     /// updater patches it (statusupdater/node_status_updater.go): the whole list.
     NodeVolumesAttached { volumes: Vec<crate::api::node::AttachedVolume> },
+    /// Node `spec.podCIDR` and `spec.podCIDRs` (nodeutil.PatchNodeCIDRs, node IPAM).
+    NodePodCidrs { cidrs: Vec<String> },
 }
 
 impl ApiRequest {

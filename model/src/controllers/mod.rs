@@ -8,11 +8,13 @@ pub mod deployment;
 pub mod disruption;
 pub mod garbage_collector;
 pub mod job;
+pub mod node_ipam;
 pub mod node_lifecycle;
 pub mod persistentvolume;
 pub mod podgc;
 pub mod provisioner;
 pub mod replicaset;
+pub mod root_ca_publisher;
 pub mod statefulset;
 pub mod taint_eviction;
 
@@ -176,6 +178,9 @@ impl ControllerManager {
                     )),
                 ),
                 ("disruption-controller", Box::new(disruption::DisruptionController::new())),
+                // core.go startNodeIpamController: ClientOrDie("node-controller").
+                ("node-controller", Box::new(node_ipam::NodeIpamController::new())),
+                ("root-ca-cert-publisher", Box::new(root_ca_publisher::RootCaPublisher::new())),
             ],
             routes: BTreeMap::new(),
             next_tag: 0,
@@ -192,6 +197,8 @@ impl Component for ControllerManager {
         [
             Kind::Node,
             Kind::Lease,
+            Kind::Namespace,
+            Kind::ConfigMap,
             Kind::Deployment,
             Kind::ReplicaSet,
             Kind::DaemonSet,

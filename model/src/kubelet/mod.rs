@@ -67,6 +67,13 @@ pub const PID_MAX: i64 = 4_194_304;
 pub const BYTES_PER_INODE: i64 = 16_384;
 /// The kubelet's reported version.
 pub const KUBELET_VERSION: &str = "v1.33.0";
+/// The kubelet's --port (ports.KubeletPort).
+pub const KUBELET_PORT: i32 = 10250;
+/// --node-status-max-images default.
+pub const NODE_STATUS_MAX_IMAGES: usize = 50;
+/// The node filesystem's size when the scenario gives no ephemeral-storage capacity
+/// (cadvisor always reports the root filesystem; kubesim's stand-in is 100 GiB).
+pub const DEFAULT_EPHEMERAL_STORAGE: &str = "100Gi";
 /// Namespace of node Leases.
 pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
 
@@ -96,7 +103,10 @@ pub struct KubeletConfig {
 }
 
 impl KubeletConfig {
-    pub fn new(node_name: impl Into<String>, capacity: ResourceList) -> Self {
+    pub fn new(node_name: impl Into<String>, mut capacity: ResourceList) -> Self {
+        capacity
+            .entry(resource::EPHEMERAL_STORAGE.into())
+            .or_insert_with(|| DEFAULT_EPHEMERAL_STORAGE.parse().expect("a quantity"));
         KubeletConfig {
             node_name: node_name.into(),
             capacity,
@@ -187,6 +197,9 @@ pub struct Kubelet {
     /// Images on the node (the runtime's image store), and their sizes.
     images: BTreeSet<String>,
     image_sizes: BTreeMap<String, i64>,
+    /// nodeInfo's machineID, systemUUID and bootID, drawn from the seeded RNG when the
+    /// kubelet first registers (machine-id is 32 hex digits, the others UUIDs).
+    ids: (String, String, String),
     /// The image puller's queue.
     pulls: pods::PullQueue,
     /// Crash requests of the host already acted on.
@@ -326,6 +339,7 @@ impl Kubelet {
             timers: BTreeSet::new(),
             images: BTreeSet::new(),
             image_sizes: BTreeMap::new(),
+            ids: Default::default(),
             pulls: pods::PullQueue::default(),
             crashes_seen: 0,
             eviction,
@@ -478,6 +492,9 @@ impl Kubelet {
                 },
             ],
             node_info: crate::api::node::NodeSystemInfo {
+                machine_id: self.ids.0.clone(),
+                system_uuid: self.ids.1.clone(),
+                boot_id: self.ids.2.clone(),
                 kubelet_version: KUBELET_VERSION.into(),
                 container_runtime_version: "containerd://2.0.0".into(),
                 os_image: "kubesim".into(),
@@ -490,9 +507,28 @@ impl Kubelet {
             volumes_attached: old.map(|n| n.status.volumes_attached.clone()).unwrap_or_default(),
             // nodestatus.VolumesInUse.
             volumes_in_use: self.volumes.volumes_in_use(),
-            images: Vec::new(),
+            images: self.image_list(),
+            // nodestatus.DaemonEndpoints: the kubelet's --port, 10250.
+            daemon_endpoints: Some(crate::api::node::NodeDaemonEndpoints {
+                kubelet_endpoint: crate::api::node::DaemonEndpoint { port: KUBELET_PORT },
+            }),
         };
         (status, events)
+    }
+
+    /// nodestatus.Images: the pulled images, largest first, at most
+    /// --node-status-max-images (50).
+    fn image_list(&self) -> Vec<crate::api::pod_scheduling::ContainerImage> {
+        let mut list: Vec<(i64, &String)> =
+            self.images.iter().map(|i| (self.image_sizes.get(i).copied().unwrap_or(0), i)).collect();
+        list.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+        list.into_iter()
+            .take(NODE_STATUS_MAX_IMAGES)
+            .map(|(size, i)| crate::api::pod_scheduling::ContainerImage {
+                names: pods::image_names(i),
+                size_bytes: size,
+            })
+            .collect()
     }
 
     fn register(&mut self, now: SimTime, out: &mut Output) {
@@ -606,10 +642,20 @@ impl Kubelet {
         }
     }
 
+    /// The pod's address, as the CNI plugin's host-local IPAM hands them out over the
+    /// node's `spec.podCIDR` (a /24 from the node IPAM range allocator): in turn from .2
+    /// (.1 is the bridge's gateway), wrapping before the broadcast address. Without a
+    /// podCIDR yet, an address derived from the node's name.
     fn pod_ip(&mut self) -> String {
-        let h = self.config.node_name.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
         self.pod_ip_counter += 1;
-        format!("10.{}.{}.{}", 64 + (h % 64), (h >> 8) % 256, self.pod_ip_counter % 250 + 2)
+        let host = (self.pod_ip_counter - 2) % 253 + 2;
+        let cidr =
+            self.cache.get(&self.node_key()).and_then(|o| o.as_node().map(|n| n.spec.pod_cidr.clone()));
+        if let Some(net) = cidr.as_deref().and_then(|c| c.strip_suffix(".0/24")) {
+            return format!("{net}.{host}");
+        }
+        let h = self.config.node_name.bytes().fold(7u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+        format!("10.{}.{}.{host}", 64 + (h % 64), (h >> 8) % 256)
     }
 
     /// Forgets a pod: it left the node or was replaced by another with its name.
@@ -903,10 +949,15 @@ impl Kubelet {
         self.pods.insert(key.clone(), w);
         self.volumes.add_pod(key.clone(), p, now);
         // The first status: Pending, sandbox not yet ready, containers creating.
+        let ip = self.pod_ip();
         let mut base = PodStatus {
             phase: Some(PodPhase::Pending),
             host_ip: self.config.internal_ip.clone(),
-            pod_ip: self.pod_ip(),
+            pod_ip: ip.clone(),
+            // The kubelet's generateAPIPodStatus: hostIPs and podIPs list the node's and
+            // the pod's addresses (one each on a single-stack cluster).
+            host_ips: vec![crate::api::pod::PodIp { ip: self.config.internal_ip.clone() }],
+            pod_ips: vec![crate::api::pod::PodIp { ip }],
             start_time: Some(now),
             ..Default::default()
         };
@@ -1198,6 +1249,15 @@ impl Component for Kubelet {
     fn tick(&mut self, now: SimTime, rng: &mut ChaCha8Rng) -> Output {
         let mut out = Output::default();
         if !self.registered {
+            if self.ids.0.is_empty() {
+                use rand::Rng;
+                let machine: [u8; 16] = rng.gen();
+                self.ids = (
+                    machine.iter().map(|b| format!("{b:02x}")).collect(),
+                    crate::apiserver::uuid_v4(rng),
+                    crate::apiserver::uuid_v4(rng),
+                );
+            }
             if !self.waiting(Sent::Register) {
                 self.register(now, &mut out);
             }

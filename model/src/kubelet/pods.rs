@@ -254,6 +254,18 @@ fn image_id(image: &str) -> String {
     format!("{repo}@sha256:{}", digest(&full))
 }
 
+/// An image's names in the node's `status.images` (nodestatus.Images: the repo digests,
+/// then the repo tags, as containerd lists them).
+pub fn image_names(image: &str) -> Vec<String> {
+    let tag = normalized_image(image);
+    let id = image_id(image);
+    if tag.contains('@') {
+        vec![id]
+    } else {
+        vec![id, tag]
+    }
+}
+
 /// containerd's error for an image that does not exist.
 pub fn image_not_found_error(image: &str) -> String {
     let r = normalized_image(image);
