@@ -269,6 +269,23 @@ impl KubeletKnobs {
 pub struct ManifestSource {
     pub path: Option<ManifestFile>,
     pub manifest: Option<Inline>,
+    /// A workloads entry of one object the API server must reject with an error
+    /// containing this text (timeline entries carry `expectError` themselves).
+    #[serde(rename = "expectError")]
+    pub expect_error: Option<String>,
+}
+
+/// The workloads the API server must reject (`expectError` on their entry), by object.
+pub fn workload_expect_errors(s: &Scenario) -> BTreeMap<kubesim_model::api::ObjectKey, String> {
+    let mut m = BTreeMap::new();
+    for w in &s.workloads {
+        if let Some(want) = &w.expect_error {
+            for o in w.objects() {
+                m.insert(o.key(), want.clone());
+            }
+        }
+    }
+    m
 }
 
 impl ManifestSource {
@@ -950,6 +967,23 @@ fn validate(s: &Scenario, _spans: &spans::Spans) -> Result<(), Invalid> {
                 "- path: manifests/web.yaml",
             ));
         }
+        if let Some(want) = &w.expect_error {
+            if want.is_empty() {
+                return Err(Invalid::new(
+                    format!("workloads[{i}].expectError"),
+                    "expectError is empty: it would match any error",
+                    "give part of the API server's message, e.g. expectError: \"Required value\"",
+                ));
+            }
+            let n = w.objects().len();
+            if n != 1 {
+                return Err(Invalid::new(
+                    format!("workloads[{i}].expectError"),
+                    format!("expectError applies to a workloads entry of one object; this one has {n}"),
+                    "put the object that must be rejected in a workloads entry of its own",
+                ));
+            }
+        }
     }
     let hp = s.control_plane.hosts.unwrap_or(DEFAULT_CONTROL_PLANE_HOSTS) as usize;
     let mut counters: BTreeMap<&str, u32> = s.node_pools.iter().map(|p| (p.name.as_str(), p.count)).collect();
@@ -1101,6 +1135,13 @@ fn validate_entry<'a>(
                 format!("one of cp-1..cp-{hp}, or isolated"),
             ));
         }
+    }
+    if let Action::Apply(ManifestSource { expect_error: Some(_), .. }) = &e.action {
+        return Err(Invalid::new(
+            format!("{path}.apply.expectError"),
+            "a timeline apply takes expectError on the entry, beside `at`",
+            "- at: 10s\n  apply: {path: manifests/bad.yaml}\n  expectError: \"is invalid\"",
+        ));
     }
     if e.expect_error.is_some() && !e.action.is_api() {
         return Err(Invalid::new(
