@@ -939,6 +939,21 @@ fn validate(s: &Scenario, _spans: &spans::Spans) -> Result<(), Invalid> {
             ));
         }
     }
+    // A Node's name is an RFC 1123 subdomain (ValidateNodeName): the API server would
+    // reject every node of the pool.
+    for (i, p) in s.node_pools.iter().enumerate() {
+        for k in [1, p.count.max(1)] {
+            let name = p.node_name(k);
+            if let Err(e) = kubesim_model::apiserver::validate_name(&name) {
+                let field = if p.name_pattern.is_some() { "namePattern" } else { "name" };
+                return Err(Invalid::new(
+                    format!("nodePools[{i}].{field}"),
+                    format!("Node {name:?} is invalid: {e}"),
+                    "node names are lower-case letters, digits, '-' and '.', e.g. namePattern: \"worker-{i}\"",
+                ));
+            }
+        }
+    }
     let mut names = std::collections::BTreeSet::new();
     for (i, b) in s.behaviors.iter().enumerate() {
         let path = format!("behaviors[{i}]");

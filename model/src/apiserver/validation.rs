@@ -725,4 +725,286 @@ mod tests {
         assert_eq!(dns1123_label("a.b").as_deref(), Some(DNS1123_LABEL_MSG));
         assert_eq!(dns1123_label(&"a".repeat(64)).as_deref(), Some("must be no more than 63 characters"));
     }
+
+    /// Parses one manifest and defaults it as the API server does before validating.
+    fn obj(yaml: &str) -> Object {
+        let mut objs = crate::api::manifest::parse_manifests(yaml).expect("manifest parses").objects;
+        assert_eq!(objs.len(), 1);
+        let mut o = objs.remove(0);
+        super::super::default_object(&mut o);
+        o
+    }
+
+    fn create_err(yaml: &str) -> String {
+        validate_create(&obj(yaml)).expect_err("must be rejected").message
+    }
+
+    const POD: &str = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n";
+
+    fn pod_with(containers: &str) -> String {
+        format!("{POD}{containers}")
+    }
+
+    fn deployment(extra_spec: &str, labels: &str) -> String {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n{extra_spec}  template:\n    metadata: {{labels: {labels}}}\n    spec:\n      containers: [{{name: c, image: nginx}}]\n"
+        )
+    }
+
+    #[test]
+    fn a_valid_pod_and_deployment_pass() {
+        validate_create(&obj(&pod_with(
+            "  - {name: c, image: nginx, resources: {requests: {cpu: 100m}, limits: {cpu: 200m}}}\n",
+        )))
+        .unwrap();
+        validate_create(&obj(&deployment("  selector: {matchLabels: {app: web}}\n", "{app: web, tier: x}")))
+            .unwrap();
+    }
+
+    #[test]
+    fn pod_needs_a_container() {
+        let y = "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {containers: []}\n";
+        assert_eq!(create_err(y), "Pod \"p\" is invalid: spec.containers: Required value");
+    }
+
+    #[test]
+    fn container_needs_an_image() {
+        assert_eq!(
+            create_err(&pod_with("  - {name: c}\n")),
+            "Pod \"p\" is invalid: spec.containers[0].image: Required value"
+        );
+    }
+
+    #[test]
+    fn container_names_are_unique_labels() {
+        assert_eq!(
+            create_err(&pod_with("  - {name: c, image: a}\n  - {name: c, image: b}\n")),
+            "Pod \"p\" is invalid: spec.containers[1].name: Duplicate value: \"c\""
+        );
+        assert_eq!(
+            create_err(&pod_with("  - {name: Web, image: a}\n")),
+            format!(
+                "Pod \"p\" is invalid: spec.containers[0].name: Invalid value: \"Web\": {DNS1123_LABEL_MSG}"
+            )
+        );
+    }
+
+    #[test]
+    fn container_port_names_and_host_ports_are_unique() {
+        let y = pod_with("  - name: c\n    image: a\n    ports:\n      - {name: http, containerPort: 80}\n      - {name: http, containerPort: 81}\n");
+        assert_eq!(
+            create_err(&y),
+            "Pod \"p\" is invalid: spec.containers[0].ports[1].name: Duplicate value: \"http\""
+        );
+        let y = pod_with("  - name: a\n    image: a\n    ports: [{containerPort: 80, hostPort: 8080}]\n  - name: b\n    image: b\n    ports: [{containerPort: 81, hostPort: 8080}]\n");
+        assert_eq!(
+            create_err(&y),
+            "Pod \"p\" is invalid: spec.containers[1].ports[0].hostPort: Duplicate value: \"/TCP/8080\""
+        );
+        let y = pod_with("  - name: c\n    image: a\n    ports: [{containerPort: 70000}]\n");
+        assert_eq!(
+            create_err(&y),
+            "Pod \"p\" is invalid: spec.containers[0].ports[0].containerPort: Invalid value: 70000: must be between 1 and 65535, inclusive"
+        );
+    }
+
+    #[test]
+    fn quantities_are_non_negative() {
+        let y = pod_with("  - {name: c, image: a, resources: {requests: {cpu: \"-1\"}}}\n");
+        assert_eq!(
+            create_err(&y),
+            "Pod \"p\" is invalid: spec.containers[0].resources.requests[cpu]: Invalid value: \"-1\": must be greater than or equal to 0"
+        );
+    }
+
+    #[test]
+    fn requests_are_at_most_limits() {
+        let y = pod_with(
+            "  - {name: c, image: a, resources: {requests: {memory: 1Gi}, limits: {memory: 512Mi}}}\n",
+        );
+        assert_eq!(
+            create_err(&y),
+            "Pod \"p\" is invalid: spec.containers[0].resources.requests: Invalid value: \"1Gi\": must be less than or equal to memory limit of 512Mi"
+        );
+        // Extended resources may not overcommit at all.
+        let y = pod_with("  - {name: c, image: a, resources: {requests: {nvidia.com/gpu: \"1\"}, limits: {nvidia.com/gpu: \"2\"}}}\n");
+        assert_eq!(
+            create_err(&y),
+            "Pod \"p\" is invalid: spec.containers[0].resources.requests: Invalid value: \"1\": must be equal to nvidia.com/gpu limit of 2"
+        );
+    }
+
+    #[test]
+    fn deployment_selector_must_match_the_template() {
+        let y = deployment("  selector: {matchLabels: {app: web}}\n", "{app: x}");
+        assert_eq!(
+            create_err(&y),
+            "Deployment.apps \"web\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"x\"}: `selector` does not match template `labels`"
+        );
+    }
+
+    #[test]
+    fn deployment_selector_is_required() {
+        let y = deployment("", "{app: web}");
+        assert_eq!(
+            create_err(&y),
+            "Deployment.apps \"web\" is invalid: [spec.selector: Required value, spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"web\"}: `selector` does not match template `labels`]"
+        );
+    }
+
+    #[test]
+    fn deployment_template_restarts_always() {
+        let y = deployment("  selector: {matchLabels: {app: web}}\n", "{app: web}")
+            .replace("      containers:", "      restartPolicy: Never\n      containers:");
+        assert_eq!(
+            create_err(&y),
+            "Deployment.apps \"web\" is invalid: spec.template.spec.restartPolicy: Unsupported value: \"Never\": supported values: \"Always\""
+        );
+    }
+
+    #[test]
+    fn max_surge_and_max_unavailable_not_both_zero() {
+        let y = deployment(
+            "  selector: {matchLabels: {app: web}}\n  strategy: {rollingUpdate: {maxSurge: 0, maxUnavailable: 0}}\n",
+            "{app: web}",
+        );
+        assert_eq!(
+            create_err(&y),
+            "Deployment.apps \"web\" is invalid: spec.strategy.rollingUpdate.maxUnavailable: Invalid value: 0: may not be 0 when `maxSurge` is 0"
+        );
+        let y = deployment(
+            "  selector: {matchLabels: {app: web}}\n  strategy: {rollingUpdate: {maxSurge: \"0%\", maxUnavailable: \"0%\"}}\n",
+            "{app: web}",
+        );
+        assert!(
+            create_err(&y).ends_with("maxUnavailable: Invalid value: 0%: may not be 0 when `maxSurge` is 0")
+        );
+    }
+
+    #[test]
+    fn replica_set_and_stateful_set_selectors() {
+        let y = "apiVersion: apps/v1\nkind: ReplicaSet\nmetadata: {name: rs}\nspec:\n  selector: {matchLabels: {app: a}}\n  template:\n    metadata: {labels: {app: b}}\n    spec: {containers: [{name: c, image: i}]}\n";
+        assert_eq!(
+            create_err(y),
+            "ReplicaSet.apps \"rs\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"b\"}: `selector` does not match template `labels`"
+        );
+        let y = y.replace("ReplicaSet", "StatefulSet").replace("name: rs", "name: db");
+        assert!(
+            create_err(&y).starts_with("StatefulSet.apps \"db\" is invalid: spec.template.metadata.labels")
+        );
+    }
+
+    #[test]
+    fn daemon_set_selector_must_match() {
+        let y = "apiVersion: apps/v1\nkind: DaemonSet\nmetadata: {name: ds}\nspec:\n  selector: {matchLabels: {app: a}}\n  template:\n    metadata: {labels: {app: b}}\n    spec: {containers: [{name: c, image: i}]}\n";
+        assert_eq!(
+            create_err(y),
+            "DaemonSet.apps \"ds\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"b\"}: `selector` does not match template `labels`"
+        );
+    }
+
+    #[test]
+    fn job_restart_policy_is_on_failure_or_never() {
+        let y = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  manualSelector: true\n  selector: {matchLabels: {app: j}}\n  template:\n    metadata: {labels: {app: j}}\n    spec: {containers: [{name: c, image: i}]}\n";
+        assert_eq!(
+            create_err(y),
+            "Job.batch \"j\" is invalid: spec.template.spec.restartPolicy: Unsupported value: \"Always\": supported values: \"OnFailure\", \"Never\""
+        );
+        let ok = y.replace("spec: {containers", "spec: {restartPolicy: Never, containers");
+        validate_create(&obj(&ok)).unwrap();
+    }
+
+    #[test]
+    fn replication_controller_template_matches_its_selector() {
+        let y = "apiVersion: v1\nkind: ReplicationController\nmetadata: {name: rc}\nspec:\n  selector: {app: a}\n  template:\n    metadata: {labels: {app: b}}\n    spec: {containers: [{name: c, image: i}]}\n";
+        assert_eq!(
+            create_err(y),
+            "ReplicationController \"rc\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"b\"}: `selector` does not match template `labels`"
+        );
+    }
+
+    #[test]
+    fn namespace_names_are_labels() {
+        let y = "apiVersion: v1\nkind: Namespace\nmetadata: {name: a.b}\n";
+        assert_eq!(
+            create_err(y),
+            format!(
+                "Namespace \"a.b\" is invalid: metadata.name: Invalid value: \"a.b\": {DNS1123_LABEL_MSG}"
+            )
+        );
+    }
+
+    #[test]
+    fn annotations_total_at_most_256_kib() {
+        let mut o = obj(&pod_with("  - {name: c, image: a}\n"));
+        o.meta_mut().annotations.insert("k".into(), "v".repeat(TOTAL_ANNOTATION_SIZE_LIMIT_B));
+        assert_eq!(
+            validate_create(&o).unwrap_err().message,
+            "Pod \"p\" is invalid: metadata.annotations: Too long: must have at most 262144 bytes"
+        );
+        o.meta_mut().annotations.insert("k".into(), "v".repeat(TOTAL_ANNOTATION_SIZE_LIMIT_B - 1));
+        validate_create(&o).unwrap();
+    }
+
+    #[test]
+    fn request_bodies_over_3_mib_are_too_large() {
+        let mut o = obj("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: big}\n");
+        let set = |o: &mut Object, n: usize| {
+            let Object::ConfigMap(c) = o else { unreachable!() };
+            c.data.insert("blob".into(), "x".repeat(n));
+        };
+        set(&mut o, MAX_REQUEST_BODY_BYTES);
+        let e = check_request_size(&o).unwrap_err();
+        assert_eq!((e.code, e.reason), (413, "RequestEntityTooLarge"));
+        assert_eq!(e.message, "Request entity too large: limit is 3145728");
+        set(&mut o, MAX_REQUEST_BODY_BYTES - 200);
+        check_request_size(&o).unwrap();
+    }
+
+    #[test]
+    fn storage_basics() {
+        let y = "apiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: c}\nspec: {}\n";
+        assert_eq!(
+            create_err(y),
+            "PersistentVolumeClaim \"c\" is invalid: [spec.accessModes: Required value: at least 1 access mode is required, spec.resources[storage]: Required value]"
+        );
+        let y = "apiVersion: storage.k8s.io/v1\nkind: StorageClass\nmetadata: {name: s}\nprovisioner: \"\"\n";
+        assert_eq!(
+            create_err(y),
+            "StorageClass.storage.k8s.io \"s\" is invalid: provisioner: Required value"
+        );
+    }
+
+    #[test]
+    fn selectors_are_immutable() {
+        let old = obj(&deployment("  selector: {matchLabels: {app: web}}\n", "{app: web, v: x}"));
+        let new = obj(&deployment("  selector: {matchLabels: {app: web, v: x}}\n", "{app: web, v: x}"));
+        assert_eq!(
+            validate_update(&old, &new).unwrap_err().message,
+            "Deployment.apps \"web\" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"web\", \"v\":\"x\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"
+        );
+        validate_update(&old, &old).unwrap();
+    }
+
+    #[test]
+    fn pod_updates_change_only_the_allowed_fields() {
+        let old = obj(&pod_with("  - {name: c, image: a}\n"));
+        let image = obj(&pod_with("  - {name: c, image: b}\n"));
+        validate_update(&old, &image).unwrap();
+        let ports = obj(&pod_with("  - {name: c, image: a, ports: [{containerPort: 80}]}\n"));
+        assert_eq!(
+            validate_update(&old, &ports).unwrap_err().message,
+            format!("Pod \"p\" is invalid: spec: Forbidden: pod updates may not change fields other than {UPDATABLE_POD_SPEC_FIELDS}")
+        );
+    }
+
+    #[test]
+    fn job_template_is_immutable() {
+        let y = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  manualSelector: true\n  selector: {matchLabels: {app: j}}\n  template:\n    metadata: {labels: {app: j}}\n    spec: {restartPolicy: Never, containers: [{name: c, image: i}]}\n";
+        let old = obj(y);
+        let new = obj(&y.replace("image: i", "image: i2"));
+        let e = validate_update(&old, &new).unwrap_err().message;
+        assert!(e.starts_with("Job.batch \"j\" is invalid: spec.template: Invalid value: "), "{e}");
+        assert!(e.ends_with(": field is immutable"), "{e}");
+    }
 }
