@@ -904,7 +904,12 @@ async fn call(world: &World, via: Option<&str>, req: ApiRequest) -> ApiResult {
 }
 
 /// `kubectl apply`, simplified: create, or replace the spec of what exists.
-async fn apply(world: &World, via: Option<&str>, obj: Object) -> Result<(), String> {
+async fn apply(world: &World, via: Option<&str>, mut obj: Object) -> Result<(), String> {
+    // kubectl sends its context's namespace: a manifest without one updates the object
+    // in `default`, not a key with no namespace.
+    if obj.kind().namespaced() && obj.meta().namespace.is_empty() {
+        obj.meta_mut().namespace = "default".into();
+    }
     match call(world, via, ApiRequest::Create(obj.clone())).await {
         Ok(_) => Ok(()),
         Err(e) if e.is_already_exists() => {
