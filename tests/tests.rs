@@ -15,3 +15,4 @@ mod scenarios;
 mod scheduling;
 mod storage;
 mod sweep;
+mod validation;
