@@ -237,7 +237,7 @@ pub fn validate_update(old: &Object, new: &Object) -> Result<(), ApiError> {
             // batch ValidateJobSpecUpdate: selector and (but for a few scheduling
             // directives of a suspended Job) the template are immutable.
             if o.spec.selector != n.spec.selector {
-                let v = n.spec.selector.as_ref().map_or("null".to_string(), |s| go_selector(s));
+                let v = n.spec.selector.as_ref().map_or("null".to_string(), go_selector);
                 errs.push(invalid("spec.selector", &v, FIELD_IMMUTABLE));
             }
             if o.spec.template != n.spec.template {
