@@ -441,6 +441,35 @@ fn object_errors(obj: &Object) -> Vec<FieldError> {
                 }
             }
         }
+        Object::PodDisruptionBudget(b) => {
+            // policy ValidatePodDisruptionBudgetSpec. Upstream prints the whole spec as
+            // the value of the both-set error (`%#v`, with pointer addresses); kubesim
+            // prints the two fields.
+            let s = &b.spec;
+            if let (Some(min), Some(max)) = (&s.min_available, &s.max_unavailable) {
+                let v = format!(
+                    "policy.PodDisruptionBudgetSpec{{MinAvailable:{}, MaxUnavailable:{}}}",
+                    int_or_string(min),
+                    int_or_string(max)
+                );
+                errs.push(invalid("spec", &v, "minAvailable and maxUnavailable cannot be both set"));
+            }
+            for (name, v) in [("minAvailable", &s.min_available), ("maxUnavailable", &s.max_unavailable)] {
+                if let Some(v) = v {
+                    int_or_percent(&format!("spec.{name}"), v, &mut errs);
+                    not_more_than_100_percent(&format!("spec.{name}"), v, &mut errs);
+                }
+            }
+            if let Some(p) = s.unhealthy_pod_eviction_policy.as_deref() {
+                if !matches!(p, "AlwaysAllow" | "IfHealthyBudget") {
+                    errs.push(not_supported(
+                        "spec.unhealthyPodEvictionPolicy",
+                        p,
+                        &["AlwaysAllow", "IfHealthyBudget"],
+                    ));
+                }
+            }
+        }
         Object::StorageClass(c) if c.provisioner.is_empty() => {
             // storage/validation validateProvisioner.
             errs.push(required("provisioner", ""));
@@ -532,14 +561,8 @@ fn rolling_update(
 ) {
     const PATH: &str = "spec.strategy.rollingUpdate";
     for (name, v) in [("maxUnavailable", max_unavailable), ("maxSurge", max_surge)] {
-        match v {
-            Some(IntOrString::Int(i)) if *i < 0 => errs.push(invalid(format!("{PATH}.{name}"), &i.to_string(), IS_NEGATIVE)),
-            Some(IntOrString::String(s)) if !is_percent(s) => errs.push(invalid(
-                format!("{PATH}.{name}"),
-                s,
-                "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')",
-            )),
-            _ => {}
+        if let Some(v) = v {
+            int_or_percent(&format!("{PATH}.{name}"), v, errs);
         }
     }
     let zero = |v: Option<&IntOrString>| v.is_none_or(is_zero);
@@ -547,9 +570,30 @@ fn rolling_update(
         let v = max_unavailable.map_or("0".to_string(), int_or_string);
         errs.push(invalid(format!("{PATH}.maxUnavailable"), &v, "may not be 0 when `maxSurge` is 0"));
     }
-    if let Some(IntOrString::String(s)) = max_unavailable {
+    if let Some(v) = max_unavailable {
+        not_more_than_100_percent(&format!("{PATH}.maxUnavailable"), v, errs);
+    }
+}
+
+/// apps/validation `ValidatePositiveIntOrPercent`: a non-negative int, or a percentage
+/// (`IsValidPercent`'s RegexError text).
+fn int_or_percent(field: &str, v: &IntOrString, errs: &mut Vec<FieldError>) {
+    match v {
+        IntOrString::Int(i) if *i < 0 => errs.push(invalid(field, &i.to_string(), IS_NEGATIVE)),
+        IntOrString::String(s) if !is_percent(s) => errs.push(invalid(
+            field,
+            s,
+            "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')",
+        )),
+        _ => {}
+    }
+}
+
+/// apps/validation `IsNotMoreThan100Percent`.
+fn not_more_than_100_percent(field: &str, v: &IntOrString, errs: &mut Vec<FieldError>) {
+    if let IntOrString::String(s) = v {
         if is_percent(s) && s.trim_end_matches('%').parse::<u64>().is_ok_and(|p| p > 100) {
-            errs.push(invalid(format!("{PATH}.maxUnavailable"), s, "must not be greater than 100%"));
+            errs.push(invalid(field, s, "must not be greater than 100%"));
         }
     }
 }
@@ -1006,5 +1050,24 @@ mod tests {
         let e = validate_update(&old, &new).unwrap_err().message;
         assert!(e.starts_with("Job.batch \"j\" is invalid: spec.template: Invalid value: "), "{e}");
         assert!(e.ends_with(": field is immutable"), "{e}");
+    }
+
+    #[test]
+    fn disruption_budgets() {
+        let y = "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: b}\nspec: {minAvailable: 1, maxUnavailable: 1, selector: {matchLabels: {app: a}}}\n";
+        assert_eq!(
+            create_err(y),
+            "PodDisruptionBudget.policy \"b\" is invalid: spec: Invalid value: policy.PodDisruptionBudgetSpec{MinAvailable:1, MaxUnavailable:1}: minAvailable and maxUnavailable cannot be both set"
+        );
+        let y = "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: b}\nspec: {minAvailable: 150%, selector: {matchLabels: {app: a}}}\n";
+        assert_eq!(
+            create_err(y),
+            "PodDisruptionBudget.policy \"b\" is invalid: spec.minAvailable: Invalid value: 150%: must not be greater than 100%"
+        );
+        let y = "apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: b}\nspec: {maxUnavailable: -1, selector: {matchLabels: {app: a}}}\n";
+        assert_eq!(
+            create_err(y),
+            "PodDisruptionBudget.policy \"b\" is invalid: spec.maxUnavailable: Invalid value: -1: must be greater than or equal to 0"
+        );
     }
 }
