@@ -289,7 +289,13 @@ fn fuzz_seed(p: &Prepared, seed: u64, opts: &FuzzOptions) -> Result<SeedResult, 
         scenario: p.name.clone(),
         seed,
         wall: Duration::ZERO,
-        failure: report.first_failure(),
+        // Under swarm faults only the invariants judge a seed: the faults change the
+        // scenario's story, so its expectations are dropped and its own steps may fail.
+        failure: if faults.is_some() {
+            report.violations.first().map(|v| (v.invariant.to_string(), v.to_string()))
+        } else {
+            report.first_failure()
+        },
         options: drawn.as_ref().map(|(o, _)| o.describe()),
         replay: None,
     };

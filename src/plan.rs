@@ -201,6 +201,7 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
         duration: s.duration.time,
         world,
         workloads,
+        workload_expect_errors: crate::scenario::workload_expect_errors(s),
         invariants: s.invariants.then(|| {
             s.timeline
                 .iter()

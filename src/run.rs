@@ -324,6 +324,9 @@ pub struct Plan {
     pub duration: SimTime,
     pub world: WorldConfig,
     pub workloads: Vec<Object>,
+    /// Workloads the API server must reject, by object, with text the error contains
+    /// (the workloads entry's `expectError`).
+    pub workload_expect_errors: BTreeMap<ObjectKey, String>,
     pub timeline: Vec<TimedStep>,
     pub checks: Vec<Check>,
     /// Check the cluster invariants; liveness from this instant plus the bound (the last
@@ -352,6 +355,8 @@ pub struct RunReport {
     pub writes: u64,
     pub results: Vec<CheckResult>,
     pub trace_hash: String,
+    /// Workloads and timeline steps that failed without `expectError` (each fails the
+    /// run), with the API server's message.
     pub step_errors: Vec<String>,
     pub peak_rss_bytes: Option<u64>,
     /// Every leader change (etcd, kube-controller-manager, kube-scheduler).
@@ -367,14 +372,19 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// Every expectation held, no invariant broke, and the API server accepted every
+    /// workload and timeline step not marked `expectError`.
     pub fn all_passed(&self) -> bool {
-        self.results.iter().all(|r| r.passed) && self.violations.is_empty()
+        self.results.iter().all(|r| r.passed) && self.violations.is_empty() && self.step_errors.is_empty()
     }
 
     /// The first failure, in one line: a broken invariant or a failed expectation.
     pub fn first_failure(&self) -> Option<(String, String)> {
         if let Some(v) = self.violations.first() {
             return Some((v.invariant.to_string(), v.to_string()));
+        }
+        if let Some(e) = self.step_errors.first() {
+            return Some(("rejected step".to_string(), e.clone()));
         }
         self.results
             .iter()
@@ -389,7 +399,7 @@ impl RunReport {
         s += &format!("wall time: {:.3}s\n", self.wall.as_secs_f64());
         s += &format!("trace records: {} ({} committed writes)\n", self.records, self.writes);
         for e in &self.step_errors {
-            s += &format!("timeline step failed: {e}\n");
+            s += &format!("FAIL {e}\n");
         }
         if !self.leaders.is_empty() {
             s += "leader changes:\n";
@@ -484,7 +494,7 @@ fn append_outcome(path: &Path, report: &RunReport) -> Result<(), String> {
         .collect();
     for e in &report.step_errors {
         results.push(kubesim_sim::trace::OutcomeResult {
-            name: "timeline step".into(),
+            name: "rejected step".into(),
             passed: false,
             detail: e.clone(),
         });
@@ -564,9 +574,23 @@ fn simulate_plan(
         let mut step_errors = Vec::new();
         wait_for_api(&world).await;
         sink.lock().expect("trace lock").note(&kubesim_sim::TraceRecord::Start { t: now().as_millis() });
+        // A workload the API server rejects fails the run, unless its entry expects
+        // the error (then it is a check of its own).
+        let mut workload_checks = Vec::new();
         for obj in &plan.workloads {
-            if let Err(e) = apply(&world, None, obj.clone()).await {
-                step_errors.push(format!("apply {} at {}: {e}", obj.key(), now()));
+            let key = obj.key();
+            let result = apply(&world, None, obj.clone()).await;
+            match (plan.workload_expect_errors.get(&key), result) {
+                (None, Ok(())) => {}
+                (None, Err(e)) => step_errors.push(format!("workload {key} rejected at {}: {e}", now())),
+                (Some(want), result) => workload_checks.push(CheckResult {
+                    name: format!("workload {key} is rejected with {want:?}"),
+                    passed: result.as_ref().is_err_and(|e| e.contains(want.as_str())),
+                    detail: match result {
+                        Ok(()) => "it was accepted".to_string(),
+                        Err(e) => format!("it was rejected: {e}"),
+                    },
+                }),
             }
         }
         // Expectations are sampled by a task of their own, so a timeline step waiting on
@@ -604,7 +628,7 @@ fn simulate_plan(
             };
             let what = format!("{} at {}", ts.step.describe().0, ts.at);
             match (&ts.expect_error, result) {
-                (None, Err(e)) => step_errors.push(format!("{what}: {e}")),
+                (None, Err(e)) => step_errors.push(format!("timeline step {what} failed: {e}")),
                 (None, Ok(())) => {}
                 (Some(want), result) => step_checks.push(CheckResult {
                     name: format!("{what} fails with {want:?}"),
@@ -630,6 +654,7 @@ fn simulate_plan(
                 })
             })
             .collect();
+        results.extend(workload_checks);
         results.extend(step_checks);
         let mut sink = sink.lock().expect("trace lock");
         let mut violations =
@@ -904,7 +929,12 @@ async fn call(world: &World, via: Option<&str>, req: ApiRequest) -> ApiResult {
 }
 
 /// `kubectl apply`, simplified: create, or replace the spec of what exists.
-async fn apply(world: &World, via: Option<&str>, obj: Object) -> Result<(), String> {
+async fn apply(world: &World, via: Option<&str>, mut obj: Object) -> Result<(), String> {
+    // kubectl sends its context's namespace: a manifest without one updates the object
+    // in `default`, not a key with no namespace.
+    if obj.kind().namespaced() && obj.meta().namespace.is_empty() {
+        obj.meta_mut().namespace = "default".into();
+    }
     match call(world, via, ApiRequest::Create(obj.clone())).await {
         Ok(_) => Ok(()),
         Err(e) if e.is_already_exists() => {

@@ -16,3 +16,4 @@ mod scenarios;
 mod scheduling;
 mod storage;
 mod sweep;
+mod validation;

@@ -302,6 +302,23 @@ impl KubeletKnobs {
 pub struct ManifestSource {
     pub path: Option<ManifestFile>,
     pub manifest: Option<Inline>,
+    /// A workloads entry of one object the API server must reject with an error
+    /// containing this text (timeline entries carry `expectError` themselves).
+    #[serde(rename = "expectError")]
+    pub expect_error: Option<String>,
+}
+
+/// The workloads the API server must reject (`expectError` on their entry), by object.
+pub fn workload_expect_errors(s: &Scenario) -> BTreeMap<kubesim_model::api::ObjectKey, String> {
+    let mut m = BTreeMap::new();
+    for w in &s.workloads {
+        if let Some(want) = &w.expect_error {
+            for o in w.objects() {
+                m.insert(o.key(), want.clone());
+            }
+        }
+    }
+    m
 }
 
 impl ManifestSource {
@@ -991,6 +1008,21 @@ fn validate(s: &Scenario, _spans: &spans::Spans) -> Result<(), Invalid> {
             ));
         }
     }
+    // A Node's name is an RFC 1123 subdomain (ValidateNodeName): the API server would
+    // reject every node of the pool.
+    for (i, p) in s.node_pools.iter().enumerate() {
+        for k in [1, p.count.max(1)] {
+            let name = p.node_name(k);
+            if let Err(e) = kubesim_model::apiserver::validate_name(&name) {
+                let field = if p.name_pattern.is_some() { "namePattern" } else { "name" };
+                return Err(Invalid::new(
+                    format!("nodePools[{i}].{field}"),
+                    format!("Node {name:?} is invalid: {e}"),
+                    "node names are lower-case letters, digits, '-' and '.', e.g. namePattern: \"worker-{i}\"",
+                ));
+            }
+        }
+    }
     let mut names = std::collections::BTreeSet::new();
     for (i, b) in s.behaviors.iter().enumerate() {
         let path = format!("behaviors[{i}]");
@@ -1018,6 +1050,23 @@ fn validate(s: &Scenario, _spans: &spans::Spans) -> Result<(), Invalid> {
                 "a workloads entry needs path or manifest",
                 "- path: manifests/web.yaml",
             ));
+        }
+        if let Some(want) = &w.expect_error {
+            if want.is_empty() {
+                return Err(Invalid::new(
+                    format!("workloads[{i}].expectError"),
+                    "expectError is empty: it would match any error",
+                    "give part of the API server's message, e.g. expectError: \"Required value\"",
+                ));
+            }
+            let n = w.objects().len();
+            if n != 1 {
+                return Err(Invalid::new(
+                    format!("workloads[{i}].expectError"),
+                    format!("expectError applies to a workloads entry of one object; this one has {n}"),
+                    "put the object that must be rejected in a workloads entry of its own",
+                ));
+            }
         }
     }
     let hp = s.control_plane.hosts.unwrap_or(DEFAULT_CONTROL_PLANE_HOSTS) as usize;
@@ -1170,6 +1219,13 @@ fn validate_entry<'a>(
                 format!("one of cp-1..cp-{hp}, or isolated"),
             ));
         }
+    }
+    if let Action::Apply(ManifestSource { expect_error: Some(_), .. }) = &e.action {
+        return Err(Invalid::new(
+            format!("{path}.apply.expectError"),
+            "a timeline apply takes expectError on the entry, beside `at`",
+            "- at: 10s\n  apply: {path: manifests/bad.yaml}\n  expectError: \"is invalid\"",
+        ));
     }
     if e.expect_error.is_some() && !e.action.is_api() && !e.action.is_etcdctl() {
         return Err(Invalid::new(

@@ -7,6 +7,7 @@ mod admission;
 mod eviction;
 mod priority;
 pub mod server;
+pub mod validation;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -416,6 +417,12 @@ impl ApiServer {
             conditional,
             tries: 0,
         };
+        // The body limit comes first, before decoding and admission (validation.rs).
+        if let ApiRequest::Create(obj) | ApiRequest::Update(obj) | ApiRequest::UpdateStatus(obj) = &req {
+            if let Err(e) = validation::check_request_size(obj) {
+                return self.reply(caller, Err(e), out);
+            }
+        }
         match req {
             ApiRequest::Create(obj) => self.create(caller, obj, now, rng, out),
             ApiRequest::Update(obj) => {
@@ -455,7 +462,10 @@ impl ApiServer {
         rng: &mut ChaCha8Rng,
         out: &mut Vec<ApiOutput>,
     ) {
-        if let Err(e) = admission::prepare_create(&mut obj, &self.cache, now, rng) {
+        // Validation sees the defaulted, admitted object (registry BeforeCreate).
+        let admitted = admission::prepare_create(&mut obj, &self.cache, now, rng)
+            .and_then(|()| validation::validate_create(&obj));
+        if let Err(e) = admitted {
             return self.reply(caller, Err(e), out);
         }
         let key = obj.key();
@@ -507,6 +517,11 @@ impl ApiServer {
             Ok(None) => return self.reply(caller, Ok(current.clone()), out),
             Err(e) => return self.reply(caller, Err(e), out),
         };
+        if matches!(op.mutation, Mutation::Replace(_) | Mutation::Patch(_)) {
+            if let Err(e) = validation::validate_update(current, &next) {
+                return self.reply(caller, Err(e), out);
+            }
+        }
         let etcd_key = op.key.etcd_key();
         let request = EtcdRequest::Txn {
             compare: vec![Compare {
@@ -1005,9 +1020,11 @@ mod tests {
             metadata: ObjectMeta { name: name.into(), namespace: "default".into(), ..Default::default() },
             ..Default::default()
         };
-        std::sync::Arc::make_mut(&mut p.spec)
-            .containers
-            .push(crate::api::Container { name: "c".into(), ..Default::default() });
+        std::sync::Arc::make_mut(&mut p.spec).containers.push(crate::api::Container {
+            name: "c".into(),
+            image: "img".into(),
+            ..Default::default()
+        });
         Object::Pod(p)
     }
 

@@ -118,7 +118,10 @@ impl ApiError {
         ApiError {
             code: 422,
             reason: "Invalid",
-            message: format!("{} \"{name}\" is invalid: {detail}", kind.as_str()),
+            message: format!(
+                "{} \"{name}\" is invalid: {detail}",
+                crate::apiserver::validation::group_kind(kind)
+            ),
         }
     }
     pub fn is_not_found(&self) -> bool {
