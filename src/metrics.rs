@@ -196,6 +196,8 @@ pub struct Collector {
     unschedulable_attempts: u64,
     evictions: Vec<Mark>,
     faults: Vec<Mark>,
+    /// etcd's alarms raised and disarmed (NOSPACE when the quota fills).
+    alarms: Vec<Mark>,
     actions: Vec<Mark>,
     terms: Vec<Term>,
     /// (trace window start ms, verb, resource, subresource) -> latency ms -> count: the
@@ -252,10 +254,14 @@ impl Collector {
             TraceRecord::Start { t } => {
                 self.started_ms.get_or_insert(*t);
             }
-            TraceRecord::Run { .. }
-            | TraceRecord::Outcome { .. }
-            | TraceRecord::Scheduling { .. }
-            | TraceRecord::EtcdAlarm { .. } => {}
+            TraceRecord::Run { .. } | TraceRecord::Outcome { .. } | TraceRecord::Scheduling { .. } => {}
+            TraceRecord::EtcdAlarm { alarm, action, host, db_size_bytes, quota_bytes, .. } => {
+                self.alarms.push(Mark {
+                    t_ms: t,
+                    what: format!("{alarm} {action}"),
+                    detail: format!("{host}: database {db_size_bytes} bytes, quota {quota_bytes} bytes"),
+                })
+            }
         }
     }
 
@@ -391,6 +397,10 @@ impl Collector {
     pub fn samples(&self) -> &[Sample] {
         &self.samples
     }
+    pub fn alarms(&self) -> &[Mark] {
+        &self.alarms
+    }
+
     pub fn evictions(&self) -> &[Mark] {
         &self.evictions
     }

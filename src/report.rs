@@ -2,7 +2,8 @@
 //! opens from disk) with charts drawn by plotters' SVG backend and inlined: pods by phase,
 //! pending pods, node readiness, scheduling rate, API requests per component and the
 //! leadership timeline, with faults, timeline actions and evictions marked on the time
-//! axis; then the expectations, the SLO metrics and the scenario.
+//! axis (etcd's alarms, such as NOSPACE raised and disarmed, are listed in the marks
+//! table); then the expectations, the SLO metrics and the scenario.
 //!
 //! The report is a function of the trace alone (no wall time, no paths), so the same
 //! trace gives the same bytes: CI regenerates the reference report and compares.
@@ -78,7 +79,8 @@ pub fn render(t: &TraceSummary) -> Result<String, String> {
         None => ("(unknown scenario)".to_string(), 0, c.end_ms(), String::new(), String::new()),
     };
     let end_s = (duration_ms.max(c.end_ms()) as f64 / 1000.0).max(1.0);
-    let marks = Marks { faults: c.faults(), actions: c.actions(), evictions: c.evictions() };
+    let marks =
+        Marks { faults: c.faults(), actions: c.actions(), evictions: c.evictions(), alarms: c.alarms() };
     let charts = vec![
         ("Pods by phase", pods_by_phase(c.samples(), end_s, &marks)?),
         ("Pending pods (not yet scheduled)", pending(c.samples(), end_s, &marks)?),
@@ -161,6 +163,7 @@ struct Marks<'a> {
     faults: &'a [Mark],
     actions: &'a [Mark],
     evictions: &'a [Mark],
+    alarms: &'a [Mark],
 }
 
 fn esc(s: &str) -> String {
@@ -423,11 +426,17 @@ fn marks_table(h: &mut String, marks: &Marks) {
     all.extend(marks.faults.iter().map(|m| (m.t_ms, "fault", m)));
     all.extend(marks.actions.iter().map(|m| (m.t_ms, "action", m)));
     all.extend(marks.evictions.iter().map(|m| (m.t_ms, "eviction", m)));
+    all.extend(marks.alarms.iter().map(|m| (m.t_ms, "etcd alarm", m)));
     all.sort_by_key(|(t, k, _)| (*t, *k));
     if all.is_empty() {
         return;
     }
-    *h += "<h2>Faults, actions and evictions</h2>\n<table>\n<tr><th>time</th><th>kind</th><th>what</th><th>detail</th></tr>\n";
+    *h += if marks.alarms.is_empty() {
+        "<h2>Faults, actions and evictions</h2>\n"
+    } else {
+        "<h2>Faults, actions, etcd alarms and evictions</h2>\n"
+    };
+    *h += "<table>\n<tr><th>time</th><th>kind</th><th>what</th><th>detail</th></tr>\n";
     const MAX_ROWS: usize = 200;
     for (t, kind, m) in all.iter().take(MAX_ROWS) {
         let _ = writeln!(

@@ -143,6 +143,13 @@ fn etcd_quota_scenario_fills_the_quota_and_recovers() {
     // Raised near the quota; disarmed after the defragmentation shrank the file.
     assert!(alarms[0].1 > alarms[0].2 / 2, "{alarms:?}");
     assert!(alarms[1].1 < alarms[1].2 / 4, "{alarms:?}");
+    // The report lists both changes among the marks.
+    let summary =
+        kubesim::report::read_trace(std::io::BufReader::new(std::fs::File::open(&trace).unwrap())).unwrap();
+    let html = kubesim::report::render(&summary).unwrap();
+    assert!(html.contains("Faults, actions, etcd alarms and evictions"), "no alarm marks in the report");
+    assert_eq!(html.matches("<td>etcd alarm</td><td>NOSPACE ").count(), 2, "a raise and a disarm");
+    assert!(html.contains("NOSPACE raise"), "the raise is named");
 }
 
 #[test]
