@@ -24,7 +24,7 @@ const HEAD: &str =
     "name: t\nduration: 1m\nnodePools:\n  - name: w\n    capacity: {cpu: \"2\", memory: 4Gi}\n";
 
 /// Runs a bad scenario: exit code 2, and stderr names the file and the line.
-fn assert_bad(name: &str, body: &str, line: usize, needle: &str) {
+pub(crate) fn assert_bad(name: &str, body: &str, line: usize, needle: &str) {
     let dir = scratch(name);
     let p = scenario(&dir, body);
     let out = kubesim(&["run", p.to_str().unwrap(), "--quiet"]);

@@ -2,8 +2,8 @@
 //! timeline actions, the `etcdAlarm` expectation, and the alarm records in the trace.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use crate::cli::assert_bad;
 use kubesim::run::{run_file, RunOptions};
 use kubesim_model::etcd::AlarmChange;
 use kubesim_model::time::SimTime;
@@ -16,22 +16,6 @@ fn scratch(name: &str) -> PathBuf {
 }
 
 const HEAD: &str = "name: t\nduration: 1m\n";
-
-/// A bad scenario: exit code 2, stderr naming the file and the line, no panic.
-fn assert_bad(name: &str, body: &str, line: usize, needle: &str) {
-    let p = scratch(name).join("s.yaml");
-    std::fs::write(&p, body).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_kubesim"))
-        .args(["run", p.to_str().unwrap(), "--quiet"])
-        .output()
-        .expect("run kubesim");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{name}: stderr: {err}");
-    let loc = format!("{}:{line}:", p.display());
-    assert!(err.contains(&loc), "{name}: want {loc} in: {err}");
-    assert!(err.contains(needle), "{name}: want {needle:?} in: {err}");
-    assert!(!err.contains("panicked"), "{name}: {err}");
-}
 
 #[test]
 fn an_unknown_etcd_flag_exits_2_naming_file_and_line() {
