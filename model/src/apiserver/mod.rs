@@ -517,7 +517,14 @@ impl ApiServer {
             Ok(None) => return self.reply(caller, Ok(current.clone()), out),
             Err(e) => return self.reply(caller, Err(e), out),
         };
-        if matches!(op.mutation, Mutation::Replace(_) | Mutation::Patch(_)) {
+        // Status writes (UpdateStatus, status patches) are not validated as updates of
+        // the object: the status strategy's PrepareForUpdate keeps the old spec.
+        let validated = match &op.mutation {
+            Mutation::Replace(_) => true,
+            Mutation::Patch(p) => !p.is_status(),
+            _ => false,
+        };
+        if validated {
             if let Err(e) = validation::validate_update(current, &next) {
                 return self.reply(caller, Err(e), out);
             }

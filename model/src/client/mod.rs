@@ -62,6 +62,14 @@ pub enum Patch {
     NodePodCidrs { cidrs: Vec<String> },
 }
 
+impl Patch {
+    /// A patch of the status subresource (`PatchPodStatus`, the node status updater):
+    /// the status strategies keep the spec, so the object's validation does not run.
+    pub fn is_status(&self) -> bool {
+        matches!(self, Patch::PodStatus { .. } | Patch::NodeVolumesAttached { .. })
+    }
+}
+
 impl ApiRequest {
     /// The verb as audit logs and traces name it.
     pub fn verb(&self) -> &'static str {
