@@ -140,7 +140,9 @@ fn run_one(
     faults: Option<&[(SimTime, Fault)]>,
     planted: bool,
 ) -> Result<RunReport, String> {
-    run_plan(plan_with(p, seed, faults, planted), None, false)
+    let mut plan = plan_with(p, seed, faults, planted);
+    plan.hash_trace = false;
+    run_plan(plan, None, false)
 }
 
 /// Drops faults while the run still fails with the same invariant (or expectation),

@@ -211,6 +211,7 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
                 .unwrap_or(kubesim_model::time::SimTime::ZERO)
         }),
         planted_ignore_taints: false,
+        hash_trace: true,
         timeline,
         checks,
     })

@@ -370,7 +370,12 @@ impl Component for LeaderElected {
         if let Some(t) = self.last_renew.filter(|_| self.leads()) {
             out.wake_no_later_than(t + self.config.renew_deadline);
         }
-        out.wake_no_later_than(self.next_try);
+        // The next attempt is due only once the current one has its answer: a Get or
+        // Update in flight (say, to an API server that does not answer) is waited for,
+        // not polled.
+        if self.step == Step::Idle {
+            out.wake_no_later_than(self.next_try);
+        }
         out
     }
 }
@@ -504,6 +509,21 @@ mod tests {
         assert!((earliest..=latest).contains(&t), "took over at {t}, want {earliest}..={latest}");
         assert_eq!(store.lease.as_ref().unwrap().spec.lease_transitions, Some(1));
         assert!(store.lease.as_ref().unwrap().spec.holder_identity.as_ref().unwrap().starts_with("cp-2_"));
+    }
+
+    /// A candidate whose Get is unanswered (its API server does not reply) waits for the
+    /// answer: it asks to be woken for the renew deadline, not polled every millisecond at
+    /// its past retry time.
+    #[test]
+    fn a_request_in_flight_is_waited_for_not_polled() {
+        let mut c = candidate("cp-1");
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let out = c.tick(SimTime(0), &mut rng);
+        assert_eq!(out.requests.len(), 1, "the Get");
+        // Past the retry period, the Get still in flight.
+        let out = c.tick(SimTime(5_000), &mut rng);
+        assert!(out.requests.is_empty());
+        assert_eq!(out.wake_at, None, "nothing to wake for until the answer comes");
     }
 
     /// kube-controller-manager's standby runs no informers: it watches nothing until it

@@ -28,9 +28,45 @@ use kubesim_model::wire::Value;
 /// Spawns a task inside the simulation (for the orchestrator's own helpers).
 pub use madsim::task::spawn;
 
+thread_local! {
+    /// The clock of the simulation running on this thread ([`simulate`] sets it), so that
+    /// reading the time does not look the runtime up (and clone its handle) every call.
+    static CLOCK: std::cell::RefCell<Option<madsim::time::TimeHandle>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Sets [`CLOCK`] for one simulation and puts the earlier value back when dropped.
+pub(crate) struct ClockGuard(Option<madsim::time::TimeHandle>);
+
+impl ClockGuard {
+    /// Called inside the runtime.
+    pub(crate) fn set() -> ClockGuard {
+        let handle = madsim::time::TimeHandle::current();
+        ClockGuard(CLOCK.with(|c| c.borrow_mut().replace(handle)))
+    }
+}
+
+impl Drop for ClockGuard {
+    fn drop(&mut self) {
+        let earlier = self.0.take();
+        CLOCK.with(|c| *c.borrow_mut() = earlier);
+    }
+}
+
+fn with_clock<T>(f: impl FnOnce(&madsim::time::TimeHandle) -> T) -> T {
+    CLOCK.with(|c| match c.borrow().as_ref() {
+        Some(h) => f(h),
+        None => f(&madsim::time::TimeHandle::current()),
+    })
+}
+
 /// Simulated time since the start of the run.
 pub fn now() -> SimTime {
-    SimTime(madsim::time::TimeHandle::current().elapsed().as_millis() as u64)
+    SimTime(with_clock(|h| h.elapsed()).as_millis() as u64)
+}
+
+/// A madsim sleep of `d` from now (at least 1 ms, as madsim's).
+pub(crate) fn sleep(d: std::time::Duration) -> madsim::time::Sleep {
+    with_clock(|h| h.sleep(d))
 }
 
 /// Lets madsim drop the bookkeeping of finished tasks (it grows in long runs).

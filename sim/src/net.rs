@@ -8,20 +8,24 @@
 //! messages with `swap_remove`, so two queued messages can arrive in either order. A busy
 //! API server or etcd leader needs far more. This layer keeps madsim for what it does
 //! well — the clock, the deterministic executor, host kill and restart — and delivers
-//! messages itself: a send is a non-blocking push into the receiver's queue stamped with
-//! its delivery time; the receiver holds early messages until they are due.
+//! messages itself: a send is a non-blocking insert into the receiver's inbox, ordered by
+//! delivery time, plus one madsim timer per distinct delivery instant that wakes the
+//! receiver when the message is due. The receiver is woken once per due instant, not once
+//! when a message is sent and again when it is due. (madsim timers cannot be cancelled:
+//! each `Sleep` poll adds one, so the inbox remembers which instants are armed.)
 //!
 //! Architecture Invariant: no randomness here unless a fault asks for it, and then from
 //! the network's own seeded RNG; delivery order is (delivery time, send sequence).
 
 use std::any::Any;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use futures::channel::mpsc;
-use futures::StreamExt;
 use kubesim_model::time::SimTime;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -61,7 +65,7 @@ pub struct LinkNoise {
 struct NetState {
     latency: Duration,
     noise: Option<(LinkNoise, ChaCha8Rng)>,
-    bindings: BTreeMap<SocketAddr, mpsc::UnboundedSender<Envelope>>,
+    bindings: BTreeMap<SocketAddr, InboxRef>,
     down: BTreeSet<IpAddr>,
     /// One-way blocks: (from, to).
     blocked: BTreeSet<(IpAddr, IpAddr)>,
@@ -99,9 +103,9 @@ impl Network {
 
     /// Binds `addr`, replacing an earlier binding (a restarted process binds again).
     pub fn bind(&self, addr: SocketAddr) -> Endpoint {
-        let (tx, rx) = mpsc::unbounded();
-        self.state().bindings.insert(addr, tx);
-        Endpoint { sender: Sender { net: self.clone(), addr }, rx, early: BTreeMap::new() }
+        let inbox = InboxRef::default();
+        self.state().bindings.insert(addr, inbox.clone());
+        Endpoint { sender: Sender { net: self.clone(), addr }, inbox }
     }
 
     /// Marks a host down (powered off) or up; a down host neither sends nor receives.
@@ -157,8 +161,9 @@ impl Network {
     pub fn inject(&self, to: SocketAddr, payload: Payload) {
         let mut s = self.state();
         s.seq += 1;
-        let envelope = Envelope { deliver_at: now(), seq: s.seq, from: to, payload };
-        let delivered = s.bindings.get(&to).is_some_and(|tx| tx.unbounded_send(envelope).is_ok());
+        let t = now();
+        let envelope = Envelope { deliver_at: t, seq: s.seq, from: to, payload };
+        let delivered = s.bindings.get(&to).is_some_and(|inbox| inbox.put(envelope, t));
         if !delivered {
             s.stats.dropped += 1;
         }
@@ -190,11 +195,12 @@ impl Network {
             let (lo, hi) = (noise.min_delay.as_millis() as u64, noise.max_delay.as_millis() as u64);
             delay = Duration::from_millis(rng.gen_range(lo..=hi.max(lo)));
         }
-        let mut deliver_at = now() + delay;
+        let t = now();
+        let mut deliver_at = t + delay;
         if s.noise.is_some() {
             s.seq += 1;
             let envelope = Envelope { deliver_at, seq: s.seq, from, payload };
-            if s.bindings.get(&to).is_none_or(|tx| tx.unbounded_send(envelope).is_err()) {
+            if s.bindings.get(&to).is_none_or(|inbox| !inbox.put(envelope, t)) {
                 s.stats.dropped += 1;
             }
             return;
@@ -207,7 +213,7 @@ impl Network {
         }
         s.seq += 1;
         let envelope = Envelope { deliver_at, seq: s.seq, from, payload };
-        let delivered = s.bindings.get(&to).is_some_and(|tx| tx.unbounded_send(envelope).is_ok());
+        let delivered = s.bindings.get(&to).is_some_and(|inbox| inbox.put(envelope, t));
         if !delivered {
             s.stats.dropped += 1;
         }
@@ -244,12 +250,73 @@ impl Sender {
     }
 }
 
-/// A bound address: sends, and receives in delivery order. Receiving is cancel-safe: a
-/// message taken from the queue but not yet due waits in `early`.
+/// What is on its way to one bound address, in delivery order, and how to wake its
+/// receiver.
+#[derive(Default)]
+struct Inbox {
+    queue: BTreeMap<(SimTime, u64), Envelope>,
+    /// The receiver's task, while it waits in [`Endpoint::recv_until`].
+    waker: Option<Waker>,
+    /// Instants a timer is armed for (each wakes `waker`'s task), earliest first.
+    armed: VecDeque<SimTime>,
+}
+
+impl Inbox {
+    /// Makes sure the waiting receiver is woken at `at`: at once when it is due now, else
+    /// by a timer, unless one is armed already at or before `at` (that wake-up arms the
+    /// next).
+    fn arm(&mut self, at: SimTime, now: SimTime) {
+        let Some(waker) = &self.waker else { return };
+        if at <= now {
+            waker.wake_by_ref();
+            return;
+        }
+        // Timers at or before now have fired.
+        while self.armed.front().is_some_and(|t| *t <= now) {
+            self.armed.pop_front();
+        }
+        if self.armed.front().is_some_and(|t| *t <= at) {
+            return;
+        }
+        self.armed.push_front(at);
+        // A madsim Sleep registers its timer, with the waker it is polled with, on its
+        // first poll.
+        let mut sleep = crate::sleep(at.as_duration() - now.as_duration());
+        let _ = Pin::new(&mut sleep).poll(&mut Context::from_waker(waker));
+    }
+}
+
+#[derive(Clone, Default)]
+struct InboxRef(Arc<Mutex<Inbox>>);
+
+impl InboxRef {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inbox> {
+        self.0.lock().expect("inbox lock")
+    }
+
+    /// Queues `e`, sent at `now`; always accepted (a replaced endpoint's inbox just
+    /// holds it).
+    fn put(&self, e: Envelope, now: SimTime) -> bool {
+        let mut inbox = self.lock();
+        let at = e.deliver_at;
+        inbox.queue.insert((at, e.seq), e);
+        inbox.arm(at, now);
+        true
+    }
+
+    /// The first queued message if it is due at `now`.
+    fn pop_due(&self, now: SimTime) -> Option<Envelope> {
+        let mut inbox = self.lock();
+        let entry = inbox.queue.first_entry()?;
+        (entry.key().0 <= now).then(|| entry.remove())
+    }
+}
+
+/// A bound address: sends, and receives in delivery order. Receiving is cancel-safe:
+/// messages stay in the inbox until taken.
 pub struct Endpoint {
     sender: Sender,
-    rx: mpsc::UnboundedReceiver<Envelope>,
-    early: BTreeMap<(SimTime, u64), Envelope>,
+    inbox: InboxRef,
 }
 
 impl Endpoint {
@@ -265,21 +332,13 @@ impl Endpoint {
         self.sender.send(to, msg)
     }
 
-    fn take_queued(&mut self) {
-        while let Ok(e) = self.rx.try_recv() {
-            self.early.insert((e.deliver_at, e.seq), e);
-        }
-    }
-
     /// The next message that is due now, if any.
     pub fn try_recv(&mut self) -> Option<(Payload, SocketAddr)> {
-        self.take_queued();
-        let t = now();
-        while let Some(entry) = self.early.first_entry() {
-            if entry.key().0 > t {
-                return None;
-            }
-            let e = entry.remove();
+        self.try_recv_at(now())
+    }
+
+    fn try_recv_at(&mut self, t: SimTime) -> Option<(Payload, SocketAddr)> {
+        while let Some(e) = self.inbox.pop_due(t) {
             if self.sender.net.deliverable(e.from.ip(), self.sender.addr.ip()) {
                 return Some((e.payload, e.from));
             }
@@ -290,38 +349,27 @@ impl Endpoint {
     /// Waits for the next message until `deadline` (forever with `None`); `None` when
     /// the deadline passes first.
     pub async fn recv_until(&mut self, deadline: Option<SimTime>) -> Option<(Payload, SocketAddr)> {
-        loop {
-            if let Some(m) = self.try_recv() {
-                return Some(m);
-            }
+        std::future::poll_fn(|cx| {
             let t = now();
-            let next_due = self.early.first_key_value().map(|(k, _)| k.0);
-            let wake = match (next_due, deadline) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            if let Some(m) = self.try_recv_at(t) {
+                self.inbox.lock().waker = None;
+                return Poll::Ready(Some(m));
+            }
             if deadline.is_some_and(|d| d <= t) {
-                return None;
+                self.inbox.lock().waker = None;
+                return Poll::Ready(None);
             }
-            let arrived = match wake {
-                Some(w) => {
-                    let wait = w.as_duration().saturating_sub(t.as_duration());
-                    match madsim::time::timeout(wait, self.rx.next()).await {
-                        Ok(e) => e,
-                        Err(_) => continue,
-                    }
-                }
-                None => self.rx.next().await,
-            };
-            match arrived {
-                Some(e) => {
-                    self.early.insert((e.deliver_at, e.seq), e);
-                }
-                // Every sender is gone: only the network's own binding holds one, so this
-                // endpoint was replaced by a newer bind. Nothing more will come.
-                None => std::future::pending::<()>().await,
+            let mut inbox = self.inbox.lock();
+            if !inbox.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                inbox.waker = Some(cx.waker().clone());
             }
-        }
+            let next_due = inbox.queue.first_key_value().map(|(k, _)| k.0);
+            if let Some(wake) = next_due.into_iter().chain(deadline).min() {
+                inbox.arm(wake, t);
+            }
+            Poll::Pending
+        })
+        .await
     }
 
     /// Waits for the next message.

@@ -112,7 +112,8 @@ impl TraceRecord {
 /// Where trace lines go: a hash always, a file when asked, and the committed state the
 /// run's expectations read.
 pub struct TraceSink {
-    hasher: Sha256,
+    /// None: the run asked for no trace hash.
+    hasher: Option<Sha256>,
     file: Option<std::io::BufWriter<std::fs::File>>,
     lines: u64,
     writes: u64,
@@ -163,7 +164,7 @@ pub struct Leadership {
 impl TraceSink {
     pub fn new(file: Option<std::fs::File>) -> Self {
         TraceSink {
-            hasher: Sha256::new(),
+            hasher: Some(Sha256::new()),
             file: file.map(std::io::BufWriter::new),
             lines: 0,
             writes: 0,
@@ -382,11 +383,16 @@ impl TraceSink {
                 term: *term,
             });
         }
+        self.lines += 1;
+        if self.hasher.is_none() && self.file.is_none() {
+            return;
+        }
         self.line.clear();
         serde_json::to_writer(&mut self.line, rec).expect("trace records always serialize");
         self.line.push(b'\n');
-        self.hasher.update(&self.line);
-        self.lines += 1;
+        if let Some(h) = &mut self.hasher {
+            h.update(&self.line);
+        }
         if let Some(f) = &mut self.file {
             if let Err(e) = f.write_all(&self.line) {
                 self.error.get_or_insert_with(|| e.to_string());
@@ -407,6 +413,13 @@ impl TraceSink {
         self.writes
     }
 
+    /// Records without hashing them (the trace file, if any, is still written);
+    /// [`TraceSink::finish`] then returns [`UNHASHED`].
+    pub fn without_hash(mut self) -> Self {
+        self.hasher = None;
+        self
+    }
+
     /// Flushes the file and returns the hex trace hash.
     pub fn finish(&mut self) -> Result<String, String> {
         // The last window, cut at the last instant recorded.
@@ -420,10 +433,14 @@ impl TraceSink {
         if let Some(e) = &self.error {
             return Err(format!("writing the trace file failed: {e}"));
         }
-        let digest = self.hasher.clone().finalize();
+        let Some(hasher) = &self.hasher else { return Ok(UNHASHED.into()) };
+        let digest = hasher.clone().finalize();
         Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
     }
 }
+
+/// The trace hash of a run that asked for none.
+pub const UNHASHED: &str = "(not hashed)";
 
 /// A leader-election Lease (kube-system/kube-controller-manager, kube-scheduler) that
 /// changed holder: the new leader, its host (the identity's `<host>_<uuid>` prefix) and the

@@ -110,7 +110,10 @@ where
     // Messages travel on crate::net, not on madsim's network: only its clock, executor
     // and node kill/restart are used.
     let rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
-    rt.block_on(body())
+    rt.block_on(async move {
+        let _clock = crate::ClockGuard::set();
+        body().await
+    })
 }
 
 /// What the processes on a host share with the world: the host's state as its node agents

@@ -91,6 +91,10 @@ pub const ETCD_HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(2);
 pub const ETCD_WATCH_GIVE_UP: Duration = Duration::from_secs(5);
 /// A cache that has not listed in this long lists again.
 pub const RELIST_RETRY: Duration = Duration::from_secs(5);
+/// The cacher runs its reflector's ListAndWatch under `wait.Until(..., time.Second, ...)`
+/// (k8s.io/apiserver/pkg/storage/cacher/cacher.go NewCacherFromConfig): a LIST or WATCH
+/// that fails is tried again one second after it returned, not at once.
+pub const CACHER_RETRY_PERIOD: Duration = Duration::from_secs(1);
 
 /// A change to apply to the current object (retried on a fresh read when the write races
 /// and the client set no resourceVersion, as `GuaranteedUpdate` does).
@@ -199,6 +203,10 @@ pub struct ApiServer {
     /// Client requests not answered yet, with when each must be answered by
     /// (--request-timeout).
     deadlines: BTreeMap<Caller, SimTime>,
+    /// The same deadlines ordered by time, so the next one is found without a scan.
+    deadline_order: BTreeSet<(SimTime, Caller)>,
+    /// When the watch cache tries its failed LIST or WATCH again ([`CACHER_RETRY_PERIOD`]).
+    retry_list_at: Option<SimTime>,
     /// The last etcd revision applied to the watch cache.
     revision: i64,
     /// The watch cache has listed and watches etcd: requests are served.
@@ -231,6 +239,8 @@ impl ApiServer {
             pending: BTreeMap::new(),
             next_id: 0,
             deadlines: BTreeMap::new(),
+            deadline_order: BTreeSet::new(),
+            retry_list_at: None,
             revision: 0,
             ready: false,
             waiting: Vec::new(),
@@ -248,9 +258,15 @@ impl ApiServer {
     pub fn start(&mut self, _now: SimTime, _rng: &mut ChaCha8Rng) -> Vec<ApiOutput> {
         let mut out = Vec::new();
         self.ready = false;
-        let request = EtcdRequest::Range { key: "/registry/".into(), prefix: true, limit: 0 };
-        self.send_to_etcd(Pending::List, request, &mut out);
+        self.list_from_etcd(&mut out);
         out
+    }
+
+    /// The watch cache's reflector LISTs everything from etcd.
+    fn list_from_etcd(&mut self, out: &mut Vec<ApiOutput>) {
+        self.retry_list_at = None;
+        let request = EtcdRequest::Range { key: "/registry/".into(), prefix: true, limit: 0 };
+        self.send_to_etcd(Pending::List, request, out);
     }
 
     /// Has the watch cache listed?
@@ -310,7 +326,11 @@ impl ApiServer {
         match input {
             ApiInput::ClientRequest { client, tag, request } => {
                 let caller = Caller { client, tag };
-                self.deadlines.insert(caller, now + self.config.request_timeout);
+                let deadline = now + self.config.request_timeout;
+                if let Some(old) = self.deadlines.insert(caller, deadline) {
+                    self.deadline_order.remove(&(old, caller));
+                }
+                self.deadline_order.insert((deadline, caller));
                 self.request(caller, request, now, rng, out)
             }
             ApiInput::Watch { client, watch_id, spec } => self.watch(client, watch_id, spec, out),
@@ -371,22 +391,27 @@ impl ApiServer {
 
     /// Answers a client, unless the request timed out already (or has no client).
     fn reply(&mut self, caller: Caller, result: ApiResult, out: &mut Vec<ApiOutput>) {
-        if caller != NOBODY && self.deadlines.remove(&caller).is_some() {
+        if let Some(deadline) = self.deadlines.remove(&caller).filter(|_| caller != NOBODY) {
+            self.deadline_order.remove(&(deadline, caller));
             out.push(ApiOutput::Response { client: caller.client, tag: caller.tag, result });
         }
     }
 
-    /// The earliest time a request in flight times out.
+    /// The earliest time a request in flight times out, or the watch cache retries its
+    /// LIST.
     pub fn next_deadline(&self) -> Option<SimTime> {
-        self.deadlines.values().min().copied()
+        let request = self.deadline_order.first().map(|(t, _)| *t);
+        request.into_iter().chain(self.retry_list_at).min()
     }
 
     /// WithTimeoutForNonLongRunningRequests (k8s.io/apiserver endpoints/filters/timeout.go):
     /// a request not answered within --request-timeout gets a 504; whatever etcd answers
-    /// later is dropped.
+    /// later is dropped. A watch cache whose LIST or WATCH failed lists again once its
+    /// retry period is up.
     pub fn expire_requests(&mut self, now: SimTime) -> Vec<ApiOutput> {
-        let expired: Vec<Caller> =
-            self.deadlines.iter().filter(|(_, d)| **d <= now).map(|(c, _)| *c).collect();
+        let mut expired: Vec<Caller> =
+            self.deadline_order.iter().take_while(|(d, _)| *d <= now).map(|(_, c)| *c).collect();
+        expired.sort_unstable();
         let mut out = Vec::new();
         for caller in expired {
             let err = ApiError {
@@ -399,6 +424,9 @@ impl ApiServer {
                         .into(),
             };
             self.reply(caller, Err(err), &mut out);
+        }
+        if self.retry_list_at.is_some_and(|t| t <= now) {
+            self.list_from_etcd(&mut out);
         }
         out
     }
@@ -622,12 +650,10 @@ impl ApiServer {
                 self.lease_granted(requested_at, response, now, rng, out)
             }
             // A failed LIST, or a WATCH whose revision was compacted away (410 Gone):
-            // the reflector relists.
+            // the reflector relists, one cacher period later.
             (Pending::List | Pending::Watch, _) => {
-                let mut waiting = std::mem::take(&mut self.waiting);
-                out.extend(self.start(now, rng));
-                waiting.append(&mut self.waiting);
-                self.waiting = waiting;
+                self.ready = false;
+                self.retry_list_at = Some(now + CACHER_RETRY_PERIOD);
             }
             (Pending::Evict(e), response) => self.eviction_response(e, response, now, out),
             (pending, EtcdResponse::Error { message }) => {
@@ -994,6 +1020,39 @@ mod tests {
                 })
                 .expect("a response")
         }
+    }
+
+    /// A watch cache whose LIST fails (etcd without a leader) lists again one cacher
+    /// period later (cacher.go's wait.Until with time.Second), not at once, and is
+    /// ready when that LIST succeeds.
+    #[test]
+    fn a_failed_list_is_retried_one_second_later() {
+        let mut api = ApiServer::default();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let list_ids = |out: &[ApiOutput]| -> Vec<u64> {
+            out.iter()
+                .filter_map(|o| match o {
+                    ApiOutput::ToEtcd { id, request: EtcdRequest::Range { prefix: true, .. } } => Some(*id),
+                    _ => None,
+                })
+                .collect()
+        };
+        let boot = api.start(SimTime::ZERO, &mut rng);
+        let first = list_ids(&boot)[0];
+        let failed = EtcdResponse::Error { message: "etcdserver: no leader".into() };
+        let t = SimTime::from_millis(5);
+        let out = api.handle(ApiInput::EtcdResponse { id: first, response: failed }, t, &mut rng);
+        assert!(list_ids(&out).is_empty(), "no LIST at once: {out:?}");
+        assert_eq!(api.next_deadline(), Some(t + CACHER_RETRY_PERIOD));
+        assert!(list_ids(&api.expire_requests(SimTime::from_millis(1004))).is_empty(), "not before the period");
+        let retry = api.expire_requests(SimTime::from_millis(1005));
+        let again = list_ids(&retry);
+        assert_eq!(again.len(), 1, "{retry:?}");
+        assert!(!api.is_ready());
+        let listed = EtcdResponse::Range { revision: 1, kvs: Vec::new(), count: 0 };
+        api.handle(ApiInput::EtcdResponse { id: again[0], response: listed }, SimTime::from_millis(1006), &mut rng);
+        assert!(api.is_ready());
+        assert_eq!(api.next_deadline(), None);
     }
 
     /// Events go on a lease of --event-ttl plus the reuse window (60 s), shared by the
