@@ -1044,13 +1044,20 @@ mod tests {
         let out = api.handle(ApiInput::EtcdResponse { id: first, response: failed }, t, &mut rng);
         assert!(list_ids(&out).is_empty(), "no LIST at once: {out:?}");
         assert_eq!(api.next_deadline(), Some(t + CACHER_RETRY_PERIOD));
-        assert!(list_ids(&api.expire_requests(SimTime::from_millis(1004))).is_empty(), "not before the period");
+        assert!(
+            list_ids(&api.expire_requests(SimTime::from_millis(1004))).is_empty(),
+            "not before the period"
+        );
         let retry = api.expire_requests(SimTime::from_millis(1005));
         let again = list_ids(&retry);
         assert_eq!(again.len(), 1, "{retry:?}");
         assert!(!api.is_ready());
         let listed = EtcdResponse::Range { revision: 1, kvs: Vec::new(), count: 0 };
-        api.handle(ApiInput::EtcdResponse { id: again[0], response: listed }, SimTime::from_millis(1006), &mut rng);
+        api.handle(
+            ApiInput::EtcdResponse { id: again[0], response: listed },
+            SimTime::from_millis(1006),
+            &mut rng,
+        );
         assert!(api.is_ready());
         assert_eq!(api.next_deadline(), None);
     }

@@ -345,7 +345,7 @@ fn object_errors(obj: &Object) -> Vec<FieldError> {
                     SELECTOR_MISMATCH,
                 ));
             }
-            pod_spec(&s.template.spec, "spec.template.spec", &mut errs);
+            pod_template(&s.template, &mut errs);
             restart_always(&s.template.spec, &mut errs);
             if let Some(ru) = s.update_strategy.as_ref().and_then(|u| u.rolling_update.as_ref()) {
                 // ValidateRollingUpdateDaemonSet: maxUnavailable and maxSurge not both 0.
@@ -377,7 +377,7 @@ fn object_errors(obj: &Object) -> Vec<FieldError> {
                 )),
                 Some(_) => {}
             }
-            pod_spec(&s.template.spec, "spec.template.spec", &mut errs);
+            pod_template(&s.template, &mut errs);
             // batch validateJobSpec: the template restarts OnFailure or Never (the
             // PodSpec defaulting makes an unset policy Always).
             let policy = s.template.spec.restart_policy.unwrap_or_default();
@@ -409,7 +409,7 @@ fn object_errors(obj: &Object) -> Vec<FieldError> {
                             SELECTOR_MISMATCH,
                         ));
                     }
-                    pod_spec(&t.spec, "spec.template.spec", &mut errs);
+                    pod_template(t, &mut errs);
                     restart_always(&t.spec, &mut errs);
                 }
             }
@@ -479,7 +479,7 @@ fn object_errors(obj: &Object) -> Vec<FieldError> {
     errs
 }
 
-/// ValidateObjectMeta: the annotations' total size (and a Namespace's name is a DNS-1123
+/// ValidateObjectMeta: labels and annotation keys, the annotations' total size (and a Namespace's name is a DNS-1123
 /// label, ValidateNamespaceName; other names are checked as subdomains on admission).
 fn meta_errors(obj: &Object, errs: &mut Vec<FieldError>) {
     let m = obj.meta();
@@ -488,6 +488,8 @@ fn meta_errors(obj: &Object, errs: &mut Vec<FieldError>) {
             errs.push(invalid("metadata.name", &quote(&m.name), &detail));
         }
     }
+    labels_errors(&m.labels, "metadata.labels", errs);
+    annotation_key_errors(&m.annotations, "metadata.annotations", errs);
     let total: usize = m.annotations.iter().map(|(k, v)| k.len() + v.len()).sum();
     if total > TOTAL_ANNOTATION_SIZE_LIMIT_B {
         // ValidateAnnotationsSize: field.TooLong(fldPath, "", TotalAnnotationSizeLimitB).
@@ -508,6 +510,130 @@ pub fn dns1123_label(name: &str) -> Option<String> {
     (!ok).then(|| DNS1123_LABEL_MSG.to_string())
 }
 
+/// apimachinery util/validation `RegexError`: the message, examples and the regex.
+fn regex_error(msg: &str, regex: &str, examples: &[&str]) -> String {
+    let examples: Vec<String> = examples.iter().map(|e| format!("'{e}', ")).collect();
+    format!("{msg} (e.g. {}regex used for validation is '{regex}')", examples.join(" or "))
+}
+
+/// util/validation `qualifiedNameFmt` and its message.
+const QUALIFIED_NAME_FMT: &str = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
+const QUALIFIED_NAME_MSG: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+/// util/validation `labelValueFmt` (a qualified name or empty) and its message.
+const LABEL_VALUE_FMT: &str = "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?";
+const LABEL_VALUE_MSG: &str = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+/// util/validation `dns1123SubdomainFmt` and its message.
+const DNS1123_SUBDOMAIN_FMT: &str = "[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*";
+const DNS1123_SUBDOMAIN_MSG: &str = "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character";
+/// util/validation `qualifiedNameMaxLength` and `LabelValueMaxLength` (63), and
+/// `DNS1123SubdomainMaxLength` (253).
+const QUALIFIED_NAME_MAX: usize = 63;
+const DNS1123_SUBDOMAIN_MAX: usize = 253;
+
+/// Matches `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`.
+fn is_qualified_name_part(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+/// `IsDNS1123Subdomain`: every failing message.
+fn dns1123_subdomain_errors(s: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if s.len() > DNS1123_SUBDOMAIN_MAX {
+        errs.push(format!("must be no more than {DNS1123_SUBDOMAIN_MAX} characters"));
+    }
+    let label_ok = |l: &str| {
+        let b = l.as_bytes();
+        !b.is_empty()
+            && b[0].is_ascii_alphanumeric()
+            && b[b.len() - 1].is_ascii_alphanumeric()
+            && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+    };
+    if !s.split('.').all(label_ok) {
+        errs.push(regex_error(DNS1123_SUBDOMAIN_MSG, DNS1123_SUBDOMAIN_FMT, &["example.com"]));
+    }
+    errs
+}
+
+/// `IsQualifiedName` (label keys, annotation keys): every failing message.
+fn qualified_name_errors(value: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    let parts: Vec<&str> = value.split('/').collect();
+    let name = match parts[..] {
+        [name] => name,
+        [prefix, name] => {
+            if prefix.is_empty() {
+                errs.push("prefix part must be non-empty".to_string());
+            } else {
+                errs.extend(dns1123_subdomain_errors(prefix).into_iter().map(|m| format!("prefix part {m}")));
+            }
+            name
+        }
+        _ => {
+            let e = regex_error(QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"]);
+            return vec![format!(
+                "a qualified name {e} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+            )];
+        }
+    };
+    if name.is_empty() {
+        errs.push("name part must be non-empty".to_string());
+    } else if name.len() > QUALIFIED_NAME_MAX {
+        errs.push(format!("name part must be no more than {QUALIFIED_NAME_MAX} characters"));
+    }
+    if !is_qualified_name_part(name) {
+        let e = regex_error(QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"]);
+        errs.push(format!("name part {e}"));
+    }
+    errs
+}
+
+/// `IsValidLabelValue`: every failing message.
+fn label_value_errors(value: &str) -> Vec<String> {
+    let mut errs = Vec::new();
+    if value.len() > QUALIFIED_NAME_MAX {
+        errs.push(format!("must be no more than {QUALIFIED_NAME_MAX} characters"));
+    }
+    if !value.is_empty() && !is_qualified_name_part(value) {
+        errs.push(regex_error(LABEL_VALUE_MSG, LABEL_VALUE_FMT, &["MyValue", "my_value", "12345"]));
+    }
+    errs
+}
+
+/// metav1validation `ValidateLabels`: each key a qualified name, each value a label
+/// value (keys in order; Go's map order is random).
+fn labels_errors(labels: &BTreeMap<String, String>, path: &str, errs: &mut Vec<FieldError>) {
+    for (k, v) in labels {
+        for m in qualified_name_errors(k) {
+            errs.push(invalid(path, &quote(k), &m));
+        }
+        for m in label_value_errors(v) {
+            errs.push(invalid(path, &quote(v), &m));
+        }
+    }
+}
+
+/// apimachinery `ValidateAnnotations`: each key, lower-cased, a qualified name (the
+/// total size is checked by the caller).
+fn annotation_key_errors(annotations: &BTreeMap<String, String>, path: &str, errs: &mut Vec<FieldError>) {
+    for k in annotations.keys() {
+        for m in qualified_name_errors(&k.to_lowercase()) {
+            errs.push(invalid(path, &quote(k), &m));
+        }
+    }
+}
+
+/// `ValidatePodTemplateSpec`: the template's labels and annotation keys (at
+/// `spec.template.labels`, upstream's path, without `metadata`), then its pod spec.
+fn pod_template(t: &PodTemplateSpec, errs: &mut Vec<FieldError>) {
+    labels_errors(&t.metadata.labels, "spec.template.labels", errs);
+    annotation_key_errors(&t.metadata.annotations, "spec.template.annotations", errs);
+    pod_spec(&t.spec, "spec.template.spec", errs);
+}
+
 fn selector_empty(s: &LabelSelector) -> bool {
     s.match_labels.is_empty() && s.match_expressions.is_empty()
 }
@@ -526,7 +652,7 @@ fn template_for_replicas(sel: &LabelSelector, t: &PodTemplateSpec, errs: &mut Ve
     if selector_empty(sel) || !sel.matches(&t.metadata.labels) {
         errs.push(invalid("spec.template.metadata.labels", &go_map(&t.metadata.labels), SELECTOR_MISMATCH));
     }
-    pod_spec(&t.spec, "spec.template.spec", errs);
+    pod_template(t, errs);
     restart_always(&t.spec, errs);
 }
 
@@ -793,6 +919,41 @@ mod tests {
         format!(
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n{extra_spec}  template:\n    metadata: {{labels: {labels}}}\n    spec:\n      containers: [{{name: c, image: nginx}}]\n"
         )
+    }
+
+    /// ValidateLabels and ValidateAnnotations: keys are qualified names (an optional DNS
+    /// subdomain prefix and a name), values label values, with upstream's messages; a
+    /// template's are at `spec.template.labels`.
+    #[test]
+    fn labels_and_annotation_keys_are_checked() {
+        let name_part = "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')";
+        let value = "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+        let e = create_err(&deployment(
+            "  selector: {matchLabels: {app: web}}\n",
+            "{app: web, 'bad key!': x, tier: '-bad', empty: ''}",
+        ));
+        assert_eq!(
+            e,
+            format!(
+                "Deployment.apps \"web\" is invalid: [spec.template.labels: Invalid value: \"bad key!\": {name_part}, spec.template.labels: Invalid value: \"-bad\": {value}]"
+            )
+        );
+        let e = create_err(&format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\n  labels: {{Example.com/x: '{}'}}\n  annotations: {{a/b/c: x, ok.io/fine: y}}\nspec:\n  containers: [{{name: c, image: nginx}}]\n",
+            "v".repeat(64)
+        ));
+        let prefix = "prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')";
+        let too_long = format!(
+            "metadata.labels: Invalid value: \"{}\": must be no more than 63 characters",
+            "v".repeat(64)
+        );
+        let path = "a qualified name must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')";
+        assert_eq!(
+            e,
+            format!(
+                "Pod \"p\" is invalid: [metadata.labels: Invalid value: \"Example.com/x\": {prefix}, {too_long}, metadata.annotations: Invalid value: \"a/b/c\": {path}]"
+            )
+        );
     }
 
     #[test]
