@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::api::pod::{Container, PodSpec, RestartPolicy};
+use crate::api::selector::SelectorOperator;
 use crate::api::{IntOrString, Kind, LabelSelector, Object, PodTemplateSpec};
 use crate::client::ApiError;
 
@@ -338,6 +339,7 @@ fn object_errors(obj: &Object) -> Vec<FieldError> {
             // ValidateDaemonSetSpec: no Required for a missing selector, but nothing
             // matches it; then the template, which must restart Always.
             let s = &ds.spec;
+            selector_errors(&s.selector, "spec.selector", &mut errs);
             if !s.selector.matches(&s.template.metadata.labels) || selector_empty(&s.selector) {
                 errs.push(invalid(
                     "spec.template.metadata.labels",
@@ -367,6 +369,9 @@ fn object_errors(obj: &Object) -> Vec<FieldError> {
             non_negative(s.backoff_limit, "spec.backoffLimit", &mut errs);
             if let Some(a) = s.active_deadline_seconds.filter(|a| *a <= 0) {
                 errs.push(invalid("spec.activeDeadlineSeconds", &a.to_string(), IS_NOT_POSITIVE));
+            }
+            if let Some(sel) = &s.selector {
+                selector_errors(sel, "spec.selector", &mut errs);
             }
             match &s.selector {
                 None => errs.push(required("spec.selector", "")),
@@ -643,6 +648,38 @@ fn selector_empty(s: &LabelSelector) -> bool {
 fn selector_required(s: &LabelSelector, _what: &str, errs: &mut Vec<FieldError>) {
     if selector_empty(s) {
         errs.push(required("spec.selector", ""));
+    }
+    selector_errors(s, "spec.selector", errs);
+}
+
+/// metav1validation `ValidateLabelSelector` (strict: AllowInvalidLabelValueInSelector
+/// false, as the workload controllers' validation asks): matchLabels as labels, and per
+/// requirement its values as the operator needs, its key and its values.
+fn selector_errors(s: &LabelSelector, path: &str, errs: &mut Vec<FieldError>) {
+    labels_errors(&s.match_labels, &format!("{path}.matchLabels"), errs);
+    for (i, r) in s.match_expressions.iter().enumerate() {
+        let at = format!("{path}.matchExpressions[{i}]");
+        match r.operator {
+            SelectorOperator::In | SelectorOperator::NotIn if r.values.is_empty() => errs.push(required(
+                format!("{at}.values"),
+                "must be specified when `operator` is 'In' or 'NotIn'",
+            )),
+            SelectorOperator::Exists | SelectorOperator::DoesNotExist if !r.values.is_empty() => {
+                errs.push(forbidden(
+                    format!("{at}.values"),
+                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                ))
+            }
+            _ => {}
+        }
+        for m in qualified_name_errors(&r.key) {
+            errs.push(invalid(format!("{at}.key"), &quote(&r.key), &m));
+        }
+        for (j, v) in r.values.iter().enumerate() {
+            for m in label_value_errors(v) {
+                errs.push(invalid(format!("{at}.values[{j}]"), &quote(v), &m));
+            }
+        }
     }
 }
 
@@ -953,6 +990,20 @@ mod tests {
             format!(
                 "Pod \"p\" is invalid: [metadata.labels: Invalid value: \"Example.com/x\": {prefix}, {too_long}, metadata.annotations: Invalid value: \"a/b/c\": {path}]"
             )
+        );
+    }
+
+    /// ValidateLabelSelector: an In requirement without values, an Exists one with values,
+    /// and a bad key, each with upstream's path and message.
+    #[test]
+    fn selectors_are_checked() {
+        let e = create_err(&deployment(
+            "  selector:\n    matchLabels: {app: web}\n    matchExpressions:\n    - {key: tier, operator: In}\n    - {key: 'a b', operator: Exists, values: [x]}\n",
+            "{app: web}",
+        ));
+        assert!(
+            e.starts_with("Deployment.apps \"web\" is invalid: [spec.selector.matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn', spec.selector.matchExpressions[1].values: Forbidden: may not be specified when `operator` is 'Exists' or 'DoesNotExist', spec.selector.matchExpressions[1].key: Invalid value: \"a b\": name part must consist of"),
+            "{e}"
         );
     }
 
