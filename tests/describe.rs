@@ -329,3 +329,63 @@ fn crashloop_get_events_in_list_order_at_100s() {
     assert!(text.contains("pod/crasher"), "{text}");
     insta::assert_snapshot!("crashloop_get_events_at_100s", text);
 }
+
+/// kubectl on PATH (the machine image has /usr/bin/kubectl).
+fn real_kubectl() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|d| d.join("kubectl")).find(|p| p.is_file())
+}
+
+/// `get -o yaml` is kubectl's text byte for byte: the same objects, as JSON, printed by
+/// the real kubectl (`annotate --local -o yaml`, which needs no cluster: it marshals the
+/// object with sigs.k8s.io/yaml as `get -o yaml` does) must come out identical. Covers
+/// go-yaml's quoting (`"True"`, `"148"`, timestamps) and its folding of long strings.
+#[test]
+fn get_o_yaml_is_what_kubectl_prints() {
+    let Some(kubectl) = real_kubectl() else {
+        eprintln!("SKIPPED get_o_yaml_is_what_kubectl_prints: no kubectl on PATH (the machine image and CI have /usr/bin/kubectl)");
+        return;
+    };
+    let t = node_partition();
+    let pod = web_pod_on("node-2", t, "130s");
+    let dir = std::env::temp_dir().join(format!("kubesim-yaml-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let objects = [
+        vec!["pod", pod.as_str()],
+        vec!["node", "node-2"],
+        vec!["deployment", "web"],
+        vec!["daemonset", "node-exporter"],
+        vec!["lease", "node-2", "-n", "kube-node-lease"],
+        vec!["configmap", "kube-root-ca.crt"],
+    ];
+    for args in objects {
+        let get = |format: &str| {
+            let mut a = vec!["get"];
+            a.extend(&args);
+            a.extend(["-o", format, "--trace", t, "--at", "130s"]);
+            kubesim(&a)
+        };
+        let json = dir.join("object.json");
+        std::fs::write(&json, get("json")).unwrap();
+        let out = Command::new(&kubectl)
+            .args(["annotate", "--local", "-o", "yaml", "kubesim-compare=1", "-f"])
+            .arg(&json)
+            .output()
+            .expect("run kubectl");
+        assert!(out.status.success(), "kubectl: {}", String::from_utf8_lossy(&out.stderr));
+        // Drop the annotation kubectl added (and the map it made when there was none).
+        let theirs: String = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.contains("kubesim-compare"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let ours = get("yaml");
+        let theirs = if ours.contains("\n  annotations:") {
+            theirs
+        } else {
+            theirs.replace("\n  annotations:\n", "\n")
+        };
+        assert_eq!(ours, theirs, "kubesim get {args:?} -o yaml differs from kubectl's");
+    }
+}

@@ -339,7 +339,7 @@ pub fn describe(
         Object::StatefulSet(st) => Ok(describe_statefulset(cache, st, now)),
         Object::Job(j) => Ok(describe_job(cache, j, now)),
         Object::PersistentVolumeClaim(c) => Ok(describe_pvc(cache, c, now)),
-        other => Ok(serde_yaml::to_string(&other.to_json_value()).map_err(|e| e.to_string())?),
+        other => super::yaml::to_string(&other.to_json_value()),
     }
 }
 

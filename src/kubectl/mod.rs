@@ -3,6 +3,7 @@
 //! and `describe` for pods and nodes (staging/src/k8s.io/kubectl/pkg/describe/describe.go).
 
 mod describe;
+pub mod yaml;
 
 use std::sync::Arc;
 
@@ -665,7 +666,7 @@ pub fn get(
             Ok(if format == OutputFormat::Json {
                 serde_json::to_string_pretty(&value).map_err(|e| e.to_string())? + "\n"
             } else {
-                serde_yaml::to_string(&value).map_err(|e| e.to_string())?
+                yaml::to_string(&value)?
             })
         }
         OutputFormat::Table | OutputFormat::Wide => {
