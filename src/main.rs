@@ -67,6 +67,10 @@ enum Command {
         /// Every namespace.
         #[arg(long, short = 'A')]
         all_namespaces: bool,
+        /// Only objects whose labels match this selector, as kubectl's -l (`app=web`,
+        /// `tier!=db`, `env in (a,b)`, `!canary`; comma-separated requirements all hold).
+        #[arg(long, short = 'l')]
+        selector: Option<String>,
         /// Output format.
         #[arg(long, short, value_enum)]
         output: Option<Format>,
@@ -320,8 +324,21 @@ fn dispatch(cmd: Command) -> Result<(), Failure> {
                 Err(Failure::Expectations)
             }
         }
-        Command::Get { kind, name, at, namespace, all_namespaces, output } => {
+        Command::Get { kind, name, at, namespace, all_namespaces, selector, output } => {
             let kind = parse_kind(&kind)?;
+            let selector = match &selector {
+                // kubectl get: "name cannot be provided when a selector is specified".
+                Some(_) if name.is_some() => {
+                    return Err(Failure::Input(
+                        "error: name cannot be provided when a selector is specified".into(),
+                    ))
+                }
+                Some(s) => Some(
+                    kubesim_model::api::Selector::parse(s)
+                        .map_err(|e| Failure::Input(format!("error: {e} (in --selector {s:?})")))?,
+                ),
+                None => None,
+            };
             let (state, now) = load_state(&at)?;
             let ns = namespace_arg(kind, namespace, all_namespaces);
             let format = match output {
@@ -330,8 +347,9 @@ fn dispatch(cmd: Command) -> Result<(), Failure> {
                 Some(Format::Yaml) => OutputFormat::Yaml,
                 Some(Format::Json) => OutputFormat::Json,
             };
-            let text = kubectl::get(&state, kind, ns.as_deref(), name.as_deref(), format, now)
-                .map_err(Failure::Input)?;
+            let text =
+                kubectl::get(&state, kind, ns.as_deref(), name.as_deref(), selector.as_ref(), format, now)
+                    .map_err(Failure::Input)?;
             out(&text);
             Ok(())
         }

@@ -389,3 +389,34 @@ fn get_o_yaml_is_what_kubectl_prints() {
         assert_eq!(ours, theirs, "kubesim get {args:?} -o yaml differs from kubectl's");
     }
 }
+
+/// `get -l` filters by labels as kubectl does; a name with a selector is refused (exit 2).
+#[test]
+fn get_filters_by_label_selector() {
+    let t = node_partition();
+    let names = |sel: &str| -> Vec<String> {
+        kubesim(&["get", "pods", "-l", sel, "--trace", t, "--at", "130s"])
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .collect()
+    };
+    let web = names("app=web");
+    assert_eq!(web.len(), 3, "three web pods at 130 s: {web:?}");
+    assert!(web.iter().all(|n| n.starts_with("web-")), "{web:?}");
+    assert_eq!(names("app in (web),!nope"), web);
+    let others = names("app!=web");
+    assert!(!others.is_empty() && others.iter().all(|n| !n.starts_with("web-")), "{others:?}");
+    assert_eq!(
+        kubesim(&["get", "pods", "-l", "app=nothing", "--trace", t, "--at", "130s"]),
+        "No resources found in default namespace.\n"
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_kubesim"))
+        .args(["get", "pods", "web", "-l", "app=web", "--trace", t, "--at", "130s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("name cannot be provided when a selector is specified")
+    );
+}

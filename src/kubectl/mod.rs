@@ -629,6 +629,7 @@ pub fn get(
     kind: Kind,
     namespace: Option<&str>,
     name: Option<&str>,
+    selector: Option<&kubesim_model::api::Selector>,
     format: OutputFormat,
     now: SimTime,
 ) -> Result<String, String> {
@@ -636,6 +637,9 @@ pub fn get(
         Some(ns) => cache.list_namespace(kind, ns).collect(),
         None => cache.list(kind).collect(),
     };
+    if let Some(sel) = selector {
+        objs.retain(|o| sel.matches(&o.meta().labels));
+    }
     if let Some(n) = name {
         objs.retain(|o| o.meta().name == n);
         if objs.is_empty() {
