@@ -121,13 +121,16 @@ impl PodGcController {
     }
 
     /// `gcOrphaned`: quarantine missing nodes, confirm with a GET, then collect their pods.
+    /// As upstream, the existing node names are gathered once per pass
+    /// (`existingNodeNames`), not looked up per pod.
     fn gc_orphaned(&mut self, cache: &Cache, now: SimTime, out: &mut Requests) {
+        let existing: BTreeSet<&str> = cache.list(Kind::Node).map(|o| o.meta().name.as_str()).collect();
         let mut missing = BTreeSet::new();
         for o in cache.list(Kind::Pod) {
             let Some(p) = o.as_pod() else { continue };
-            let node = &p.spec.node_name;
-            if !node.is_empty() && cache.get(&ObjectKey::new(Kind::Node, "", node.clone())).is_none() {
-                missing.insert(node.clone());
+            let node = p.spec.node_name.as_str();
+            if !node.is_empty() && !existing.contains(node) {
+                missing.insert(node.to_string());
             }
         }
         for node in &missing {
