@@ -163,9 +163,9 @@ impl Network {
         s.seq += 1;
         let t = now();
         let envelope = Envelope { deliver_at: t, seq: s.seq, from: to, payload };
-        let delivered = s.bindings.get(&to).is_some_and(|inbox| inbox.put(envelope, t));
-        if !delivered {
-            s.stats.dropped += 1;
+        match s.bindings.get(&to) {
+            Some(inbox) => inbox.put(envelope, t),
+            None => s.stats.dropped += 1,
         }
     }
 
@@ -200,8 +200,9 @@ impl Network {
         if s.noise.is_some() {
             s.seq += 1;
             let envelope = Envelope { deliver_at, seq: s.seq, from, payload };
-            if s.bindings.get(&to).is_none_or(|inbox| !inbox.put(envelope, t)) {
-                s.stats.dropped += 1;
+            match s.bindings.get(&to) {
+                Some(inbox) => inbox.put(envelope, t),
+                None => s.stats.dropped += 1,
             }
             return;
         }
@@ -213,9 +214,9 @@ impl Network {
         }
         s.seq += 1;
         let envelope = Envelope { deliver_at, seq: s.seq, from, payload };
-        let delivered = s.bindings.get(&to).is_some_and(|inbox| inbox.put(envelope, t));
-        if !delivered {
-            s.stats.dropped += 1;
+        match s.bindings.get(&to) {
+            Some(inbox) => inbox.put(envelope, t),
+            None => s.stats.dropped += 1,
         }
     }
 
@@ -294,14 +295,12 @@ impl InboxRef {
         self.0.lock().expect("inbox lock")
     }
 
-    /// Queues `e`, sent at `now`; always accepted (a replaced endpoint's inbox just
-    /// holds it).
-    fn put(&self, e: Envelope, now: SimTime) -> bool {
+    /// Queues `e`, sent at `now` (a replaced endpoint's inbox just holds it).
+    fn put(&self, e: Envelope, now: SimTime) {
         let mut inbox = self.lock();
         let at = e.deliver_at;
         inbox.queue.insert((at, e.seq), e);
         inbox.arm(at, now);
-        true
     }
 
     /// The first queued message if it is due at `now`.

@@ -11,16 +11,16 @@
 //! rewrites those scalars as go-yaml writes them; everything else is left as emitted.
 
 /// go-yaml v2 `resolve`'s fixed table: the plain scalars that are not strings.
-const NON_STRING_WORDS: [&str; 37] = [
+const NON_STRING_WORDS: [&str; 39] = [
     "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO", "true", "True", "TRUE", "false", "False",
     "FALSE", "on", "On", "ON", "off", "Off", "OFF", "~", "null", "Null", "NULL", ".nan", ".NaN", ".NAN",
-    ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "<<",
+    ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF", "-.inf", "-.Inf", "-.INF", "<<",
 ];
 
 /// Would go-yaml v2 read `s`, written plain, as something other than a string? (`resolve`
 /// plus the encoder's `isBase60Float` check.)
 pub fn resolves_to_non_string(s: &str) -> bool {
-    if s.is_empty() || NON_STRING_WORDS.contains(&s) || matches!(s, "-.Inf" | "-.INF") {
+    if s.is_empty() || NON_STRING_WORDS.contains(&s) {
         return true;
     }
     let first = s.as_bytes()[0];
@@ -119,8 +119,9 @@ fn is_timestamp(s: &str) -> bool {
         return false;
     }
     rest = &rest[1..];
-    for sep in [":", ":"] {
-        if !num(&mut rest, 2) || !rest.starts_with(sep) {
+    // Hours and minutes, each followed by ':'.
+    for _ in 0..2 {
+        if !num(&mut rest, 2) || !rest.starts_with(':') {
             return false;
         }
         rest = &rest[1..];

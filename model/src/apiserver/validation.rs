@@ -505,14 +505,23 @@ fn meta_errors(obj: &Object, errs: &mut Vec<FieldError>) {
 /// `IsDNS1123Label`: the first failing message, `None` when valid.
 pub fn dns1123_label(name: &str) -> Option<String> {
     if name.len() > DNS1123_LABEL_MAX {
-        return Some(format!("must be no more than {DNS1123_LABEL_MAX} characters"));
+        return Some(max_len_error(DNS1123_LABEL_MAX));
     }
-    let b = name.as_bytes();
-    let ok = !b.is_empty()
+    (!is_dns1123_label(name)).then(|| DNS1123_LABEL_MSG.to_string())
+}
+
+/// Matches `dns1123LabelFmt`, `[a-z0-9]([-a-z0-9]*[a-z0-9])?`.
+fn is_dns1123_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-');
-    (!ok).then(|| DNS1123_LABEL_MSG.to_string())
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+/// apimachinery util/validation `MaxLenError`.
+fn max_len_error(max: usize) -> String {
+    format!("must be no more than {max} characters")
 }
 
 /// apimachinery util/validation `RegexError`: the message, examples and the regex.
@@ -548,16 +557,9 @@ fn is_qualified_name_part(s: &str) -> bool {
 fn dns1123_subdomain_errors(s: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if s.len() > DNS1123_SUBDOMAIN_MAX {
-        errs.push(format!("must be no more than {DNS1123_SUBDOMAIN_MAX} characters"));
+        errs.push(max_len_error(DNS1123_SUBDOMAIN_MAX));
     }
-    let label_ok = |l: &str| {
-        let b = l.as_bytes();
-        !b.is_empty()
-            && b[0].is_ascii_alphanumeric()
-            && b[b.len() - 1].is_ascii_alphanumeric()
-            && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
-    };
-    if !s.split('.').all(label_ok) {
+    if !s.split('.').all(is_dns1123_label) {
         errs.push(regex_error(DNS1123_SUBDOMAIN_MSG, DNS1123_SUBDOMAIN_FMT, &["example.com"]));
     }
     errs
@@ -565,6 +567,7 @@ fn dns1123_subdomain_errors(s: &str) -> Vec<String> {
 
 /// `IsQualifiedName` (label keys, annotation keys): every failing message.
 fn qualified_name_errors(value: &str) -> Vec<String> {
+    let regex = || regex_error(QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"]);
     let mut errs = Vec::new();
     let parts: Vec<&str> = value.split('/').collect();
     let name = match parts[..] {
@@ -578,20 +581,19 @@ fn qualified_name_errors(value: &str) -> Vec<String> {
             name
         }
         _ => {
-            let e = regex_error(QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"]);
             return vec![format!(
-                "a qualified name {e} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')"
+                "a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
+                regex()
             )];
         }
     };
     if name.is_empty() {
         errs.push("name part must be non-empty".to_string());
     } else if name.len() > QUALIFIED_NAME_MAX {
-        errs.push(format!("name part must be no more than {QUALIFIED_NAME_MAX} characters"));
+        errs.push(format!("name part {}", max_len_error(QUALIFIED_NAME_MAX)));
     }
     if !is_qualified_name_part(name) {
-        let e = regex_error(QUALIFIED_NAME_MSG, QUALIFIED_NAME_FMT, &["MyName", "my.name", "123-abc"]);
-        errs.push(format!("name part {e}"));
+        errs.push(format!("name part {}", regex()));
     }
     errs
 }
@@ -600,7 +602,7 @@ fn qualified_name_errors(value: &str) -> Vec<String> {
 fn label_value_errors(value: &str) -> Vec<String> {
     let mut errs = Vec::new();
     if value.len() > QUALIFIED_NAME_MAX {
-        errs.push(format!("must be no more than {QUALIFIED_NAME_MAX} characters"));
+        errs.push(max_len_error(QUALIFIED_NAME_MAX));
     }
     if !value.is_empty() && !is_qualified_name_part(value) {
         errs.push(regex_error(LABEL_VALUE_MSG, LABEL_VALUE_FMT, &["MyValue", "my_value", "12345"]));
