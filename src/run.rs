@@ -832,6 +832,18 @@ async fn run_checks(
                     Timing::Within { from, until, hold } => {
                         let (from, until) = (origin + from.as_duration(), origin + until.as_duration());
                         let tn = now();
+                        if tn > until {
+                            // Sampling starts once the workloads are applied: a window
+                            // that closed before then was never observed.
+                            results[i] = Some(CheckResult {
+                                name: c.name.clone(),
+                                passed: false,
+                                detail: format!(
+                                    "never sampled: the window {from}..{until} closed before the first sample at {tn} (expectations are sampled once the workloads are applied; give a later `after` or a longer `within`)"
+                                ),
+                            });
+                            continue;
+                        }
                         let held_from = if ok { *held_since[i].get_or_insert(tn) } else { tn };
                         if !ok {
                             held_since[i] = None;

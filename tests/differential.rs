@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use kubesim_model::api::storage::{PersistentVolume, PersistentVolumeClaim, StorageClass};
 use kubesim_model::api::{Node, Pod};
 use kubesim_model::scheduler::config::{Profile, ProfileConfig};
 use kubesim_model::scheduler::framework::{Listers, NodeInfo, Nominated, PodInfo};
@@ -27,6 +28,13 @@ struct Case {
     nodes: Vec<Node>,
     #[serde(default)]
     existing_pods: Vec<Pod>,
+    /// Storage objects for the volume plugins' listers.
+    #[serde(default)]
+    persistent_volume_claims: Vec<PersistentVolumeClaim>,
+    #[serde(default)]
+    persistent_volumes: Vec<PersistentVolume>,
+    #[serde(default)]
+    storage_classes: Vec<StorageClass>,
     feasible: Option<Vec<String>>,
     want: serde_yaml::Value,
 }
@@ -57,11 +65,37 @@ fn profile(case: &Case) -> Profile {
         .unwrap_or_default()
 }
 
+/// The listers the volume plugins read, with the API server's defaults applied.
+fn listers(case: &Case) -> Listers {
+    let mut l = Listers::default();
+    for c in &case.persistent_volume_claims {
+        let mut c = c.clone();
+        c.apply_defaults();
+        if c.metadata.namespace.is_empty() {
+            c.metadata.namespace = "default".into();
+        }
+        l.pvcs.insert((c.metadata.namespace.clone(), c.metadata.name.clone()), Arc::new(c));
+    }
+    for v in &case.persistent_volumes {
+        let mut v = v.clone();
+        let phase = v.status.phase;
+        v.apply_defaults();
+        v.status.phase = phase.or(v.status.phase);
+        l.pvs.insert(v.metadata.name.clone(), Arc::new(v));
+    }
+    for c in &case.storage_classes {
+        let mut c = c.clone();
+        c.apply_defaults();
+        l.storage_classes.insert(c.metadata.name.clone(), Arc::new(c));
+    }
+    l
+}
+
 /// What kubesim says, in the case's terms; `Err` describes a disagreement.
 fn run(case: &Case) -> Result<(), String> {
     let all = nodes(case);
     let prof = profile(case);
-    let listers = Listers::default();
+    let listers = listers(case);
     let ctx = Ctx::new(&prof, &listers, &all, SimTime::from_secs(60));
     let pod = PodInfo::new(Arc::new(namespaced(case.pod.clone())));
     match case.check.as_str() {
@@ -103,11 +137,12 @@ fn run(case: &Case) -> Result<(), String> {
             }
             let ctx = Ctx::new(&prof, &listers, &all, SimTime::from_secs(60));
             let mut state = CycleState::default();
-            plugins::pre_filter(&mut state, &ctx, &pod);
+            // A PreFilter rejection holds for every node.
+            let pre = plugins::pre_filter(&mut state, &ctx, &pod);
             let want: BTreeMap<String, String> =
                 serde_yaml::from_value(case.want.clone()).map_err(|e| e.to_string())?;
             for (node, w) in &want {
-                let got = match plugins::filter(&state, &ctx, &pod, &all[node]) {
+                let got = match pre.clone().and_then(|()| plugins::filter(&state, &ctx, &pod, &all[node])) {
                     Ok(()) => "ok".to_string(),
                     Err(s) => format!("{:?}: {}", s.code, s.reasons.join(", ")),
                 };
@@ -119,6 +154,7 @@ fn run(case: &Case) -> Result<(), String> {
         }
         "schedule" => {
             let mut snap = Snapshot::default();
+            snap.listers = listers.clone();
             all.values().for_each(|n| snap.insert_node(n.clone()));
             let cfg = SchedulerConfig::default();
             let mut rng = ChaCha8Rng::seed_from_u64(1);

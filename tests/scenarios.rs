@@ -213,3 +213,27 @@ fn pid_pressure_passes_and_is_deterministic() {
 fn inode_pressure_passes_and_is_deterministic() {
     assert_passes_and_replays("inode-pressure.yaml");
 }
+
+/// Expectations are sampled once the workloads are applied (~10 s in): a `within` window
+/// that closed before then fails as never sampled instead of passing on a late sample.
+#[test]
+fn a_window_closed_before_sampling_starts_fails() {
+    let dir = std::env::temp_dir().join(format!("kubesim-window-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("early.yaml");
+    let text = |within: &str| {
+        format!(
+            "name: early\nduration: 30s\nnodePools: [{{name: worker, count: 1, capacity: {{cpu: '4', memory: 16Gi}}}}]\n\
+             workloads:\n  - manifest: {{apiVersion: v1, kind: Pod, metadata: {{name: p}}, spec: {{containers: [{{name: c, image: busybox}}]}}}}\n\
+             expectations:\n  - name: scheduled\n    within: {within}\n    event: {{reason: Scheduled, involvedObject: {{kind: Pod, name: p}}}}\n"
+        )
+    };
+    std::fs::write(&path, text("5s")).unwrap();
+    let r = run_file(&path, &RunOptions::default()).unwrap();
+    assert!(!r.results[0].passed, "{}", r.summary());
+    assert!(r.results[0].detail.starts_with("never sampled"), "{}", r.results[0].detail);
+    std::fs::write(&path, text("20s")).unwrap();
+    let r = run_file(&path, &RunOptions::default()).unwrap();
+    assert!(r.all_passed(), "{}", r.summary());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1237,7 +1237,7 @@ fn validate_entry<'a>(
     Ok(())
 }
 
-/// Looks up `a.b`, `a[0]`, `a[type=Ready]` in a JSON value.
+/// Looks up `a.b`, `a[0]`, `a[type=Ready]`, `a['key.with.dots']` in a JSON value.
 pub fn lookup_path(value: &serde_json::Value, path: &str) -> Option<serde_json::Value> {
     let mut cur = value;
     for seg in split_path(path) {
@@ -1257,7 +1257,12 @@ pub fn lookup_path(value: &serde_json::Value, path: &str) -> Option<serde_json::
                 Some((k, v)) => {
                     cur.as_array()?.iter().find(|e| e.get(k).and_then(|x| x.as_str()) == Some(v))?
                 }
-                None => cur.as_array()?.get(inner.parse::<usize>().ok()?)?,
+                None => match inner.parse::<usize>() {
+                    Ok(i) => cur.as_array()?.get(i)?,
+                    // A map key with dots, as kubectl's JSONPath quotes it:
+                    // `metadata.annotations['volume.kubernetes.io/selected-node']`.
+                    Err(_) => cur.as_object()?.get(inner.trim_matches('\''))?,
+                },
             };
         }
     }

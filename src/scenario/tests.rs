@@ -199,3 +199,18 @@ fn apiserver_flags_reach_the_world() {
     assert_eq!(api.request_timeout, std::time::Duration::from_secs(30));
     assert_eq!((api.max_requests_inflight, api.max_mutating_requests_inflight), (800, 200));
 }
+
+#[test]
+fn paths_reach_list_items_and_map_keys_with_dots() {
+    let v = serde_json::json!({
+        "metadata": {"annotations": {"volume.kubernetes.io/selected-node": "node-1"}},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    });
+    let get = |p: &str| lookup_path(&v, p);
+    assert_eq!(get("metadata.annotations['volume.kubernetes.io/selected-node']"), Some("node-1".into()));
+    assert_eq!(get("metadata.annotations[volume.kubernetes.io/selected-node]"), Some("node-1".into()));
+    assert_eq!(get("metadata.annotations['other']"), None);
+    assert_eq!(get("status.conditions[type=Ready].status"), Some("True".into()));
+    assert_eq!(get("status.conditions[0].type"), Some("Ready".into()));
+    assert_eq!(get("status.conditions['0']"), None);
+}

@@ -158,6 +158,8 @@ pub struct Profile {
     pub balanced: Vec<ResourceSpec>,
     pub spread: SpreadArgs,
     pub hard_pod_affinity_weight: i64,
+    /// VolumeBindingArgs.bindTimeoutSeconds (600).
+    pub bind_timeout: std::time::Duration,
 }
 
 impl Default for Profile {
@@ -178,6 +180,7 @@ impl Profile {
             balanced: default_resources(),
             spread: SpreadArgs::default(),
             hard_pod_affinity_weight: DEFAULT_HARD_POD_AFFINITY_WEIGHT,
+            bind_timeout: super::plugins::volume_binding::DEFAULT_BIND_TIMEOUT,
         }
     }
 
@@ -240,6 +243,15 @@ pub enum PluginConfig {
     PodTopologySpread(SpreadArgsConfig),
     InterPodAffinity(InterPodAffinityArgsConfig),
     DefaultPreemption(PreemptionArgsConfig),
+    VolumeBinding(VolumeBindingArgsConfig),
+}
+
+/// VolumeBindingArgs (kubesim honours bindTimeoutSeconds).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct VolumeBindingArgsConfig {
+    #[serde(default)]
+    pub bind_timeout_seconds: Option<i64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Deserialize)]
@@ -421,6 +433,15 @@ fn apply_args(p: &mut Profile, c: &PluginConfig) -> Result<(), String> {
                 args.min_candidate_nodes_absolute = v;
             }
         }
+        PluginConfig::VolumeBinding(a) => {
+            if let Some(v) = a.bind_timeout_seconds {
+                // validation.go ValidateVolumeBindingArgs.
+                if v < 0 {
+                    return Err(format!("pluginConfig VolumeBinding: bindTimeoutSeconds: Invalid value: {v}: invalid BindTimeoutSeconds, should not be a negative value"));
+                }
+                p.bind_timeout = std::time::Duration::from_secs(v as u64);
+            }
+        }
     }
     Ok(())
 }
@@ -462,6 +483,7 @@ mod tests {
                 "NodeAffinity",
                 "NodePorts",
                 "NodeResourcesFit",
+                "VolumeBinding",
                 "PodTopologySpread",
                 "InterPodAffinity"
             ]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::api::pod_scheduling::PodAffinityTerm;
 use crate::api::selector::{LabelSelectorRequirement, SelectorOperator};
+use crate::api::storage::{PersistentVolume, PersistentVolumeClaim, StorageClass};
 use crate::api::{LabelSelector, Node, Pod, Resources};
 use crate::time::SimTime;
 
@@ -468,9 +469,37 @@ pub struct Listers {
     pub owner_selectors: BTreeMap<(String, String, String), LabelSelector>,
     /// PodDisruptionBudgets, for preemption.
     pub pdbs: BTreeMap<(String, String), Arc<crate::api::PodDisruptionBudget>>,
+    /// PersistentVolumeClaims by (namespace, name), PersistentVolumes and StorageClasses by
+    /// name, as the informers last showed them (VolumeBinding).
+    pub pvcs: BTreeMap<(String, String), Arc<PersistentVolumeClaim>>,
+    pub pvs: BTreeMap<String, Arc<PersistentVolume>>,
+    pub storage_classes: BTreeMap<String, Arc<StorageClass>>,
+    /// The binder's assume caches (pkg/scheduler/util/assumecache): volumes and claims as
+    /// a binding cycle in flight wrote them, until the informer shows a newer version.
+    pub assumed_pvs: BTreeMap<String, Arc<PersistentVolume>>,
+    pub assumed_pvcs: BTreeMap<(String, String), Arc<PersistentVolumeClaim>>,
 }
 
 impl Listers {
+    /// A claim, assumed version first.
+    pub fn pvc(&self, namespace: &str, name: &str) -> Option<Arc<PersistentVolumeClaim>> {
+        let key = (namespace.to_string(), name.to_string());
+        self.assumed_pvcs.get(&key).or_else(|| self.pvcs.get(&key)).cloned()
+    }
+
+    /// A volume, assumed version first.
+    pub fn pv(&self, name: &str) -> Option<Arc<PersistentVolume>> {
+        self.assumed_pvs.get(name).or_else(|| self.pvs.get(name)).cloned()
+    }
+
+    /// The binder's pvCache.ListPVs(class): the volumes of a class, assumed versions first.
+    pub fn volumes_of_class<'a>(&'a self, class: &'a str) -> impl Iterator<Item = &'a PersistentVolume> + 'a {
+        self.pvs
+            .iter()
+            .map(|(n, pv)| &**self.assumed_pvs.get(n).unwrap_or(pv))
+            .filter(move |pv| crate::api::storage::volume_binding::volume_class(pv) == class)
+    }
+
     /// helper.DefaultSelector without Services (kubesim does not simulate them): the
     /// selector of the pod's controlling ReplicaSet or StatefulSet; `None` when empty.
     pub fn default_selector(&self, pod: &Pod) -> Option<LabelSelector> {

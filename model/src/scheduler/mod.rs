@@ -18,6 +18,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::api::pod::condition;
+use crate::api::storage::{ANN_BOUND_BY_CONTROLLER, ANN_SELECTED_NODE};
 use crate::api::{ConditionStatus, Kind, Object, Pod, PodCondition, PodPhase, EVENT_NORMAL, EVENT_WARNING};
 use crate::client::{
     ApiRequest, ApiResult, Component, EventRecorder, Output, Patch, Record, Tagged, WatchEvent,
@@ -32,6 +33,7 @@ use attempt::{
 use config::Profile;
 use framework::{Listers, NodeInfo, Nominated, PodInfo, Status};
 use plugins::default_preemption::{self, PreemptionOutcome};
+use plugins::volume_binding::{self, PodVolumes};
 use plugins::{Ctx, CycleState, PluginId};
 use queue::{ClusterEvent, Hint, NodeChange, SchedulingQueue};
 
@@ -111,10 +113,22 @@ pub struct FitError {
     pub node_status: BTreeMap<String, Status>,
     /// DefaultPreemption's message when it could not help (with its `preemption: `).
     pub post_filter_msg: String,
+    /// A PreFilter plugin's rejection (Diagnosis.PreFilterMsg): it replaces the per-node
+    /// histogram.
+    pub pre_filter_msg: String,
 }
 
 impl std::fmt::Display for FitError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if !self.pre_filter_msg.is_empty() {
+            // types.go FitError.Error: "0/N nodes are available:" + SeparatorFormat (" %v.").
+            let mut s = NO_NODE_AVAILABLE_MSG.replace("%v", &self.num_all_nodes.to_string());
+            s += &format!(": {}.", self.pre_filter_msg);
+            if !self.post_filter_msg.is_empty() {
+                s += &format!(" {}", self.post_filter_msg);
+            }
+            return f.write_str(&s);
+        }
         let reasons = self.node_status.values().flat_map(|s| s.reasons.iter().map(String::as_str));
         f.write_str(&fit_error_text(self.num_all_nodes, reasons, &self.post_filter_msg))
     }
@@ -140,6 +154,8 @@ pub struct ScheduleResult {
     pub rejectors: BTreeSet<PluginId>,
     pub preemption: Option<PreemptionOutcome>,
     pub record: SchedulingAttempt,
+    /// VolumeBinding's work on the chosen node (None: no claim waits for binding).
+    pub volumes: Option<volume_binding::PodVolumes>,
 }
 
 /// The nodes in a stable order, the listers, the rotation point for
@@ -252,11 +268,18 @@ impl Snapshot {
                 rejectors: BTreeSet::new(),
                 preemption: None,
                 record,
+                volumes: None,
             };
         }
         let ctx = Ctx { profile, listers: &self.listers, nodes: &self.nodes, now, summary: self.summary };
         let mut state = CycleState::default();
-        plugins::pre_filter(&mut state, &ctx, pod);
+        if let Err(s) = plugins::pre_filter(&mut state, &ctx, pod) {
+            // findNodesThatFitPod: every node gets the PreFilter's status (for preemption),
+            // and its message stands for them all.
+            let msg = s.reasons.join(", ");
+            let statuses = self.nodes.keys().map(|n| (n.clone(), s.clone())).collect();
+            return unschedulable(&ctx, &state, pod, statuses, nominated, record, rng, msg);
+        }
         let (feasible, statuses, processed) =
             find_feasible(&ctx, &state, pod, nominated, config, self.next_start_node_index);
         if let Some(p) = processed {
@@ -266,7 +289,7 @@ impl Snapshot {
         record.evaluated_nodes = feasible.len() + statuses.len();
         record.feasible_nodes = feasible.len();
         if feasible.is_empty() {
-            return unschedulable(&ctx, &state, pod, statuses, nominated, record, rng);
+            return unschedulable(&ctx, &state, pod, statuses, nominated, record, rng, String::new());
         }
         let full = n <= FULL_DETAIL_MAX_NODES;
         fill_filtered(&mut record, &statuses, full, profile);
@@ -285,8 +308,13 @@ impl Snapshot {
             feasible[chosen].name().to_string()
         };
         record.outcome = Outcome::Scheduled { node: node.clone() };
+        // VolumeBinding's Reserve: what binding the claims on the chosen node takes.
+        let volumes = state.volume_binding.as_ref().filter(|s| !s.delayed.is_empty()).and_then(|s| {
+            let info = ctx.nodes.get(&node)?;
+            volume_binding::find_pod_volumes(s, &ctx, info).ok()
+        });
         let decision = Decision::Fits { node, feasible: feasible.len() };
-        ScheduleResult { decision, rejectors: BTreeSet::new(), preemption: None, record }
+        ScheduleResult { decision, rejectors: BTreeSet::new(), preemption: None, record, volumes }
     }
 }
 
@@ -346,6 +374,7 @@ fn find_feasible<'a>(
 }
 
 /// The failure path: PostFilter (DefaultPreemption), the FitError and the record.
+#[allow(clippy::too_many_arguments)]
 fn unschedulable(
     ctx: &Ctx,
     state: &CycleState,
@@ -354,6 +383,7 @@ fn unschedulable(
     nominated: &Nominated,
     mut record: SchedulingAttempt,
     rng: &mut ChaCha8Rng,
+    pre_filter_msg: String,
 ) -> ScheduleResult {
     let rejectors: BTreeSet<PluginId> =
         statuses.values().filter_map(|s| PluginId::from_name(s.plugin)).collect();
@@ -366,12 +396,13 @@ fn unschedulable(
         Some(p) if !p.message.is_empty() => format!("preemption: {}", p.message),
         _ => String::new(),
     };
-    let fit = FitError { num_all_nodes: ctx.nodes.len(), node_status: statuses, post_filter_msg };
+    let fit =
+        FitError { num_all_nodes: ctx.nodes.len(), node_status: statuses, post_filter_msg, pre_filter_msg };
     fill_filtered(&mut record, &fit.node_status, true, ctx.profile);
     let nominated_node = preemption.as_ref().and_then(|p| p.nominated.clone());
     record.outcome = Outcome::Unschedulable { message: fit.to_string(), nominated_node };
     record.preemption = preemption.as_ref().map(preemption_record);
-    ScheduleResult { decision: Decision::Unschedulable(fit), rejectors, preemption, record }
+    ScheduleResult { decision: Decision::Unschedulable(fit), rejectors, preemption, record, volumes: None }
 }
 
 fn preemption_record(p: &PreemptionOutcome) -> PreemptionRecord {
@@ -518,6 +549,24 @@ struct Placed {
     confirmed: bool,
 }
 
+/// A binding cycle in VolumeBinding's PreBind (binder.go BindPodVolumes): its API writes
+/// in flight, then a poll every second until the claims are bound or the timeout.
+#[derive(Debug)]
+struct VolumeWait {
+    info: Arc<PodInfo>,
+    node: String,
+    volumes: PodVolumes,
+    /// Update requests not yet answered (bindAPIUpdate).
+    writes: BTreeSet<u64>,
+    /// The volumes and claims as the API server returned them: (name, resourceVersion).
+    written_pvs: Vec<(String, u64)>,
+    written_pvcs: Vec<((String, String), u64)>,
+    /// The next checkBindings, once every write is answered.
+    next_poll: Option<SimTime>,
+    deadline: SimTime,
+    timeout: Duration,
+}
+
 /// The kube-scheduler component.
 pub struct Scheduler {
     config: SchedulerConfig,
@@ -534,6 +583,12 @@ pub struct Scheduler {
     records: Vec<Record>,
     /// Shared group keys of the pods' labels (framework::GroupInterner).
     groups: framework::GroupInterner,
+    /// Binding cycles waiting for their volumes, by pod key.
+    volume_waits: BTreeMap<String, VolumeWait>,
+    /// PreBind's writes in flight: tag -> pod key.
+    volume_writes: BTreeMap<u64, String>,
+    /// Requests made while handling a response, sent at the next tick.
+    deferred: Vec<Tagged>,
 }
 
 impl Scheduler {
@@ -563,6 +618,9 @@ impl Scheduler {
             next_tag: 0,
             records: Vec::new(),
             groups: framework::GroupInterner::default(),
+            volume_waits: BTreeMap::new(),
+            volume_writes: BTreeMap::new(),
+            deferred: Vec::new(),
         }
     }
 
@@ -620,6 +678,7 @@ impl Scheduler {
             self.pending.remove(&key);
             self.queue.remove(&key);
             self.nominated.remove(&key);
+            self.cancel_volume_wait(&key);
             if let Some(gone) = self.unplace(&key) {
                 self.recorder.forget(&ev.object.key());
                 self.fire(ClusterEvent::AssignedPodDelete(gone.info), now);
@@ -711,9 +770,17 @@ impl Scheduler {
         }
     }
 
-    /// Namespaces, ReplicaSets, StatefulSets and PodDisruptionBudgets for the listers.
-    fn on_lister_object(&mut self, ev: &WatchEvent) {
+    /// Namespaces, ReplicaSets, StatefulSets, PodDisruptionBudgets and the storage
+    /// objects for the listers; claims, volumes and classes added or updated are cluster
+    /// events for VolumeBinding.
+    fn on_lister_object(&mut self, ev: &WatchEvent, now: SimTime) {
         let gone = ev.type_ == WatchEventType::Deleted;
+        if let Some(cev) = self.on_storage_object(ev, gone) {
+            if let Some(cev) = cev {
+                self.fire(cev, now);
+            }
+            return;
+        }
         let l = &mut self.snapshot.listers;
         let m = ev.object.meta();
         match &*ev.object {
@@ -777,8 +844,9 @@ impl Scheduler {
         let profile_ref = &self.config.profiles[profile];
         let result = self.snapshot.schedule(&info, profile_ref, &self.config, &nominated, attempts, now, rng);
         self.records.push(Record::SchedulingAttempt(Arc::new(result.record)));
+        let volumes = result.volumes;
         match result.decision {
-            Decision::Fits { node, .. } => self.bind(key, info, node, now, out),
+            Decision::Fits { node, .. } => self.bind(key, info, node, volumes, profile, now, out),
             Decision::Unschedulable(fit) => {
                 let msg = fit.to_string();
                 let mut nominate = None;
@@ -807,24 +875,281 @@ impl Scheduler {
         }
     }
 
-    /// Assume, then bind (the binding cycle), with the `Scheduled` event.
-    fn bind(&mut self, key: String, info: Arc<PodInfo>, node: String, now: SimTime, out: &mut Output) {
-        let pod = info.pod.clone();
+    /// Assume, then the binding cycle: VolumeBinding's PreBind when claims wait for
+    /// binding on the node, then bind.
+    #[allow(clippy::too_many_arguments)]
+    fn bind(
+        &mut self,
+        key: String,
+        info: Arc<PodInfo>,
+        node: String,
+        volumes: Option<PodVolumes>,
+        profile: usize,
+        now: SimTime,
+        out: &mut Output,
+    ) {
         self.nominated.remove(&key);
-        self.place(key.clone(), node.clone(), info, false);
+        self.place(key.clone(), node.clone(), info.clone(), false);
+        match volumes {
+            Some(v) if !v.is_empty() => {
+                let timeout = self.config.profiles[profile].bind_timeout;
+                self.pre_bind_volumes(key, info, node, v, timeout, out);
+            }
+            _ => self.bind_pod(key, &info, &node, now, out),
+        }
+    }
+
+    /// DefaultBinder's Bind, with the `Scheduled` event.
+    fn bind_pod(&mut self, key: String, info: &PodInfo, node: &str, now: SimTime, out: &mut Output) {
+        let pod = info.pod.clone();
         let tag = self.push(
             out,
             ApiRequest::Bind {
                 namespace: pod.metadata.namespace.clone(),
                 name: pod.metadata.name.clone(),
                 uid: pod.metadata.uid.clone(),
-                node: node.clone(),
+                node: node.to_string(),
             },
         );
         self.binding.insert(tag, key);
         let msg = format!("Successfully assigned {}/{} to {node}", pod.metadata.namespace, pod.metadata.name);
         let ev = self.recorder.record(&Object::Pod((*pod).clone()), EVENT_NORMAL, "Scheduled", &msg, now);
         self.push(out, ev);
+    }
+
+    /// The storage objects' listers and the binder's assume caches (a newer version from
+    /// the informer replaces an assumed one). `None` for other kinds; `Some(event)` with
+    /// the cluster event VolumeBinding registers (additions and updates, not deletions).
+    fn on_storage_object(&mut self, ev: &WatchEvent, gone: bool) -> Option<Option<ClusterEvent>> {
+        let l = &mut self.snapshot.listers;
+        let m = ev.object.meta();
+        Some(Some(match &*ev.object {
+            Object::PersistentVolumeClaim(c) => {
+                let key = (m.namespace.clone(), m.name.clone());
+                l.assumed_pvcs.remove(&key);
+                if gone {
+                    l.pvcs.remove(&key);
+                    return Some(None);
+                }
+                let c = Arc::new(c.clone());
+                l.pvcs.insert(key, c.clone());
+                ClusterEvent::PvcChange(c)
+            }
+            Object::PersistentVolume(v) => {
+                l.assumed_pvs.remove(&m.name);
+                if gone {
+                    l.pvs.remove(&m.name);
+                    return Some(None);
+                }
+                l.pvs.insert(m.name.clone(), Arc::new(v.clone()));
+                ClusterEvent::PvChange
+            }
+            Object::StorageClass(c) => {
+                if gone {
+                    l.storage_classes.remove(&m.name);
+                    return Some(None);
+                }
+                let new = Arc::new(c.clone());
+                let old = l.storage_classes.insert(m.name.clone(), new.clone());
+                ClusterEvent::StorageClassChange { old, new }
+            }
+            _ => return None,
+        }))
+    }
+
+    /// VolumeBinding's Reserve (AssumePodVolumes: the volumes pre-bound to their claims
+    /// and the claims annotated with the node, in the assume caches) and PreBind's
+    /// bindAPIUpdate (the same objects written to the API server).
+    fn pre_bind_volumes(
+        &mut self,
+        key: String,
+        info: Arc<PodInfo>,
+        node: String,
+        volumes: PodVolumes,
+        timeout: Duration,
+        out: &mut Output,
+    ) {
+        let mut writes = BTreeSet::new();
+        for (pv, pvc) in &volumes.static_bindings {
+            // GetBindVolumeToClaim: a volume not yet pre-bound to the claim gets the
+            // controller's annotation.
+            let mut new = (**pv).clone();
+            if !crate::api::storage::volume_binding::is_volume_bound_to_claim(pv, pvc) {
+                new.metadata.annotations.insert(ANN_BOUND_BY_CONTROLLER.into(), "yes".into());
+            }
+            new.spec.claim_ref = Some(crate::controllers::persistentvolume::claim_ref(pvc));
+            self.snapshot.listers.assumed_pvs.insert(new.metadata.name.clone(), Arc::new(new.clone()));
+            writes.insert(self.push(out, ApiRequest::Update(Object::PersistentVolume(new))));
+        }
+        for pvc in &volumes.dynamic_provisions {
+            let mut new = (**pvc).clone();
+            new.metadata.annotations.insert(ANN_SELECTED_NODE.into(), node.clone());
+            let k = (new.metadata.namespace.clone(), new.metadata.name.clone());
+            self.snapshot.listers.assumed_pvcs.insert(k, Arc::new(new.clone()));
+            writes.insert(self.push(out, ApiRequest::Update(Object::PersistentVolumeClaim(new))));
+        }
+        for t in &writes {
+            self.volume_writes.insert(*t, key.clone());
+        }
+        let wait = VolumeWait {
+            info,
+            node,
+            volumes,
+            writes,
+            written_pvs: Vec::new(),
+            written_pvcs: Vec::new(),
+            next_poll: None,
+            deadline: SimTime::ZERO,
+            timeout,
+        };
+        self.volume_waits.insert(key, wait);
+    }
+
+    /// A PreBind write answered: the object kept for checkBindings, and once all are in,
+    /// the poll starts (`wait.PollUntilContextTimeout(ctx, time.Second, bindTimeout, false,
+    /// ...)`: the first check one period later).
+    fn on_volume_write(&mut self, key: String, tag: u64, result: &ApiResult, now: SimTime, out: &mut Output) {
+        let Some(w) = self.volume_waits.get_mut(&key) else { return };
+        w.writes.remove(&tag);
+        match result {
+            Err(e) => return self.fail_pre_bind(&key, e.to_string(), now, out),
+            Ok(obj) => {
+                let m = obj.meta();
+                match &**obj {
+                    Object::PersistentVolume(_) => w.written_pvs.push((m.name.clone(), m.resource_version)),
+                    _ => w.written_pvcs.push(((m.namespace.clone(), m.name.clone()), m.resource_version)),
+                }
+            }
+        }
+        if w.writes.is_empty() {
+            w.next_poll = Some(now + volume_binding::BIND_POLL_PERIOD);
+            w.deadline = now + w.timeout;
+        }
+    }
+
+    /// binder.go checkBindings: Ok(true) once every claim is fully bound; an error when
+    /// the binding cannot complete on this node.
+    fn check_bindings(&self, w: &VolumeWait) -> Result<bool, String> {
+        let l = &self.snapshot.listers;
+        let Some(node) = self.snapshot.nodes.get(&w.node) else {
+            return Err(format!("failed to get node {:?}: node {:?} not found", w.node, w.node));
+        };
+        let affinity = |pv: &crate::api::storage::PersistentVolume| {
+            if pv.node_affinity_allows(node.name(), node.labels()) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "pv {:?} node affinity doesn't match node {:?}: no matching NodeSelectorTerms",
+                    pv.metadata.name, w.node
+                ))
+            }
+        };
+        for ((pv_name, rv), (_, claim)) in w.written_pvs.iter().zip(&w.volumes.static_bindings) {
+            let Some(pv) = l.pvs.get(pv_name) else {
+                return Err(format!("failed to check binding: persistentvolume {pv_name:?} not found"));
+            };
+            let ck = (claim.metadata.namespace.clone(), claim.metadata.name.clone());
+            let Some(pvc) = l.pvcs.get(&ck) else {
+                return Err(format!("failed to check binding: persistentvolumeclaim {:?} not found", ck.1));
+            };
+            // Our write has not reached the informer yet.
+            if pv.metadata.resource_version < *rv {
+                return Ok(false);
+            }
+            affinity(pv)?;
+            if pv.spec.claim_ref.as_ref().is_none_or(|r| r.uid.is_empty()) {
+                return Err(format!("ClaimRef got reset for pv {pv_name:?}"));
+            }
+            if !volume_binding::is_fully_bound(pvc) {
+                return Ok(false);
+            }
+        }
+        for (ck, rv) in &w.written_pvcs {
+            let Some(pvc) = l.pvcs.get(ck) else {
+                return Err(format!(
+                    "failed to check provisioning pvc: persistentvolumeclaim {:?} not found",
+                    ck.1
+                ));
+            };
+            if pvc.metadata.resource_version < *rv {
+                return Ok(false);
+            }
+            match pvc.metadata.annotations.get(ANN_SELECTED_NODE) {
+                None => return Err(format!("selectedNode annotation reset for PVC {:?}", ck.1)),
+                // The provisioner removes the annotation (or another node's) to ask for a
+                // new decision.
+                Some(n) if *n != w.node => return Err(format!("provisioning failed for PVC {:?}", ck.1)),
+                Some(_) => {}
+            }
+            // A volume the informer has not shown yet is waited for.
+            if let Some(pv) = l.pvs.get(&pvc.spec.volume_name) {
+                affinity(pv)?;
+            }
+            if !volume_binding::is_fully_bound(pvc) {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The polls due: bind the pods whose claims are bound, fail those past the timeout
+    /// or whose binding cannot complete.
+    fn poll_volume_waits(&mut self, now: SimTime, out: &mut Output) {
+        let due: Vec<String> = self
+            .volume_waits
+            .iter()
+            .filter(|(_, w)| w.next_poll.is_some_and(|t| t <= now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due {
+            let w = &self.volume_waits[&key];
+            match self.check_bindings(w) {
+                Ok(true) => {
+                    let w = self.volume_waits.remove(&key).expect("due wait exists");
+                    self.bind_pod(key, &w.info, &w.node, now, out);
+                }
+                Ok(false) if now >= w.deadline => {
+                    self.fail_pre_bind(&key, "binding volumes: context deadline exceeded".into(), now, out)
+                }
+                Ok(false) => {
+                    let w = self.volume_waits.get_mut(&key).expect("due wait exists");
+                    w.next_poll = Some(now + volume_binding::BIND_POLL_PERIOD);
+                }
+                Err(e) => self.fail_pre_bind(&key, format!("binding volumes: {e}"), now, out),
+            }
+        }
+    }
+
+    /// Unreserve (RevertAssumedPodVolumes): the assumed volumes and claims go back to
+    /// what the informers show.
+    fn cancel_volume_wait(&mut self, key: &str) -> Option<VolumeWait> {
+        let w = self.volume_waits.remove(key)?;
+        self.volume_writes.retain(|_, k| k != key);
+        let l = &mut self.snapshot.listers;
+        for (pv, _) in &w.volumes.static_bindings {
+            l.assumed_pvs.remove(&pv.metadata.name);
+        }
+        for pvc in &w.volumes.dynamic_provisions {
+            l.assumed_pvcs.remove(&(pvc.metadata.namespace.clone(), pvc.metadata.name.clone()));
+        }
+        Some(w)
+    }
+
+    /// handleBindingCycleError for a PreBind failure: Unreserve, forget the assumed pod,
+    /// and the failure handler (FailedScheduling with the error, reason SchedulerError,
+    /// the pod back through backoff).
+    fn fail_pre_bind(&mut self, key: &str, err: String, now: SimTime, out: &mut Output) {
+        let Some(w) = self.cancel_volume_wait(key) else { return };
+        if let Some(gone) = self.unplace(key) {
+            self.fire(ClusterEvent::AssignedPodDelete(gone.info), now);
+        }
+        if !self.pending.contains_key(key) {
+            return;
+        }
+        self.queue.requeue_backoff(key, now);
+        // framework.go RunPreBindPlugins.
+        let msg = format!("running PreBind plugin {:?}: {err}", volume_binding::NAME);
+        self.report_failure(&w.info, REASON_SCHEDULER_ERROR, msg, None, now, out);
     }
 
     /// prepareCandidate: each victim gets the DisruptionTarget condition and is deleted,
@@ -960,6 +1285,9 @@ impl Component for Scheduler {
             Kind::ReplicaSet,
             Kind::StatefulSet,
             Kind::PodDisruptionBudget,
+            Kind::StorageClass,
+            Kind::PersistentVolume,
+            Kind::PersistentVolumeClaim,
             Kind::Node,
             Kind::Pod,
         ]
@@ -972,11 +1300,17 @@ impl Component for Scheduler {
         match ev.object.kind() {
             Kind::Pod => self.on_pod(ev, now),
             Kind::Node => self.on_node(ev, now),
-            _ => self.on_lister_object(ev),
+            _ => self.on_lister_object(ev, now),
         }
     }
 
     fn on_response(&mut self, tag: u64, result: &ApiResult, now: SimTime) {
+        if let Some(key) = self.volume_writes.remove(&tag) {
+            let mut out = Output::default();
+            self.on_volume_write(key, tag, result, now, &mut out);
+            self.deferred.extend(out.requests);
+            return;
+        }
         if let Some(key) = self.binding.remove(&tag) {
             if result.is_err() {
                 // Forget the assumption; try again after backoff.
@@ -994,6 +1328,11 @@ impl Component for Scheduler {
 
     fn tick(&mut self, now: SimTime, rng: &mut ChaCha8Rng) -> Output {
         let mut out = Output::default();
+        out.requests.append(&mut self.deferred);
+        self.poll_volume_waits(now, &mut out);
+        if let Some(t) = self.volume_waits.values().filter_map(|w| w.next_poll).min() {
+            out.wake_no_later_than(t);
+        }
         self.queue.flush(now);
         while let Some((key, info, profile)) = self.queue.pop() {
             self.attempt(key, info, profile, now, rng, &mut out);

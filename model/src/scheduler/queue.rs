@@ -86,6 +86,15 @@ pub enum ClusterEvent {
         new: Arc<PodInfo>,
     },
     AssignedPodDelete(Arc<PodInfo>),
+    /// A PersistentVolumeClaim added or updated (the new object).
+    PvcChange(Arc<crate::api::storage::PersistentVolumeClaim>),
+    /// A PersistentVolume added or updated.
+    PvChange,
+    /// A StorageClass added (`old` None) or updated.
+    StorageClassChange {
+        old: Option<Arc<crate::api::storage::StorageClass>>,
+        new: Arc<crate::api::storage::StorageClass>,
+    },
     /// The 5-minute flush: a wildcard event, every pod moves.
     UnschedulableTimeout,
 }
@@ -100,6 +109,9 @@ impl ClusterEvent {
             ClusterEvent::AssignedPodAdd(_) => "AssignedPodAdd",
             ClusterEvent::AssignedPodUpdate { .. } => "AssignedPodUpdate",
             ClusterEvent::AssignedPodDelete(_) => "AssignedPodDelete",
+            ClusterEvent::PvcChange(_) => "PersistentVolumeClaimChange",
+            ClusterEvent::PvChange => "PersistentVolumeChange",
+            ClusterEvent::StorageClassChange { .. } => "StorageClassChange",
             ClusterEvent::UnschedulableTimeout => "UnschedulableTimeout",
         }
     }

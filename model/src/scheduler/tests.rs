@@ -306,3 +306,86 @@ fn pods_of_other_schedulers_are_left_alone_and_profiles_are_chosen_by_name() {
     assert_eq!(a.len(), 1);
     assert_eq!((a[0].pod.as_str(), a[0].scheduler_name.as_str()), ("default/mine", "bin-packer"));
 }
+
+/// VolumeBinding's binding cycle (binder.go AssumePodVolumes, BindPodVolumes): the
+/// delayed claim is annotated with the node, the pod is bound only at the first 1 s poll
+/// that finds the claim bound, and the timeout fails the cycle with upstream's message.
+#[test]
+fn a_delayed_claim_is_annotated_and_the_pod_bound_once_the_claim_is() {
+    use crate::api::storage::{PersistentVolumeClaim, StorageClass, ANN_BIND_COMPLETED};
+    let yaml = |s: &str| serde_yaml::from_str::<serde_yaml::Value>(s).unwrap();
+    let class: StorageClass = serde_yaml::from_value(yaml(
+        "{metadata: {name: fast}, provisioner: ebs.csi.aws.com, volumeBindingMode: WaitForFirstConsumer}",
+    ))
+    .unwrap();
+    let mut claim: PersistentVolumeClaim = serde_yaml::from_value(yaml(
+        "{metadata: {name: data, namespace: default, uid: c1, resourceVersion: '5'}, spec: {storageClassName: fast}}",
+    ))
+    .unwrap();
+    claim.apply_defaults();
+    let mut p = pod("db", "1");
+    Arc::make_mut(&mut p.spec).volumes =
+        vec![serde_yaml::from_value(yaml("{name: data, persistentVolumeClaim: {claimName: data}}")).unwrap()];
+
+    let run = |timeout_check: bool| {
+        let mut sched = Scheduler::new(SchedulerConfig::default());
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        sched.on_event(&added(Object::StorageClass(class.clone())), SimTime::ZERO);
+        sched.on_event(&added(Object::PersistentVolumeClaim(claim.clone())), SimTime::ZERO);
+        sched.on_event(&added(Object::Node(node("node-1", "4"))), SimTime::ZERO);
+        sched.on_event(&added(Object::Pod(p.clone())), SimTime::ZERO);
+        let out = sched.tick(SimTime::ZERO, &mut rng);
+        // PreBind's write: the claim annotated with the node, and no Bind yet.
+        let [Tagged { tag, request: ApiRequest::Update(Object::PersistentVolumeClaim(written)) }] =
+            &out.requests[..]
+        else {
+            panic!("want one claim update, got {:?}", out.requests)
+        };
+        assert_eq!(written.metadata.annotations.get(ANN_SELECTED_NODE).map(String::as_str), Some("node-1"));
+        let mut answered = written.clone();
+        answered.metadata.resource_version = 6;
+        let answer: ApiResult = Ok(Arc::new(Object::PersistentVolumeClaim(answered.clone())));
+        sched.on_response(*tag, &answer, SimTime::from_millis(10));
+        let out = sched.tick(SimTime::from_millis(10), &mut rng);
+        assert_eq!(out.wake_at, Some(SimTime::from_millis(1010)), "the first poll is one period later");
+        sched.on_event(&modified(Object::PersistentVolumeClaim(answered.clone())), SimTime::from_millis(20));
+        if timeout_check {
+            let mut last = Output::default();
+            for s in 1..=600 {
+                last = sched.tick(SimTime::from_millis(10 + 1000 * s), &mut rng);
+                assert!(!last.requests.iter().any(|r| matches!(r.request, ApiRequest::Bind { .. })));
+            }
+            return last;
+        }
+        // Polls at 1.01 s .. 5.01 s find the claim unbound.
+        for s in 1..=5 {
+            let out = sched.tick(SimTime::from_millis(10 + 1000 * s), &mut rng);
+            assert!(out.requests.is_empty(), "poll {s}: {:?}", out.requests);
+            assert_eq!(out.wake_at, Some(SimTime::from_millis(1010 + 1000 * s)));
+        }
+        // The provisioner's volume is bound at 5.5 s; the poll at 6.01 s binds the pod.
+        let mut done = answered;
+        done.spec.volume_name = "pvc-1".into();
+        done.metadata.annotations.insert(ANN_BIND_COMPLETED.into(), "yes".into());
+        done.metadata.resource_version = 9;
+        sched.on_event(&modified(Object::PersistentVolumeClaim(done)), SimTime::from_millis(5500));
+        let out = sched.tick(SimTime::from_millis(5500), &mut rng);
+        assert!(out.requests.is_empty(), "bound only at a poll: {:?}", out.requests);
+        sched.tick(SimTime::from_millis(6010), &mut rng)
+    };
+    let out = run(false);
+    assert!(out
+        .requests
+        .iter()
+        .any(|r| matches!(&r.request, ApiRequest::Bind { node, .. } if node == "node-1")));
+    // Never bound: after bindTimeoutSeconds (600 s) the cycle fails as SchedulerError.
+    let out = run(true);
+    let failed =
+        out.requests.iter().any(|r| match &r.request {
+            ApiRequest::Create(Object::Event(e)) => e.reason == "FailedScheduling"
+                && e.message
+                    == "running PreBind plugin \"VolumeBinding\": binding volumes: context deadline exceeded",
+            _ => false,
+        });
+    assert!(failed, "want the PreBind timeout event, got {:?}", out.requests);
+}

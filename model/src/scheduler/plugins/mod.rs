@@ -5,9 +5,8 @@
 //!
 //! The order of [`DEFAULT_PLUGINS`] is default_plugins.go's MultiPoint order
 //! (pkg/scheduler/apis/config/v1/default_plugins.go), which is the order filters run
-//! in. VolumeRestrictions, NodeVolumeLimits, VolumeBinding and VolumeZone wait for the
-//! storage objects (PersistentVolumeClaim, PersistentVolume, StorageClass); pods
-//! without volumes pass them upstream too.
+//! in. VolumeRestrictions, NodeVolumeLimits and VolumeZone are not simulated yet (pods
+//! without volumes pass them upstream too).
 
 pub mod default_preemption;
 pub mod image_locality;
@@ -21,6 +20,7 @@ pub mod node_unschedulable;
 pub mod pod_topology_spread;
 pub mod priority_sort;
 pub mod taint_toleration;
+pub mod volume_binding;
 
 use std::collections::BTreeMap;
 
@@ -42,6 +42,7 @@ pub enum PluginId {
     NodeAffinity,
     NodePorts,
     NodeResourcesFit,
+    VolumeBinding,
     PodTopologySpread,
     InterPodAffinity,
     DefaultPreemption,
@@ -59,6 +60,7 @@ pub const DEFAULT_PLUGINS: &[(PluginId, i64)] = &[
     (PluginId::NodeAffinity, 2),
     (PluginId::NodePorts, 0),
     (PluginId::NodeResourcesFit, 1),
+    (PluginId::VolumeBinding, 0),
     (PluginId::PodTopologySpread, 2),
     (PluginId::InterPodAffinity, 2),
     (PluginId::DefaultPreemption, 0),
@@ -74,6 +76,7 @@ pub const FILTER_PLUGINS: &[PluginId] = &[
     PluginId::NodeAffinity,
     PluginId::NodePorts,
     PluginId::NodeResourcesFit,
+    PluginId::VolumeBinding,
     PluginId::PodTopologySpread,
     PluginId::InterPodAffinity,
 ];
@@ -99,6 +102,7 @@ impl PluginId {
             PluginId::NodeAffinity => node_affinity::NAME,
             PluginId::NodePorts => node_ports::NAME,
             PluginId::NodeResourcesFit => node_resources_fit::NAME,
+            PluginId::VolumeBinding => volume_binding::NAME,
             PluginId::PodTopologySpread => pod_topology_spread::NAME,
             PluginId::InterPodAffinity => inter_pod_affinity::NAME,
             PluginId::DefaultPreemption => default_preemption::NAME,
@@ -184,19 +188,23 @@ pub struct CycleState {
     pub fit_score: Option<node_resources_fit::PreScoreState>,
     pub balanced_score: Option<node_resources_balanced_allocation::PreScoreState>,
     pub node_affinity_score: bool,
+    pub volume_binding: Option<volume_binding::PreFilterState>,
     /// ImageLocality: how many nodes have each of the pod's images.
     pub image_spread: Option<BTreeMap<String, usize>>,
 }
 
-/// RunPreFilterPlugins.
-pub fn pre_filter(state: &mut CycleState, ctx: &Ctx, pod: &PodInfo) {
+/// RunPreFilterPlugins: a rejection (UnschedulableAndUnresolvable, the only kind these
+/// plugins return) stops the run and holds for every node.
+pub fn pre_filter(state: &mut CycleState, ctx: &Ctx, pod: &PodInfo) -> Result<(), Status> {
     for p in &ctx.profile.filters {
         match p {
+            PluginId::VolumeBinding => state.volume_binding = volume_binding::pre_filter(ctx, pod)?,
             PluginId::PodTopologySpread => state.spread_filter = pod_topology_spread::pre_filter(ctx, pod),
             PluginId::InterPodAffinity => state.affinity_filter = inter_pod_affinity::pre_filter(ctx, pod),
             _ => {}
         }
     }
+    Ok(())
 }
 
 /// RunFilterPlugins: the first failing plugin's status (upstream stops there).
@@ -209,6 +217,11 @@ pub fn filter(state: &CycleState, ctx: &Ctx, pod: &PodInfo, node: &NodeInfo) -> 
             PluginId::NodeAffinity => node_affinity::filter(pod, node)?,
             PluginId::NodePorts => node_ports::filter(pod, node)?,
             PluginId::NodeResourcesFit => node_resources_fit::filter(&ctx.profile.fit, pod, node)?,
+            PluginId::VolumeBinding => {
+                if let Some(s) = &state.volume_binding {
+                    volume_binding::filter(s, ctx, node)?
+                }
+            }
             PluginId::PodTopologySpread => {
                 if let Some(s) = &state.spread_filter {
                     pod_topology_spread::filter(s, pod, node)?
@@ -346,6 +359,7 @@ pub fn queueing_hint(p: PluginId, ctx: &Ctx, pod: &PodInfo, ev: &ClusterEvent) -
         PluginId::NodeResourcesFit => node_resources_fit::queueing_hint(&ctx.profile.fit, pod, ev),
         PluginId::PodTopologySpread => pod_topology_spread::queueing_hint(ctx, pod, ev),
         PluginId::InterPodAffinity => inter_pod_affinity::queueing_hint(ctx, pod, ev),
+        PluginId::VolumeBinding => volume_binding::queueing_hint(pod, ev),
         _ => Hint::QueueSkip,
     }
 }
@@ -401,6 +415,6 @@ mod tests {
         for (p, _) in DEFAULT_PLUGINS {
             assert_eq!(PluginId::from_name(p.name()), Some(*p));
         }
-        assert_eq!(PluginId::from_name("VolumeBinding"), None);
+        assert_eq!(PluginId::from_name("VolumeZone"), None);
     }
 }
