@@ -931,9 +931,9 @@ impl Scheduler {
                     l.pvcs.remove(&key);
                     return Some(None);
                 }
-                let c = Arc::new(c.clone());
-                l.pvcs.insert(key, c.clone());
-                ClusterEvent::PvcChange(c)
+                let new = Arc::new(c.clone());
+                let old = l.pvcs.insert(key, new.clone());
+                ClusterEvent::PvcChange { old, new }
             }
             Object::PersistentVolume(v) => {
                 l.assumed_pvs.remove(&m.name);
@@ -941,8 +941,9 @@ impl Scheduler {
                     l.pvs.remove(&m.name);
                     return Some(None);
                 }
-                l.pvs.insert(m.name.clone(), Arc::new(v.clone()));
-                ClusterEvent::PvChange
+                let new = Arc::new(v.clone());
+                let old = l.pvs.insert(m.name.clone(), new.clone());
+                ClusterEvent::PvChange { old, new }
             }
             Object::StorageClass(c) => {
                 if gone {
@@ -1044,7 +1045,12 @@ impl Scheduler {
                 ))
             }
         };
-        for ((pv_name, rv), (_, claim)) in w.written_pvs.iter().zip(&w.volumes.static_bindings) {
+        for (pv_name, rv) in &w.written_pvs {
+            let Some((_, claim)) =
+                w.volumes.static_bindings.iter().find(|(v, _)| v.metadata.name == *pv_name)
+            else {
+                continue;
+            };
             let Some(pv) = l.pvs.get(pv_name) else {
                 return Err(format!("failed to check binding: persistentvolume {pv_name:?} not found"));
             };

@@ -86,10 +86,16 @@ pub enum ClusterEvent {
         new: Arc<PodInfo>,
     },
     AssignedPodDelete(Arc<PodInfo>),
-    /// A PersistentVolumeClaim added or updated (the new object).
-    PvcChange(Arc<crate::api::storage::PersistentVolumeClaim>),
-    /// A PersistentVolume added or updated.
-    PvChange,
+    /// A PersistentVolumeClaim added (`old` None) or updated.
+    PvcChange {
+        old: Option<Arc<crate::api::storage::PersistentVolumeClaim>>,
+        new: Arc<crate::api::storage::PersistentVolumeClaim>,
+    },
+    /// A PersistentVolume added (`old` None) or updated.
+    PvChange {
+        old: Option<Arc<crate::api::storage::PersistentVolume>>,
+        new: Arc<crate::api::storage::PersistentVolume>,
+    },
     /// A StorageClass added (`old` None) or updated.
     StorageClassChange {
         old: Option<Arc<crate::api::storage::StorageClass>>,
@@ -109,8 +115,8 @@ impl ClusterEvent {
             ClusterEvent::AssignedPodAdd(_) => "AssignedPodAdd",
             ClusterEvent::AssignedPodUpdate { .. } => "AssignedPodUpdate",
             ClusterEvent::AssignedPodDelete(_) => "AssignedPodDelete",
-            ClusterEvent::PvcChange(_) => "PersistentVolumeClaimChange",
-            ClusterEvent::PvChange => "PersistentVolumeChange",
+            ClusterEvent::PvcChange { .. } => "PersistentVolumeClaimChange",
+            ClusterEvent::PvChange { .. } => "PersistentVolumeChange",
             ClusterEvent::StorageClassChange { .. } => "StorageClassChange",
             ClusterEvent::UnschedulableTimeout => "UnschedulableTimeout",
         }

@@ -5,8 +5,8 @@
 //!
 //! The order of [`DEFAULT_PLUGINS`] is default_plugins.go's MultiPoint order
 //! (pkg/scheduler/apis/config/v1/default_plugins.go), which is the order filters run
-//! in. VolumeRestrictions, NodeVolumeLimits and VolumeZone are not simulated yet (pods
-//! without volumes pass them upstream too).
+//! in. NodeVolumeLimits is not simulated: without CSINode objects or `attachable-volumes-*`
+//! allocatable on nodes, upstream's admits every pod too.
 
 pub mod default_preemption;
 pub mod image_locality;
@@ -21,6 +21,8 @@ pub mod pod_topology_spread;
 pub mod priority_sort;
 pub mod taint_toleration;
 pub mod volume_binding;
+pub mod volume_restrictions;
+pub mod volume_zone;
 
 use std::collections::BTreeMap;
 
@@ -42,7 +44,9 @@ pub enum PluginId {
     NodeAffinity,
     NodePorts,
     NodeResourcesFit,
+    VolumeRestrictions,
     VolumeBinding,
+    VolumeZone,
     PodTopologySpread,
     InterPodAffinity,
     DefaultPreemption,
@@ -60,7 +64,9 @@ pub const DEFAULT_PLUGINS: &[(PluginId, i64)] = &[
     (PluginId::NodeAffinity, 2),
     (PluginId::NodePorts, 0),
     (PluginId::NodeResourcesFit, 1),
+    (PluginId::VolumeRestrictions, 0),
     (PluginId::VolumeBinding, 0),
+    (PluginId::VolumeZone, 0),
     (PluginId::PodTopologySpread, 2),
     (PluginId::InterPodAffinity, 2),
     (PluginId::DefaultPreemption, 0),
@@ -76,7 +82,9 @@ pub const FILTER_PLUGINS: &[PluginId] = &[
     PluginId::NodeAffinity,
     PluginId::NodePorts,
     PluginId::NodeResourcesFit,
+    PluginId::VolumeRestrictions,
     PluginId::VolumeBinding,
+    PluginId::VolumeZone,
     PluginId::PodTopologySpread,
     PluginId::InterPodAffinity,
 ];
@@ -102,7 +110,9 @@ impl PluginId {
             PluginId::NodeAffinity => node_affinity::NAME,
             PluginId::NodePorts => node_ports::NAME,
             PluginId::NodeResourcesFit => node_resources_fit::NAME,
+            PluginId::VolumeRestrictions => volume_restrictions::NAME,
             PluginId::VolumeBinding => volume_binding::NAME,
+            PluginId::VolumeZone => volume_zone::NAME,
             PluginId::PodTopologySpread => pod_topology_spread::NAME,
             PluginId::InterPodAffinity => inter_pod_affinity::NAME,
             PluginId::DefaultPreemption => default_preemption::NAME,
@@ -188,7 +198,9 @@ pub struct CycleState {
     pub fit_score: Option<node_resources_fit::PreScoreState>,
     pub balanced_score: Option<node_resources_balanced_allocation::PreScoreState>,
     pub node_affinity_score: bool,
+    pub volume_restrictions: Option<volume_restrictions::PreFilterState>,
     pub volume_binding: Option<volume_binding::PreFilterState>,
+    pub volume_zone: Option<Vec<volume_zone::PvTopology>>,
     /// ImageLocality: how many nodes have each of the pod's images.
     pub image_spread: Option<BTreeMap<String, usize>>,
 }
@@ -198,7 +210,11 @@ pub struct CycleState {
 pub fn pre_filter(state: &mut CycleState, ctx: &Ctx, pod: &PodInfo) -> Result<(), Status> {
     for p in &ctx.profile.filters {
         match p {
+            PluginId::VolumeRestrictions => {
+                state.volume_restrictions = volume_restrictions::pre_filter(ctx, pod)?
+            }
             PluginId::VolumeBinding => state.volume_binding = volume_binding::pre_filter(ctx, pod)?,
+            PluginId::VolumeZone => state.volume_zone = volume_zone::pre_filter(ctx, pod)?,
             PluginId::PodTopologySpread => state.spread_filter = pod_topology_spread::pre_filter(ctx, pod),
             PluginId::InterPodAffinity => state.affinity_filter = inter_pod_affinity::pre_filter(ctx, pod),
             _ => {}
@@ -217,9 +233,19 @@ pub fn filter(state: &CycleState, ctx: &Ctx, pod: &PodInfo, node: &NodeInfo) -> 
             PluginId::NodeAffinity => node_affinity::filter(pod, node)?,
             PluginId::NodePorts => node_ports::filter(pod, node)?,
             PluginId::NodeResourcesFit => node_resources_fit::filter(&ctx.profile.fit, pod, node)?,
+            PluginId::VolumeRestrictions => {
+                if let Some(s) = &state.volume_restrictions {
+                    volume_restrictions::filter(s)?
+                }
+            }
             PluginId::VolumeBinding => {
                 if let Some(s) = &state.volume_binding {
                     volume_binding::filter(s, ctx, node)?
+                }
+            }
+            PluginId::VolumeZone => {
+                if let Some(s) = &state.volume_zone {
+                    volume_zone::filter(s, node)?
                 }
             }
             PluginId::PodTopologySpread => {
@@ -284,6 +310,9 @@ pub fn update_with_pod(
     }
     if let Some(s) = &mut state.affinity_filter {
         inter_pod_affinity::update_with_pod(s, ctx, other, node, delta);
+    }
+    if let Some(s) = &mut state.volume_restrictions {
+        volume_restrictions::update_with_pod(s, other, delta);
     }
 }
 
@@ -359,7 +388,9 @@ pub fn queueing_hint(p: PluginId, ctx: &Ctx, pod: &PodInfo, ev: &ClusterEvent) -
         PluginId::NodeResourcesFit => node_resources_fit::queueing_hint(&ctx.profile.fit, pod, ev),
         PluginId::PodTopologySpread => pod_topology_spread::queueing_hint(ctx, pod, ev),
         PluginId::InterPodAffinity => inter_pod_affinity::queueing_hint(ctx, pod, ev),
+        PluginId::VolumeRestrictions => volume_restrictions::queueing_hint(pod, ev),
         PluginId::VolumeBinding => volume_binding::queueing_hint(pod, ev),
+        PluginId::VolumeZone => volume_zone::queueing_hint(pod, ev),
         _ => Hint::QueueSkip,
     }
 }
@@ -415,6 +446,6 @@ mod tests {
         for (p, _) in DEFAULT_PLUGINS {
             assert_eq!(PluginId::from_name(p.name()), Some(*p));
         }
-        assert_eq!(PluginId::from_name("VolumeZone"), None);
+        assert_eq!(PluginId::from_name("NodeVolumeLimits"), None);
     }
 }

@@ -261,11 +261,11 @@ pub fn topology_allows(terms: &[serde_json::Value], labels: &BTreeMap<String, St
 /// a node added or its labels changed.
 pub fn queueing_hint(pod: &PodInfo, ev: &ClusterEvent) -> Hint {
     let hit = match ev {
-        ClusterEvent::PvcChange(pvc) => {
+        ClusterEvent::PvcChange { new: pvc, .. } => {
             pvc.metadata.namespace == pod.pod.metadata.namespace
                 && claim_names(pod).any(|c| c == pvc.metadata.name)
         }
-        ClusterEvent::PvChange => true,
+        ClusterEvent::PvChange { .. } => true,
         ClusterEvent::StorageClassChange { old, new } => {
             old.as_ref().is_none_or(|o| o.allowed_topologies != new.allowed_topologies)
         }
@@ -518,13 +518,14 @@ mod tests {
     #[test]
     fn queueing_hints() {
         let p = pod(&["data"]);
-        let ev = |c: PersistentVolumeClaim| ClusterEvent::PvcChange(Arc::new(c));
+        let ev = |c: PersistentVolumeClaim| ClusterEvent::PvcChange { old: None, new: Arc::new(c) };
         assert_eq!(queueing_hint(&p, &ev(pvc("data", "", "1Gi", "", false))), Hint::Queue);
         assert_eq!(queueing_hint(&p, &ev(pvc("logs", "", "1Gi", "", false))), Hint::QueueSkip);
         let mut other = pvc("data", "", "1Gi", "", false);
         other.metadata.namespace = "other".into();
         assert_eq!(queueing_hint(&p, &ev(other)), Hint::QueueSkip);
-        assert_eq!(queueing_hint(&p, &ClusterEvent::PvChange), Hint::Queue);
+        let v = Arc::new(pv("pv", "", "1Gi", ""));
+        assert_eq!(queueing_hint(&p, &ClusterEvent::PvChange { old: None, new: v }), Hint::Queue);
         let c = Arc::new(wait_class());
         let same = ClusterEvent::StorageClassChange { old: Some(c.clone()), new: c.clone() };
         assert_eq!(queueing_hint(&p, &same), Hint::QueueSkip);
