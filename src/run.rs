@@ -1113,7 +1113,15 @@ async fn do_step(world: &mut World, step: &Step, via: Option<&str>) -> Result<()
                     rs.spec.replicas = Some(r);
                     Ok(())
                 }
-                _ => Err("only Deployments and ReplicaSets scale".into()),
+                Object::StatefulSet(s) => {
+                    s.spec.replicas = Some(r);
+                    Ok(())
+                }
+                Object::ReplicationController(rc) => {
+                    rc.spec.replicas = Some(r);
+                    Ok(())
+                }
+                _ => Err("only Deployments, ReplicaSets, StatefulSets and ReplicationControllers scale".into()),
             })
             .await
             .map(|_| ())

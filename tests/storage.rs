@@ -140,3 +140,82 @@ expectations:
     let r = run_file(&file, &RunOptions::default()).unwrap();
     assert!(r.all_passed(), "{}", r.summary());
 }
+
+/// persistentVolumeClaimRetentionPolicy whenScaled: Delete: scaling down gives the
+/// condemned pod's claim an owner reference to the pod (updateClaimOwnerRefForSetAndPod),
+/// so the garbage collector deletes the claim once the pod is gone; the claims of pods
+/// kept in range stay, and with the default Retain a scaled-away claim stays too.
+#[test]
+fn claims_of_pods_scaled_away_follow_when_scaled() {
+    let dir = std::env::temp_dir().join(format!("kubesim-when-scaled-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let set = |name: &str, policy: &str| {
+        format!(
+            r#"
+  - manifest:
+      apiVersion: apps/v1
+      kind: StatefulSet
+      metadata: {{name: {name}, namespace: default}}
+      spec:
+        serviceName: {name}
+        replicas: 2
+        {policy}
+        selector: {{matchLabels: {{app: {name}}}}}
+        template:
+          metadata: {{labels: {{app: {name}}}}}
+          spec: {{containers: [{{name: main, image: "busybox:1.36"}}]}}
+        volumeClaimTemplates:
+          - metadata: {{name: data}}
+            spec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}"#
+        )
+    };
+    let scenario = format!(
+        r#"
+name: when-scaled
+seed: 1
+duration: 3m
+nodePools:
+  - {{name: worker, count: 1, capacity: {{cpu: "4", memory: 8Gi}}}}
+workloads:
+  - manifest:
+      apiVersion: storage.k8s.io/v1
+      kind: StorageClass
+      metadata: {{name: standard, annotations: {{storageclass.kubernetes.io/is-default-class: "true"}}}}
+      provisioner: ebs.csi.aws.com{}{}
+timeline:
+  - at: 60s
+    scale: {{kind: StatefulSet, name: scratch, replicas: 1}}
+  - at: 60s
+    scale: {{kind: StatefulSet, name: keep, replicas: 1}}
+expectations:
+  - name: both sets run two pods before the scale-down
+    at: 59s
+    podCount: {{selector: "app in (scratch,keep)", phase: Running}}
+    equals: 4
+  - name: the scaled-away claim is owned by its pod before the pod goes
+    within: 3m
+    written: {{kind: PersistentVolumeClaim, name: data-scratch-1, path: "metadata.ownerReferences[kind=Pod].name"}}
+    equals: scratch-1
+  - name: the scaled-away claim is deleted with its pod
+    at: 150s
+    field: {{kind: PersistentVolumeClaim, name: data-scratch-1, path: status.phase}}
+    exists: false
+  - name: the claim of the pod kept stays
+    at: 150s
+    field: {{kind: PersistentVolumeClaim, name: data-scratch-0, path: status.phase}}
+    equals: Bound
+  - name: with Retain the scaled-away claim stays
+    at: 150s
+    field: {{kind: PersistentVolumeClaim, name: data-keep-1, path: status.phase}}
+    equals: Bound
+"#,
+        set("scratch", "persistentVolumeClaimRetentionPolicy: {whenDeleted: Retain, whenScaled: Delete}"),
+        set("keep", ""),
+    );
+    let file = dir.join("when-scaled.yaml");
+    std::fs::write(&file, scenario).unwrap();
+    let loaded = kubesim::scenario::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    assert!(loaded.warnings.is_empty(), "{:#?}", loaded.warnings);
+    let r = run_file(&file, &RunOptions::default()).unwrap();
+    assert!(r.all_passed(), "{}", r.summary());
+}

@@ -1145,11 +1145,15 @@ fn validate_entry<'a>(
             }
         }
         Action::Scale(r) => {
-            if !matches!(r.kind.0, Kind::Deployment | Kind::ReplicaSet) {
+            // kubectl scale: the kinds with a scale subresource kubesim simulates.
+            if !matches!(
+                r.kind.0,
+                Kind::Deployment | Kind::ReplicaSet | Kind::StatefulSet | Kind::ReplicationController
+            ) {
                 return Err(Invalid::new(
                     format!("{arg}.kind"),
                     format!("scale: {} does not scale here", r.kind.0.as_str()),
-                    "scale a Deployment or a ReplicaSet",
+                    "scale a Deployment, ReplicaSet, StatefulSet or ReplicationController",
                 ));
             }
         }

@@ -164,14 +164,6 @@ fn workload_unsimulated(o: &super::Object) -> Vec<String> {
         Object::Job(x) => Some(&x.spec.extra),
         _ => None,
     };
-    if let Object::StatefulSet(x) = o {
-        // whenDeleted is simulated; whenScaled: Delete is not.
-        let scaled =
-            x.spec.extra.get("persistentVolumeClaimRetentionPolicy").and_then(|p| p.get("whenScaled"));
-        if scaled.and_then(|v| v.as_str()) == Some("Delete") {
-            out.push("spec.persistentVolumeClaimRetentionPolicy.whenScaled: Delete is not simulated: the claims of pods scaled away are retained".into());
-        }
-    }
     for (_, field, what) in WORKLOAD_NOT_SIMULATED
         .iter()
         .filter(|(k, f, _)| *k == o.kind() && extra.is_some_and(|e| e.contains_key(*f)))

@@ -124,19 +124,103 @@ impl StatefulSetController {
         set: &StatefulSet,
         mut c: PersistentVolumeClaim,
     ) -> PersistentVolumeClaim {
-        let when_deleted = set
-            .spec
-            .extra
-            .get("persistentVolumeClaimRetentionPolicy")
-            .and_then(|p| p.get("whenDeleted"))
-            .and_then(|v| v.as_str());
-        if when_deleted == Some("Delete") {
+        if Self::retention(set).0 {
             let mut r = super::controller_ref(obj);
             r.controller = None;
             r.block_owner_deletion = None;
             c.metadata.owner_references.push(r);
         }
         c
+    }
+
+    /// The set's persistentVolumeClaimRetentionPolicy: (whenDeleted, whenScaled) is Delete.
+    fn retention(set: &StatefulSet) -> (bool, bool) {
+        let policy = set.spec.extra.get("persistentVolumeClaimRetentionPolicy");
+        let is_delete = |k: &str| policy.and_then(|p| p.get(k)).and_then(|v| v.as_str()) == Some("Delete");
+        (is_delete("whenDeleted"), is_delete("whenScaled"))
+    }
+
+    /// stateful_set_utils.go updateClaimOwnerRefForSetAndPod: the owner references a
+    /// pod's claim must carry under the policy (whenDeleted: Delete owns it by the set;
+    /// whenScaled: Delete owns it by a pod scaled away, so the garbage collector deletes
+    /// the claim with the pod). `None` when the claim already matches.
+    fn claim_for_policy(
+        set_obj: &Object,
+        set: &StatefulSet,
+        pod: &Pod,
+        in_range: bool,
+        claim: &PersistentVolumeClaim,
+    ) -> Option<PersistentVolumeClaim> {
+        let (when_deleted, when_scaled) = Self::retention(set);
+        let set_uid = set.metadata.uid.as_str();
+        let pod_uid = pod.metadata.uid.as_str();
+        let mut c = claim.clone();
+        let refs = &mut c.metadata.owner_references;
+        let has = |refs: &Vec<crate::api::OwnerReference>, uid: &str| refs.iter().any(|r| r.uid == uid);
+        let mut changed = false;
+        let mut remove = |refs: &mut Vec<crate::api::OwnerReference>, uid: &str| {
+            let before = refs.len();
+            refs.retain(|r| r.uid != uid);
+            changed |= refs.len() != before;
+        };
+        let (want_set, want_pod) = match (when_scaled, when_deleted) {
+            (false, false) => (false, false),
+            (false, true) => (true, false),
+            (true, false) => (false, !in_range),
+            (true, true) => (in_range, !in_range),
+        };
+        if !want_set {
+            remove(refs, set_uid);
+        }
+        if !want_pod {
+            remove(refs, pod_uid);
+        }
+        if want_set && !has(refs, set_uid) {
+            let mut r = super::controller_ref(set_obj);
+            r.controller = None;
+            r.block_owner_deletion = None;
+            refs.push(r);
+            changed = true;
+        }
+        if want_pod && !has(refs, pod_uid) && !pod_uid.is_empty() {
+            refs.push(crate::api::OwnerReference {
+                api_version: "v1".into(),
+                kind: "Pod".into(),
+                name: pod.metadata.name.clone(),
+                uid: pod_uid.to_string(),
+                controller: None,
+                block_owner_deletion: None,
+            });
+            changed = true;
+        }
+        changed.then_some(c)
+    }
+
+    /// ClaimsMatchRetentionPolicy / UpdatePodClaimForRetentionPolicy for one pod: updates
+    /// of its existing claims whose owner references do not match the policy.
+    fn claim_updates(
+        set_obj: &Object,
+        set: &StatefulSet,
+        pod: &Pod,
+        ord: i32,
+        in_range: bool,
+        cache: &Cache,
+    ) -> Vec<PersistentVolumeClaim> {
+        Self::claims_for(set, ord)
+            .iter()
+            .filter_map(|c| {
+                let k = ObjectKey::new(
+                    Kind::PersistentVolumeClaim,
+                    c.metadata.namespace.clone(),
+                    c.metadata.name.clone(),
+                );
+                let existing = cache.get(&k)?.as_persistent_volume_claim()?.clone();
+                if existing.metadata.deletion_timestamp.is_some() {
+                    return None;
+                }
+                Self::claim_for_policy(set_obj, set, pod, in_range, &existing)
+            })
+            .collect()
     }
 
     /// `newVersionedStatefulSetPod`: the identity, labels and revision of ordinal `ord`.
@@ -249,6 +333,15 @@ impl StatefulSetController {
             }
         }
         let unhealthy = (start..start + replicas).any(|o| !pods.get(&o).is_some_and(is_healthy));
+        let mut claim_updates: Vec<PersistentVolumeClaim> = Vec::new();
+        let (when_deleted, when_scaled) = Self::retention(set);
+        if when_deleted || when_scaled {
+            // updateStatefulSet: the claims of pods in range match the policy (a pod scaled
+            // back in loses its claim's pod reference).
+            for (ord, p) in pods.range(start..start + replicas) {
+                claim_updates.extend(Self::claim_updates(&obj, set, p, *ord, true, cache));
+            }
+        }
         if requests.is_empty() && (!unhealthy || parallel) {
             // Condemned pods, highest ordinal first, one at a time (all at once: Parallel).
             for (ord, p) in pods.iter().rev() {
@@ -261,6 +354,9 @@ impl StatefulSetController {
                     }
                     continue;
                 }
+                // processCondemned: the condemned pod's claims take the policy's owner
+                // references before it is deleted.
+                claim_updates.extend(Self::claim_updates(&obj, set, p, *ord, false, cache));
                 requests.push((delete(p), "delete", p.metadata.name.clone()));
                 if !parallel {
                     break;
@@ -286,6 +382,10 @@ impl StatefulSetController {
             if let Some((_, p)) = stale {
                 requests.push((delete(p), "delete", p.metadata.name.clone()));
             }
+        }
+        for c in claim_updates {
+            let cn = c.metadata.name.clone();
+            self.send(out, key, "update claim", cn, ApiRequest::Update(Object::PersistentVolumeClaim(c)));
         }
         for (c, pod) in claims {
             // stateful_pod_control.go recordClaimEvent.
@@ -392,6 +492,10 @@ impl Controller for StatefulSetController {
 
     fn reconcile(&mut self, cache: &Cache, now: SimTime, _rng: &mut ChaCha8Rng, out: &mut Requests) {
         for (set, verb, pod, error) in std::mem::take(&mut self.failed) {
+            // UpdatePodClaimForRetentionPolicy records no event: the sync is retried.
+            if verb == "update claim" {
+                continue;
+            }
             if let Some(obj) = cache.get(&set).cloned() {
                 // stateful_pod_control.go recordPodEvent on failure.
                 let reason = if verb == "delete" { "FailedDelete" } else { "FailedCreate" };
@@ -412,6 +516,34 @@ impl Controller for StatefulSetController {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // stateful_set_utils_test.go TestUpdateClaimOwnerRefForSetAndPod: which owners a claim
+    // keeps for each (whenScaled, whenDeleted) and whether its pod is scaled away.
+    #[test]
+    fn claim_owner_refs_follow_the_retention_policy() {
+        let set_yaml = |scaled: &str, deleted: &str| {
+            format!(
+                "metadata: {{name: s, namespace: default, uid: set-uid}}\nspec: {{selector: {{matchLabels: {{a: b}}}}, \
+                 template: {{metadata: {{labels: {{a: b}}}}, spec: {{containers: [{{name: c}}]}}}}, \
+                 persistentVolumeClaimRetentionPolicy: {{whenScaled: {scaled}, whenDeleted: {deleted}}}}}"
+            )
+        };
+        let pod: Pod = serde_yaml::from_str("metadata: {name: s-1, namespace: default, uid: pod-uid}").unwrap();
+        let claim = PersistentVolumeClaim::default();
+        let owners = |scaled: &str, deleted: &str, in_range: bool| -> Vec<String> {
+            let set: StatefulSet = serde_yaml::from_str(&set_yaml(scaled, deleted)).unwrap();
+            let obj = Object::StatefulSet(set.clone());
+            let c = StatefulSetController::claim_for_policy(&obj, &set, &pod, in_range, &claim)
+                .unwrap_or_else(|| claim.clone());
+            c.metadata.owner_references.iter().map(|r| r.kind.clone()).collect()
+        };
+        assert!(owners("Retain", "Retain", false).is_empty());
+        assert_eq!(owners("Retain", "Delete", false), ["StatefulSet"]);
+        assert_eq!(owners("Delete", "Retain", false), ["Pod"]);
+        assert!(owners("Delete", "Retain", true).is_empty());
+        assert_eq!(owners("Delete", "Delete", false), ["Pod"]);
+        assert_eq!(owners("Delete", "Delete", true), ["StatefulSet"]);
+    }
 
     #[test]
     fn ordinals_parse_from_names() {
