@@ -2,6 +2,10 @@
 //! `kubectl get nodes,deployments,statefulsets,daemonsets,jobs,pods,pvc,pv,storageclasses,priorityclasses,pdb -A -o yaml`
 //! prints (a `kind: List`, or several documents).
 //!
+//! - StorageClasses are kept; claims and volumes are kept with the bindings the
+//!   controllers made undone (they are made again) and dynamically provisioned volumes
+//!   dropped (provisioned again); a user's pre-binding stays.
+//!
 //! - Nodes become node pools, grouped by capacity, allocatable, zone, instance type, pool
 //!   label and taints; a pool keeps the labels its nodes share. Allocatable comes back as
 //!   `kubeReserved` (capacity minus allocatable minus the kubelet's default hard eviction
@@ -221,6 +225,16 @@ pub fn import(docs: Vec<Value>, opts: &ImportOptions, sources: &str) -> Result<I
                 remove(&mut c.v, &["status"]);
                 kept_config.push(c);
             }
+            "StorageClass" => {
+                let mut c = o.clone();
+                strip_meta(&mut c.v);
+                kept_config.push(c);
+            }
+            "PersistentVolume" | "PersistentVolumeClaim" => {
+                if let Some(c) = storage_object(o, &objs, &mut out) {
+                    kept_config.push(c);
+                }
+            }
             other => *skipped_kinds.entry(other.to_string()).or_default() += 1,
         }
     }
@@ -288,6 +302,66 @@ pub fn import(docs: Vec<Value>, opts: &ImportOptions, sources: &str) -> Result<I
     }
     out.scenario = write_scenario(opts, sources, control_plane.len(), pools, manifests, expectations, &out);
     Ok(out)
+}
+
+/// Annotations the PV controller, the scheduler and provisioners write on claims and
+/// volumes (pv_controller.go, volume_binding): the simulated ones write them again.
+const BINDING_ANNOTATIONS: [&str; 6] = [
+    "pv.kubernetes.io/bind-completed",
+    "pv.kubernetes.io/bound-by-controller",
+    "volume.kubernetes.io/selected-node",
+    "volume.kubernetes.io/storage-provisioner",
+    "volume.beta.kubernetes.io/storage-provisioner",
+    "pv.kubernetes.io/migrated-to",
+];
+
+/// A PersistentVolume or PersistentVolumeClaim as the scenario creates it again: a volume
+/// a provisioner created is dropped (its claim is provisioned again); a binding the
+/// controller made (`pv.kubernetes.io/bound-by-controller`) is undone so the simulated
+/// PV controller and scheduler make it again, while a user's pre-binding (a claim's
+/// `volumeName`, a volume's `claimRef`) is kept without the server's uid and version.
+fn storage_object(o: &Obj, objs: &[Obj], out: &mut Imported) -> Option<Obj> {
+    let ann = |x: &Obj, k: &str| x.str(&["metadata", "annotations", k]).to_string();
+    let provisioned = |pv: &Obj| !ann(pv, "pv.kubernetes.io/provisioned-by").is_empty();
+    let mut c = o.clone();
+    let by_controller = ann(o, "pv.kubernetes.io/bound-by-controller") == "yes";
+    if o.kind == "PersistentVolume" {
+        if provisioned(o) {
+            let by = ann(o, "pv.kubernetes.io/provisioned-by");
+            out.dropped.push(format!(
+                "PersistentVolume {}: provisioned by {by}; its claim is provisioned again",
+                o.name
+            ));
+            return None;
+        }
+        if by_controller {
+            remove(&mut c.v, &["spec", "claimRef"]);
+        } else {
+            for k in ["uid", "resourceVersion"] {
+                remove(&mut c.v, &["spec", "claimRef", k]);
+            }
+        }
+    } else {
+        let volume = o.str(&["spec", "volumeName"]).to_string();
+        let pv = objs.iter().find(|x| x.kind == "PersistentVolume" && x.name == volume);
+        if !volume.is_empty() && (by_controller || pv.is_some_and(provisioned)) {
+            remove(&mut c.v, &["spec", "volumeName"]);
+        }
+    }
+    strip_meta(&mut c.v);
+    if let Some(a) = get_mut(&mut c.v, &["metadata", "annotations"]).and_then(Value::as_mapping_mut) {
+        for k in BINDING_ANNOTATIONS {
+            a.remove(k);
+        }
+        if a.is_empty() {
+            remove(&mut c.v, &["metadata", "annotations"]);
+        }
+    }
+    remove(&mut c.v, &["status"]);
+    if let Some(f) = get_mut(&mut c.v, &["metadata"]).and_then(Value::as_mapping_mut) {
+        f.remove("finalizers");
+    }
+    Some(c)
 }
 
 /// A node pool of the scenario.

@@ -1121,7 +1121,9 @@ async fn do_step(world: &mut World, step: &Step, via: Option<&str>) -> Result<()
                     rc.spec.replicas = Some(r);
                     Ok(())
                 }
-                _ => Err("only Deployments, ReplicaSets, StatefulSets and ReplicationControllers scale".into()),
+                _ => {
+                    Err("only Deployments, ReplicaSets, StatefulSets and ReplicationControllers scale".into())
+                }
             })
             .await
             .map(|_| ())

@@ -39,11 +39,25 @@ fn a_kubectl_list_imports_and_reaches_the_snapshots_replicas() {
         "Pod shop/api-6c9f8d7b5-x2v9q: its controller Deployment api is not in the snapshot",
         "a static (mirror) pod of node ip-10-0-0-5.ec2.internal",
         "Pod monitoring/node-exporter-10005: on control-plane node",
-        "1 StorageClass: kind not simulated",
+        "PersistentVolume pvc-6f1c2a9e-0031-4b7e-9d0a-3c5e8f1a2b31: provisioned by ebs.csi.aws.com; its claim is provisioned again",
         "PriorityClass system-node-critical: built into the API server; skipped",
         "Pod default/debug: was on node ip-10-0-2-21.ec2.internal; unbound",
     ] {
         assert!(summary.contains(why), "want {why:?} in:\n{summary}");
+    }
+    // Storage: the class kept; the controllers' bindings undone, to be made again.
+    assert!(yaml.contains("kind: StorageClass"), "{yaml}");
+    assert!(!summary.contains("StorageClass: kind not simulated"), "{summary}");
+    assert!(yaml.contains("name: nfs-archive") && yaml.contains("name: uploads"), "{yaml}");
+    for gone in [
+        "volumeName:",
+        "claimRef:",
+        "bind-completed",
+        "selected-node",
+        "finalizers:",
+        "vol-0a1b2c3d4e5f60718",
+    ] {
+        assert!(!yaml.contains(gone), "{gone} left in the scenario:\n{yaml}");
     }
     // PodDisruptionBudgets are simulated (the disruption controller, the Eviction API):
     // kept, without the status the disruption controller writes.
@@ -81,6 +95,21 @@ fn a_kubectl_list_imports_and_reaches_the_snapshots_replicas() {
         report.summary()
     );
     assert_eq!(report.metrics.pending_time.still_pending, 0);
+    // The claims are bound again by the simulated controllers: the static volume at the
+    // PV controller's sync, the gp3 one only once a pod uses it (WaitForFirstConsumer).
+    let trace = scratch().join("snapshot.jsonl");
+    let opts = RunOptions { trace: Some(trace.clone()), ..Default::default() };
+    run_file(&path, &opts).unwrap();
+    let at = |kind: &str, name: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kubesim"))
+            .args(["get", kind, name, "-n", "shop", "--trace"])
+            .arg(&trace)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    assert!(at("pvc", "archive").contains("Bound"), "{}", at("pvc", "archive"));
+    assert!(at("pvc", "uploads").contains("Pending"), "{}", at("pvc", "uploads"));
     assert_eq!(report.metrics.scheduling.pods_scheduled, 7, "{}", report.summary());
 }
 

@@ -528,7 +528,8 @@ mod tests {
                  persistentVolumeClaimRetentionPolicy: {{whenScaled: {scaled}, whenDeleted: {deleted}}}}}"
             )
         };
-        let pod: Pod = serde_yaml::from_str("metadata: {name: s-1, namespace: default, uid: pod-uid}").unwrap();
+        let pod: Pod =
+            serde_yaml::from_str("metadata: {name: s-1, namespace: default, uid: pod-uid}").unwrap();
         let claim = PersistentVolumeClaim::default();
         let owners = |scaled: &str, deleted: &str, in_range: bool| -> Vec<String> {
             let set: StatefulSet = serde_yaml::from_str(&set_yaml(scaled, deleted)).unwrap();
