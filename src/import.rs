@@ -321,11 +321,40 @@ const BINDING_ANNOTATIONS: [&str; 6] = [
 /// PV controller and scheduler make it again, while a user's pre-binding (a claim's
 /// `volumeName`, a volume's `claimRef`) is kept without the server's uid and version.
 fn storage_object(o: &Obj, objs: &[Obj], out: &mut Imported) -> Option<Obj> {
-    let ann = |x: &Obj, k: &str| x.str(&["metadata", "annotations", k]).to_string();
-    let provisioned = |pv: &Obj| !ann(pv, "pv.kubernetes.io/provisioned-by").is_empty();
+    let ann = |x: &Obj, k: &str| x.str(&["metadata", "annotations", k]);
+    // Provisioned by a driver that provisions again (a local static provisioner's class
+    // has no provisioner: its volumes are static).
+    let provisioned = |pv: &Obj| {
+        let class = pv.str(&["spec", "storageClassName"]);
+        let static_class = objs.iter().any(|x| {
+            x.kind == "StorageClass"
+                && x.name == class
+                && x.str(&["provisioner"]) == "kubernetes.io/no-provisioner"
+        });
+        !ann(pv, "pv.kubernetes.io/provisioned-by").is_empty() && !static_class
+    };
     let mut c = o.clone();
     let by_controller = ann(o, "pv.kubernetes.io/bound-by-controller") == "yes";
     if o.kind == "PersistentVolume" {
+        let hostnames: Vec<String> = o
+            .get(&["spec", "nodeAffinity", "required", "nodeSelectorTerms"])
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.get("matchExpressions").and_then(Value::as_sequence))
+            .flatten()
+            .filter(|e| e.get("key").and_then(Value::as_str) == Some("kubernetes.io/hostname"))
+            .filter_map(|e| e.get("values").and_then(Value::as_sequence))
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        if !hostnames.is_empty() && !provisioned(o) {
+            out.dropped.push(format!(
+                "PersistentVolume {}: its nodeAffinity names node(s) {}, which the scenario's node pools rename; rewrite the hostnames to pool nodes (e.g. <pool>-1) for it to match",
+                o.name,
+                hostnames.join(", ")
+            ));
+        }
         if provisioned(o) {
             let by = ann(o, "pv.kubernetes.io/provisioned-by");
             out.dropped.push(format!(
@@ -334,7 +363,15 @@ fn storage_object(o: &Obj, objs: &[Obj], out: &mut Imported) -> Option<Obj> {
             ));
             return None;
         }
-        if by_controller {
+        let claim = (o.str(&["spec", "claimRef", "namespace"]), o.str(&["spec", "claimRef", "name"]));
+        let claim_present = objs
+            .iter()
+            .any(|x| x.kind == "PersistentVolumeClaim" && x.namespace == claim.0 && x.name == claim.1);
+        let released = matches!(o.str(&["status", "phase"]).as_str(), "Released" | "Failed");
+        if released || (!claim.1.is_empty() && !claim_present) {
+            // Its claim is gone: the claimRef (uid included) keeps it Released, as it was.
+            remove(&mut c.v, &["spec", "claimRef", "resourceVersion"]);
+        } else if by_controller {
             remove(&mut c.v, &["spec", "claimRef"]);
         } else {
             for k in ["uid", "resourceVersion"] {

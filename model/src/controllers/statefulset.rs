@@ -117,18 +117,15 @@ impl StatefulSetController {
     }
 
     /// persistentVolumeClaimRetentionPolicy whenDeleted: Delete (StatefulSetAutoDeletePVC,
-    /// GA in v1.32): the claim is owned by the set, so the garbage collector deletes it
-    /// with the set (stateful_set_utils.go setOwnerRef: a plain owner reference).
+    /// GA in v1.32): the claim is controlled by the set, so the garbage collector deletes
+    /// it with the set (stateful_set_utils.go addControllerRef: metav1.NewControllerRef).
     fn with_retention_owner(
         obj: &Object,
         set: &StatefulSet,
         mut c: PersistentVolumeClaim,
     ) -> PersistentVolumeClaim {
         if Self::retention(set).0 {
-            let mut r = super::controller_ref(obj);
-            r.controller = None;
-            r.block_owner_deletion = None;
-            c.metadata.owner_references.push(r);
+            c.metadata.owner_references.push(super::controller_ref(obj));
         }
         c
     }
@@ -140,10 +137,11 @@ impl StatefulSetController {
         (is_delete("whenDeleted"), is_delete("whenScaled"))
     }
 
-    /// stateful_set_utils.go updateClaimOwnerRefForSetAndPod: the owner references a
-    /// pod's claim must carry under the policy (whenDeleted: Delete owns it by the set;
-    /// whenScaled: Delete owns it by a pod scaled away, so the garbage collector deletes
-    /// the claim with the pod). `None` when the claim already matches.
+    /// stateful_set_utils.go isClaimOwnerUpToDate / updateClaimOwnerRefForSetAndPod: the
+    /// controller references a pod's claim must carry under the policy (whenDeleted:
+    /// Delete by the set; whenScaled: Delete by a pod scaled away, so the garbage
+    /// collector deletes the claim with the pod); a plain reference to either is replaced.
+    /// `None` when the claim already matches.
     fn claim_for_policy(
         set_obj: &Object,
         set: &StatefulSet,
@@ -156,7 +154,9 @@ impl StatefulSetController {
         let pod_uid = pod.metadata.uid.as_str();
         let mut c = claim.clone();
         let refs = &mut c.metadata.owner_references;
-        let has = |refs: &Vec<crate::api::OwnerReference>, uid: &str| refs.iter().any(|r| r.uid == uid);
+        let has = |refs: &Vec<crate::api::OwnerReference>, uid: &str| {
+            refs.iter().any(|r| r.uid == uid && r.controller == Some(true))
+        };
         let mut changed = false;
         let mut remove = |refs: &mut Vec<crate::api::OwnerReference>, uid: &str| {
             let before = refs.len();
@@ -169,27 +169,25 @@ impl StatefulSetController {
             (true, false) => (false, !in_range),
             (true, true) => (in_range, !in_range),
         };
-        if !want_set {
+        if !want_set || !has(refs, set_uid) {
             remove(refs, set_uid);
         }
-        if !want_pod {
+        if !want_pod || !has(refs, pod_uid) {
             remove(refs, pod_uid);
         }
         if want_set && !has(refs, set_uid) {
-            let mut r = super::controller_ref(set_obj);
-            r.controller = None;
-            r.block_owner_deletion = None;
-            refs.push(r);
+            refs.push(super::controller_ref(set_obj));
             changed = true;
         }
         if want_pod && !has(refs, pod_uid) && !pod_uid.is_empty() {
+            // metav1.NewControllerRef(pod, v1 Pod).
             refs.push(crate::api::OwnerReference {
                 api_version: "v1".into(),
                 kind: "Pod".into(),
                 name: pod.metadata.name.clone(),
                 uid: pod_uid.to_string(),
-                controller: None,
-                block_owner_deletion: None,
+                controller: Some(true),
+                block_owner_deletion: Some(true),
             });
             changed = true;
         }
@@ -355,9 +353,14 @@ impl StatefulSetController {
                     continue;
                 }
                 // processCondemned: the condemned pod's claims take the policy's owner
-                // references before it is deleted.
-                claim_updates.extend(Self::claim_updates(&obj, set, p, *ord, false, cache));
-                requests.push((delete(p), "delete", p.metadata.name.clone()));
+                // references first; the pod is deleted once they hold (a failed update
+                // retries the sync, the pod stays).
+                let fixes = Self::claim_updates(&obj, set, p, *ord, false, cache);
+                if fixes.is_empty() {
+                    requests.push((delete(p), "delete", p.metadata.name.clone()));
+                } else {
+                    claim_updates.extend(fixes);
+                }
                 if !parallel {
                     break;
                 }

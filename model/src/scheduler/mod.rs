@@ -556,8 +556,10 @@ struct VolumeWait {
     info: Arc<PodInfo>,
     node: String,
     volumes: PodVolumes,
-    /// Update requests not yet answered (bindAPIUpdate).
+    /// The update request in flight, and those still to send: bindAPIUpdate writes the
+    /// volumes, then the claims, one after another, and stops at the first error.
     writes: BTreeSet<u64>,
+    to_write: std::collections::VecDeque<ApiRequest>,
     /// The volumes and claims as the API server returned them: (name, resourceVersion).
     written_pvs: Vec<(String, u64)>,
     written_pvcs: Vec<((String, String), u64)>,
@@ -715,6 +717,10 @@ impl Scheduler {
     }
 
     fn on_bound_pod(&mut self, key: String, pod: &Pod, now: SimTime) {
+        // Bound by someone else while its volumes were awaited: the binding cycle is moot.
+        if self.volume_waits.get(&key).is_some_and(|w| w.node != pod.spec.node_name) {
+            self.cancel_volume_wait(&key);
+        }
         self.pending.remove(&key);
         self.queue.remove(&key);
         self.nominated.remove(&key);
@@ -970,7 +976,7 @@ impl Scheduler {
         timeout: Duration,
         out: &mut Output,
     ) {
-        let mut writes = BTreeSet::new();
+        let mut to_write = std::collections::VecDeque::new();
         for (pv, pvc) in &volumes.static_bindings {
             // GetBindVolumeToClaim: a volume not yet pre-bound to the claim gets the
             // controller's annotation.
@@ -980,23 +986,24 @@ impl Scheduler {
             }
             new.spec.claim_ref = Some(crate::controllers::persistentvolume::claim_ref(pvc));
             self.snapshot.listers.assumed_pvs.insert(new.metadata.name.clone(), Arc::new(new.clone()));
-            writes.insert(self.push(out, ApiRequest::Update(Object::PersistentVolume(new))));
+            to_write.push_back(ApiRequest::Update(Object::PersistentVolume(new)));
         }
         for pvc in &volumes.dynamic_provisions {
             let mut new = (**pvc).clone();
             new.metadata.annotations.insert(ANN_SELECTED_NODE.into(), node.clone());
             let k = (new.metadata.namespace.clone(), new.metadata.name.clone());
             self.snapshot.listers.assumed_pvcs.insert(k, Arc::new(new.clone()));
-            writes.insert(self.push(out, ApiRequest::Update(Object::PersistentVolumeClaim(new))));
+            to_write.push_back(ApiRequest::Update(Object::PersistentVolumeClaim(new)));
         }
-        for t in &writes {
-            self.volume_writes.insert(*t, key.clone());
-        }
+        let first = to_write.pop_front().expect("PreBind runs only with something to write");
+        let tag = self.push(out, first);
+        self.volume_writes.insert(tag, key.clone());
         let wait = VolumeWait {
             info,
             node,
             volumes,
-            writes,
+            writes: [tag].into(),
+            to_write,
             written_pvs: Vec::new(),
             written_pvcs: Vec::new(),
             next_poll: None,
@@ -1022,7 +1029,24 @@ impl Scheduler {
                 }
             }
         }
+        if let Some(next) = w.to_write.pop_front() {
+            let tag = self.push(out, next);
+            self.volume_writes.insert(tag, key.clone());
+            if let Some(w) = self.volume_waits.get_mut(&key) {
+                w.writes.insert(tag);
+            }
+            return;
+        }
         if w.writes.is_empty() {
+            if w.timeout.is_zero() {
+                // PollUntilContextTimeout with a context already past its deadline.
+                return self.fail_pre_bind(
+                    &key,
+                    "binding volumes: context deadline exceeded".into(),
+                    now,
+                    out,
+                );
+            }
             w.next_poll = Some(now + volume_binding::BIND_POLL_PERIOD);
             w.deadline = now + w.timeout;
         }
@@ -1052,11 +1076,17 @@ impl Scheduler {
                 continue;
             };
             let Some(pv) = l.pvs.get(pv_name) else {
-                return Err(format!("failed to check binding: persistentvolume {pv_name:?} not found"));
+                // The assume cache's errNotFound.
+                return Err(format!(
+                    "failed to check binding: could not find v1.PersistentVolume {pv_name:?}"
+                ));
             };
             let ck = (claim.metadata.namespace.clone(), claim.metadata.name.clone());
             let Some(pvc) = l.pvcs.get(&ck) else {
-                return Err(format!("failed to check binding: persistentvolumeclaim {:?} not found", ck.1));
+                return Err(format!(
+                    "failed to check binding: could not find v1.PersistentVolumeClaim \"{}/{}\"",
+                    ck.0, ck.1
+                ));
             };
             // Our write has not reached the informer yet.
             if pv.metadata.resource_version < *rv {
@@ -1073,22 +1103,24 @@ impl Scheduler {
         for (ck, rv) in &w.written_pvcs {
             let Some(pvc) = l.pvcs.get(ck) else {
                 return Err(format!(
-                    "failed to check provisioning pvc: persistentvolumeclaim {:?} not found",
-                    ck.1
+                    "failed to check provisioning pvc: could not find v1.PersistentVolumeClaim \"{}/{}\"",
+                    ck.0, ck.1
                 ));
             };
             if pvc.metadata.resource_version < *rv {
                 return Ok(false);
             }
-            match pvc.metadata.annotations.get(ANN_SELECTED_NODE) {
-                None => return Err(format!("selectedNode annotation reset for PVC {:?}", ck.1)),
-                // The provisioner removes the annotation (or another node's) to ask for a
-                // new decision.
-                Some(n) if *n != w.node => return Err(format!("provisioning failed for PVC {:?}", ck.1)),
-                Some(_) => {}
+            if pvc.metadata.annotations.is_empty() {
+                return Err(format!("selectedNode annotation reset for PVC {:?}", ck.1));
             }
-            // A volume the informer has not shown yet is waited for.
-            if let Some(pv) = l.pvs.get(&pvc.spec.volume_name) {
+            // The provisioner removes the annotation (or another node's) to ask for a new
+            // decision.
+            if pvc.metadata.annotations.get(ANN_SELECTED_NODE) != Some(&w.node) {
+                return Err(format!("provisioning failed for PVC {:?}", ck.1));
+            }
+            if !pvc.spec.volume_name.is_empty() {
+                // A volume the informer has not shown yet is waited for.
+                let Some(pv) = l.pvs.get(&pvc.spec.volume_name) else { return Ok(false) };
                 affinity(pv)?;
             }
             if !volume_binding::is_fully_bound(pvc) {
@@ -1155,7 +1187,8 @@ impl Scheduler {
         self.queue.requeue_backoff(key, now);
         // framework.go RunPreBindPlugins.
         let msg = format!("running PreBind plugin {:?}: {err}", volume_binding::NAME);
-        self.report_failure(&w.info, REASON_SCHEDULER_ERROR, msg, None, now, out);
+        // handleBindingCycleError clears the nominated node.
+        self.report_failure(&w.info, REASON_SCHEDULER_ERROR, msg, Some(None), now, out);
     }
 
     /// prepareCandidate: each victim gets the DisruptionTarget condition and is deleted,

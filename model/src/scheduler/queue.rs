@@ -115,9 +115,12 @@ impl ClusterEvent {
             ClusterEvent::AssignedPodAdd(_) => "AssignedPodAdd",
             ClusterEvent::AssignedPodUpdate { .. } => "AssignedPodUpdate",
             ClusterEvent::AssignedPodDelete(_) => "AssignedPodDelete",
-            ClusterEvent::PvcChange { .. } => "PersistentVolumeClaimChange",
-            ClusterEvent::PvChange { .. } => "PersistentVolumeChange",
-            ClusterEvent::StorageClassChange { .. } => "StorageClassChange",
+            ClusterEvent::PvcChange { old: None, .. } => "PersistentVolumeClaimAdd",
+            ClusterEvent::PvcChange { .. } => "PersistentVolumeClaimUpdate",
+            ClusterEvent::PvChange { old: None, .. } => "PersistentVolumeAdd",
+            ClusterEvent::PvChange { .. } => "PersistentVolumeUpdate",
+            ClusterEvent::StorageClassChange { old: None, .. } => "StorageClassAdd",
+            ClusterEvent::StorageClassChange { .. } => "StorageClassUpdate",
             ClusterEvent::UnschedulableTimeout => "UnschedulableTimeout",
         }
     }

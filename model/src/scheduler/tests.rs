@@ -369,6 +369,11 @@ fn a_delayed_claim_is_annotated_and_the_pod_bound_once_the_claim_is() {
         done.metadata.annotations.insert(ANN_BIND_COMPLETED.into(), "yes".into());
         done.metadata.resource_version = 9;
         sched.on_event(&modified(Object::PersistentVolumeClaim(done)), SimTime::from_millis(5500));
+        // The volume must be in the informer too (checkBindings waits for it).
+        let pv: crate::api::storage::PersistentVolume =
+            serde_yaml::from_value(yaml("{metadata: {name: pvc-1}, spec: {storageClassName: fast}}"))
+                .unwrap();
+        sched.on_event(&added(Object::PersistentVolume(pv)), SimTime::from_millis(5500));
         let out = sched.tick(SimTime::from_millis(5500), &mut rng);
         assert!(out.requests.is_empty(), "bound only at a poll: {:?}", out.requests);
         sched.tick(SimTime::from_millis(6010), &mut rng)

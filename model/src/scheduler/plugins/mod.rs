@@ -312,7 +312,7 @@ pub fn update_with_pod(
         inter_pod_affinity::update_with_pod(s, ctx, other, node, delta);
     }
     if let Some(s) = &mut state.volume_restrictions {
-        volume_restrictions::update_with_pod(s, other, delta);
+        volume_restrictions::update_with_pod(s, pod, other, delta);
     }
 }
 

@@ -244,14 +244,16 @@ pub fn topology_allows(terms: &[serde_json::Value], labels: &BTreeMap<String, St
     }
     terms.iter().any(|term| {
         let exprs = term.get("matchLabelExpressions").and_then(|e| e.as_array());
+        // A term without expressions matches nothing.
         exprs.is_some_and(|exprs| {
-            exprs.iter().all(|e| {
-                let key = e.get("key").and_then(|k| k.as_str()).unwrap_or_default();
-                let values = e.get("values").and_then(|v| v.as_array());
-                labels.get(key).is_some_and(|v| {
-                    values.is_some_and(|vs| vs.iter().any(|x| x.as_str() == Some(v.as_str())))
+            !exprs.is_empty()
+                && exprs.iter().all(|e| {
+                    let key = e.get("key").and_then(|k| k.as_str()).unwrap_or_default();
+                    let values = e.get("values").and_then(|v| v.as_array());
+                    labels.get(key).is_some_and(|v| {
+                        values.is_some_and(|vs| vs.iter().any(|x| x.as_str() == Some(v.as_str())))
+                    })
                 })
-            })
         })
     })
 }

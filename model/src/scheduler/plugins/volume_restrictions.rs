@@ -69,7 +69,11 @@ pub fn filter(state: &PreFilterState) -> Result<(), Status> {
 }
 
 /// AddPod / RemovePod (updateWithPod): the other pod's uses of the claims, by name.
-pub fn update_with_pod(state: &mut PreFilterState, other: &PodInfo, delta: i64) {
+pub fn update_with_pod(state: &mut PreFilterState, pod: &PodInfo, other: &PodInfo, delta: i64) {
+    // Claims are namespaced: another namespace's claim of the same name is another claim.
+    if other.pod.metadata.namespace != pod.pod.metadata.namespace {
+        return;
+    }
     let uses = claim_names(other).filter(|c| state.rwop_claims.contains(*c)).count() as i64;
     state.conflicting += delta * uses;
 }
@@ -115,11 +119,11 @@ mod tests {
     fn removing_the_claims_user_clears_the_conflict() {
         let mut s = PreFilterState { rwop_claims: ["rwop".to_string()].into(), conflicting: 1 };
         assert!(filter(&s).is_err());
-        update_with_pod(&mut s, &pod("holder", "rwop"), -1);
+        update_with_pod(&mut s, &pod("p", "rwop"), &pod("holder", "rwop"), -1);
         assert!(filter(&s).is_ok());
-        update_with_pod(&mut s, &pod("other", "other-claim"), 1);
+        update_with_pod(&mut s, &pod("p", "rwop"), &pod("other", "other-claim"), 1);
         assert!(filter(&s).is_ok());
-        update_with_pod(&mut s, &pod("holder", "rwop"), 1);
+        update_with_pod(&mut s, &pod("p", "rwop"), &pod("holder", "rwop"), 1);
         assert_eq!(filter(&s).unwrap_err().code, crate::scheduler::framework::Code::Unschedulable);
     }
 
