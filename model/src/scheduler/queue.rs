@@ -31,6 +31,17 @@ pub enum Hint {
     QueueSkip,
 }
 
+impl Hint {
+    /// Queue when the event may help, QueueSkip otherwise.
+    pub fn queue_if(may_help: bool) -> Hint {
+        if may_help {
+            Hint::Queue
+        } else {
+            Hint::QueueSkip
+        }
+    }
+}
+
 /// The node fields whose change is an event (framework.ActionType for Node updates,
 /// from nodeSchedulingPropertiesChange): a status update that only moves heartbeat
 /// times is none of them.

@@ -79,8 +79,14 @@ pub fn is_fully_bound(pvc: &PersistentVolumeClaim) -> bool {
 
 /// The claims the pod's volumes name (`ephemeral` volumes, whose claims the ephemeral
 /// volume controller creates, are not simulated).
-fn claim_names(pod: &PodInfo) -> impl Iterator<Item = &str> {
+pub fn claim_names(pod: &PodInfo) -> impl Iterator<Item = &str> {
     crate::api::storage::volume_binding::pod_claims(&pod.pod.spec).map(|(_, c)| c)
+}
+
+/// The claim is one of the pod's: its namespace, a name its volumes give (the volume
+/// plugins' PersistentVolumeClaim hints).
+pub fn uses_claim(pod: &PodInfo, pvc: &PersistentVolumeClaim) -> bool {
+    pvc.metadata.namespace == pod.pod.metadata.namespace && claim_names(pod).any(|c| c == pvc.metadata.name)
 }
 
 /// PreFilter: `Ok(None)` is Skip (no claims); an error rejects the pod on every node.
@@ -263,10 +269,7 @@ pub fn topology_allows(terms: &[serde_json::Value], labels: &BTreeMap<String, St
 /// a node added or its labels changed.
 pub fn queueing_hint(pod: &PodInfo, ev: &ClusterEvent) -> Hint {
     let hit = match ev {
-        ClusterEvent::PvcChange { new: pvc, .. } => {
-            pvc.metadata.namespace == pod.pod.metadata.namespace
-                && claim_names(pod).any(|c| c == pvc.metadata.name)
-        }
+        ClusterEvent::PvcChange { new, .. } => uses_claim(pod, new),
         ClusterEvent::PvChange { .. } => true,
         ClusterEvent::StorageClassChange { old, new } => {
             old.as_ref().is_none_or(|o| o.allowed_topologies != new.allowed_topologies)
@@ -275,11 +278,7 @@ pub fn queueing_hint(pod: &PodInfo, ev: &ClusterEvent) -> Hint {
         ClusterEvent::NodeUpdate { change, .. } => change.label,
         _ => false,
     };
-    if hit {
-        Hint::Queue
-    } else {
-        Hint::QueueSkip
-    }
+    Hint::queue_if(hit)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use crate::api::storage::AccessMode;
 use crate::scheduler::framework::{PodInfo, Status};
 use crate::scheduler::queue::{ClusterEvent, Hint};
 
+use super::volume_binding::{claim_names, uses_claim};
 use super::Ctx;
 
 /// names.VolumeRestrictions.
@@ -25,10 +26,6 @@ pub const ERR_REASON_READ_WRITE_ONCE_POD_CONFLICT: &str =
 pub struct PreFilterState {
     pub rwop_claims: BTreeSet<String>,
     pub conflicting: i64,
-}
-
-fn claim_names(pod: &PodInfo) -> impl Iterator<Item = &str> {
-    crate::api::storage::volume_binding::pod_claims(&pod.pod.spec).map(|(_, c)| c)
 }
 
 /// PreFilter: `Ok(None)` is Skip (no ReadWriteOncePod claim in use); a missing claim
@@ -87,16 +84,10 @@ pub fn queueing_hint(pod: &PodInfo, ev: &ClusterEvent) -> Hint {
             gone.pod.metadata.namespace == *ns && claim_names(gone).any(|c| claim_names(pod).any(|m| m == c))
         }
         ClusterEvent::NodeAdd(_) => true,
-        ClusterEvent::PvcChange { old: None, new } => {
-            new.metadata.namespace == *ns && claim_names(pod).any(|c| c == new.metadata.name)
-        }
+        ClusterEvent::PvcChange { old: None, new } => uses_claim(pod, new),
         _ => false,
     };
-    if hit {
-        Hint::Queue
-    } else {
-        Hint::QueueSkip
-    }
+    Hint::queue_if(hit)
 }
 
 #[cfg(test)]

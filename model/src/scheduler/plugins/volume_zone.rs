@@ -50,7 +50,7 @@ pub fn pre_filter(ctx: &Ctx, pod: &PodInfo) -> Result<Option<Vec<PvTopology>>, S
     let ns = pod.pod.metadata.namespace.as_str();
     let unresolvable = |m: String| Status::unresolvable(NAME, m);
     let mut out = Vec::new();
-    for (_, claim) in crate::api::storage::volume_binding::pod_claims(&pod.pod.spec) {
+    for claim in super::volume_binding::claim_names(pod) {
         if claim.is_empty() {
             return Err(unresolvable("PersistentVolumeClaim had no name".into()));
         }
@@ -107,11 +107,7 @@ pub fn filter(topologies: &[PvTopology], node: &NodeInfo) -> Result<(), Status> 
 /// updated, a WaitForFirstConsumer class added, a node added or relabelled.
 pub fn queueing_hint(pod: &PodInfo, ev: &ClusterEvent) -> Hint {
     let hit = match ev {
-        ClusterEvent::PvcChange { new: pvc, .. } => {
-            pvc.metadata.namespace == pod.pod.metadata.namespace
-                && crate::api::storage::volume_binding::pod_claims(&pod.pod.spec)
-                    .any(|(_, c)| c == pvc.metadata.name)
-        }
+        ClusterEvent::PvcChange { new, .. } => super::volume_binding::uses_claim(pod, new),
         // An update requeues only when the volume's topology labels changed.
         ClusterEvent::PvChange { old, new } => old.as_ref().is_none_or(|o| {
             TOPOLOGY_LABELS.iter().any(|k| o.metadata.labels.get(*k) != new.metadata.labels.get(*k))
@@ -123,11 +119,7 @@ pub fn queueing_hint(pod: &PodInfo, ev: &ClusterEvent) -> Hint {
         ClusterEvent::NodeUpdate { change, .. } => change.label,
         _ => false,
     };
-    if hit {
-        Hint::Queue
-    } else {
-        Hint::QueueSkip
-    }
+    Hint::queue_if(hit)
 }
 
 #[cfg(test)]
