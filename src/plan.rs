@@ -143,6 +143,12 @@ pub fn from_scenario(s: &Scenario) -> Result<Plan, ScenarioError> {
                 key: object_key(sc.kind.0, &sc.name, &sc.namespace),
                 replicas: sc.replicas as i32,
             },
+            Action::Label(l) => Step::Label {
+                key: object_key(l.kind.0, &l.name, &l.namespace),
+                set: l.labels.clone(),
+                remove: l.remove.clone(),
+                overwrite: l.overwrite,
+            },
             Action::Cordon(n) => Step::Cordon { node: n.clone(), unschedulable: true },
             Action::Uncordon(n) => Step::Cordon { node: n.clone(), unschedulable: false },
             Action::AddNodes(a) => {

@@ -54,6 +54,13 @@ pub enum Step {
         key: ObjectKey,
         replicas: i32,
     },
+    /// `kubectl label`: set and remove labels (`overwrite`: `--overwrite`).
+    Label {
+        key: ObjectKey,
+        set: std::collections::BTreeMap<String, String>,
+        remove: Vec<String>,
+        overwrite: bool,
+    },
     Cordon {
         node: String,
         unschedulable: bool,
@@ -90,6 +97,14 @@ impl Step {
             Step::Scale { key, replicas } => ("scale".into(), format!("{key} --replicas={replicas}")),
             Step::RolloutUndo { key, to_revision } => {
                 ("rollout-undo".into(), format!("{key} --to-revision={to_revision}"))
+            }
+            Step::Label { key, set, remove, overwrite } => {
+                let mut args: Vec<String> = set.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                args.extend(remove.iter().map(|k| format!("{k}-")));
+                if *overwrite {
+                    args.push("--overwrite".into());
+                }
+                ("label".into(), format!("{key} {}", args.join(" ")))
             }
             Step::Cordon { node, unschedulable: true } => ("cordon".into(), node.clone()),
             Step::Cordon { node, unschedulable: false } => ("uncordon".into(), node.clone()),
@@ -1130,6 +1145,34 @@ async fn do_step(world: &mut World, step: &Step, via: Option<&str>) -> Result<()
             .map_err(|e| e.message)
         }
         Step::RolloutUndo { key, to_revision } => rollout_undo(world, via, key, *to_revision).await,
+        Step::Label { key, set, remove, overwrite } => {
+            // kubectl label.go validateNoOverwrites: a new value for an existing label
+            // needs --overwrite (checked against the object kubectl reads first).
+            if !*overwrite {
+                let current = call(world, via, ApiRequest::Get(key.clone())).await.map_err(|e| e.message)?;
+                let labels = &current.meta().labels;
+                let errs: Vec<String> = set
+                    .iter()
+                    .filter_map(|(k, v)| labels.get(k).filter(|c| *c != v).map(|c| (k, c)))
+                    .map(|(k, c)| format!("'{k}' already has a value ({c}), and --overwrite is false"))
+                    .collect();
+                if !errs.is_empty() {
+                    return Err(errs.join(", "));
+                }
+            }
+            let (set, remove) = (set.clone(), remove.clone());
+            modify(world, via, key.clone(), move |o| {
+                let m = o.meta_mut();
+                m.labels.extend(set.clone());
+                for k in &remove {
+                    m.labels.remove(k);
+                }
+                Ok(())
+            })
+            .await
+            .map(|_| ())
+            .map_err(|e| e.message)
+        }
         Step::Cordon { node, unschedulable } => {
             let u = *unschedulable;
             modify(world, via, ObjectKey::new(Kind::Node, "", node.clone()), move |o| match o {

@@ -123,3 +123,17 @@ fn rejected_apply_scenario_passes() {
     assert!(r.all_passed(), "{}", r.summary());
     assert_eq!(r.results.len(), 9, "{}", r.summary());
 }
+
+/// `label` is checked when the file loads: something to do, and a key not both set and
+/// removed (kubectl's rule), each error at its line.
+#[test]
+fn label_actions_are_checked_on_load() {
+    let nothing = format!("{HEAD}timeline:\n  - at: 1s\n    label: {{kind: Pod, name: p}}\n");
+    assert_bad("label-nothing", &nothing, "label: nothing to do");
+    let both = format!(
+        "{HEAD}timeline:\n  - at: 1s\n    label: {{kind: Pod, name: p, labels: {{app: x}}, remove: [app]}}\n"
+    );
+    assert_bad("label-both", &both, "can not both modify and remove the label \"app\"");
+    let unknown = format!("{HEAD}timeline:\n  - at: 1s\n    label: {{kind: Pod, name: p, label: {{app: x}}}}\n");
+    assert_bad("label-unknown", &unknown, "unknown field `label`");
+}

@@ -487,6 +487,24 @@ pub fn object_key(kind: Kind, name: &str, namespace: &Option<String>) -> ObjectK
     ObjectKey::new(kind, ns, name.to_string())
 }
 
+/// `kubectl label KIND NAME key=value... [key-...] [--overwrite]`.
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct LabelAction {
+    pub kind: KindName,
+    pub name: String,
+    pub namespace: Option<String>,
+    /// Labels to set (`key=value`).
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Label keys to remove (`key-`).
+    #[serde(default)]
+    pub remove: Vec<String>,
+    /// `--overwrite`: without it, changing a label's value is kubectl's error.
+    #[serde(default)]
+    pub overwrite: bool,
+}
+
 #[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ScaleRef {
@@ -549,6 +567,7 @@ pub enum Action {
     Apply(ManifestSource),
     Delete(ObjectRef),
     Scale(ScaleRef),
+    Label(LabelAction),
     RolloutUndo(RolloutUndo),
     Cordon(String),
     Uncordon(String),
@@ -571,8 +590,8 @@ pub enum Action {
 pub const ETCDCTL_ACTIONS: [&str; 3] = ["etcdCompact", "etcdDefrag", "etcdAlarmDisarm"];
 
 /// Actions that are not faults, by the name a timeline writes.
-pub const API_ACTIONS: [&str; 9] =
-    ["apply", "delete", "scale", "rolloutUndo", "cordon", "uncordon", "taint", "untaint", "drain"];
+pub const API_ACTIONS: [&str; 10] =
+    ["apply", "delete", "scale", "label", "rolloutUndo", "cordon", "uncordon", "taint", "untaint", "drain"];
 
 impl Action {
     /// The name a timeline writes it under.
@@ -581,6 +600,7 @@ impl Action {
             Action::Apply(_) => "apply",
             Action::Delete(_) => "delete",
             Action::Scale(_) => "scale",
+            Action::Label(_) => "label",
             Action::RolloutUndo(_) => "rolloutUndo",
             Action::Cordon(_) => "cordon",
             Action::Uncordon(_) => "uncordon",
@@ -621,6 +641,7 @@ impl Action {
             "apply" => Action::Apply(map.next_value()?),
             "delete" => Action::Delete(map.next_value()?),
             "scale" => Action::Scale(map.next_value()?),
+            "label" => Action::Label(map.next_value()?),
             "rolloutUndo" => Action::RolloutUndo(map.next_value()?),
             "cordon" => Action::Cordon(map.next_value()?),
             "uncordon" => Action::Uncordon(map.next_value()?),
@@ -721,7 +742,7 @@ pub const DEFAULT_CONTROL_PLANE_HOSTS: u32 = 3;
 
 /// Every timeline action's name, for error hints.
 pub const TIMELINE_ACTIONS: &str =
-    "apply, delete, scale, rolloutUndo, cordon, uncordon, taint, untaint, addNodes, removeNode, \
+    "apply, delete, scale, label, rolloutUndo, cordon, uncordon, taint, untaint, addNodes, removeNode, \
 killHost, restartHost, killProcess, restartProcess, killLeader, stopKubelet, startKubelet, \
 stopContainerRuntime, startContainerRuntime, isolateMember, isolateEtcdLeader, loseEtcdDisk, \
 slowEtcdDisk, loseUnsyncedWrites, partition, heal, memoryHog, fillDisk, fillInodes, exhaustPids, unpullableImage, pullableImage, crashContainer, drain, \
@@ -1141,6 +1162,23 @@ fn validate_entry<'a>(
                     format!("{arg}.toRevision"),
                     "toRevision must be 0 (the previous revision) or a revision number",
                     "e.g. toRevision: 2",
+                ));
+            }
+        }
+        Action::Label(l) => {
+            if l.labels.is_empty() && l.remove.is_empty() {
+                return Err(Invalid::new(
+                    arg.to_string(),
+                    "label: nothing to do",
+                    "give `labels: {app: debug}` to set and/or `remove: [app]` to remove",
+                ));
+            }
+            // kubectl label: "can not both modify and remove a label in the same command".
+            if let Some(k) = l.remove.iter().find(|k| l.labels.contains_key(*k)) {
+                return Err(Invalid::new(
+                    format!("{arg}.remove"),
+                    format!("label: can not both modify and remove the label {k:?} in the same command"),
+                    "set it or remove it",
                 ));
             }
         }

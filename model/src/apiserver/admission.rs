@@ -589,6 +589,17 @@ fn has_status(kind: Kind) -> bool {
     )
 }
 
+/// A patch's `metadata.uid`: the object must still be the one the patch was made for
+/// (the registry's uid precondition, a 409 Conflict as for DELETE's).
+fn uid_precondition(uid: &str, o: &Object) -> Result<(), ApiError> {
+    let current = &o.meta().uid;
+    if uid == current {
+        return Ok(());
+    }
+    let message = format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {current}");
+    Err(ApiError { code: 409, reason: "Conflict", message })
+}
+
 /// The object an update stores, or `None` when nothing would change.
 fn apply_patch(current: &Object, patch: &crate::client::Patch) -> Result<Object, ApiError> {
     use crate::client::Patch;
@@ -614,6 +625,19 @@ fn apply_patch(current: &Object, patch: &crate::client::Patch) -> Result<Object,
         (Patch::NodePodCidrs { cidrs }, Object::Node(n)) => {
             n.spec.pod_cidr = cidrs.first().cloned().unwrap_or_default();
             n.spec.pod_cidrs = cidrs.clone();
+        }
+        (Patch::AdoptByController { owner, uid }, o) => {
+            uid_precondition(uid, o)?;
+            let refs = &mut o.meta_mut().owner_references;
+            // Strategic merge: ownerReferences merge by uid (types.go patchMergeKey).
+            match refs.iter_mut().find(|r| r.uid == owner.uid) {
+                Some(r) => *r = owner.clone(),
+                None => refs.push(owner.clone()),
+            }
+        }
+        (Patch::ReleaseFromController { owner_uid, uid }, o) => {
+            uid_precondition(uid, o)?;
+            o.meta_mut().owner_references.retain(|r| r.uid != *owner_uid);
         }
         _ => return Err(ApiError::invalid(key.kind, &key.name, "the patch does not apply to this kind")),
     }
@@ -765,6 +789,53 @@ mod tests {
 
     fn pod(containers: Vec<Container>) -> Pod {
         Pod { spec: std::sync::Arc::new(PodSpec { containers, ..Default::default() }), ..Default::default() }
+    }
+
+    /// Adoption and release patches: merged by owner uid, guarded by the object's uid;
+    /// a second controller is refused by validation.
+    #[test]
+    fn adoption_and_release_patches() {
+        use crate::api::OwnerReference;
+        use crate::client::Patch;
+        let mut p = pod(vec![]);
+        p.metadata.name = "web-a".into();
+        p.metadata.uid = "pod-uid".into();
+        let current = Object::Pod(p);
+        let owner = |uid: &str| OwnerReference {
+            kind: "ReplicaSet".into(),
+            name: uid.into(),
+            uid: uid.into(),
+            controller: Some(true),
+            ..Default::default()
+        };
+        let adopt = |o: &Object, by: &str, uid: &str| {
+            apply_patch(o, &Patch::AdoptByController { owner: owner(by), uid: uid.into() })
+        };
+        let adopted = adopt(&current, "rs-1", "pod-uid").unwrap();
+        assert_eq!(adopted.meta().owner_references, vec![owner("rs-1")]);
+        // Repeated: merged by uid, nothing new.
+        assert_eq!(adopt(&adopted, "rs-1", "pod-uid").unwrap(), adopted);
+        // Meant for an earlier pod of the same name.
+        let e = adopt(&current, "rs-1", "old-uid").unwrap_err();
+        assert_eq!((e.code, e.reason), (409, "Conflict"));
+        assert_eq!(
+            e.message,
+            "Precondition failed: UID in precondition: old-uid, UID in object meta: pod-uid"
+        );
+        // Someone else's already: the merge makes two controllers, which validation refuses.
+        let both = adopt(&adopted, "rs-2", "pod-uid").unwrap();
+        let e = crate::apiserver::validation::validate_update(&adopted, &both).unwrap_err();
+        assert!(
+            e.message.contains("metadata.ownerReferences: Invalid value: [ReplicaSet/rs-1, ReplicaSet/rs-2]: Only one reference can have Controller set to true. Found \"true\" in references for ReplicaSet/rs-1 and ReplicaSet/rs-2"),
+            "{}",
+            e.message
+        );
+        let released = apply_patch(
+            &adopted,
+            &Patch::ReleaseFromController { owner_uid: "rs-1".into(), uid: "pod-uid".into() },
+        )
+        .unwrap();
+        assert!(released.meta().owner_references.is_empty());
     }
 
     #[test]

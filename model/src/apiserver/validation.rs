@@ -494,11 +494,35 @@ fn meta_errors(obj: &Object, errs: &mut Vec<FieldError>) {
         }
     }
     labels_errors(&m.labels, "metadata.labels", errs);
+    owner_references_errors(&m.owner_references, errs);
     annotation_key_errors(&m.annotations, "metadata.annotations", errs);
     let total: usize = m.annotations.iter().map(|(k, v)| k.len() + v.len()).sum();
     if total > TOTAL_ANNOTATION_SIZE_LIMIT_B {
         // ValidateAnnotationsSize: field.TooLong(fldPath, "", TotalAnnotationSizeLimitB).
         errs.push(too_long("metadata.annotations", TOTAL_ANNOTATION_SIZE_LIMIT_B));
+    }
+}
+
+/// ValidateOwnerReferences: at most one reference is the controller. Upstream prints the
+/// whole list as Go's `%#v` (with pointer addresses, not reproducible); kubesim prints
+/// it as `kind/name` pairs.
+fn owner_references_errors(refs: &[crate::api::OwnerReference], errs: &mut Vec<FieldError>) {
+    let mut controller: Option<String> = None;
+    for r in refs.iter().filter(|r| r.controller == Some(true)) {
+        let name = format!("{}/{}", r.kind, r.name);
+        match &controller {
+            None => controller = Some(name),
+            Some(first) => {
+                let value =
+                    refs.iter().map(|r| format!("{}/{}", r.kind, r.name)).collect::<Vec<_>>().join(", ");
+                errs.push(invalid(
+                    "metadata.ownerReferences",
+                    &format!("[{value}]"),
+                    &format!("Only one reference can have Controller set to true. Found \"true\" in references for {first} and {name}"),
+                ));
+                return;
+            }
+        }
     }
 }
 

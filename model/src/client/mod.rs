@@ -60,6 +60,15 @@ pub enum Patch {
     NodeVolumesAttached { volumes: Vec<crate::api::node::AttachedVolume> },
     /// Node `spec.podCIDR` and `spec.podCIDRs` (nodeutil.PatchNodeCIDRs, node IPAM).
     NodePodCidrs { cidrs: Vec<String> },
+    /// Adoption by a controller (controller_ref_manager.go AdoptPod/AdoptReplicaSet: the
+    /// strategic-merge patch `{"metadata":{"ownerReferences":[<controllerRef>],"uid":<uid>}}`):
+    /// the reference merged into `metadata.ownerReferences` by uid, if the object's uid
+    /// is still `uid`.
+    AdoptByController { owner: crate::api::OwnerReference, uid: String },
+    /// Release by a controller (ReleasePod/ReleaseReplicaSet: `{"metadata":{"ownerReferences":
+    /// [{"$patch":"delete","uid":<owner uid>}],"uid":<uid>}}`): the reference with
+    /// `owner_uid` removed, if the object's uid is still `uid`.
+    ReleaseFromController { owner_uid: String, uid: String },
 }
 
 impl Patch {

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rand_chacha::ChaCha8Rng;
 
+use super::controller_ref::Claimer;
 use super::{controller_ref, Controller, Requests};
 use crate::api::scheduling::{
     tolerations_tolerate, NodeAffinity, NodeSelector, NodeSelectorOperator, NodeSelectorRequirement,
@@ -117,6 +118,8 @@ pub struct DaemonSetController {
     next_tag: u64,
     recorder: EventRecorder,
     pending_events: Vec<(u64, ApiRequest)>,
+    /// getDaemonPods' ClaimPods: orphan pods to adopt, claims in flight.
+    claimer: Claimer,
 }
 
 impl Default for DaemonSetController {
@@ -135,6 +138,7 @@ impl DaemonSetController {
             next_tag: 0,
             recorder: EventRecorder::new("daemonset-controller", ""),
             pending_events: Vec::new(),
+            claimer: Claimer::new(Kind::Pod),
         }
     }
 
@@ -148,7 +152,9 @@ impl DaemonSetController {
             return;
         }
         let mut by_node: BTreeMap<String, Vec<&Pod>> = BTreeMap::new();
-        for p in super::replicaset::owned_pods(cache, &key.namespace, &ds.metadata.uid) {
+        let (claimed, patches) = self.claimer.claim_all(&obj, &ds.spec.selector, cache, |_| true);
+        self.claimer.send(patches, key, &mut self.next_tag, out);
+        for p in claimed.iter().filter_map(|o| o.as_pod()) {
             if p.metadata.deletion_timestamp.is_none()
                 && !matches!(p.phase(), PodPhase::Succeeded | PodPhase::Failed)
             {
@@ -260,6 +266,9 @@ impl Controller for DaemonSetController {
             }
             Kind::Node => self.all_dirty = true,
             Kind::Pod => {
+                // An orphan: the DaemonSets whose selector matches it may adopt it.
+                let selector = |o: &Object| o.as_daemon_set().map(|d| d.spec.selector.clone());
+                self.dirty.extend(self.claimer.observe(ev, _cache, Kind::DaemonSet, selector));
                 if let Some(r) = o.meta().controller_of().filter(|r| r.kind == "DaemonSet") {
                     self.dirty.insert(ObjectKey::new(
                         Kind::DaemonSet,
@@ -273,6 +282,10 @@ impl Controller for DaemonSetController {
     }
 
     fn on_response(&mut self, tag: u64, result: &ApiResult, cache: &Cache, now: SimTime) {
+        if let Some(owner) = self.claimer.on_response(tag, result) {
+            self.dirty.insert(owner);
+            return;
+        }
         let Some((key, node)) = self.routes.remove(&tag) else { return };
         match result {
             Ok(pod) => {

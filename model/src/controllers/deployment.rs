@@ -2,12 +2,19 @@
 //! (named `<deployment>-<pod-template-hash>`), scaled by the RollingUpdate arithmetic
 //! (maxSurge rounds up, maxUnavailable rounds down; both 0 -> maxUnavailable 1) or by
 //! Recreate; revision annotations, status and conditions.
+//!
+//! ReplicaSets are claimed as ClaimReplicaSets does: an orphan ReplicaSet the selector
+//! matches is adopted (a Deployment deleted with `--cascade=orphan` and created again
+//! takes its ReplicaSets back), one that stops matching is released. A paused
+//! Deployment, and a replica change in the middle of a rollout, scale the active
+//! ReplicaSets proportionally (sync.go scale).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
 
+use super::controller_ref::Claimer;
 use super::{controller_ref, Controller, Requests};
 use crate::api::workloads::{DeploymentStrategyType, WorkloadCondition};
 use crate::api::{
@@ -79,6 +86,8 @@ pub struct DeploymentController {
     in_flight: BTreeMap<u64, ObjectKey>,
     /// requeueStuckDeployment: Deployments to look at again for a progress check.
     requeue: BTreeMap<ObjectKey, SimTime>,
+    /// Orphan ReplicaSets to adopt, adoptions and releases in flight.
+    claimer: Claimer,
 }
 
 impl Default for DeploymentController {
@@ -95,6 +104,7 @@ impl DeploymentController {
             next_tag: 0,
             in_flight: BTreeMap::new(),
             requeue: BTreeMap::new(),
+            claimer: Claimer::new(Kind::ReplicaSet),
         }
     }
 
@@ -122,6 +132,25 @@ impl DeploymentController {
         now: SimTime,
     ) {
         let from = rs.spec.replicas.unwrap_or(0);
+        // scaleReplicaSetAndRecordEvent: the direction from the sizes.
+        let dir = if to > from { "up" } else { "down" };
+        self.scale_as(out, d_obj, d, rs, to, max_surge, dir, now);
+    }
+
+    /// scaleReplicaSet: the update and its event, worded with the operation given.
+    #[allow(clippy::too_many_arguments)]
+    fn scale_as(
+        &mut self,
+        out: &mut Requests,
+        d_obj: &Object,
+        d: &Deployment,
+        rs: &ReplicaSet,
+        to: i32,
+        max_surge: i32,
+        dir: &str,
+        now: SimTime,
+    ) {
+        let from = rs.spec.replicas.unwrap_or(0);
         if from == to {
             return;
         }
@@ -133,7 +162,6 @@ impl DeploymentController {
         let key = d_obj.key();
         self.send(out, &key, ApiRequest::Update(Object::ReplicaSet(n)));
         // sync.go scaleReplicaSet: "Scaled up replica set %s from %d to %d".
-        let dir = if to > from { "up" } else { "down" };
         let msg = format!("Scaled {dir} replica set {} from {from} to {to}", rs.metadata.name);
         self.event(out, d_obj, "ScalingReplicaSet", &msg, now);
     }
@@ -177,8 +205,7 @@ impl DeploymentController {
                 return;
             }
         }
-        let owned: Vec<Arc<Object>> =
-            cache.controlled_by(&d.metadata.uid).filter(|o| o.kind() == Kind::ReplicaSet).cloned().collect();
+        let owned = self.claim_replica_sets(key, &d_obj, d, cache, out);
         let rss: Vec<&ReplicaSet> = owned.iter().filter_map(|o| o.as_replica_set()).collect();
         let new_rs = rss.iter().find(|rs| template_equal(&rs.spec.template, &d.spec.template)).copied();
         let olds: Vec<&ReplicaSet> = rss
@@ -200,15 +227,26 @@ impl DeploymentController {
                 desired,
             )
         };
-        if d.spec.paused {
-            // sync.go sync: a paused Deployment makes no new ReplicaSet and does not roll
-            // out; a replica change scales it (kubesim: when no old ReplicaSet still has
-            // replicas; the proportional scaling of a paused rollout is not simulated);
-            // the status is recounted without progress estimation.
+        // syncDeployment: a paused Deployment, or a replica change (isScalingEvent: an
+        // active ReplicaSet's desired-replicas annotation differs from spec.replicas),
+        // goes through sync: proportional scaling, no new ReplicaSet, no rollout; a
+        // paused one is cleaned up; then the status (without progress estimation while
+        // paused).
+        let scaling_event = rss.iter().any(|r| {
+            r.spec.replicas.unwrap_or(0) > 0
+                && r.metadata
+                    .annotations
+                    .get(DESIRED_REPLICAS_ANNOTATION)
+                    .and_then(|v| v.parse::<i32>().ok())
+                    .is_some_and(|v| v != desired)
+        });
+        if d.spec.paused || scaling_event {
+            let surge = if recreate { 0 } else { max_surge };
+            self.proportional_scale(out, &d_obj, d, new_rs, &olds, surge, now);
+            if d.spec.paused {
+                self.cleanup(key, d, &olds, out);
+            }
             if let Some(new_rs) = new_rs {
-                if olds.iter().all(|r| r.spec.replicas.unwrap_or(0) == 0) {
-                    self.scale(out, &d_obj, d, new_rs, desired, max_surge, now);
-                }
                 self.status(&d_obj, d, new_rs, &rss, now, out);
             }
             return;
@@ -375,6 +413,114 @@ impl DeploymentController {
             self.cleanup(key, d, &olds, out);
         }
         self.status(&d_obj, d, new_rs, &rss, now, out);
+    }
+
+    /// getReplicaSetsForDeployment's ClaimReplicaSets: the ReplicaSets this Deployment
+    /// controls and its selector matches, adopted orphans included (their adoption
+    /// patches are sent here); the ones it controls that no longer match are released.
+    fn claim_replica_sets(
+        &mut self,
+        key: &ObjectKey,
+        d_obj: &Object,
+        d: &Deployment,
+        cache: &Cache,
+        out: &mut Requests,
+    ) -> Vec<Arc<Object>> {
+        let (owned, patches) = self.claimer.claim_all(d_obj, &d.spec.selector, cache, |_| true);
+        for r in patches {
+            self.send(out, key, r);
+        }
+        owned
+    }
+
+    /// sync.go scale: one active (or else the newest) ReplicaSet takes all the replicas;
+    /// a saturated new ReplicaSet scales the old ones to zero; otherwise, for a rolling
+    /// update, the replicas to add or remove are shared among the active ReplicaSets in
+    /// proportion to their size (GetReplicaSetProportion), leftovers to the first.
+    #[allow(clippy::too_many_arguments)]
+    fn proportional_scale(
+        &mut self,
+        out: &mut Requests,
+        d_obj: &Object,
+        d: &Deployment,
+        new_rs: Option<&ReplicaSet>,
+        olds: &[&ReplicaSet],
+        max_surge: i32,
+        now: SimTime,
+    ) {
+        let desired = d.spec.replicas.unwrap_or(1);
+        let replicas = |r: &ReplicaSet| r.spec.replicas.unwrap_or(0);
+        // ReplicaSetsByCreationTimestamp: older first, then by name.
+        let age = |r: &ReplicaSet| (r.metadata.creation_timestamp, r.metadata.name.clone());
+        let mut newest_first: Vec<&ReplicaSet> = olds.to_vec();
+        newest_first.sort_by_key(|r| std::cmp::Reverse(age(r)));
+        let active: Vec<&ReplicaSet> =
+            newest_first.iter().copied().chain(new_rs).filter(|r| replicas(r) > 0).collect();
+        // FindActiveOrLatest.
+        let single = match active.len() {
+            0 => new_rs.or(newest_first.first().copied()),
+            1 => Some(active[0]),
+            _ => None,
+        };
+        if let Some(rs) = single {
+            self.scale(out, d_obj, d, rs, desired, max_surge, now);
+            return;
+        }
+        // IsSaturated: the new ReplicaSet has all the replicas, all available.
+        if let Some(n) = new_rs {
+            let annotated =
+                n.metadata.annotations.get(DESIRED_REPLICAS_ANNOTATION).and_then(|v| v.parse::<i32>().ok());
+            if replicas(n) == desired && annotated == Some(desired) && n.status.available_replicas == desired
+            {
+                for old in olds.iter().filter(|r| replicas(r) > 0) {
+                    self.scale(out, d_obj, d, old, 0, max_surge, now);
+                }
+                return;
+            }
+        }
+        let rolling =
+            d.spec.strategy.as_ref().and_then(|s| s.type_) != Some(DeploymentStrategyType::Recreate);
+        if !rolling {
+            return;
+        }
+        let mut all = active;
+        if all.is_empty() {
+            return;
+        }
+        let total: i32 = all.iter().map(|r| replicas(r)).sum();
+        let allowed = if desired > 0 { desired + max_surge } else { 0 };
+        let to_add = allowed - total;
+        // ReplicaSetsBySizeNewer (scaling up) / ReplicaSetsBySizeOlder (down): larger
+        // first; among equals newer first when scaling up, older first when down.
+        let dir = match to_add.cmp(&0) {
+            std::cmp::Ordering::Greater => {
+                all.sort_by(|a, b| replicas(b).cmp(&replicas(a)).then_with(|| age(b).cmp(&age(a))));
+                "up"
+            }
+            std::cmp::Ordering::Less => {
+                all.sort_by(|a, b| replicas(b).cmp(&replicas(a)).then_with(|| age(a).cmp(&age(b))));
+                "down"
+            }
+            // scaleReplicaSet's message says "down" unless the operation is "up".
+            std::cmp::Ordering::Equal => "down",
+        };
+        let mut added = 0;
+        let mut sizes: Vec<i32> = Vec::with_capacity(all.len());
+        for r in &all {
+            if to_add != 0 {
+                let p = replica_set_proportion(r, d, max_surge, to_add, added);
+                sizes.push(replicas(r) + p);
+                added += p;
+            } else {
+                sizes.push(replicas(r));
+            }
+        }
+        if to_add != 0 {
+            sizes[0] = (sizes[0] + to_add - added).max(0);
+        }
+        for (r, to) in all.into_iter().zip(sizes) {
+            self.scale_as(out, d_obj, d, r, to, max_surge, dir, now);
+        }
     }
 
     fn status(
@@ -576,6 +722,47 @@ impl DeploymentController {
 }
 
 /// `util.HasProgressDeadline`: set, and not math.MaxInt32.
+/// deployment_util.go GetReplicaSetProportion: this ReplicaSet's share of the replicas
+/// to add (or remove), never beyond what is left to share.
+fn replica_set_proportion(rs: &ReplicaSet, d: &Deployment, max_surge: i32, to_add: i32, added: i32) -> i32 {
+    let size = rs.spec.replicas.unwrap_or(0);
+    if size == 0 || to_add == 0 || to_add == added {
+        return 0;
+    }
+    let fraction = replica_set_fraction(rs, d, max_surge);
+    let allowed = to_add - added;
+    if to_add > 0 {
+        fraction.min(allowed)
+    } else {
+        fraction.max(allowed)
+    }
+}
+
+/// deployment_util.go getReplicaSetFraction: the size this ReplicaSet would have at the
+/// new scale (its size times new max over the max-replicas annotation it was scaled
+/// at, rounded half away from zero as integer.RoundToInt32), minus its size.
+fn replica_set_fraction(rs: &ReplicaSet, d: &Deployment, max_surge: i32) -> i32 {
+    let size = rs.spec.replicas.unwrap_or(0);
+    let desired = d.spec.replicas.unwrap_or(1);
+    if desired == 0 {
+        return -size;
+    }
+    let max_now = desired + max_surge;
+    let before = rs
+        .metadata
+        .annotations
+        .get(MAX_REPLICAS_ANNOTATION)
+        .and_then(|v| v.parse::<i32>().ok())
+        .filter(|v| *v != 0)
+        // No annotation (edited by hand): the Deployment's current size.
+        .unwrap_or(d.status.replicas);
+    if before == 0 {
+        return 0;
+    }
+    let scaled = f64::from(size) * f64::from(max_now) / f64::from(before);
+    scaled.round() as i32 - size
+}
+
 fn has_progress_deadline(d: &Deployment) -> bool {
     d.spec.progress_deadline_seconds.is_some_and(|s| s != i32::MAX)
 }
@@ -658,6 +845,10 @@ impl Controller for DeploymentController {
                 self.dirty.insert(o.key());
             }
             Kind::ReplicaSet => {
+                // An orphan: the Deployments whose selector matches it may adopt it
+                // (addReplicaSet/updateReplicaSet's getDeploymentsForReplicaSet).
+                let selector = |o: &Object| o.as_deployment().map(|d| d.spec.selector.clone());
+                self.dirty.extend(self.claimer.observe(ev, _cache, Kind::Deployment, selector));
                 if let Some(r) = o.meta().controller_of().filter(|r| r.kind == "Deployment") {
                     self.dirty.insert(ObjectKey::new(
                         Kind::Deployment,
@@ -670,7 +861,12 @@ impl Controller for DeploymentController {
         }
     }
 
-    fn on_response(&mut self, tag: u64, _result: &ApiResult, _cache: &Cache, _now: SimTime) {
+    fn on_response(&mut self, tag: u64, result: &ApiResult, _cache: &Cache, _now: SimTime) {
+        // A failed request may be a failed adoption: let every pending one be tried
+        // again (an adoption patch repeated is a no-op).
+        if result.is_err() {
+            self.claimer.on_failure();
+        }
         if let Some(k) = self.in_flight.remove(&tag) {
             self.dirty.insert(k);
         }
@@ -795,5 +991,71 @@ mod tests {
         assert_eq!(h, pod_template_hash(&t, 0));
         assert_ne!(h, pod_template_hash(&t, 1));
         assert!(h.bytes().all(|b| SAFE_ALPHABET.contains(&b)));
+    }
+
+    fn sized(name: &str, replicas: i32, max_annotation: i32, created: u64) -> ReplicaSet {
+        let mut rs = ReplicaSet::default();
+        rs.metadata.name = name.into();
+        rs.metadata.namespace = "default".into();
+        rs.metadata.creation_timestamp = Some(SimTime::from_secs(created));
+        rs.spec.replicas = Some(replicas);
+        rs.metadata.annotations.insert(MAX_REPLICAS_ANNOTATION.into(), max_annotation.to_string());
+        rs
+    }
+
+    /// The sizes proportional scaling gives each ReplicaSet, by name.
+    fn scaled(
+        d: &Deployment,
+        new_rs: Option<&ReplicaSet>,
+        olds: &[&ReplicaSet],
+        surge: i32,
+    ) -> Vec<(String, i32)> {
+        let mut c = DeploymentController::new();
+        let mut out = Requests::default();
+        let d_obj = Object::Deployment(d.clone());
+        c.proportional_scale(&mut out, &d_obj, d, new_rs, olds, surge, SimTime::ZERO);
+        out.items
+            .iter()
+            .filter_map(|(_, r)| match r {
+                ApiRequest::Update(Object::ReplicaSet(rs)) => {
+                    Some((rs.metadata.name.clone(), rs.spec.replicas.unwrap()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn deployment(replicas: i32) -> Deployment {
+        let mut d = Deployment::default();
+        d.metadata.name = "web".into();
+        d.spec.replicas = Some(replicas);
+        d
+    }
+
+    /// Cases as sync_test.go TestScale: mid-rollout replica changes are shared among the
+    /// active ReplicaSets in proportion to their size (annotated max replicas before the
+    /// change), leftovers to the largest; one active ReplicaSet takes everything.
+    #[test]
+    fn proportional_scaling_shares_the_change() {
+        // 10 -> 20 with maxSurge 3 mid-rollout: new 5, old 8 (both scaled at max 13).
+        let new = sized("web-new", 5, 13, 20);
+        let old = sized("web-old", 8, 13, 10);
+        let got = scaled(&deployment(20), Some(&new), &[&old], 3);
+        // allowed 23, add 10: old 8*23/13 = 14.15 -> +6, new 5*23/13 = 8.85 -> +4.
+        assert_eq!(got, [("web-old".to_string(), 14), ("web-new".to_string(), 9)]);
+        // 10 -> 5 (maxSurge 1): allowed 6, remove 7; older first among equals.
+        let a = sized("web-a", 6, 13, 10);
+        let b = sized("web-b", 6, 13, 20);
+        let new = sized("web-c", 1, 13, 30);
+        let got = scaled(&deployment(5), Some(&new), &[&a, &b], 1);
+        // a: 6*6/13 = 2.77 -> 3 (-3); b: -3; c: 1*6/13 = 0.46 -> 0 (-1, capped by max(-1, -1)).
+        assert_eq!(got, [("web-a".to_string(), 3), ("web-b".to_string(), 3), ("web-c".to_string(), 0)]);
+        // One active ReplicaSet (paused, nothing rolled out): it takes all the replicas.
+        let only = sized("web-only", 3, 4, 10);
+        let idle = sized("web-idle", 0, 4, 5);
+        assert_eq!(scaled(&deployment(7), Some(&only), &[&idle], 1), [("web-only".to_string(), 7)]);
+        // Scaling to zero: every active ReplicaSet's whole size goes.
+        let got = scaled(&deployment(0), Some(&new), &[&old], 0);
+        assert_eq!(got, [("web-old".to_string(), 0), ("web-c".to_string(), 0)]);
     }
 }

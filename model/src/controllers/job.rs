@@ -27,9 +27,13 @@
 //! its success criteria (reason SuccessPolicy, "Matched rules at index N"), its other
 //! pods are deleted and it completes.
 //!
+//! Pods are claimed as getPodsForJob's ClaimPods: orphans the selector matches are
+//! adopted (a Job with `manualSelector` finds pods left by another), pods it controls
+//! that stop matching are released.
+//!
 //! Not simulated: the FailIndex action (counted as Count),
 //! backoffLimitPerIndex,
-//! managedBy, adoption of orphan pods through the selector, the slow-start create batches
+//! managedBy, the slow-start create batches
 //! (all of a sync's creates go out at once) and the API error back-off (a failed request is
 //! retried after the 1 s batch period, not 1 s doubling to 1 min).
 //!
@@ -693,6 +697,8 @@ pub struct JobController {
     next_tag: u64,
     recorder: EventRecorder,
     events: Vec<(u64, ApiRequest)>,
+    /// getPodsForJob's ClaimPods: orphan pods to adopt, claims in flight.
+    claimer: super::controller_ref::Claimer,
 }
 
 impl Default for JobController {
@@ -714,6 +720,7 @@ impl JobController {
             next_tag: 0,
             recorder: EventRecorder::new(COMPONENT, ""),
             events: Vec::new(),
+            claimer: super::controller_ref::Claimer::new(Kind::Pod),
         }
     }
 
@@ -754,6 +761,9 @@ impl JobController {
     /// updatePod / deletePod: expectations, and counting a pod that finished.
     fn observe_pod(&mut self, ev: &WatchEvent, cache: &Cache) {
         let Some(p) = ev.object.as_pod() else { return };
+        // addPod/updatePod: an orphan wakes the Jobs whose selector matches it (batched).
+        let selector = |o: &Object| o.as_job().and_then(|j| j.spec.selector.clone());
+        self.batched.extend(self.claimer.observe(ev, cache, Kind::Job, selector));
         let Some(r) = p.metadata.controller_of().filter(|r| r.kind == "Job") else { return };
         let key = ObjectKey::new(Kind::Job, p.metadata.namespace.clone(), r.name.clone());
         // resolveControllerRef; a finished Job no longer tracks its pods.
@@ -809,7 +819,16 @@ impl JobController {
         }
         let satisfied = st.expected_creates == 0 && st.expected_deletes.is_empty();
         let eff = effective(&job.spec);
-        let pods: Vec<&Pod> = cache.controlled_by(&uid).filter_map(|o| o.as_pod()).collect();
+        let claimed: Vec<Arc<Object>> = match &job.spec.selector {
+            Some(selector) => {
+                let (claimed, patches) = self.claimer.claim_all(&obj, selector, cache, |_| true);
+                self.claimer.send(patches, key, &mut self.next_tag, out);
+                claimed
+            }
+            None => cache.controlled_by(&uid).cloned().collect(),
+        };
+        let st = self.states.get_mut(&uid).expect("state");
+        let pods: Vec<&Pod> = claimed.iter().filter_map(|o| o.as_pod()).collect();
         for p in &pods {
             st.count(job, p, false);
         }
@@ -1201,6 +1220,10 @@ impl Controller for JobController {
     }
 
     fn on_response(&mut self, tag: u64, result: &ApiResult, cache: &Cache, now: SimTime) {
+        if let Some(owner) = self.claimer.on_response(tag, result) {
+            self.batched.insert(owner);
+            return;
+        }
         let Some(route) = self.routes.remove(&tag) else { return };
         let (key, job_uid) = route.job();
         let key = key.clone();

@@ -3,6 +3,7 @@
 //! since its last pass are reconciled), so a pass costs what changed, not the cluster size.
 
 pub mod attach_detach;
+pub mod controller_ref;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;

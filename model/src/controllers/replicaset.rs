@@ -6,12 +6,17 @@
 //! The same controller runs ReplicationControllers (pkg/controller/replication: the
 //! ReplicaSet controller over ReplicationControllers converted to ReplicaSets, with its
 //! own event source `replication-controller`).
+//!
+//! Pods are claimed as upstream's ControllerRefManager claims them (claimPods): orphans
+//! matching the selector are adopted and count at once, owned pods that no longer match
+//! are released (and replaced).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
 
+use super::controller_ref::Claimer;
 use super::{controller_ref, Controller, Requests};
 use crate::api::{
     Kind, Object, ObjectKey, ObjectMeta, Pod, PodPhase, ReplicaSet, EVENT_NORMAL, EVENT_WARNING,
@@ -43,15 +48,19 @@ struct Counts {
     active: usize,
     ready: usize,
     labeled: usize,
+    /// Active pods it controls that its selector no longer matches (to release).
+    unmatched: usize,
 }
 
 /// A pod's last contribution to its owner's counts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct PodMemo {
     owner: String,
+    owner_name: String,
     active: bool,
     ready: bool,
     labeled: bool,
+    unmatched: bool,
 }
 
 pub struct ReplicaSetController {
@@ -61,10 +70,22 @@ pub struct ReplicaSetController {
     memo: BTreeMap<(String, String), PodMemo>,
     dirty: BTreeSet<ObjectKey>,
     state: BTreeMap<String, State>,
-    routes: BTreeMap<u64, (ObjectKey, bool)>,
+    routes: BTreeMap<u64, (ObjectKey, Op)>,
+    /// Orphan pods to adopt, adoptions and releases in flight.
+    claimer: Claimer,
     next_tag: u64,
     recorder: EventRecorder,
     pending_events: Vec<(u64, ApiRequest)>,
+}
+
+/// What a request was for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Op {
+    Create,
+    Delete,
+    Status,
+    /// An adoption or a release (ControllerRefManager).
+    Claim,
 }
 
 impl Default for ReplicaSetController {
@@ -119,6 +140,7 @@ impl ReplicaSetController {
             dirty: BTreeSet::new(),
             state: BTreeMap::new(),
             routes: BTreeMap::new(),
+            claimer: Claimer::new(Kind::Pod),
             next_tag: 0,
             recorder: EventRecorder::new(component, ""),
             pending_events: Vec::new(),
@@ -126,24 +148,30 @@ impl ReplicaSetController {
     }
 
     /// Moves a pod's contribution to its owner's counts from its last state to this one.
-    fn count_pod(&mut self, ev: &WatchEvent, cache: &Cache) {
-        let Some(p) = ev.object.as_pod() else { return };
+    /// Returns the owner the pod no longer counts for, if it left one.
+    fn count_pod(&mut self, ev: &WatchEvent, cache: &Cache) -> Option<String> {
+        let p = ev.object.as_pod()?;
         let k = (p.metadata.namespace.clone(), p.metadata.name.clone());
         let kind = self.kind;
         let new = match (ev.type_, p.metadata.controller_of().filter(|r| r.kind == kind.as_str())) {
             (crate::client::WatchEventType::Deleted, _) | (_, None) => None,
             (_, Some(r)) => {
-                let template_labels = cache
-                    .get(&ObjectKey::new(kind, p.metadata.namespace.clone(), r.name.clone()))
-                    .and_then(|o| self.view(o).map(|rs| rs.spec.template.metadata.labels.clone()))
-                    .unwrap_or_default();
-                let active = is_active(p);
+                let owner = cache.get(&ObjectKey::new(kind, p.metadata.namespace.clone(), r.name.clone()));
+                let view = owner.and_then(|o| self.view(o));
+                let labels = &p.metadata.labels;
+                let labeled = view.as_ref().is_none_or(|rs| {
+                    rs.spec.template.metadata.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+                });
+                let matches = view.as_ref().is_none_or(|rs| rs.spec.selector.matches(labels));
+                let live = is_active(p);
+                let active = live && matches;
                 Some(PodMemo {
                     owner: r.uid.clone(),
+                    owner_name: r.name.clone(),
                     active,
                     ready: active && p.is_ready(),
-                    labeled: active
-                        && template_labels.iter().all(|(k, v)| p.metadata.labels.get(k) == Some(v)),
+                    labeled: active && labeled,
+                    unmatched: live && !matches,
                 })
             }
         };
@@ -152,20 +180,27 @@ impl ReplicaSetController {
             None => self.memo.remove(&k),
         };
         if old == new {
-            return;
+            return None;
         }
+        let left = old
+            .as_ref()
+            .filter(|o| new.as_ref().is_none_or(|n| n.owner != o.owner))
+            .map(|o| o.owner_name.clone());
         if let Some(o) = old {
             let c = self.counts.entry(o.owner.clone()).or_default();
             c.active -= usize::from(o.active);
             c.ready -= usize::from(o.ready);
             c.labeled -= usize::from(o.labeled);
+            c.unmatched -= usize::from(o.unmatched);
         }
         if let Some(n) = new {
             let c = self.counts.entry(n.owner).or_default();
             c.active += usize::from(n.active);
             c.ready += usize::from(n.ready);
             c.labeled += usize::from(n.labeled);
+            c.unmatched += usize::from(n.unmatched);
         }
+        left
     }
 
     /// The object as the ReplicaSet it is run as.
@@ -184,10 +219,45 @@ impl ReplicaSetController {
         self.pending_events.push((self.next_tag, r));
     }
 
-    fn send(&mut self, out: &mut Requests, rs: &ObjectKey, is_create: bool, r: ApiRequest) {
+    fn send(&mut self, out: &mut Requests, rs: &ObjectKey, op: Op, r: ApiRequest) {
         self.next_tag += 1;
-        self.routes.insert(self.next_tag, (rs.clone(), is_create));
+        self.routes.insert(self.next_tag, (rs.clone(), op));
         out.push(self.next_tag, r);
+    }
+
+    /// claimPods: adopts the matching orphans and releases the owned pods that no longer
+    /// match; returns what the adopted pods add to the counts until their events arrive.
+    fn claim_pods(
+        &mut self,
+        key: &ObjectKey,
+        obj: &Object,
+        counts: Counts,
+        cache: &Cache,
+        out: &mut Requests,
+    ) -> Counts {
+        let Some(rs) = self.view(obj) else { return Counts::default() };
+        let rs = rs.into_owned();
+        let active = |o: &Object| o.as_pod().is_some_and(is_active);
+        let mut patches = Vec::new();
+        let adopted = self.claimer.adopt_orphans(obj, &rs.spec.selector, cache, active, &mut patches);
+        if counts.unmatched > 0 {
+            let owned = cache.controlled_by(&rs.metadata.uid);
+            let matches = |o: &Object| rs.spec.selector.matches(&o.meta().labels);
+            self.claimer.release_unmatched(&rs.metadata, matches, owned, active, &mut patches);
+        }
+        for r in patches {
+            self.send(out, key, Op::Claim, r);
+        }
+        // Adopted pods count in this sync as upstream's claimPods returns them.
+        let mut c = Counts::default();
+        for p in adopted.iter().filter_map(|o| o.as_pod()) {
+            c.active += 1;
+            c.ready += usize::from(p.is_ready());
+            let labels = &p.metadata.labels;
+            c.labeled +=
+                usize::from(rs.spec.template.metadata.labels.iter().all(|(k, v)| labels.get(k) == Some(v)));
+        }
+        c
     }
 
     fn sync(&mut self, key: &ObjectKey, cache: &Cache, now: SimTime, out: &mut Requests) {
@@ -198,7 +268,11 @@ impl ReplicaSetController {
         let Some(rs) = self.view(&obj) else { return };
         let rs: &ReplicaSet = &rs;
         let uid = rs.metadata.uid.clone();
-        let counts = self.counts.get(&uid).copied().unwrap_or_default();
+        let mut counts = self.counts.get(&uid).copied().unwrap_or_default();
+        let adopted = self.claim_pods(key, &obj, counts, cache, out);
+        counts.active += adopted.active;
+        counts.ready += adopted.ready;
+        counts.labeled += adopted.labeled;
         let active = counts.active;
         let sk = format!("{}/{}", key.namespace, key.name);
         let st = self.state.entry(sk.clone()).or_default();
@@ -262,11 +336,11 @@ impl ReplicaSetController {
             }
         }
         for r in reqs {
-            let is_create = matches!(r, ApiRequest::Create(_));
-            if !is_create {
+            let op = if matches!(r, ApiRequest::Create(_)) { Op::Create } else { Op::Delete };
+            if op == Op::Delete {
                 self.state.get_mut(&sk).expect("state").in_flight += 1;
             }
-            self.send(out, key, is_create, r);
+            self.send(out, key, op, r);
         }
         self.update_status(&obj, rs, counts, cache, now, out);
     }
@@ -308,7 +382,7 @@ impl ReplicaSetController {
                 }
             };
             let key = obj.key();
-            self.send(out, &key, false, ApiRequest::UpdateStatus(next));
+            self.send(out, &key, Op::Status, ApiRequest::UpdateStatus(next));
             let sk = format!("{}/{}", key.namespace, key.name);
             if let Some(st) = self.state.get_mut(&sk) {
                 st.in_flight += 1;
@@ -330,8 +404,21 @@ impl Controller for ReplicaSetController {
             }
             Kind::Pod => {
                 let m = o.meta();
-                self.count_pod(ev, _cache);
                 let kind = self.kind;
+                if let Some(left) = self.count_pod(ev, _cache) {
+                    self.dirty.insert(ObjectKey::new(kind, m.namespace.clone(), left));
+                }
+                // An orphan: the sets whose selector matches it may adopt it
+                // (addPod/updatePod's getPodReplicaSets).
+                let view = |o: &Object| match o {
+                    Object::ReplicaSet(rs) => Some(rs.spec.selector.clone()),
+                    Object::ReplicationController(rc) => Some(rc.as_replica_set().spec.selector),
+                    _ => None,
+                };
+                let wake = self.claimer.observe(ev, _cache, kind, view);
+                if o.as_pod().is_some_and(is_active) {
+                    self.dirty.extend(wake);
+                }
                 if let Some(r) = m.controller_of().filter(|r| r.kind == kind.as_str()) {
                     let sk = format!("{}/{}", m.namespace, r.name);
                     if let Some(st) = self.state.get_mut(&sk) {
@@ -357,13 +444,22 @@ impl Controller for ReplicaSetController {
     }
 
     fn on_response(&mut self, tag: u64, result: &ApiResult, cache: &Cache, now: SimTime) {
-        let Some((key, is_create)) = self.routes.remove(&tag) else { return };
+        let Some((key, op)) = self.routes.remove(&tag) else { return };
         let sk = format!("{}/{}", key.namespace, key.name);
+        if op == Op::Claim {
+            // A failed adoption (someone else's now, or gone) stops counting; a
+            // successful one counts until the pod's event shows the reference.
+            if result.is_err() {
+                self.claimer.on_failure();
+            }
+            self.dirty.insert(key);
+            return;
+        }
         if let Some(st) = self.state.get_mut(&sk) {
             st.in_flight = st.in_flight.saturating_sub(1);
         }
         let Some(rs) = cache.get(&key).cloned() else { return };
-        match (is_create, result) {
+        match (op == Op::Create, result) {
             (true, Ok(pod)) => {
                 let msg = format!("Created pod: {}", pod.meta().name);
                 let r = self.recorder.record(&rs, EVENT_NORMAL, "SuccessfulCreate", &msg, now);
@@ -378,7 +474,7 @@ impl Controller for ReplicaSetController {
                 let r = self.recorder.record(&rs, EVENT_WARNING, "FailedCreate", &msg, now);
                 self.send_event(r);
             }
-            (false, Ok(o)) if o.kind() == Kind::Pod => {
+            (false, Ok(o)) if op == Op::Delete => {
                 let msg = format!("Deleted pod: {}", o.meta().name);
                 let r = self.recorder.record(&rs, EVENT_NORMAL, "SuccessfulDelete", &msg, now);
                 self.send_event(r);
@@ -463,5 +559,97 @@ mod tests {
         }
         assert_eq!(sizes, vec![1, 2, 4, 3]);
         assert_eq!(owned_pods(&cache, "default", "rs-uid").count(), 10);
+    }
+
+    fn labeled_rs(replicas: i32) -> Arc<Object> {
+        let mut o = (*rs(replicas)).clone();
+        if let Object::ReplicaSet(r) = &mut o {
+            r.spec.selector.match_labels.insert("app".into(), "web".into());
+            r.spec.template.metadata.labels.insert("app".into(), "web".into());
+        }
+        Arc::new(o)
+    }
+
+    fn bare_pod(name: &str, app: &str, owner: Option<&Object>) -> Arc<Object> {
+        let mut p = Pod::default();
+        p.metadata.name = name.into();
+        p.metadata.namespace = "default".into();
+        p.metadata.uid = format!("{name}-uid");
+        p.metadata.labels.insert("app".into(), app.into());
+        p.metadata.owner_references = owner.map(controller_ref).into_iter().collect();
+        Arc::new(Object::Pod(p))
+    }
+
+    fn feed(c: &mut ReplicaSetController, cache: &mut Cache, type_: WatchEventType, object: Arc<Object>) {
+        let ev = WatchEvent { type_, object };
+        cache.apply(&ev);
+        c.on_event(&ev, cache);
+    }
+
+    fn pass(c: &mut ReplicaSetController, cache: &Cache) -> Vec<(u64, ApiRequest)> {
+        let mut out = Requests::default();
+        c.reconcile(cache, SimTime::ZERO, &mut ChaCha8Rng::seed_from_u64(1), &mut out);
+        out.items
+    }
+
+    /// Orphans matching the selector are adopted and count at once: a set of 3 with two
+    /// matching bare pods creates one pod; a pod with other labels is left alone.
+    #[test]
+    fn matching_orphans_are_adopted_and_count() {
+        let mut c = ReplicaSetController::new();
+        let mut cache = Cache::default();
+        feed(&mut c, &mut cache, WatchEventType::Added, bare_pod("a", "web", None));
+        feed(&mut c, &mut cache, WatchEventType::Added, bare_pod("b", "web", None));
+        feed(&mut c, &mut cache, WatchEventType::Added, bare_pod("c", "db", None));
+        let set = labeled_rs(3);
+        feed(&mut c, &mut cache, WatchEventType::Added, set.clone());
+        let items = pass(&mut c, &cache);
+        let adopted: Vec<_> = items
+            .iter()
+            .filter_map(|(_, r)| match r {
+                ApiRequest::Patch { key, patch: crate::client::Patch::AdoptByController { owner, uid } } => {
+                    assert_eq!(owner.uid, "rs-uid");
+                    assert_eq!(*uid, format!("{}-uid", key.name));
+                    Some(key.name.clone())
+                }
+                _ => None,
+            })
+            .collect();
+        assert_eq!(adopted, ["a", "b"]);
+        let creates = items.iter().filter(|(_, r)| matches!(r, ApiRequest::Create(_))).count();
+        assert_eq!(creates, 1);
+        // Once the adoptions show in the cache, nothing more is adopted or created.
+        for (tag, r) in &items {
+            if let ApiRequest::Patch { key, .. } = r {
+                let adopted = bare_pod(&key.name, "web", Some(&set));
+                c.on_response(*tag, &Ok(adopted.clone()), &cache, SimTime::ZERO);
+                feed(&mut c, &mut cache, WatchEventType::Modified, adopted);
+            }
+        }
+        assert_eq!(c.counts["rs-uid"].active, 2);
+        let again = pass(&mut c, &cache);
+        assert!(again.iter().all(|(_, r)| !matches!(r, ApiRequest::Patch { .. })), "{again:?}");
+    }
+
+    /// A pod relabeled out of the selector is released and no longer counts, so the set
+    /// replaces it; a set being deleted releases nothing.
+    #[test]
+    fn unmatched_pods_are_released() {
+        let mut c = ReplicaSetController::new();
+        let mut cache = Cache::default();
+        let set = labeled_rs(1);
+        feed(&mut c, &mut cache, WatchEventType::Added, set.clone());
+        feed(&mut c, &mut cache, WatchEventType::Added, bare_pod("a", "web", Some(&set)));
+        for (tag, _) in pass(&mut c, &cache) {
+            c.on_response(tag, &Ok(set.clone()), &cache, SimTime::ZERO);
+        }
+        feed(&mut c, &mut cache, WatchEventType::Modified, bare_pod("a", "debug", Some(&set)));
+        let items = pass(&mut c, &cache);
+        let released = items.iter().any(|(_, r)| {
+            matches!(r, ApiRequest::Patch { key, patch: crate::client::Patch::ReleaseFromController { owner_uid, .. } }
+                if key.name == "a" && owner_uid == "rs-uid")
+        });
+        assert!(released, "{items:?}");
+        assert_eq!(items.iter().filter(|(_, r)| matches!(r, ApiRequest::Create(_))).count(), 1);
     }
 }

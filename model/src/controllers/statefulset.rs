@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
 
+use super::controller_ref::Claimer;
 use super::{controller_ref, Controller, Requests};
 use crate::api::pod::{PersistentVolumeClaimVolumeSource, Volume};
 use crate::api::{
@@ -46,6 +47,8 @@ pub struct StatefulSetController {
     recorder: EventRecorder,
     /// Failed requests to report: (set, verb, pod, error).
     failed: Vec<(ObjectKey, &'static str, String, String)>,
+    /// getPodsForStatefulSet's ClaimPods: orphan pods to adopt, claims in flight.
+    claimer: Claimer,
 }
 
 impl Default for StatefulSetController {
@@ -72,6 +75,7 @@ impl StatefulSetController {
             next_tag: 0,
             recorder: EventRecorder::new(COMPONENT, ""),
             failed: Vec::new(),
+            claimer: Claimer::new(Kind::Pod),
         }
     }
 
@@ -276,8 +280,14 @@ impl StatefulSetController {
         }
         let name = set.metadata.name.clone();
         let revision = format!("{name}-{}", super::deployment::pod_template_hash(&set.spec.template, 0));
-        let pods: BTreeMap<i32, Pod> = cache
-            .controlled_by(&set.metadata.uid)
+        // getPodsForStatefulSet: ClaimPods with isMemberOf (the name is `<set>-<ordinal>`)
+        // as part of the match: a pod of another name is never adopted, and released if
+        // this set controls it.
+        let member = |o: &Object| ordinal(&name, &o.meta().name).is_some();
+        let (claimed, patches) = self.claimer.claim_all(&obj, &set.spec.selector, cache, member);
+        self.claimer.send(patches, key, &mut self.next_tag, out);
+        let pods: BTreeMap<i32, Pod> = claimed
+            .iter()
             .filter_map(|o| o.as_pod())
             .filter_map(|p| ordinal(&name, &p.metadata.name).map(|o| (o, p.clone())))
             .collect();
@@ -463,6 +473,9 @@ impl Controller for StatefulSetController {
                 self.dirty.insert(ev.object.key());
             }
             Kind::Pod => {
+                // An orphan: the StatefulSets whose selector matches it may adopt it.
+                let selector = |o: &Object| o.as_stateful_set().map(|s| s.spec.selector.clone());
+                self.dirty.extend(self.claimer.observe(ev, cache, Kind::StatefulSet, selector));
                 let Some(owner) = ev.object.meta().controller_of() else { return };
                 if owner.kind != "StatefulSet" {
                     return;
@@ -478,6 +491,10 @@ impl Controller for StatefulSetController {
     }
 
     fn on_response(&mut self, tag: u64, result: &ApiResult, _cache: &Cache, _now: SimTime) {
+        if let Some(owner) = self.claimer.on_response(tag, result) {
+            self.dirty.insert(owner);
+            return;
+        }
         let Some((set, verb, pod)) = self.routes.remove(&tag) else { return };
         if let Some(n) = self.in_flight.get_mut(&set) {
             *n -= 1;
