@@ -205,7 +205,7 @@ impl ObjectSelection {
             s += &format!(" {n}");
         }
         if let Some(sel) = &self.selector {
-            s += &format!(" matching {sel:?}");
+            s += &format!(" matching {sel}");
         }
         if let Some(n) = &self.node {
             s += &format!(" on {n}");

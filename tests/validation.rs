@@ -134,6 +134,7 @@ fn label_actions_are_checked_on_load() {
         "{HEAD}timeline:\n  - at: 1s\n    label: {{kind: Pod, name: p, labels: {{app: x}}, remove: [app]}}\n"
     );
     assert_bad("label-both", &both, "can not both modify and remove the label \"app\"");
-    let unknown = format!("{HEAD}timeline:\n  - at: 1s\n    label: {{kind: Pod, name: p, label: {{app: x}}}}\n");
+    let unknown =
+        format!("{HEAD}timeline:\n  - at: 1s\n    label: {{kind: Pod, name: p, label: {{app: x}}}}\n");
     assert_bad("label-unknown", &unknown, "unknown field `label`");
 }

@@ -170,27 +170,6 @@ fn workload_unsimulated(o: &super::Object) -> Vec<String> {
     {
         out.push(format!("spec.{field} is not simulated: {what}"));
     }
-    if let Object::Job(j) = o {
-        // The Job controller (controllers/job.rs) counts every failed pod against
-        // backoffLimit.
-        // FailIndex needs backoffLimitPerIndex, which is not simulated.
-        for (i, r) in j.spec.pod_failure_policy.iter().flat_map(|p| p.rules.iter()).enumerate() {
-            if r.action == "FailIndex" {
-                out.push(format!(
-                    "spec.podFailurePolicy.rules[{i}].action: FailIndex is not simulated: the failure is counted (Count)"
-                ));
-            }
-        }
-        for field in ["backoffLimitPerIndex", "maxFailedIndexes"] {
-            let set = match field {
-                "backoffLimitPerIndex" => j.spec.backoff_limit_per_index.is_some(),
-                _ => j.spec.max_failed_indexes.is_some(),
-            };
-            if set {
-                out.push(format!("spec.{field} is not simulated: failures count against backoffLimit alone"));
-            }
-        }
-    }
     if let Object::PersistentVolume(v) = o {
         // A source other than csi, hostPath, local or nfs: no driver attaches or mounts it.
         for source in v.spec.extra.keys() {

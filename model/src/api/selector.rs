@@ -61,6 +61,26 @@ pub struct Selector {
     reqs: Vec<LabelSelectorRequirement>,
 }
 
+/// As labels.Selector.String() writes it, with one-value `in`/`notin` as `=`/`!=`, the
+/// way a selector is usually written: `app=web,tier in (a,b),!canary`.
+impl std::fmt::Display for Selector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self
+            .reqs
+            .iter()
+            .map(|r| match (r.operator, r.values.as_slice()) {
+                (SelectorOperator::In, [v]) => format!("{}={v}", r.key),
+                (SelectorOperator::NotIn, [v]) => format!("{}!={v}", r.key),
+                (SelectorOperator::In, vs) => format!("{} in ({})", r.key, vs.join(",")),
+                (SelectorOperator::NotIn, vs) => format!("{} notin ({})", r.key, vs.join(",")),
+                (SelectorOperator::Exists, _) => r.key.clone(),
+                (SelectorOperator::DoesNotExist, _) => format!("!{}", r.key),
+            })
+            .collect();
+        f.write_str(&parts.join(","))
+    }
+}
+
 impl Selector {
     pub fn everything() -> Self {
         Selector::default()
@@ -139,6 +159,15 @@ mod tests {
 
     fn labels(kv: &[(&str, &str)]) -> BTreeMap<String, String> {
         kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    /// A parsed selector prints back as it is usually written.
+    #[test]
+    fn selectors_print_back() {
+        for text in ["app=web", "app=web,tier in (a,b),!canary,env", "x!=y,z notin (1,2)"] {
+            assert_eq!(Selector::parse(text).unwrap().to_string(), text);
+        }
+        assert_eq!(Selector::parse("app==web").unwrap().to_string(), "app=web");
     }
 
     #[test]

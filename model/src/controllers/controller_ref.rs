@@ -262,7 +262,8 @@ impl Claimer {
 }
 
 /// The owners of `kind` in the object's namespace whose selector matches its labels
-/// (getPodReplicaSets, getPodJobs, GetPodStatefulSets, ...): the ones to wake for an orphan.
+/// (getPodReplicaSets, getPodJobs, GetPodStatefulSets, ...): the ones to wake for an
+/// orphan. An empty selector matches nothing here (`selector.Empty()` in those lookups).
 pub fn matching_owners<'a>(
     cache: &'a Cache,
     kind: Kind,
@@ -271,14 +272,8 @@ pub fn matching_owners<'a>(
 ) -> impl Iterator<Item = ObjectKey> + 'a {
     cache
         .list_namespace(kind, &obj.namespace)
-        .filter(move |o| selector_of(o).is_some_and(|s| !selector_empty(&s) && s.matches(&obj.labels)))
+        .filter(move |o| selector_of(o).is_some_and(|s| !s.is_empty() && s.matches(&obj.labels)))
         .map(|o| o.key())
-}
-
-/// An empty selector: upstream's controllers treat it as matching nothing
-/// (`selector.Empty()` in the getPod* lookups).
-fn selector_empty(s: &LabelSelector) -> bool {
-    s.match_labels.is_empty() && s.match_expressions.is_empty()
 }
 
 #[cfg(test)]

@@ -31,9 +31,16 @@
 //! adopted (a Job with `manualSelector` finds pods left by another), pods it controls
 //! that stop matching are released.
 //!
-//! Not simulated: the FailIndex action (counted as Count),
-//! backoffLimitPerIndex,
-//! managedBy, the slow-start create batches
+//! backoffLimitPerIndex (Indexed Jobs, GA in v1.33): each index has its own failure
+//! count, carried by its pods' `batch.kubernetes.io/job-index-failure-count` (and
+//! `-ignored-failure-count`) annotations; an index whose pod fails with a count at the
+//! limit, or by a FailIndex rule, is failed (`status.failedIndexes`) and not retried; a
+//! failed index is re-created after its own back-off (10 s doubling from the index's
+//! last failure). More failed indexes than maxFailedIndexes fail the Job
+//! (MaxFailedIndexesExceeded); every index succeeded or failed with some failed fails it
+//! (FailedIndexes).
+//!
+//! Not simulated: managedBy, the slow-start create batches
 //! (all of a sync's creates go out at once) and the API error back-off (a failed request is
 //! retried after the 1 s batch period, not 1 s doubling to 1 min).
 //!
@@ -131,6 +138,16 @@ pub const EVENT_FAILED_DELETE: &str = "FailedDelete";
 /// job_controller.go recordJobFinished.
 pub const EVENT_COMPLETED: &str = "Completed";
 pub const MESSAGE_COMPLETED: &str = "Job completed";
+/// batch/v1 JobIndexFailureCountAnnotation and JobIndexIgnoredFailureCountAnnotation.
+pub const ANN_INDEX_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-failure-count";
+pub const ANN_INDEX_IGNORED_FAILURE_COUNT: &str = "batch.kubernetes.io/job-index-ignored-failure-count";
+/// batch/v1 JobReasonFailedIndexes and JobReasonMaxFailedIndexesExceeded, with
+/// job_controller.go syncJob's messages.
+pub const REASON_FAILED_INDEXES: &str = "FailedIndexes";
+pub const MESSAGE_FAILED_INDEXES: &str = "Job has failed indexes";
+pub const REASON_MAX_FAILED_INDEXES_EXCEEDED: &str = "MaxFailedIndexesExceeded";
+pub const MESSAGE_MAX_FAILED_INDEXES_EXCEEDED: &str =
+    "Job has exceeded the specified maximal number of failed indexes";
 pub const EVENT_TOO_MANY_SUCCEEDED_PODS: &str = "TooManySucceededPods";
 pub const MESSAGE_TOO_MANY_SUCCEEDED_PODS: &str =
     "Too many succeeded pods running after completion count reached";
@@ -168,19 +185,25 @@ impl BackoffRecord {
     /// counted from the last failure.
     pub fn remaining(self, now: SimTime) -> Duration {
         let Some(last) = self.last_failure_time else { return Duration::ZERO };
-        if self.failures_after_last_success == 0 {
-            return Duration::ZERO;
-        }
-        let mut backoff = DEFAULT_JOB_POD_FAILURE_BACKOFF;
-        for _ in 1..self.failures_after_last_success {
-            backoff *= 2;
-            if backoff >= MAX_JOB_POD_FAILURE_BACKOFF {
-                backoff = MAX_JOB_POD_FAILURE_BACKOFF;
-                break;
-            }
-        }
-        backoff.saturating_sub(now.saturating_sub(last))
+        remaining_for_failures(self.failures_after_last_success, last, now)
     }
+}
+
+/// backoff_utils.go getRemainingTimeForFailuresCount: DEFAULT_JOB_POD_FAILURE_BACKOFF *
+/// 2^(failures-1), at most MAX_JOB_POD_FAILURE_BACKOFF, counted from the last failure.
+fn remaining_for_failures(failures: u32, last_failure: SimTime, now: SimTime) -> Duration {
+    if failures == 0 {
+        return Duration::ZERO;
+    }
+    let mut backoff = DEFAULT_JOB_POD_FAILURE_BACKOFF;
+    for _ in 1..failures {
+        backoff *= 2;
+        if backoff >= MAX_JOB_POD_FAILURE_BACKOFF {
+            backoff = MAX_JOB_POD_FAILURE_BACKOFF;
+            break;
+        }
+    }
+    backoff.saturating_sub(now.saturating_sub(last_failure))
 }
 
 /// What the controller remembers of one Job, by Job uid.
@@ -191,6 +214,8 @@ struct JobState {
     counted_failed: BTreeSet<String>,
     /// Indexed Jobs: the completion indexes of the succeeded pods counted.
     succeeded_indexes: BTreeSet<i32>,
+    /// backoffLimitPerIndex: the indexes failed by the pods counted (isIndexFailed).
+    failed_indexes: BTreeSet<i32>,
     /// Pods the controller deleted to scale down or suspend: upstream removes their
     /// finalizer before deleting them, so they are never counted.
     ignored: BTreeSet<String>,
@@ -228,7 +253,18 @@ impl JobState {
             || deleted
             || (p.metadata.deletion_timestamp.is_some() && !only_replace_failed(job));
         if p.phase() != PodPhase::Succeeded && failed {
-            match match_pod_failure_policy(job, p) {
+            let outcome = match_pod_failure_policy(job, p);
+            // calculateFailedIndexes / isIndexFailed: a FailIndex rule, or a counted
+            // failure of a pod whose index already failed backoffLimitPerIndex times.
+            if let (Some(limit), Some(i)) = (per_index_limit(job), completion_index(p)) {
+                let counted = !matches!(outcome, PolicyOutcome::Ignore);
+                let fail_index =
+                    outcome == PolicyOutcome::FailIndex || (counted && index_failure_count(p) >= limit);
+                if fail_index && i < job.spec.completions.unwrap_or(0) {
+                    self.failed_indexes.insert(i);
+                }
+            }
+            match outcome {
                 PolicyOutcome::Ignore => {
                     // Not counted, not against backoffLimit, no back-off.
                     self.ignored.insert(uid.clone());
@@ -237,7 +273,7 @@ impl JobState {
                 PolicyOutcome::FailJob(msg) => {
                     self.fail_job.get_or_insert(msg);
                 }
-                PolicyOutcome::Count => {}
+                PolicyOutcome::Count | PolicyOutcome::FailIndex => {}
             }
         }
         if p.phase() == PodPhase::Succeeded {
@@ -311,10 +347,11 @@ enum PolicyOutcome {
     Count,
     Ignore,
     FailJob(String),
+    /// The pod's index fails (backoffLimitPerIndex); the failure counts.
+    FailIndex,
 }
 
-/// matchPodFailurePolicy: the first rule that matches decides; none: Count. FailIndex
-/// (backoffLimitPerIndex) is counted.
+/// matchPodFailurePolicy: the first rule that matches decides; none: Count.
 fn match_pod_failure_policy(job: &Job, p: &Pod) -> PolicyOutcome {
     let Some(policy) = &job.spec.pod_failure_policy else { return PolicyOutcome::Count };
     let (ns, name) = (&p.metadata.namespace, &p.metadata.name);
@@ -357,6 +394,8 @@ fn match_pod_failure_policy(job: &Job, p: &Pod) -> PolicyOutcome {
         return match rule.action.as_str() {
             "Ignore" => PolicyOutcome::Ignore,
             "FailJob" => PolicyOutcome::FailJob(msg),
+            // Validation allows FailIndex only with backoffLimitPerIndex.
+            "FailIndex" if per_index_limit(job).is_some() => PolicyOutcome::FailIndex,
             _ => PolicyOutcome::Count,
         };
     }
@@ -407,6 +446,88 @@ fn is_indexed(job: &Job) -> bool {
     job.spec.completion_mode == "Indexed"
 }
 
+/// hasBackoffLimitPerIndex: the per-index limit of an Indexed Job, if set.
+fn per_index_limit(job: &Job) -> Option<i32> {
+    job.spec.backoff_limit_per_index.filter(|_| is_indexed(job))
+}
+
+/// An annotation's count as parseInt32 reads it: missing, unparsable or out of range is 0.
+fn annotation_count(p: &Pod, key: &str) -> i32 {
+    p.metadata
+        .annotations
+        .get(key)
+        .and_then(|v| v.parse::<i64>().ok())
+        .filter(|v| (0..=i64::from(i32::MAX)).contains(v))
+        .map_or(0, |v| v as i32)
+}
+
+/// getIndexFailureCount.
+fn index_failure_count(p: &Pod) -> i32 {
+    annotation_count(p, ANN_INDEX_FAILURE_COUNT)
+}
+
+/// getIndexAbsoluteFailureCount: counted and ignored failures.
+fn index_absolute_failure_count(p: &Pod) -> i32 {
+    index_failure_count(p) + annotation_count(p, ANN_INDEX_IGNORED_FAILURE_COUNT)
+}
+
+/// isPodFailed: Failed, or (unless only Failed pods are replaced) being deleted and not
+/// Succeeded.
+fn is_pod_failed(job: &Job, p: &Pod) -> bool {
+    p.phase() == PodPhase::Failed
+        || (!only_replace_failed(job)
+            && p.metadata.deletion_timestamp.is_some()
+            && p.phase() != PodPhase::Succeeded)
+}
+
+/// getNewIndexFailureCounts: the failure counts a replacement of `replaced` carries.
+fn new_index_failure_counts(job: &Job, replaced: Option<&Pod>) -> (i32, i32) {
+    let Some(p) = replaced else { return (0, 0) };
+    let (failures, ignored) = (index_failure_count(p), annotation_count(p, ANN_INDEX_IGNORED_FAILURE_COUNT));
+    if match_pod_failure_policy(job, p) == PolicyOutcome::Ignore {
+        (failures, ignored + 1)
+    } else {
+        (failures + 1, ignored)
+    }
+}
+
+/// An Indexed Job's failed indexes: the stored ones and those counted since.
+fn failed_indexes(job: &Job, st: &JobState) -> BTreeSet<i32> {
+    let completions = job.spec.completions.unwrap_or(0);
+    let mut set = parse_indexes(job.status.failed_indexes.as_deref().unwrap_or(""), completions);
+    set.extend(st.failed_indexes.iter().copied().filter(|i| *i < completions));
+    set
+}
+
+/// getPodsWithDelayedDeletionPerIndex: per pending index (not succeeded, failed or
+/// active), its last failed pod (the highest absolute failure count, then the latest
+/// finish), which a replacement's failure counts and back-off come from.
+fn last_failed_per_index<'a>(
+    job: &Job,
+    pods: &[&'a Pod],
+    done: &BTreeSet<i32>,
+    failed: &BTreeSet<i32>,
+    active: &BTreeSet<i32>,
+) -> BTreeMap<i32, &'a Pod> {
+    let completions = job.spec.completions.unwrap_or(0);
+    let mut last: BTreeMap<i32, &Pod> = BTreeMap::new();
+    for p in pods.iter().copied().filter(|p| is_pod_failed(job, p)) {
+        let Some(i) = completion_index(p).filter(|i| *i < completions) else { continue };
+        if done.contains(&i) || failed.contains(&i) || active.contains(&i) {
+            continue;
+        }
+        match last.get(&i) {
+            Some(prev)
+                if !(index_absolute_failure_count(prev) <= index_absolute_failure_count(p)
+                    && finished_time(p) >= finished_time(prev)) => {}
+            _ => {
+                last.insert(i, p);
+            }
+        }
+    }
+    last
+}
+
 /// getCompletionIndex: the pod's index annotation, if it is a non-negative number.
 pub fn completion_index(p: &Pod) -> Option<i32> {
     p.metadata.annotations.get(ANN_COMPLETION_INDEX).and_then(|v| v.parse::<i32>().ok()).filter(|i| *i >= 0)
@@ -422,7 +543,12 @@ pub fn format_indexes(set: &BTreeSet<i32>) -> String {
             last += 1;
             it.next();
         }
-        out.push(if first == last { first.to_string() } else { format!("{first}-{last}") });
+        // Two in a row print as a list, three or more as a range.
+        out.push(match last - first {
+            0 => first.to_string(),
+            1 => format!("{first},{last}"),
+            _ => format!("{first}-{last}"),
+        });
     }
     out.join(",")
 }
@@ -673,6 +799,8 @@ fn new_pod(obj: &Object, job: &Job, index: Option<i32>) -> Pod {
 struct Plan {
     /// The pods to create, with the completion index of each (Indexed Jobs).
     creates: Vec<Option<i32>>,
+    /// backoffLimitPerIndex: the failure counts (counted, ignored) of each index created.
+    index_failures: BTreeMap<i32, (i32, i32)>,
     deletes: Vec<Pod>,
     /// Pod counts after the planned changes.
     active: usize,
@@ -939,22 +1067,47 @@ impl JobController {
                 now,
             ));
         }
+        if let Some(deadline) = active_deadline(job, status.start_time) {
+            if now >= deadline {
+                return Some(new_condition(
+                    CONDITION_FAILURE_TARGET,
+                    REASON_DEADLINE_EXCEEDED,
+                    MESSAGE_DEADLINE_EXCEEDED,
+                    now,
+                ));
+            }
+            // Sync again when the deadline passes.
+            self.schedule(key, deadline);
+        }
+        let st = &self.states[&job.metadata.uid];
         if is_indexed(job) {
-            if let Some(msg) = match_success_policy(job, &succeeded_indexes(job, st)) {
+            let succeeded = succeeded_indexes(job, st);
+            if per_index_limit(job).is_some() {
+                // syncJob with backoffLimitPerIndex: too many failed indexes, or every
+                // index finished with some failed.
+                let failed = failed_indexes(job, st).len();
+                if job.spec.max_failed_indexes.is_some_and(|m| failed as i64 > i64::from(m)) {
+                    return Some(new_condition(
+                        CONDITION_FAILURE_TARGET,
+                        REASON_MAX_FAILED_INDEXES_EXCEEDED,
+                        MESSAGE_MAX_FAILED_INDEXES_EXCEEDED,
+                        now,
+                    ));
+                }
+                if failed > 0 && (failed + succeeded.len()) as i64 >= i64::from(eff.completions.unwrap_or(0))
+                {
+                    return Some(new_condition(
+                        CONDITION_FAILURE_TARGET,
+                        REASON_FAILED_INDEXES,
+                        MESSAGE_FAILED_INDEXES,
+                        now,
+                    ));
+                }
+            }
+            if let Some(msg) = match_success_policy(job, &succeeded) {
                 return Some(new_condition(CONDITION_SUCCESS_CRITERIA_MET, REASON_SUCCESS_POLICY, &msg, now));
             }
         }
-        let deadline = active_deadline(job, status.start_time)?;
-        if now >= deadline {
-            return Some(new_condition(
-                CONDITION_FAILURE_TARGET,
-                REASON_DEADLINE_EXCEEDED,
-                MESSAGE_DEADLINE_EXCEEDED,
-                now,
-            ));
-        }
-        // Sync again when the deadline passes.
-        self.schedule(key, deadline);
         None
     }
 
@@ -1030,7 +1183,9 @@ impl JobController {
         if diff == 0 {
             return;
         }
-        let remaining = st.backoff.remaining(now);
+        // The Job-wide back-off applies unless each index has its own.
+        let remaining =
+            if per_index_limit(job).is_some() { Duration::ZERO } else { st.backoff.remaining(now) };
         if remaining > Duration::ZERO {
             // enqueueSyncJobWithDelay, never sooner than the batch period. v1.33.0 reported
             // active = 0 here (kubernetes#139428, fixed by #139457 and its cherry-picks);
@@ -1039,18 +1194,56 @@ impl JobController {
             return;
         }
         let n = diff.min(MAX_POD_CREATE_DELETE_PER_SYNC);
-        st.expected_creates += n;
         plan.creates = if is_indexed(job) {
-            // firstPendingIndexes: the lowest indexes neither succeeded nor active.
+            // firstPendingIndexes: the lowest indexes neither succeeded, active nor failed
+            // (nor terminating, when only Failed pods are replaced).
             let running: BTreeSet<i32> = active.iter().filter_map(|p| completion_index(p)).collect();
-            (0..eff.completions.unwrap_or(0))
-                .filter(|i| !done.contains(i) && !running.contains(i))
+            let terminating: BTreeSet<i32> = if only_replace_failed(job) {
+                pods.iter().filter(|p| is_terminating(p)).filter_map(|p| completion_index(p)).collect()
+            } else {
+                BTreeSet::new()
+            };
+            let failed =
+                if per_index_limit(job).is_some() { failed_indexes(job, st) } else { BTreeSet::new() };
+            let pending: Vec<i32> = (0..eff.completions.unwrap_or(0))
+                .filter(|i| {
+                    !done.contains(i)
+                        && !running.contains(i)
+                        && !terminating.contains(i)
+                        && !failed.contains(i)
+                })
                 .take(n)
-                .map(Some)
-                .collect()
+                .collect();
+            if per_index_limit(job).is_some() {
+                // getPodCreationInfoForIndependentIndexes: the indexes whose own back-off
+                // has passed; if none has, sync again when the first one's does.
+                let last = last_failed_per_index(job, pods, &done, &failed, &running);
+                let wait = |i: &i32| {
+                    last.get(i).map_or(Duration::ZERO, |p| {
+                        let failures = index_absolute_failure_count(p) as u32 + 1;
+                        remaining_for_failures(failures, finished_time(p), now)
+                    })
+                };
+                let now_ready: Vec<i32> =
+                    pending.iter().copied().filter(|i| wait(i) == Duration::ZERO).collect();
+                if now_ready.is_empty() {
+                    if let Some(w) = pending.iter().map(wait).min() {
+                        self.schedule(key, now + w.max(SYNC_JOB_BATCH_PERIOD));
+                    }
+                    return;
+                }
+                for i in &now_ready {
+                    plan.index_failures.insert(*i, new_index_failure_counts(job, last.get(i).copied()));
+                }
+                now_ready.into_iter().map(Some).collect()
+            } else {
+                pending.into_iter().map(Some).collect()
+            }
         } else {
             vec![None; n]
         };
+        let st = self.states.get_mut(&job.metadata.uid).expect("state");
+        st.expected_creates += n;
         st.expected_creates -= n - plan.creates.len();
         plan.active += plan.creates.len();
     }
@@ -1087,7 +1280,15 @@ impl JobController {
     fn issue(&mut self, key: &ObjectKey, obj: &Object, job: &Job, plan: &Plan, out: &mut Requests) {
         let job_uid = job.metadata.uid.clone();
         for index in &plan.creates {
-            let pod = new_pod(obj, job, *index);
+            let mut pod = new_pod(obj, job, *index);
+            // addIndexFailureCountAnnotation (backoffLimitPerIndex only).
+            if let Some((failures, ignored)) = index.and_then(|i| plan.index_failures.get(&i)) {
+                let a = &mut pod.metadata.annotations;
+                a.insert(ANN_INDEX_FAILURE_COUNT.into(), failures.to_string());
+                if *ignored > 0 {
+                    a.insert(ANN_INDEX_IGNORED_FAILURE_COUNT.into(), ignored.to_string());
+                }
+            }
             let route = Route::Create { job: key.clone(), job_uid: job_uid.clone() };
             self.send(out, route, ApiRequest::Create(Object::Pod(pod)));
         }
@@ -1117,6 +1318,11 @@ impl JobController {
             status.succeeded = set.len() as i32;
             // An empty completedIndexes is omitted (omitempty).
             status.completed_indexes = Some(format_indexes(&set)).filter(|s| !s.is_empty());
+            // trackJobStatusAndRemoveFinalizers: failedIndexes is always written (a
+            // pointer, so "" shows) when backoffLimitPerIndex is set.
+            if per_index_limit(job).is_some() {
+                status.failed_indexes = Some(format_indexes(&failed_indexes(job, st)));
+            }
         } else {
             status.succeeded = status.succeeded.max(st.counted_succeeded.len() as i32);
         }
@@ -1674,7 +1880,7 @@ mod tests {
     #[test]
     fn completed_indexes_are_intervals() {
         let set: BTreeSet<i32> = [0, 1, 2, 5, 7, 8].into_iter().collect();
-        assert_eq!(format_indexes(&set), "0-2,5,7-8");
+        assert_eq!(format_indexes(&set), "0-2,5,7,8", "a pair prints as a list (orderedIntervals.String)");
         assert_eq!(parse_indexes("0-2,5,7-8", 10), set);
         assert_eq!(parse_indexes("0-2,5,7-8", 6), [0, 1, 2, 5].into_iter().collect());
         assert_eq!(format_indexes(&BTreeSet::new()), "");
@@ -1738,6 +1944,95 @@ mod tests {
         assert_eq!(j.status.completed_indexes.as_deref(), Some("0-3"));
         assert_eq!((j.status.succeeded, j.status.failed, j.status.active), (4, 1, 0));
         assert_eq!(condition_types(&j), vec![CONDITION_SUCCESS_CRITERIA_MET, CONDITION_COMPLETE]);
+    }
+
+    fn per_index_job(completions: i32, limit: i32) -> Job {
+        let mut j = job("shard", Some(completions), Some(completions), None);
+        j.spec.completion_mode = "Indexed".into();
+        j.spec.backoff_limit_per_index = Some(limit);
+        // SetDefaults_Job: backoffLimit MaxInt32 with backoffLimitPerIndex.
+        j.spec.backoff_limit = Some(i32::MAX);
+        Arc::make_mut(&mut j.spec.template.spec).containers =
+            vec![crate::api::Container { name: "main".into(), ..Default::default() }];
+        j
+    }
+
+    fn name_of_index(h: &Harness, i: i32) -> String {
+        h.active_pod_names()
+            .into_iter()
+            .find(|n| index_of(h, n) == Some(i))
+            .expect("an active pod for the index")
+    }
+
+    fn failure_count(h: &Harness, name: &str) -> Option<String> {
+        h.pod(name).metadata.annotations.get(ANN_INDEX_FAILURE_COUNT).cloned()
+    }
+
+    /// backoffLimitPerIndex 1 (indexed_job_utils.go, the docs' example): index 1 fails,
+    /// is retried after its own 10 s back-off with failure count 1 while the other
+    /// indexes go on, fails again and is marked failed; once every index is succeeded
+    /// or failed the Job fails with FailedIndexes.
+    #[test]
+    fn backoff_limit_per_index_fails_one_index() {
+        let mut h = Harness::new(per_index_job(3, 1));
+        h.step(secs(0));
+        assert_eq!(h.creates().len(), 3);
+        let first = name_of_index(&h, 1);
+        assert_eq!(failure_count(&h, &first).as_deref(), Some("0"));
+        h.advance_to(secs(2));
+        h.finish(&first, PodPhase::Failed);
+        h.advance_to(secs(4));
+        assert_eq!(h.job().status.failed_indexes.as_deref(), Some(""), "one failure is within the limit");
+        assert_eq!(h.creates().len(), 3, "index 1 waits for its back-off");
+        h.advance_to(secs(13));
+        assert_eq!(h.creates().len(), 4, "10 s after the failure");
+        let second = name_of_index(&h, 1);
+        assert_eq!(failure_count(&h, &second).as_deref(), Some("1"));
+        h.finish(&second, PodPhase::Failed);
+        h.advance_to(secs(15));
+        let j = h.job();
+        assert_eq!(j.status.failed_indexes.as_deref(), Some("1"));
+        assert!(condition_types(&j).is_empty(), "indexes 0 and 2 still run");
+        h.advance_to(secs(40));
+        assert_eq!(h.creates().len(), 4, "a failed index is not retried");
+        for i in [0, 2] {
+            let n = name_of_index(&h, i);
+            h.finish(&n, PodPhase::Succeeded);
+        }
+        h.advance_to(secs(45));
+        let j = h.job();
+        assert_eq!(condition_types(&j), vec![CONDITION_FAILURE_TARGET, CONDITION_FAILED]);
+        let f = j.status.conditions.iter().find(|c| c.type_ == CONDITION_FAILED).unwrap();
+        assert_eq!((f.reason.as_str(), f.message.as_str()), (REASON_FAILED_INDEXES, MESSAGE_FAILED_INDEXES));
+        assert_eq!(j.status.completed_indexes.as_deref(), Some("0,2"));
+        assert_eq!((j.status.succeeded, j.status.failed), (2, 2));
+    }
+
+    /// A FailIndex rule fails the index at its first failure; with maxFailedIndexes 0 the
+    /// first failed index fails the Job (MaxFailedIndexesExceeded) and its other pods go.
+    #[test]
+    fn fail_index_and_max_failed_indexes() {
+        let mut j = per_index_job(3, 5);
+        j.spec.max_failed_indexes = Some(0);
+        j.spec.pod_failure_policy = Some(crate::api::workloads::PodFailurePolicy {
+            rules: vec![exit_rule("FailIndex", "In", vec![1])],
+        });
+        let mut h = Harness::new(j);
+        h.step(secs(0));
+        let n = name_of_index(&h, 2);
+        h.advance_to(secs(2));
+        h.finish(&n, PodPhase::Failed);
+        h.advance_to(secs(4));
+        let j = h.job();
+        assert_eq!(j.status.failed_indexes.as_deref(), Some("2"));
+        // FailureTarget first; Failed once the deleted pods are gone.
+        let f = j.status.conditions.iter().find(|c| c.type_ == CONDITION_FAILURE_TARGET).unwrap();
+        assert_eq!(
+            (f.reason.as_str(), f.message.as_str()),
+            (REASON_MAX_FAILED_INDEXES_EXCEEDED, MESSAGE_MAX_FAILED_INDEXES_EXCEEDED)
+        );
+        let deletes = h.sent.iter().filter(|(_, r)| matches!(r, ApiRequest::Delete { .. })).count();
+        assert_eq!(deletes, 2, "the other indexes' pods are deleted");
     }
 
     /// successPolicy with succeededIndexes "0" (a leader index, the docs' example): once
