@@ -225,10 +225,6 @@ struct JobState {
     backoff: BackoffRecord,
     /// A FailJob rule matched a failed pod: the Job's failure message.
     fail_job: Option<String>,
-    /// controller.ControllerExpectations: creates not yet seen, deletes (pod names) not
-    /// yet seen.
-    expected_creates: usize,
-    expected_deletes: BTreeSet<String>,
     /// Requests of the last sync still unanswered: upstream's sync makes them
     /// synchronously, so the next sync waits for them.
     in_flight: usize,
@@ -827,6 +823,9 @@ pub struct JobController {
     events: Vec<(u64, ApiRequest)>,
     /// getPodsForJob's ClaimPods: orphan pods to adopt, claims in flight.
     claimer: super::controller_ref::Claimer,
+    /// controller.ControllerExpectations, by Job uid: creates not yet seen, deletes (pod
+    /// names) not yet seen.
+    expectations: super::expectations::Expectations,
 }
 
 impl Default for JobController {
@@ -849,6 +848,7 @@ impl JobController {
             recorder: EventRecorder::new(COMPONENT, ""),
             events: Vec::new(),
             claimer: super::controller_ref::Claimer::new(Kind::Pod),
+            expectations: Default::default(),
         }
     }
 
@@ -902,13 +902,15 @@ impl JobController {
             return;
         }
         let deleted = ev.type_ == WatchEventType::Deleted;
-        let st = self.states.entry(r.uid.clone()).or_default();
+        // addPod: CreationObserved (not for a pod already being deleted); deletePod and
+        // updatePod with a deletionTimestamp: DeletionObserved.
         if ev.type_ == WatchEventType::Added && p.metadata.deletion_timestamp.is_none() {
-            st.expected_creates = st.expected_creates.saturating_sub(1);
+            self.expectations.creation_observed(&r.uid);
         }
         if deleted || p.metadata.deletion_timestamp.is_some() {
-            st.expected_deletes.remove(&p.metadata.name);
+            self.expectations.deletion_observed(&r.uid, &p.metadata.name);
         }
+        let st = self.states.entry(r.uid.clone()).or_default();
         st.count(job, p, deleted);
         self.batched.insert(key);
     }
@@ -924,6 +926,7 @@ impl JobController {
         if is_finished(job) {
             // A finished Job is never synced again; drop its back-off record.
             self.states.remove(&uid);
+            self.expectations.delete(&uid);
             return;
         }
         match job.spec.completion_mode.as_str() {
@@ -945,7 +948,7 @@ impl JobController {
             st.resync = true;
             return;
         }
-        let satisfied = st.expected_creates == 0 && st.expected_deletes.is_empty();
+        let satisfied = self.expectations.satisfied(&uid, now);
         let eff = effective(&job.spec);
         let claimed: Vec<Arc<Object>> = match &job.spec.selector {
             Some(selector) => {
@@ -1139,7 +1142,7 @@ impl JobController {
                     Some(i) if i < completions && !done.contains(&i) && seen.insert(i) => keep.push(p),
                     _ => {
                         st.ignored.insert(p.metadata.uid.clone());
-                        st.expected_deletes.insert(p.metadata.name.clone());
+                        self.expectations.expect_deletion(&job.metadata.uid, &p.metadata.name, now);
                         plan.deletes.push(p.clone());
                         plan.active -= 1;
                         plan.terminating += 1;
@@ -1167,7 +1170,7 @@ impl JobController {
             let n = (active.len() - want).min(MAX_POD_CREATE_DELETE_PER_SYNC);
             for p in active.into_iter().take(n) {
                 st.ignored.insert(p.metadata.uid.clone());
-                st.expected_deletes.insert(p.metadata.name.clone());
+                self.expectations.expect_deletion(&job.metadata.uid, &p.metadata.name, now);
                 plan.deletes.push(p.clone());
                 plan.active -= 1;
                 plan.terminating += 1;
@@ -1242,9 +1245,7 @@ impl JobController {
         } else {
             vec![None; n]
         };
-        let st = self.states.get_mut(&job.metadata.uid).expect("state");
-        st.expected_creates += n;
-        st.expected_creates -= n - plan.creates.len();
+        self.expectations.expect_creations(&job.metadata.uid, plan.creates.len(), now);
         plan.active += plan.creates.len();
     }
 
@@ -1403,6 +1404,7 @@ impl Controller for JobController {
                 match ev.type_ {
                     WatchEventType::Deleted => {
                         self.states.remove(&m.uid);
+                        self.expectations.delete(&m.uid);
                         self.generations.remove(&key);
                         self.written.remove(&key);
                         self.due.remove(&key);
@@ -1448,9 +1450,7 @@ impl Controller for JobController {
                 }
             }
             (Route::Create { job_uid, .. }, Err(e)) => {
-                if let Some(st) = self.states.get_mut(&job_uid) {
-                    st.expected_creates = st.expected_creates.saturating_sub(1);
-                }
+                self.expectations.creation_observed(&job_uid);
                 if let Some(job) = job {
                     let msg = format!("Error creating: {}", e.message);
                     self.event(&job, EVENT_WARNING, EVENT_FAILED_CREATE, &msg, now);
@@ -1464,9 +1464,7 @@ impl Controller for JobController {
                 }
             }
             (Route::Delete { job_uid, pod, .. }, Err(e)) => {
-                if let Some(st) = self.states.get_mut(&job_uid) {
-                    st.expected_deletes.remove(&pod);
-                }
+                self.expectations.deletion_observed(&job_uid, &pod);
                 // An already deleted pod is not an error (deleteJobPods).
                 if !e.is_not_found() {
                     if let Some(job) = job {

@@ -7,6 +7,7 @@ pub mod controller_ref;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
+pub mod expectations;
 pub mod garbage_collector;
 pub mod job;
 pub mod node_ipam;

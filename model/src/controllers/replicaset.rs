@@ -17,6 +17,7 @@ use std::sync::Arc;
 use rand_chacha::ChaCha8Rng;
 
 use super::controller_ref::Claimer;
+use super::expectations::Expectations;
 use super::{controller_ref, Controller, Requests};
 use crate::api::{
     Kind, Object, ObjectKey, ObjectMeta, Pod, PodPhase, ReplicaSet, EVENT_NORMAL, EVENT_WARNING,
@@ -31,9 +32,6 @@ pub const SLOW_START_INITIAL_BATCH_SIZE: usize = 1;
 
 #[derive(Debug, Default)]
 struct State {
-    /// Creates/deletes issued and not yet seen in the cache.
-    expected_creates: usize,
-    expected_deletes: BTreeSet<String>,
     /// A slow-start run: the pods still to create and the next batch size.
     slow_start: Option<(usize, usize)>,
     /// Requests of the current batch still awaiting a response.
@@ -73,6 +71,9 @@ pub struct ReplicaSetController {
     routes: BTreeMap<u64, (ObjectKey, Op)>,
     /// Orphan pods to adopt, adoptions and releases in flight.
     claimer: Claimer,
+    /// Creates and deletes not yet seen, by `namespace/name`
+    /// (UIDTrackingControllerExpectations).
+    expectations: Expectations,
     next_tag: u64,
     recorder: EventRecorder,
     pending_events: Vec<(u64, ApiRequest)>,
@@ -82,7 +83,8 @@ pub struct ReplicaSetController {
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Op {
     Create,
-    Delete,
+    /// The pod deleted.
+    Delete(String),
     Status,
     /// An adoption or a release (ControllerRefManager).
     Claim,
@@ -141,6 +143,7 @@ impl ReplicaSetController {
             state: BTreeMap::new(),
             routes: BTreeMap::new(),
             claimer: Claimer::new(Kind::Pod),
+            expectations: Expectations::default(),
             next_tag: 0,
             recorder: EventRecorder::new(component, ""),
             pending_events: Vec::new(),
@@ -262,7 +265,9 @@ impl ReplicaSetController {
 
     fn sync(&mut self, key: &ObjectKey, cache: &Cache, now: SimTime, out: &mut Requests) {
         let Some(obj) = cache.get(key).cloned() else {
-            self.state.remove(&key.name);
+            let sk = format!("{}/{}", key.namespace, key.name);
+            self.state.remove(&sk);
+            self.expectations.delete(&sk);
             return;
         };
         let Some(rs) = self.view(&obj) else { return };
@@ -275,8 +280,9 @@ impl ReplicaSetController {
         counts.labeled += adopted.labeled;
         let active = counts.active;
         let sk = format!("{}/{}", key.namespace, key.name);
+        let expectations_met = self.expectations.satisfied(&sk, now);
         let st = self.state.entry(sk.clone()).or_default();
-        let satisfied = st.expected_creates == 0 && st.expected_deletes.is_empty() && st.in_flight == 0;
+        let satisfied = expectations_met && st.in_flight == 0;
         let want = rs.spec.replicas.unwrap_or(1).max(0) as usize;
         let mut reqs: Vec<ApiRequest> = Vec::new();
         let mut creates = 0;
@@ -305,7 +311,7 @@ impl ReplicaSetController {
                     owned_pods(cache, &key.namespace, &uid).filter(|p| is_active(p)).collect();
                 ranked.sort_by_key(|p| delete_rank(p));
                 for p in ranked.into_iter().take((active - want).min(BURST_REPLICAS)) {
-                    st.expected_deletes.insert(p.metadata.name.clone());
+                    self.expectations.expect_deletion(&sk, &p.metadata.name, now);
                     reqs.push(ApiRequest::Delete {
                         key: ObjectKey::new(Kind::Pod, p.metadata.namespace.clone(), p.metadata.name.clone()),
                         grace_period_seconds: None,
@@ -315,9 +321,8 @@ impl ReplicaSetController {
             }
         }
         if creates > 0 {
-            let st = self.state.get_mut(&sk).expect("state");
-            st.expected_creates += creates;
-            st.in_flight += creates;
+            self.expectations.expect_creations(&sk, creates, now);
+            self.state.get_mut(&sk).expect("state").in_flight += creates;
             let mut template = rs.spec.template.clone();
             let pod = Pod {
                 metadata: ObjectMeta {
@@ -336,8 +341,11 @@ impl ReplicaSetController {
             }
         }
         for r in reqs {
-            let op = if matches!(r, ApiRequest::Create(_)) { Op::Create } else { Op::Delete };
-            if op == Op::Delete {
+            let op = match &r {
+                ApiRequest::Delete { key, .. } => Op::Delete(key.name.clone()),
+                _ => Op::Create,
+            };
+            if op != Op::Create {
                 self.state.get_mut(&sk).expect("state").in_flight += 1;
             }
             self.send(out, key, op, r);
@@ -420,21 +428,18 @@ impl Controller for ReplicaSetController {
                     self.dirty.extend(wake);
                 }
                 if let Some(r) = m.controller_of().filter(|r| r.kind == kind.as_str()) {
+                    // addPod: CreationObserved; updatePod with a deletionTimestamp and
+                    // deletePod: DeletionObserved.
                     let sk = format!("{}/{}", m.namespace, r.name);
-                    if let Some(st) = self.state.get_mut(&sk) {
-                        match ev.type_ {
-                            crate::client::WatchEventType::Added => {
-                                st.expected_creates = st.expected_creates.saturating_sub(1)
-                            }
-                            crate::client::WatchEventType::Deleted => {
-                                st.expected_deletes.remove(&m.name);
-                            }
-                            _ => {
-                                if m.deletion_timestamp.is_some() {
-                                    st.expected_deletes.remove(&m.name);
-                                }
-                            }
+                    match ev.type_ {
+                        crate::client::WatchEventType::Added => self.expectations.creation_observed(&sk),
+                        crate::client::WatchEventType::Deleted => {
+                            self.expectations.deletion_observed(&sk, &m.name)
                         }
+                        _ if m.deletion_timestamp.is_some() => {
+                            self.expectations.deletion_observed(&sk, &m.name)
+                        }
+                        _ => {}
                     }
                     self.dirty.insert(ObjectKey::new(kind, m.namespace.clone(), r.name.clone()));
                 }
@@ -466,22 +471,23 @@ impl Controller for ReplicaSetController {
                 self.send_event(r);
             }
             (true, Err(e)) => {
+                // A failed create is never observed: lower the expectations now.
+                self.expectations.creation_observed(&sk);
                 if let Some(st) = self.state.get_mut(&sk) {
-                    st.expected_creates = st.expected_creates.saturating_sub(1);
                     st.batch_failed = true;
                 }
                 let msg = format!("Error creating: {}", e.message);
                 let r = self.recorder.record(&rs, EVENT_WARNING, "FailedCreate", &msg, now);
                 self.send_event(r);
             }
-            (false, Ok(o)) if op == Op::Delete => {
+            (false, Ok(o)) if matches!(op, Op::Delete(_)) => {
                 let msg = format!("Deleted pod: {}", o.meta().name);
                 let r = self.recorder.record(&rs, EVENT_NORMAL, "SuccessfulDelete", &msg, now);
                 self.send_event(r);
             }
             (false, Err(_)) => {
-                if let Some(st) = self.state.get_mut(&sk) {
-                    st.expected_deletes.clear();
+                if let Op::Delete(pod) = &op {
+                    self.expectations.deletion_observed(&sk, pod);
                 }
             }
             _ => {}
