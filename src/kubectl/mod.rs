@@ -244,6 +244,8 @@ fn header(kind: Kind, wide: bool) -> Vec<&'static str> {
         }
         (Kind::ConfigMap, _) => vec!["NAME", "DATA", "AGE"],
         (Kind::Secret, _) => vec!["NAME", "TYPE", "DATA", "AGE"],
+        // serviceAccountColumnDefinitions.
+        (Kind::ServiceAccount, _) => vec!["NAME", "SECRETS", "AGE"],
         // printers.go persistentVolumeColumnDefinitions (VolumeMode is wide).
         (Kind::PersistentVolume, false) => vec![
             "NAME",
@@ -479,6 +481,12 @@ fn row(o: &Object, wide: bool, now: SimTime) -> Vec<String> {
             c.metadata.name.clone(),
             (c.data.len() + c.binary_data.len()).to_string(),
             age(c.metadata.creation_timestamp, now),
+        ],
+        // printServiceAccount: the number of `secrets` references.
+        Object::ServiceAccount(sa) => vec![
+            sa.metadata.name.clone(),
+            sa.extra.get("secrets").and_then(|v| v.as_array()).map_or(0, |a| a.len()).to_string(),
+            age(sa.metadata.creation_timestamp, now),
         ],
         Object::Secret(x) => vec![
             x.metadata.name.clone(),

@@ -14,6 +14,24 @@ pub struct Namespace {
     pub status: NamespaceStatus,
 }
 
+/// A ServiceAccount (core/v1): the identity pods run as. The serviceaccounts controller
+/// keeps a `default` one in every namespace; the ServiceAccount admission plugin refuses
+/// a pod naming one that does not exist. `secrets` and `imagePullSecrets` are kept as
+/// written in `extra`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceAccount {
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automount_service_account_token: Option<bool>,
+    #[serde(flatten)]
+    pub extra: super::pod::Extra,
+}
+
+/// serviceaccount admission DefaultServiceAccountName.
+pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
+
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NamespaceStatus {

@@ -18,7 +18,9 @@ pub mod selector;
 pub mod storage;
 pub mod workloads;
 
-pub use cluster::{Event, EventSource, Lease, LeaseSpec, Namespace, EVENT_NORMAL, EVENT_WARNING};
+pub use cluster::{
+    Event, EventSource, Lease, LeaseSpec, Namespace, ServiceAccount, EVENT_NORMAL, EVENT_WARNING,
+};
 pub use config::{ConfigMap, Secret};
 pub use manifest::{parse_manifests, ManifestError, Manifests};
 pub use meta::{ConditionStatus, IntOrString, ObjectMeta, ObjectReference, OwnerReference};

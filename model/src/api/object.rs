@@ -8,7 +8,7 @@ use std::fmt;
 use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::cluster::{Event, Lease, Namespace};
+use super::cluster::{Event, Lease, Namespace, ServiceAccount};
 use super::config::{ConfigMap, Secret};
 use super::meta::ObjectMeta;
 use super::node::Node;
@@ -38,10 +38,11 @@ pub enum Kind {
     PersistentVolumeClaim,
     StorageClass,
     ReplicationController,
+    ServiceAccount,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 18] = [
+    pub const ALL: [Kind; 19] = [
         Kind::Namespace,
         Kind::Node,
         Kind::Pod,
@@ -60,6 +61,7 @@ impl Kind {
         Kind::PersistentVolumeClaim,
         Kind::StorageClass,
         Kind::ReplicationController,
+        Kind::ServiceAccount,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +84,7 @@ impl Kind {
             Kind::PersistentVolumeClaim => "PersistentVolumeClaim",
             Kind::StorageClass => "StorageClass",
             Kind::ReplicationController => "ReplicationController",
+            Kind::ServiceAccount => "ServiceAccount",
         }
     }
 
@@ -95,7 +98,8 @@ impl Kind {
             | Kind::Secret
             | Kind::PersistentVolume
             | Kind::PersistentVolumeClaim
-            | Kind::ReplicationController => "v1",
+            | Kind::ReplicationController
+            | Kind::ServiceAccount => "v1",
             Kind::StorageClass => "storage.k8s.io/v1",
             Kind::ReplicaSet | Kind::Deployment | Kind::DaemonSet | Kind::StatefulSet => "apps/v1",
             Kind::Job => "batch/v1",
@@ -126,6 +130,7 @@ impl Kind {
             Kind::PersistentVolumeClaim => "persistentvolumeclaims",
             Kind::StorageClass => "storageclasses",
             Kind::ReplicationController => "replicationcontrollers",
+            Kind::ServiceAccount => "serviceaccounts",
         }
     }
 
@@ -167,6 +172,7 @@ impl Kind {
             Kind::StorageClass => "/registry/storageclasses/",
             // pkg/registry/core/replicationcontroller/storage: "controllers".
             Kind::ReplicationController => "/registry/controllers/",
+            Kind::ServiceAccount => "/registry/serviceaccounts/",
         }
     }
 
@@ -192,6 +198,7 @@ impl Kind {
             "persistentvolumeclaim" | "persistentvolumeclaims" | "pvc" => Kind::PersistentVolumeClaim,
             "storageclass" | "storageclasses" | "sc" => Kind::StorageClass,
             "replicationcontroller" | "replicationcontrollers" | "rc" => Kind::ReplicationController,
+            "serviceaccount" | "serviceaccounts" | "sa" => Kind::ServiceAccount,
             _ => return None,
         })
     }
@@ -262,6 +269,7 @@ pub enum Object {
     PersistentVolumeClaim(PersistentVolumeClaim),
     StorageClass(StorageClass),
     ReplicationController(ReplicationController),
+    ServiceAccount(ServiceAccount),
 }
 
 macro_rules! each_kind {
@@ -285,6 +293,7 @@ macro_rules! each_kind {
             Object::PersistentVolumeClaim($o) => $body,
             Object::StorageClass($o) => $body,
             Object::ReplicationController($o) => $body,
+            Object::ServiceAccount($o) => $body,
         }
     };
 }
@@ -310,6 +319,7 @@ impl Object {
             Object::PersistentVolumeClaim(_) => Kind::PersistentVolumeClaim,
             Object::StorageClass(_) => Kind::StorageClass,
             Object::ReplicationController(_) => Kind::ReplicationController,
+            Object::ServiceAccount(_) => Kind::ServiceAccount,
         }
     }
 
@@ -554,6 +564,7 @@ impl<'de> Visitor<'de> for DocumentVisitor {
             Kind::PersistentVolumeClaim => Object::PersistentVolumeClaim(finish(map, buffered)?),
             Kind::StorageClass => Object::StorageClass(finish(map, buffered)?),
             Kind::ReplicationController => Object::ReplicationController(finish(map, buffered)?),
+            Kind::ServiceAccount => Object::ServiceAccount(finish(map, buffered)?),
         };
         Ok(Document::Object(obj))
     }

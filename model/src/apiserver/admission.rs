@@ -121,6 +121,7 @@ pub fn prepare_create(
             kind,
             Kind::ConfigMap
                 | Kind::Secret
+                | Kind::ServiceAccount
                 | Kind::StorageClass
                 | Kind::PersistentVolume
                 | Kind::PersistentVolumeClaim
@@ -129,7 +130,7 @@ pub fn prepare_create(
     super::priority::admit_create(obj, cache)?;
     default_object(obj);
     if let Object::Pod(p) = obj {
-        admit_service_account(p, rng);
+        admit_service_account(p, cache, rng)?;
     }
     admit_storage(obj, cache);
     generate_job_selector(obj);
@@ -466,30 +467,61 @@ pub const SERVICE_ACCOUNT_TOKEN_SECONDS: i64 = 3607;
 /// `default` when unset, and unless automountServiceAccountToken is false, the projected
 /// `kube-api-access-<5 random characters>` volume (the token, the root CA, the
 /// namespace) mounted read-only at /var/run/secrets/kubernetes.io/serviceaccount in
-/// every container that mounts nothing there. (kubesim simulates no ServiceAccount
-/// objects: the plugin's check that the account exists is not made.)
-fn admit_service_account(p: &mut crate::api::Pod, rng: &mut ChaCha8Rng) {
+/// every container that mounts nothing there, unless the pod or else its account sets
+/// automountServiceAccountToken false (shouldAutomount).
+///
+/// The account must exist: `pods "<name>" is forbidden: error looking up service account
+/// <ns>/<account>: serviceaccount "<account>" not found` (a generated name shows its
+/// prefix, extractResourceName). Upstream retries a missing `default` ten times, 100-200
+/// ms apart, as the controller creates it with the namespace; kubesim lets a missing
+/// `default` through for that reason.
+fn admit_service_account(
+    p: &mut crate::api::Pod,
+    cache: &Cache,
+    rng: &mut ChaCha8Rng,
+) -> Result<(), ApiError> {
     use crate::api::pod::{
         DownwardApiProjection, DownwardApiVolumeFile, KeyToPath, ObjectFieldSelector, ProjectedKeys,
         ProjectedVolumeSource, ServiceAccountTokenProjection, Volume, VolumeMount, VolumeProjection,
     };
     // Mirror pods (the kubelet's static pods) are left alone.
     if p.metadata.annotations.contains_key("kubernetes.io/config.mirror") {
-        return;
+        return Ok(());
     }
+    let ns = p.metadata.namespace.clone();
+    let shown = if p.metadata.name.is_empty() { &p.metadata.generate_name } else { &p.metadata.name }.clone();
     let s = std::sync::Arc::make_mut(&mut p.spec);
     if s.service_account_name.is_empty() {
-        s.service_account_name = "default".into();
+        s.service_account_name = crate::api::cluster::DEFAULT_SERVICE_ACCOUNT.into();
     }
     s.service_account = s.service_account_name.clone();
-    if s.extra.get("automountServiceAccountToken") == Some(&serde_json::Value::Bool(false)) {
-        return;
+    let name = s.service_account_name.clone();
+    let account = cache.get(&crate::api::ObjectKey::new(Kind::ServiceAccount, ns.clone(), name.clone()));
+    if account.is_none() && name != crate::api::cluster::DEFAULT_SERVICE_ACCOUNT {
+        return Err(ApiError {
+            code: 403,
+            reason: "Forbidden",
+            message: format!(
+                "pods \"{shown}\" is forbidden: error looking up service account {ns}/{name}: serviceaccount \"{name}\" not found"
+            ),
+        });
+    }
+    let sa_automount = account.and_then(|o| match &**o {
+        Object::ServiceAccount(sa) => sa.automount_service_account_token,
+        _ => None,
+    });
+    let automount = match s.extra.get("automountServiceAccountToken") {
+        Some(serde_json::Value::Bool(b)) => *b,
+        _ => sa_automount.unwrap_or(true),
+    };
+    if !automount {
+        return Ok(());
     }
     let mounted = |c: &crate::api::Container| {
         c.volume_mounts.iter().any(|m| m.mount_path == SERVICE_ACCOUNT_MOUNT_PATH)
     };
     if s.containers.iter().chain(&s.init_containers).all(mounted) {
-        return;
+        return Ok(());
     }
     // apimachinery rand.String(5) over names.SimpleNameGenerator's alphabet.
     let suffix: String = (0..GENERATED_SUFFIX_LEN)
@@ -544,6 +576,7 @@ fn admit_service_account(p: &mut crate::api::Pod, rng: &mut ChaCha8Rng) {
             });
         }
     }
+    Ok(())
 }
 
 /// `qos.GetPodQOS` (pkg/apis/core/helper/qos).
@@ -913,7 +946,7 @@ mod tests {
     fn service_account_token_volume() {
         let mut p = pod(vec![Container { name: "app".into(), image: "nginx".into(), ..Default::default() }]);
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        admit_service_account(&mut p, &mut rng);
+        admit_service_account(&mut p, &Cache::default(), &mut rng).unwrap();
         let s = &p.spec;
         assert_eq!((s.service_account_name.as_str(), s.service_account.as_str()), ("default", "default"));
         let v = &s.volumes[0];
@@ -939,9 +972,44 @@ mod tests {
         std::sync::Arc::make_mut(&mut p.spec)
             .extra
             .insert("automountServiceAccountToken".into(), serde_json::Value::Bool(false));
-        admit_service_account(&mut p, &mut ChaCha8Rng::seed_from_u64(1));
+        admit_service_account(&mut p, &Cache::default(), &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
         assert_eq!(p.spec.service_account_name, "default");
         assert!(p.spec.volumes.is_empty());
         assert!(p.spec.containers[0].volume_mounts.is_empty());
+    }
+
+    /// The account must exist (a generated name shows its prefix); an account with
+    /// automountServiceAccountToken false gives no token volume unless the pod asks.
+    #[test]
+    fn the_service_account_must_exist() {
+        use crate::client::{WatchEvent, WatchEventType};
+        let mut p = pod(vec![Container { name: "app".into(), image: "nginx".into(), ..Default::default() }]);
+        p.metadata.namespace = "shop".into();
+        p.metadata.generate_name = "web-7d9c8-".into();
+        std::sync::Arc::make_mut(&mut p.spec).service_account_name = "builder".into();
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let e = admit_service_account(&mut p.clone(), &Cache::default(), &mut rng).unwrap_err();
+        assert_eq!((e.code, e.reason), (403, "Forbidden"));
+        assert_eq!(
+            e.message,
+            "pods \"web-7d9c8-\" is forbidden: error looking up service account shop/builder: serviceaccount \"builder\" not found"
+        );
+        let mut cache = Cache::default();
+        let mut sa = crate::api::ServiceAccount::default();
+        sa.metadata.name = "builder".into();
+        sa.metadata.namespace = "shop".into();
+        sa.automount_service_account_token = Some(false);
+        cache.apply(&WatchEvent {
+            type_: WatchEventType::Added,
+            object: std::sync::Arc::new(Object::ServiceAccount(sa)),
+        });
+        let mut q = p.clone();
+        admit_service_account(&mut q, &cache, &mut rng).unwrap();
+        assert!(q.spec.volumes.is_empty(), "the account turns the token off");
+        std::sync::Arc::make_mut(&mut p.spec)
+            .extra
+            .insert("automountServiceAccountToken".into(), serde_json::Value::Bool(true));
+        admit_service_account(&mut p, &cache, &mut rng).unwrap();
+        assert_eq!(p.spec.volumes.len(), 1, "the pod's own setting wins");
     }
 }

@@ -17,6 +17,7 @@ pub mod podgc;
 pub mod provisioner;
 pub mod replicaset;
 pub mod root_ca_publisher;
+pub mod serviceaccounts;
 pub mod statefulset;
 pub mod taint_eviction;
 
@@ -183,6 +184,8 @@ impl ControllerManager {
                 // core.go startNodeIpamController: ClientOrDie("node-controller").
                 ("node-controller", Box::new(node_ipam::NodeIpamController::new())),
                 ("root-ca-cert-publisher", Box::new(root_ca_publisher::RootCaPublisher::new())),
+                // core.go startServiceAccountController: ClientOrDie("service-account-controller").
+                ("service-account-controller", Box::new(serviceaccounts::ServiceAccountsController::new())),
             ],
             routes: BTreeMap::new(),
             next_tag: 0,
@@ -201,6 +204,7 @@ impl Component for ControllerManager {
             Kind::Lease,
             Kind::Namespace,
             Kind::ConfigMap,
+            Kind::ServiceAccount,
             Kind::Deployment,
             Kind::ReplicaSet,
             Kind::DaemonSet,

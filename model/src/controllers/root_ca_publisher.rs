@@ -3,7 +3,7 @@
 //! bundle under `ca.crt`, which the ServiceAccount admission plugin's `kube-api-access-*`
 //! volume projects into every pod. A deleted or changed copy is written again.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rand_chacha::ChaCha8Rng;
 
@@ -21,13 +21,54 @@ pub const DESCRIPTION: &str = "Contains a CA bundle that can be used to verify t
 pub const ROOT_CA_PEM: &str =
     "-----BEGIN CERTIFICATE-----\nMIIBkubesimSimulatedClusterRootCAcertificateNotARealKey0000000000\n-----END CERTIFICATE-----\n";
 
+/// The work queue of a controller that keeps something in every namespace: namespaces
+/// to sync, one write in flight per namespace. A failed write is tried again on the
+/// namespace's next event (the workqueue's rate-limited requeue).
+#[derive(Debug, Default)]
+pub struct NamespaceQueue {
+    dirty: BTreeSet<String>,
+    in_flight: BTreeMap<u64, String>,
+    next_tag: u64,
+}
+
+impl NamespaceQueue {
+    pub fn add(&mut self, ns: &str) {
+        self.dirty.insert(ns.to_string());
+    }
+
+    pub fn answered(&mut self, tag: u64) {
+        self.in_flight.remove(&tag);
+    }
+
+    /// The namespaces to sync now: those that exist and are not terminating (syncNamespace
+    /// does nothing for the others); one with a write in flight waits for its answer.
+    pub fn take(&mut self, cache: &Cache) -> Vec<String> {
+        let mut ready = Vec::new();
+        for ns in std::mem::take(&mut self.dirty) {
+            if self.in_flight.values().any(|n| *n == ns) {
+                self.dirty.insert(ns);
+                continue;
+            }
+            let live = cache
+                .get(&ObjectKey::new(Kind::Namespace, "", ns.clone()))
+                .is_some_and(|n| n.meta().deletion_timestamp.is_none());
+            if live {
+                ready.push(ns);
+            }
+        }
+        ready
+    }
+
+    pub fn send(&mut self, ns: String, r: ApiRequest, out: &mut Requests) {
+        self.next_tag += 1;
+        self.in_flight.insert(self.next_tag, ns);
+        out.push(self.next_tag, r);
+    }
+}
+
 #[derive(Default)]
 pub struct RootCaPublisher {
-    /// Namespaces to sync (the controller's queue).
-    dirty: BTreeSet<String>,
-    /// Namespaces with a write in flight, by request tag.
-    in_flight: std::collections::BTreeMap<u64, String>,
-    next_tag: u64,
+    queue: NamespaceQueue,
 }
 
 impl RootCaPublisher {
@@ -53,34 +94,21 @@ impl Controller for RootCaPublisher {
     fn on_event(&mut self, ev: &WatchEvent, _cache: &Cache) {
         match &*ev.object {
             // namespaceAdded / namespaceUpdated.
-            Object::Namespace(n) if ev.type_ != WatchEventType::Deleted => {
-                self.dirty.insert(n.metadata.name.clone());
-            }
+            Object::Namespace(n) if ev.type_ != WatchEventType::Deleted => self.queue.add(&n.metadata.name),
             // configMapDeleted / configMapUpdated: only the published one.
             Object::ConfigMap(c) if c.metadata.name == ROOT_CA_CONFIG_MAP => {
-                self.dirty.insert(c.metadata.namespace.clone());
+                self.queue.add(&c.metadata.namespace)
             }
             _ => {}
         }
     }
 
     fn on_response(&mut self, tag: u64, _result: &ApiResult, _cache: &Cache, _now: SimTime) {
-        // A failed write is tried again on the namespace's next event (the workqueue's
-        // rate-limited requeue).
-        self.in_flight.remove(&tag);
+        self.queue.answered(tag);
     }
 
     fn reconcile(&mut self, cache: &Cache, _now: SimTime, _rng: &mut ChaCha8Rng, out: &mut Requests) {
-        for ns in std::mem::take(&mut self.dirty) {
-            if self.in_flight.values().any(|n| *n == ns) {
-                self.dirty.insert(ns);
-                continue;
-            }
-            // syncNamespace: nothing for a namespace that is gone or terminating.
-            let Some(n) = cache.get(&ObjectKey::new(Kind::Namespace, "", ns.clone())) else { continue };
-            if n.meta().deletion_timestamp.is_some() {
-                continue;
-            }
+        for ns in self.queue.take(cache) {
             let want = Self::want(&ns);
             let req = match cache
                 .get(&ObjectKey::new(Kind::ConfigMap, ns.clone(), ROOT_CA_CONFIG_MAP))
@@ -99,9 +127,7 @@ impl Controller for RootCaPublisher {
                     ApiRequest::Update(Object::ConfigMap(cm))
                 }
             };
-            self.next_tag += 1;
-            self.in_flight.insert(self.next_tag, ns);
-            out.push(self.next_tag, req);
+            self.queue.send(ns, req, out);
         }
     }
 }

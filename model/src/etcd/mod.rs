@@ -99,7 +99,7 @@ impl ValueSize for Arc<crate::api::Object> {
             Kind::StorageClass => 400,
             Kind::Event => 600,
             Kind::Lease => 300,
-            Kind::Namespace | Kind::PriorityClass => 250,
+            Kind::Namespace | Kind::PriorityClass | Kind::ServiceAccount => 250,
             Kind::PodDisruptionBudget => 500,
             // Plus their data, below.
             Kind::ConfigMap | Kind::Secret => 200,
