@@ -622,15 +622,20 @@ fn has_status(kind: Kind) -> bool {
     )
 }
 
-/// A patch's `metadata.uid`: the object must still be the one the patch was made for
-/// (the registry's uid precondition, a 409 Conflict as for DELETE's).
+/// A patch's `metadata.uid`: the object must still be the one the patch was made for.
+/// A different uid patched in is an update of an immutable field (ValidateObjectMetaUpdate:
+/// 422 `metadata.uid: Invalid value: "<uid>": field is immutable`), which ReleasePod
+/// ignores as "the pod was replaced".
 fn uid_precondition(uid: &str, o: &Object) -> Result<(), ApiError> {
-    let current = &o.meta().uid;
-    if uid == current {
+    if uid == o.meta().uid {
         return Ok(());
     }
-    let message = format!("Precondition failed: UID in precondition: {uid}, UID in object meta: {current}");
-    Err(ApiError { code: 409, reason: "Conflict", message })
+    let key = o.key();
+    Err(ApiError::invalid(
+        key.kind,
+        &key.name,
+        &format!("metadata.uid: Invalid value: \"{uid}\": field is immutable"),
+    ))
 }
 
 /// The object an update stores, or `None` when nothing would change.
@@ -850,10 +855,10 @@ mod tests {
         assert_eq!(adopt(&adopted, "rs-1", "pod-uid").unwrap(), adopted);
         // Meant for an earlier pod of the same name.
         let e = adopt(&current, "rs-1", "old-uid").unwrap_err();
-        assert_eq!((e.code, e.reason), (409, "Conflict"));
+        assert_eq!((e.code, e.reason), (422, "Invalid"));
         assert_eq!(
             e.message,
-            "Precondition failed: UID in precondition: old-uid, UID in object meta: pod-uid"
+            "Pod \"web-a\" is invalid: metadata.uid: Invalid value: \"old-uid\": field is immutable"
         );
         // Someone else's already: the merge makes two controllers, which validation refuses.
         let both = adopt(&adopted, "rs-2", "pod-uid").unwrap();

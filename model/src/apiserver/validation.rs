@@ -370,6 +370,33 @@ fn object_errors(obj: &Object) -> Vec<FieldError> {
             if let Some(a) = s.active_deadline_seconds.filter(|a| *a <= 0) {
                 errs.push(invalid("spec.activeDeadlineSeconds", &a.to_string(), IS_NOT_POSITIVE));
             }
+            // validateJobSpec: the per-index limits need Indexed completion mode, and a
+            // FailIndex rule needs backoffLimitPerIndex (validatePodFailurePolicyRule).
+            if s.completion_mode != "Indexed" {
+                for (field, v) in [
+                    ("backoffLimitPerIndex", s.backoff_limit_per_index),
+                    ("maxFailedIndexes", s.max_failed_indexes),
+                ] {
+                    if let Some(v) = v {
+                        errs.push(invalid(
+                            format!("spec.{field}"),
+                            &v.to_string(),
+                            "requires indexed completion mode",
+                        ));
+                    }
+                }
+            }
+            if s.backoff_limit_per_index.is_none() {
+                for (i, r) in s.pod_failure_policy.iter().flat_map(|p| p.rules.iter()).enumerate() {
+                    if r.action == "FailIndex" {
+                        errs.push(invalid(
+                            format!("spec.podFailurePolicy.rules[{i}].action"),
+                            &quote(&r.action),
+                            "requires the backoffLimitPerIndex to be set",
+                        ));
+                    }
+                }
+            }
             if let Some(sel) = &s.selector {
                 selector_errors(sel, "spec.selector", &mut errs);
             }
@@ -1306,6 +1333,23 @@ mod tests {
         assert_eq!(
             create_err(y),
             "PodDisruptionBudget.policy \"b\" is invalid: spec.maxUnavailable: Invalid value: -1: must be greater than or equal to 0"
+        );
+    }
+
+    /// validateJobSpec: the per-index fields need Indexed mode; FailIndex needs
+    /// backoffLimitPerIndex.
+    #[test]
+    fn per_index_fields_need_indexed_mode() {
+        let base = "apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  selector: {matchLabels: {a: b}}\n  template:\n    metadata: {labels: {a: b}}\n    spec: {restartPolicy: Never, containers: [{name: c, image: busybox}]}\n";
+        let o = obj(&format!("{base}  backoffLimitPerIndex: 1\n  maxFailedIndexes: 2\n"));
+        assert_eq!(
+            validate_create(&o).unwrap_err().message,
+            "Job.batch \"j\" is invalid: [spec.backoffLimitPerIndex: Invalid value: 1: requires indexed completion mode, spec.maxFailedIndexes: Invalid value: 2: requires indexed completion mode]"
+        );
+        let o = obj(&format!("{base}  podFailurePolicy:\n    rules: [{{action: FailIndex, onExitCodes: {{operator: In, values: [42]}}}}]\n"));
+        assert_eq!(
+            validate_create(&o).unwrap_err().message,
+            "Job.batch \"j\" is invalid: spec.podFailurePolicy.rules[0].action: Invalid value: \"FailIndex\": requires the backoffLimitPerIndex to be set"
         );
     }
 }

@@ -118,7 +118,9 @@ impl Orphans {
 pub struct Claimer {
     kind: Kind,
     orphans: Orphans,
-    adopting: BTreeSet<ObjectKey>,
+    /// Adoptions sent, by (owner uid, object): each owner sends its own, as upstream's
+    /// syncs do; the ones that lose the race fail validation (two controllers).
+    adopting: BTreeSet<(String, ObjectKey)>,
     releasing: BTreeSet<ObjectKey>,
     /// Requests sent through `send`: tag -> the owner to sync again on the answer.
     in_flight: BTreeMap<u64, ObjectKey>,
@@ -174,14 +176,19 @@ impl Claimer {
             return Vec::new();
         }
         let orphan = self.orphans.observe(ev);
+        let mut adopted = false;
         if !self.releasing.is_empty() || !self.adopting.is_empty() {
             let key = ev.object.key();
             self.releasing.remove(&key);
             if !orphan {
-                self.adopting.remove(&key);
+                let before = self.adopting.len();
+                self.adopting.retain(|(_, k)| *k != key);
+                adopted = self.adopting.len() != before;
             }
         }
-        if !orphan {
+        // An orphan wakes the owners that may adopt it; one just adopted wakes them too,
+        // so that those who counted it while their own adoption was in flight count again.
+        if !orphan && !adopted {
             return Vec::new();
         }
         matching_owners(cache, owner_kind, ev.object.meta(), selector_of).collect()
@@ -208,7 +215,7 @@ impl Claimer {
         let mut adopted = Vec::new();
         for o in self.orphans.matching(cache, self.kind, &m.namespace, selector) {
             if filter(o) && claim(m, true, o.meta()) == Claim::Adopt {
-                if self.adopting.insert(o.key()) {
+                if self.adopting.insert((m.uid.clone(), o.key())) {
                     patches.push(adopt(owner, self.kind, o.meta()));
                 }
                 adopted.push(o.clone());

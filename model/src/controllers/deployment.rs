@@ -132,7 +132,11 @@ impl DeploymentController {
         now: SimTime,
     ) {
         let from = rs.spec.replicas.unwrap_or(0);
-        // scaleReplicaSetAndRecordEvent: the direction from the sizes.
+        // scaleReplicaSetAndRecordEvent: nothing when the size is right; the direction
+        // from the sizes.
+        if from == to {
+            return;
+        }
         let dir = if to > from { "up" } else { "down" };
         self.scale_as(out, d_obj, d, rs, to, max_surge, dir, now);
     }
@@ -151,19 +155,27 @@ impl DeploymentController {
         now: SimTime,
     ) {
         let from = rs.spec.replicas.unwrap_or(0);
-        if from == to {
+        let desired = d.spec.replicas.unwrap_or(1);
+        let (want_desired, want_max) = (desired.to_string(), (desired + max_surge).to_string());
+        let a = &rs.metadata.annotations;
+        // ReplicasAnnotationsNeedUpdate: the annotations are written even when the size
+        // stays, so a scaling event is not seen again.
+        let stale = a.get(DESIRED_REPLICAS_ANNOTATION) != Some(&want_desired)
+            || a.get(MAX_REPLICAS_ANNOTATION) != Some(&want_max);
+        if from == to && !stale {
             return;
         }
         let mut n = rs.clone();
         n.spec.replicas = Some(to);
-        let desired = d.spec.replicas.unwrap_or(1);
-        n.metadata.annotations.insert(DESIRED_REPLICAS_ANNOTATION.into(), desired.to_string());
-        n.metadata.annotations.insert(MAX_REPLICAS_ANNOTATION.into(), (desired + max_surge).to_string());
+        n.metadata.annotations.insert(DESIRED_REPLICAS_ANNOTATION.into(), want_desired);
+        n.metadata.annotations.insert(MAX_REPLICAS_ANNOTATION.into(), want_max);
         let key = d_obj.key();
         self.send(out, &key, ApiRequest::Update(Object::ReplicaSet(n)));
-        // sync.go scaleReplicaSet: "Scaled up replica set %s from %d to %d".
-        let msg = format!("Scaled {dir} replica set {} from {from} to {to}", rs.metadata.name);
-        self.event(out, d_obj, "ScalingReplicaSet", &msg, now);
+        if from != to {
+            // sync.go scaleReplicaSet: "Scaled up replica set %s from %d to %d".
+            let msg = format!("Scaled {dir} replica set {} from {from} to {to}", rs.metadata.name);
+            self.event(out, d_obj, "ScalingReplicaSet", &msg, now);
+        }
     }
 
     fn sync(&mut self, key: &ObjectKey, cache: &Cache, now: SimTime, out: &mut Requests) {
@@ -246,9 +258,8 @@ impl DeploymentController {
             if d.spec.paused {
                 self.cleanup(key, d, &olds, out);
             }
-            if let Some(new_rs) = new_rs {
-                self.status(&d_obj, d, new_rs, &rss, now, out);
-            }
+            // sync: syncDeploymentStatus, with or without a new ReplicaSet, no progress.
+            self.status(&d_obj, d, new_rs, &rss, false, now, out);
             return;
         }
         let Some(new_rs) = new_rs else {
@@ -412,7 +423,7 @@ impl DeploymentController {
         if deployment_complete(d, &d.status) {
             self.cleanup(key, d, &olds, out);
         }
-        self.status(&d_obj, d, new_rs, &rss, now, out);
+        self.status(&d_obj, d, Some(new_rs), &rss, !d.spec.paused, now, out);
     }
 
     /// getReplicaSetsForDeployment's ClaimReplicaSets: the ReplicaSets this Deployment
@@ -523,12 +534,17 @@ impl DeploymentController {
         }
     }
 
+    /// syncDeploymentStatus (calculateStatus), and with `with_progress` the rollout's
+    /// Progressing condition as syncRolloutStatus adds it. Without a new ReplicaSet (a
+    /// paused Deployment whose template changed) nothing is updated.
+    #[allow(clippy::too_many_arguments)]
     fn status(
         &mut self,
         d_obj: &Object,
         d: &Deployment,
-        new_rs: &ReplicaSet,
+        new_rs: Option<&ReplicaSet>,
         rss: &[&ReplicaSet],
+        with_progress: bool,
         now: SimTime,
         out: &mut Requests,
     ) {
@@ -536,7 +552,7 @@ impl DeploymentController {
         let mut s = d.status.clone();
         s.observed_generation = d.metadata.generation;
         s.replicas = rss.iter().map(|r| r.status.replicas).sum();
-        s.updated_replicas = new_rs.status.replicas;
+        s.updated_replicas = new_rs.map_or(0, |r| r.status.replicas);
         s.ready_replicas = rss.iter().map(|r| r.status.ready_replicas).sum();
         s.available_replicas = rss.iter().map(|r| r.status.available_replicas).sum();
         // calculateStatus: total (spec) replicas minus available.
@@ -565,11 +581,12 @@ impl DeploymentController {
             a_msg,
             now,
         );
-        if !d.spec.paused {
-            self.progress(d, new_rs, &mut s, now);
+        let new_rs_progress = new_rs.filter(|_| with_progress);
+        if let Some(r) = new_rs_progress {
+            self.progress(d, r, &mut s, now);
         }
         let mut n = d.clone();
-        if let Some(rev) = new_rs.metadata.annotations.get(REVISION_ANNOTATION) {
+        if let Some(rev) = new_rs.and_then(|r| r.metadata.annotations.get(REVISION_ANNOTATION)) {
             if n.metadata.annotations.get(REVISION_ANNOTATION) != Some(rev) {
                 n.metadata.annotations.insert(REVISION_ANNOTATION.into(), rev.clone());
                 n.metadata.resource_version = 0;
@@ -584,7 +601,7 @@ impl DeploymentController {
             let key = d_obj.key();
             self.send(out, &key, ApiRequest::UpdateStatus(Object::Deployment(n)));
         } else {
-            if !d.spec.paused {
+            if new_rs_progress.is_some() {
                 self.requeue_stuck(d, &s, d_obj.key(), now);
             }
         }
@@ -1054,7 +1071,14 @@ mod tests {
         let only = sized("web-only", 3, 4, 10);
         let idle = sized("web-idle", 0, 4, 5);
         assert_eq!(scaled(&deployment(7), Some(&only), &[&idle], 1), [("web-only".to_string(), 7)]);
+        // 10 -> 11 (maxSurge 3): the one replica goes to the old set; the new one keeps its
+        // size but gets the new annotations (scaleReplicaSet's annotationsNeedUpdate), or
+        // the scaling event would be seen again on every sync.
+        let new = sized("web-new", 5, 13, 20);
+        let got = scaled(&deployment(11), Some(&new), &[&old], 3);
+        assert_eq!(got, [("web-old".to_string(), 9), ("web-new".to_string(), 5)]);
         // Scaling to zero: every active ReplicaSet's whole size goes.
+        let new = sized("web-c", 1, 13, 30);
         let got = scaled(&deployment(0), Some(&new), &[&old], 0);
         assert_eq!(got, [("web-old".to_string(), 0), ("web-c".to_string(), 0)]);
     }

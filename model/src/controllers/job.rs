@@ -464,7 +464,7 @@ fn index_failure_count(p: &Pod) -> i32 {
 
 /// getIndexAbsoluteFailureCount: counted and ignored failures.
 fn index_absolute_failure_count(p: &Pod) -> i32 {
-    index_failure_count(p) + annotation_count(p, ANN_INDEX_IGNORED_FAILURE_COUNT)
+    index_failure_count(p).saturating_add(annotation_count(p, ANN_INDEX_IGNORED_FAILURE_COUNT))
 }
 
 /// isPodFailed: Failed, or (unless only Failed pods are replaced) being deleted and not
@@ -481,9 +481,9 @@ fn new_index_failure_counts(job: &Job, replaced: Option<&Pod>) -> (i32, i32) {
     let Some(p) = replaced else { return (0, 0) };
     let (failures, ignored) = (index_failure_count(p), annotation_count(p, ANN_INDEX_IGNORED_FAILURE_COUNT));
     if match_pod_failure_policy(job, p) == PolicyOutcome::Ignore {
-        (failures, ignored + 1)
+        (failures, ignored.saturating_add(1))
     } else {
-        (failures + 1, ignored)
+        (failures.saturating_add(1), ignored)
     }
 }
 

@@ -229,7 +229,8 @@ impl ReplicaSetController {
     }
 
     /// claimPods: adopts the matching orphans and releases the owned pods that no longer
-    /// match; returns what the adopted pods add to the counts until their events arrive.
+    /// match; returns what the adopted pods add to the counts until their events arrive,
+    /// and those pods.
     fn claim_pods(
         &mut self,
         key: &ObjectKey,
@@ -237,8 +238,8 @@ impl ReplicaSetController {
         counts: Counts,
         cache: &Cache,
         out: &mut Requests,
-    ) -> Counts {
-        let Some(rs) = self.view(obj) else { return Counts::default() };
+    ) -> (Counts, Vec<Arc<Object>>) {
+        let Some(rs) = self.view(obj) else { return (Counts::default(), Vec::new()) };
         let rs = rs.into_owned();
         let active = |o: &Object| o.as_pod().is_some_and(is_active);
         let mut patches = Vec::new();
@@ -260,7 +261,7 @@ impl ReplicaSetController {
             c.labeled +=
                 usize::from(rs.spec.template.metadata.labels.iter().all(|(k, v)| labels.get(k) == Some(v)));
         }
-        c
+        (c, adopted)
     }
 
     fn sync(&mut self, key: &ObjectKey, cache: &Cache, now: SimTime, out: &mut Requests) {
@@ -274,7 +275,7 @@ impl ReplicaSetController {
         let rs: &ReplicaSet = &rs;
         let uid = rs.metadata.uid.clone();
         let mut counts = self.counts.get(&uid).copied().unwrap_or_default();
-        let adopted = self.claim_pods(key, &obj, counts, cache, out);
+        let (adopted, adopted_pods) = self.claim_pods(key, &obj, counts, cache, out);
         counts.active += adopted.active;
         counts.ready += adopted.ready;
         counts.labeled += adopted.labeled;
@@ -307,8 +308,12 @@ impl ReplicaSetController {
                 st.slow_start = Some((diff - n, n * 2));
                 st.batch_failed = false;
             } else if satisfied && active > want {
-                let mut ranked: Vec<&Pod> =
-                    owned_pods(cache, &key.namespace, &uid).filter(|p| is_active(p)).collect();
+                // getPodsToDelete ranks the claimed pods: those it controls that still
+                // match (not the ones being released) and the ones it adopts now.
+                let mut ranked: Vec<&Pod> = owned_pods(cache, &key.namespace, &uid)
+                    .filter(|p| is_active(p) && rs.spec.selector.matches(&p.metadata.labels))
+                    .chain(adopted_pods.iter().filter_map(|o| o.as_pod()))
+                    .collect();
                 ranked.sort_by_key(|p| delete_rank(p));
                 for p in ranked.into_iter().take((active - want).min(BURST_REPLICAS)) {
                     self.expectations.expect_deletion(&sk, &p.metadata.name, now);
@@ -432,6 +437,10 @@ impl Controller for ReplicaSetController {
                     // deletePod: DeletionObserved.
                     let sk = format!("{}/{}", m.namespace, r.name);
                     match ev.type_ {
+                        // addPod: a pod already being deleted is a deletion observed.
+                        crate::client::WatchEventType::Added if m.deletion_timestamp.is_some() => {
+                            self.expectations.deletion_observed(&sk, &m.name)
+                        }
                         crate::client::WatchEventType::Added => self.expectations.creation_observed(&sk),
                         crate::client::WatchEventType::Deleted => {
                             self.expectations.deletion_observed(&sk, &m.name)
@@ -657,5 +666,51 @@ mod tests {
         });
         assert!(released, "{items:?}");
         assert_eq!(items.iter().filter(|(_, r)| matches!(r, ApiRequest::Create(_))).count(), 1);
+    }
+
+    /// Two sets whose selectors overlap both try to adopt one orphan (each sends its own
+    /// patch, as upstream's syncs do); the loser's patch is refused, and once the pod shows
+    /// its controller the loser no longer counts it and makes its own pods.
+    #[test]
+    fn overlapping_selectors_adopt_once() {
+        let mut c = ReplicaSetController::new();
+        let mut cache = Cache::default();
+        feed(&mut c, &mut cache, WatchEventType::Added, bare_pod("a", "web", None));
+        let one = labeled_rs(1);
+        let mut two = (*labeled_rs(1)).clone();
+        two.meta_mut().name = "web2".into();
+        two.meta_mut().uid = "rs2-uid".into();
+        let two = Arc::new(two);
+        feed(&mut c, &mut cache, WatchEventType::Added, one.clone());
+        feed(&mut c, &mut cache, WatchEventType::Added, two.clone());
+        let items = pass(&mut c, &cache);
+        let adopters: Vec<String> = items
+            .iter()
+            .filter_map(|(_, r)| match r {
+                ApiRequest::Patch {
+                    patch: crate::client::Patch::AdoptByController { owner, .. }, ..
+                } => Some(owner.name.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(adopters, ["web", "web2"]);
+        assert!(items.iter().all(|(_, r)| !matches!(r, ApiRequest::Create(_))), "both count it for now");
+        for (tag, r) in &items {
+            let result = match r {
+                ApiRequest::Patch {
+                    patch: crate::client::Patch::AdoptByController { owner, .. }, ..
+                } if owner.name == "web2" => Err(crate::client::ApiError::invalid(
+                    Kind::Pod,
+                    "a",
+                    "Only one reference can have Controller set to true",
+                )),
+                _ => Ok(one.clone()),
+            };
+            c.on_response(*tag, &result, &cache, SimTime::ZERO);
+        }
+        feed(&mut c, &mut cache, WatchEventType::Modified, bare_pod("a", "web", Some(&one)));
+        let again = pass(&mut c, &cache);
+        let creates: Vec<_> = again.iter().filter(|(_, r)| matches!(r, ApiRequest::Create(_))).collect();
+        assert_eq!(creates.len(), 1, "web2 makes its own pod: {again:?}");
     }
 }

@@ -59,7 +59,12 @@ impl Default for StatefulSetController {
 
 /// The ordinal in a pod's name, if it is `<set>-<n>`.
 fn ordinal(set: &str, pod: &str) -> Option<i32> {
-    pod.strip_prefix(set)?.strip_prefix('-')?.parse().ok()
+    // getParentNameAndOrdinal's `(.*)-([0-9]+)$`: digits only after the last dash.
+    let n = pod.strip_prefix(set)?.strip_prefix('-')?;
+    if n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    n.parse().ok()
 }
 
 fn is_healthy(p: &Pod) -> bool {
