@@ -28,7 +28,7 @@
 //! `status.volumesAttached` (VerifyControllerAttachedVolume); each failed check is retried
 //! on the same exponential back-off as a failed mount, without an event.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use super::pods::PodEvent;
@@ -321,6 +321,9 @@ pub enum MountWait {
 #[derive(Clone, Debug, Default)]
 pub struct VolumeManager {
     pods: BTreeMap<(String, String), PodVolumes>,
+    /// The pods with a mount the reconciler has yet to try or retry (`Pending` or
+    /// `Failed`): its pass and its wake-up look at these only, not at every pod.
+    unsettled: BTreeSet<(String, String)>,
     /// The kubelet's start: the reconciler's loop runs every 100 ms from it.
     started_at: SimTime,
     /// The node this kubelet runs on (persistent volumes are attached to it).
@@ -339,7 +342,12 @@ pub struct Reconciled {
 
 impl VolumeManager {
     pub fn new(started_at: SimTime) -> Self {
-        VolumeManager { pods: BTreeMap::new(), started_at, node_name: String::new() }
+        VolumeManager {
+            pods: BTreeMap::new(),
+            unsettled: BTreeSet::new(),
+            started_at,
+            node_name: String::new(),
+        }
     }
 
     /// The volume manager of the kubelet on `node`.
@@ -358,9 +366,10 @@ impl VolumeManager {
     /// A claim or a persistent volume changed: volumes waiting for their claim are looked
     /// at again in the reconciler's next loop (the populator's 100 ms loop).
     pub fn claims_changed(&mut self, now: SimTime) {
-        for m in self.pods.values_mut().flat_map(|p| p.mounts.iter_mut()) {
-            if *m == Mount::WaitingForClaim {
+        for (key, pv) in &mut self.pods {
+            for m in pv.mounts.iter_mut().filter(|m| **m == Mount::WaitingForClaim) {
                 *m = Mount::Pending { added_at: now };
+                self.unsettled.insert(key.clone());
             }
         }
     }
@@ -374,6 +383,7 @@ impl VolumeManager {
         let mounts = vec![Mount::Pending { added_at: now }; pod.spec.volumes.len()];
         let attachable = vec![None; pod.spec.volumes.len()];
         let namespace = pod.metadata.namespace.clone();
+        self.unsettled.insert(key.clone());
         self.pods.insert(
             key,
             PodVolumes { namespace, spec: pod.spec.clone(), mounts, attachable, wait_since: None },
@@ -382,6 +392,7 @@ impl VolumeManager {
 
     pub fn remove_pod(&mut self, key: &(String, String)) {
         self.pods.remove(key);
+        self.unsettled.remove(key);
     }
 
     pub fn mounted(&self, key: &(String, String)) -> bool {
@@ -397,8 +408,9 @@ impl VolumeManager {
 
     /// When the reconciler next has a mount to retry.
     pub fn next_wake(&self) -> Option<SimTime> {
-        self.pods
-            .values()
+        self.unsettled
+            .iter()
+            .filter_map(|key| self.pods.get(key))
             .flat_map(|p| p.mounts.iter())
             .filter_map(|m| match m {
                 Mount::Failed { retry_at, .. } => Some(self.reconciler_tick(*retry_at)),
@@ -414,7 +426,10 @@ impl VolumeManager {
     pub fn reconcile(&mut self, now: SimTime, src: ConfigSource) -> Reconciled {
         let mut out = Reconciled::default();
         let node = self.node_name.as_str();
-        for (key, pv) in &mut self.pods {
+        // Pods whose every mount is Mounted or WaitingForClaim have nothing to try.
+        let mut settled = Vec::new();
+        for key in &self.unsettled {
+            let pv = self.pods.get_mut(key).expect("an unsettled pod is known");
             let was_mounted = pv.mounted();
             for ((v, m), attachable) in
                 pv.spec.volumes.iter().zip(pv.mounts.iter_mut()).zip(pv.attachable.iter_mut())
@@ -457,6 +472,12 @@ impl VolumeManager {
                         .push((key.clone(), since + Duration::from_millis(waited.div_ceil(poll) * poll)));
                 }
             }
+            if pv.mounts.iter().all(|m| matches!(m, Mount::Mounted | Mount::WaitingForClaim)) {
+                settled.push(key.clone());
+            }
+        }
+        for key in settled {
+            self.unsettled.remove(&key);
         }
         out
     }

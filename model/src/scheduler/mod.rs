@@ -525,10 +525,16 @@ fn record_scores(
     full: bool,
 ) {
     let mut order: Vec<usize> = (0..feasible.len()).collect();
-    // Best first; the chosen node leads its ties.
-    order.sort_by_key(|i| (std::cmp::Reverse(t.totals[*i]), *i != chosen, feasible[*i].name()));
+    // Best first; the chosen node leads its ties. Node names are unique, so the order is
+    // total and sorting only the rows kept gives the same rows.
+    let rank = |i: &usize| (std::cmp::Reverse(t.totals[*i]), *i != chosen, feasible[*i].name());
     let keep = if full { order.len() } else { TOP_SCORE_ROWS.min(order.len()) };
     record.scores_omitted = order.len() - keep;
+    if keep < order.len() {
+        order.select_nth_unstable_by_key(keep, rank);
+        order.truncate(keep);
+    }
+    order.sort_by_key(rank);
     record.scores = order[..keep]
         .iter()
         .map(|&i| NodeScores {
