@@ -4,11 +4,10 @@
 //! between API servers.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::sync::Arc;
 use std::time::Duration;
 
-use crate::api::{Object, ObjectKey};
-use crate::client::{ApiError, ApiResult, Tagged, WatchEvent, WatchEventType, WatchSpec};
+use crate::api::ObjectKey;
+use crate::client::{ApiError, ApiResult, ObjectMap, Tagged, WatchEvent, WatchEventType, WatchSpec};
 use crate::time::SimTime;
 use crate::wire::{Addr, ClientId, FromApi, Message, ToApi};
 
@@ -148,7 +147,7 @@ pub struct ApiConnection {
     watch_epoch: u64,
     received: u64,
     /// What each watch has delivered, to diff against a relist (client-go's Replace).
-    shadow: BTreeMap<ObjectKey, Arc<Object>>,
+    shadow: ObjectMap,
     relisting: Option<BTreeSet<ObjectKey>>,
     next_ping: SimTime,
     awaiting_pong: bool,
@@ -185,7 +184,7 @@ impl ApiConnection {
             watches: Vec::new(),
             watch_epoch: 0,
             received: 0,
-            shadow: BTreeMap::new(),
+            shadow: ObjectMap::default(),
             relisting: None,
             next_ping: SimTime::ZERO,
             awaiting_pong: false,
@@ -414,9 +413,9 @@ impl ApiConnection {
                 // Every watch has listed: objects no list mentioned were deleted while
                 // the stream was down (client-go's Replace).
                 let gone: Vec<ObjectKey> =
-                    self.shadow.keys().filter(|k| !seen.contains(*k)).cloned().collect();
+                    self.shadow.values().map(|o| o.key()).filter(|k| !seen.contains(k)).collect();
                 for k in gone {
-                    if let Some(obj) = self.shadow.remove(&k) {
+                    if let Some(obj) = self.shadow.remove(k.kind, &k.namespace, &k.name) {
                         out.push(Delivery::Event(WatchEvent { type_: WatchEventType::Deleted, object: obj }));
                     }
                 }
@@ -426,16 +425,16 @@ impl ApiConnection {
     }
 
     fn deliver_event(&mut self, mut ev: WatchEvent, out: &mut Vec<Delivery>) {
-        let key = ev.object.key();
         if let Some(seen) = &mut self.relisting {
-            seen.insert(key.clone());
+            seen.insert(ev.object.key());
         }
         match ev.type_ {
             WatchEventType::Deleted => {
-                self.shadow.remove(&key);
+                let m = ev.object.meta();
+                self.shadow.remove(ev.object.kind(), &m.namespace, &m.name);
             }
             _ => {
-                let old = self.shadow.insert(key, ev.object.clone());
+                let old = self.shadow.insert(&ev.object);
                 match old {
                     Some(o) if o.meta().resource_version == ev.object.meta().resource_version => return,
                     Some(_) => ev.type_ = WatchEventType::Modified,

@@ -212,67 +212,158 @@ impl WatchSpec {
 /// pods without scanning the namespace.
 #[derive(Clone, Debug, Default)]
 pub struct Cache {
-    by_kind: BTreeMap<Kind, BTreeMap<(String, String), Arc<Object>>>,
+    by_kind: BTreeMap<Kind, KindStore>,
     by_controller: BTreeMap<String, std::collections::BTreeSet<ObjectKey>>,
     /// Pods by `spec.nodeName` (client-go's `spec.nodeName` indexer).
     pods_by_node: BTreeMap<String, std::collections::BTreeSet<(String, String)>>,
+}
+
+/// The objects of one kind by namespace, then name: the order of (namespace, name), and
+/// a lookup by `&str` (no key to build, the namespace compared once per level).
+#[derive(Clone, Debug, Default)]
+struct KindStore {
+    namespaces: BTreeMap<String, BTreeMap<String, Arc<Object>>>,
+    len: usize,
+}
+
+impl KindStore {
+    fn get(&self, namespace: &str, name: &str) -> Option<&Arc<Object>> {
+        self.namespaces.get(namespace)?.get(name)
+    }
+
+    fn values(&self) -> impl Iterator<Item = &Arc<Object>> {
+        self.namespaces.values().flat_map(|m| m.values())
+    }
+
+    /// Stores the object under its namespace and name unless `stale` says the stored one
+    /// must stay: `Err(stored)` then, else `Ok` with the object replaced, if any. One
+    /// search per level; a name is copied only when new.
+    fn insert_unless(
+        &mut self,
+        object: &Arc<Object>,
+        stale: impl Fn(&Object) -> bool,
+    ) -> Result<Option<Arc<Object>>, Arc<Object>> {
+        let m = object.meta();
+        let names = match self.namespaces.get_mut(m.namespace.as_str()) {
+            Some(names) => names,
+            None => self.namespaces.entry(m.namespace.clone()).or_default(),
+        };
+        match names.get_mut(m.name.as_str()) {
+            Some(slot) if stale(slot) => Err(slot.clone()),
+            Some(slot) => Ok(Some(std::mem::replace(slot, object.clone()))),
+            None => {
+                names.insert(m.name.clone(), object.clone());
+                self.len += 1;
+                Ok(None)
+            }
+        }
+    }
+
+    fn insert(&mut self, object: &Arc<Object>) -> Option<Arc<Object>> {
+        self.insert_unless(object, |_| false).unwrap_or_else(|_| unreachable!("never stale"))
+    }
+
+    fn remove(&mut self, namespace: &str, name: &str) -> Option<Arc<Object>> {
+        let names = self.namespaces.get_mut(namespace)?;
+        let old = names.remove(name);
+        if names.is_empty() {
+            self.namespaces.remove(namespace);
+        }
+        self.len -= usize::from(old.is_some());
+        old
+    }
+}
+
+/// Objects by kind, namespace and name, iterated in [`ObjectKey`] order and looked up
+/// without building a key.
+#[derive(Clone, Debug, Default)]
+pub struct ObjectMap {
+    kinds: BTreeMap<Kind, KindStore>,
+}
+
+impl ObjectMap {
+    pub fn get(&self, kind: Kind, namespace: &str, name: &str) -> Option<&Arc<Object>> {
+        self.kinds.get(&kind)?.get(namespace, name)
+    }
+
+    /// Stores the object under its kind, namespace and name; returns the one it replaces.
+    pub fn insert(&mut self, object: &Arc<Object>) -> Option<Arc<Object>> {
+        self.kinds.entry(object.kind()).or_default().insert(object)
+    }
+
+    pub fn remove(&mut self, kind: Kind, namespace: &str, name: &str) -> Option<Arc<Object>> {
+        self.kinds.get_mut(&kind)?.remove(namespace, name)
+    }
+
+    /// Every object in [`ObjectKey`] order.
+    pub fn values(&self) -> impl Iterator<Item = &Arc<Object>> {
+        self.kinds.values().flat_map(KindStore::values)
+    }
+
+    pub fn clear(&mut self) {
+        self.kinds.clear();
+    }
 }
 
 impl Cache {
     /// Applies one watch event; returns the previous state of the object, if any.
     pub fn apply(&mut self, ev: &WatchEvent) -> Option<Arc<Object>> {
         let m = ev.object.meta();
-        let k = (m.namespace.clone(), m.name.clone());
-        let map = self.by_kind.entry(ev.object.kind()).or_default();
+        let store = self.by_kind.entry(ev.object.kind()).or_default();
         let old = match ev.type_ {
-            WatchEventType::Deleted => map.remove(&k),
-            _ => {
-                // Never go back in resourceVersion (an old event replayed after a relist).
-                if let Some(old) = map.get(&k) {
-                    if old.meta().resource_version > m.resource_version && old.meta().uid == m.uid {
-                        return Some(old.clone());
-                    }
-                }
-                map.insert(k, ev.object.clone())
-            }
+            WatchEventType::Deleted => store.remove(&m.namespace, &m.name),
+            // Never go back in resourceVersion (an old event replayed after a relist).
+            _ => match store.insert_unless(&ev.object, |stored| {
+                stored.meta().resource_version > m.resource_version && stored.meta().uid == m.uid
+            }) {
+                Ok(old) => old,
+                Err(stored) => return Some(stored),
+            },
         };
-        let owner = |o: &Object| o.meta().controller_of().map(|r| r.uid.clone());
-        let (was, is) = (
-            old.as_deref().and_then(owner),
-            if ev.type_ == WatchEventType::Deleted { None } else { owner(&ev.object) },
-        );
+        let deleted = ev.type_ == WatchEventType::Deleted;
         if ev.object.kind() == Kind::Pod {
-            let node = |o: &Object| o.as_pod().map(|p| p.spec.node_name.clone()).filter(|n| !n.is_empty());
-            let (was, is) = (
-                old.as_deref().and_then(node),
-                if ev.type_ == WatchEventType::Deleted { None } else { node(&ev.object) },
-            );
+            fn node(o: &Object) -> Option<&str> {
+                o.as_pod().map(|p| p.spec.node_name.as_str()).filter(|n| !n.is_empty())
+            }
+            let was = old.as_deref().and_then(node);
+            let is = if deleted { None } else { node(&ev.object) };
             if was != is {
                 let k = (m.namespace.clone(), m.name.clone());
                 if let Some(n) = was {
-                    if let Some(set) = self.pods_by_node.get_mut(&n) {
+                    if let Some(set) = self.pods_by_node.get_mut(n) {
                         set.remove(&k);
                         if set.is_empty() {
-                            self.pods_by_node.remove(&n);
+                            self.pods_by_node.remove(n);
                         }
                     }
                 }
                 if let Some(n) = is {
-                    self.pods_by_node.entry(n).or_default().insert(k);
+                    match self.pods_by_node.get_mut(n) {
+                        Some(set) => set.insert(k),
+                        None => self.pods_by_node.entry(n.to_string()).or_default().insert(k),
+                    };
                 }
             }
         }
+        fn owner(o: &Object) -> Option<&str> {
+            o.meta().controller_of().map(|r| r.uid.as_str())
+        }
+        let was = old.as_deref().and_then(owner);
+        let is = if deleted { None } else { owner(&ev.object) };
         if was != is {
             if let Some(u) = was {
-                if let Some(set) = self.by_controller.get_mut(&u) {
+                if let Some(set) = self.by_controller.get_mut(u) {
                     set.remove(&ev.object.key());
                     if set.is_empty() {
-                        self.by_controller.remove(&u);
+                        self.by_controller.remove(u);
                     }
                 }
             }
             if let Some(u) = is {
-                self.by_controller.entry(u).or_default().insert(ev.object.key());
+                match self.by_controller.get_mut(u) {
+                    Some(set) => set.insert(ev.object.key()),
+                    None => self.by_controller.entry(u.to_string()).or_default().insert(ev.object.key()),
+                };
             }
         }
         old
@@ -286,11 +377,11 @@ impl Cache {
     /// Pods bound to a node, by namespace and name.
     pub fn pods_on_node<'a>(&'a self, node: &str) -> impl Iterator<Item = &'a Arc<Object>> + 'a {
         let pods = self.by_kind.get(&Kind::Pod);
-        self.pods_by_node.get(node).into_iter().flatten().filter_map(move |k| pods?.get(k))
+        self.pods_by_node.get(node).into_iter().flatten().filter_map(move |(ns, name)| pods?.get(ns, name))
     }
 
     pub fn get(&self, key: &ObjectKey) -> Option<&Arc<Object>> {
-        self.by_kind.get(&key.kind)?.get(&(key.namespace.clone(), key.name.clone()))
+        self.by_kind.get(&key.kind)?.get(&key.namespace, &key.name)
     }
 
     /// Every object of a kind, ordered by namespace then name.
@@ -304,17 +395,15 @@ impl Cache {
         kind: Kind,
         ns: &'a str,
     ) -> impl Iterator<Item = &'a Arc<Object>> + 'a {
-        self.by_kind.get(&kind).into_iter().flat_map(move |m| {
-            m.range((ns.to_string(), String::new())..).take_while(move |((n, _), _)| n == ns).map(|(_, v)| v)
-        })
+        self.by_kind.get(&kind).and_then(|m| m.namespaces.get(ns)).into_iter().flat_map(|m| m.values())
     }
 
     pub fn len(&self, kind: Kind) -> usize {
-        self.by_kind.get(&kind).map_or(0, |m| m.len())
+        self.by_kind.get(&kind).map_or(0, |m| m.len)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_kind.values().all(|m| m.is_empty())
+        self.by_kind.values().all(|m| m.len == 0)
     }
 
     /// Forgets everything (a process restart or a relist).
