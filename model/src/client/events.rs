@@ -44,20 +44,23 @@ impl<V> Lru<V> {
 
     /// Looks a key up, making it the most recently used.
     fn get_mut(&mut self, key: &str) -> Option<&mut V> {
-        let (_, used) = self.entries.get(key)?;
-        self.order.remove(used);
+        let e = self.entries.get_mut(key)?;
+        self.order.remove(&e.1);
         self.tick += 1;
         self.order.insert(self.tick, key.to_string());
-        let e = self.entries.get_mut(key)?;
         e.1 = self.tick;
         Some(&mut e.0)
     }
 
     fn add(&mut self, key: String, value: V) {
-        if let Some((_, used)) = self.entries.remove(&key) {
-            self.order.remove(&used);
-        }
         self.tick += 1;
+        // A known key is updated in place (one search), as remove-then-insert would.
+        if let Some(e) = self.entries.get_mut(&key) {
+            self.order.remove(&e.1);
+            *e = (value, self.tick);
+            self.order.insert(self.tick, key);
+            return;
+        }
         self.order.insert(self.tick, key.clone());
         self.entries.insert(key, (value, self.tick));
         while self.entries.len() > self.cap {

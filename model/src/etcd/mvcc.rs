@@ -344,21 +344,36 @@ impl<V: Clone + Stamp + ValueSize> MvccStore<V> {
         rev: i64,
         events: &mut Vec<MvccEvent<V>>,
     ) -> KeyValue<V> {
-        let prev = self.kvs.get(key).cloned();
-        let shared: super::Key = prev.as_ref().map_or_else(|| super::Key::from(key), |p| p.key.clone());
-        let kv = KeyValue {
-            key: shared.clone(),
-            create_revision: prev.as_ref().map_or(rev, |p| p.create_revision),
-            mod_revision: rev,
-            version: prev.as_ref().map_or(1, |p| p.version + 1),
-            value,
-            lease,
+        // One search: a live key's entry is replaced in place (keeping its shared key).
+        let (kv, prev) = match self.kvs.get_mut(key) {
+            Some(slot) => {
+                let kv = KeyValue {
+                    key: slot.key.clone(),
+                    create_revision: slot.create_revision,
+                    mod_revision: rev,
+                    version: slot.version + 1,
+                    value,
+                    lease,
+                };
+                (kv.clone(), Some(std::mem::replace(slot, kv)))
+            }
+            None => {
+                let kv = KeyValue {
+                    key: super::Key::from(key),
+                    create_revision: rev,
+                    mod_revision: rev,
+                    version: 1,
+                    value,
+                    lease,
+                };
+                self.kvs.insert(kv.key.clone(), kv.clone());
+                (kv, None)
+            }
         };
         self.in_use_bytes += revision_bytes(key, &kv.value);
         if let Some(p) = &prev {
             self.note_superseded(p);
         }
-        self.kvs.insert(shared, kv.clone());
         events.push(MvccEvent { type_: EventType::Put, kv: kv.clone(), prev_kv: prev });
         kv
     }
