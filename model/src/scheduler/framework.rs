@@ -171,8 +171,46 @@ impl GroupInterner {
     }
 }
 
-/// A per-attempt memo of which groups a selector matches, by shared key.
-pub type MatchMemo = BTreeMap<usize, bool>;
+/// A per-attempt memo of which groups a selector matches, by shared key. The first
+/// groups sit in a short list scanned linearly (a node holds few groups, and the same
+/// ones recur node after node), the rest in a map.
+#[derive(Clone, Debug, Default)]
+pub struct MatchMemo {
+    recent: Vec<(usize, bool)>,
+    rest: BTreeMap<usize, bool>,
+}
+
+/// Groups kept in the memo's linear list.
+const MATCH_MEMO_LINEAR: usize = 32;
+
+impl MatchMemo {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The answer remembered for `id`, else `matches()` remembered.
+    pub fn get_or_insert_with(&mut self, id: usize, matches: impl FnOnce() -> bool) -> bool {
+        if let Some(&(_, hit)) = self.recent.iter().find(|(k, _)| *k == id) {
+            return hit;
+        }
+        if self.recent.len() < MATCH_MEMO_LINEAR {
+            let hit = matches();
+            self.recent.push((id, hit));
+            return hit;
+        }
+        *self.rest.entry(id).or_insert_with(matches)
+    }
+
+    fn answers(&self) -> BTreeMap<usize, bool> {
+        self.recent.iter().copied().chain(self.rest.iter().map(|(k, v)| (*k, *v))).collect()
+    }
+}
+
+impl PartialEq for MatchMemo {
+    fn eq(&self, other: &Self) -> bool {
+        self.answers() == other.answers()
+    }
+}
 
 impl PodInfo {
     pub fn new(pod: Arc<Pod>) -> Self {
@@ -426,9 +464,8 @@ impl NodeInfo {
         let mut n = 0;
         for g in self.label_groups.iter().filter(|g| !g.terminating) {
             let id = Arc::as_ptr(&g.key) as usize;
-            let hit = *memo
-                .entry(id)
-                .or_insert_with(|| g.key.namespace == namespace && selector.matches(&g.key.labels));
+            let hit = memo
+                .get_or_insert_with(id, || g.key.namespace == namespace && selector.matches(&g.key.labels));
             if hit {
                 n += g.count as i64;
             }
