@@ -105,10 +105,6 @@ impl Orphans {
             .filter_map(move |name| cache.get(&ObjectKey::new(kind, ns.to_string(), name.clone())))
             .filter(move |o| selector.matches(&o.meta().labels))
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_ns.is_empty()
-    }
 }
 
 /// One controller's claims on objects of a kind: the orphans it may adopt and the
@@ -342,11 +338,11 @@ mod tests {
         };
         let mut o = Orphans::default();
         assert!(o.observe(&ev(WatchEventType::Added, None)));
-        assert!(!o.is_empty());
+        assert!(!o.by_ns.is_empty());
         assert!(!o.observe(&ev(WatchEventType::Modified, Some("rs"))));
-        assert!(o.is_empty());
+        assert!(o.by_ns.is_empty());
         assert!(o.observe(&ev(WatchEventType::Modified, None)));
         assert!(!o.observe(&ev(WatchEventType::Deleted, None)));
-        assert!(o.is_empty());
+        assert!(o.by_ns.is_empty());
     }
 }

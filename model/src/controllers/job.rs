@@ -245,9 +245,7 @@ impl JobState {
         if self.is_counted(uid) {
             return;
         }
-        let failed = p.phase() == PodPhase::Failed
-            || deleted
-            || (p.metadata.deletion_timestamp.is_some() && !only_replace_failed(job));
+        let failed = deleted || is_pod_failed(job, p);
         if p.phase() != PodPhase::Succeeded && failed {
             let outcome = match_pod_failure_policy(job, p);
             // calculateFailedIndexes / isIndexFailed: a FailIndex rule, or a counted
